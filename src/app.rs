@@ -1,0 +1,75 @@
+//! Wiring: builds the pool manager, authenticator and cancel registry from the settings, runs the
+//! listener, and owns shutdown (a CancellationToken and the TaskTracker of client tasks).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::client::auth::Authenticator;
+use crate::client::cancel::CancelRegistry;
+use crate::client::listener;
+use crate::config::Settings;
+use crate::pool::PoolManager;
+
+/// What every session shares.
+pub struct AppContext {
+    pub settings: Settings,
+    pub pools: Arc<PoolManager>,
+    pub auth: Authenticator,
+    pub cancels: Arc<CancelRegistry>,
+    /// Cancelled when pgsplit starts shutting down.
+    pub shutdown: CancellationToken,
+    client_ids: AtomicU64,
+}
+
+/// Why pgsplit could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("invalid user configuration: {0}")]
+    Users(String),
+}
+
+impl AppContext {
+    /// Builds the shared state; derives each user's login secret once.
+    pub fn new(settings: Settings, shutdown: CancellationToken) -> Result<Self, AppError> {
+        let auth = Authenticator::new(settings.users.values()).map_err(AppError::Users)?;
+        Ok(AppContext {
+            pools: Arc::new(PoolManager::new(settings.pool.clone())),
+            settings,
+            auth,
+            cancels: Arc::default(),
+            shutdown,
+            client_ids: AtomicU64::new(1),
+        })
+    }
+
+    /// A process-unique client id.
+    pub fn next_client_id(&self) -> u64 {
+        self.client_ids.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+/// Serves clients on an already-bound listener until `shutdown` is cancelled, then lets running
+/// transactions finish for up to `limits.shutdown_timeout`.
+pub async fn serve(listener: TcpListener, settings: Settings, shutdown: CancellationToken) -> Result<(), AppError> {
+    let ctx = Arc::new(AppContext::new(settings, shutdown)?);
+    let tracker = TaskTracker::new();
+    let janitor = tokio::spawn(ctx.pools.clone().run_janitor(Duration::from_secs(1)));
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, "pgsplit listening");
+    }
+    listener::run(listener, ctx.clone(), tracker.clone()).await;
+    tracker.close();
+    let limit = ctx.settings.limits.shutdown_timeout;
+    tracing::info!(clients = tracker.len(), "shutting down: waiting for transactions to finish");
+    if tokio::time::timeout(limit, tracker.wait()).await.is_err() {
+        tracing::warn!(clients = tracker.len(), "shutdown timeout reached; closing remaining clients");
+    }
+    janitor.abort();
+    ctx.pools.close_all();
+    Ok(())
+}

@@ -1,0 +1,130 @@
+//! Client authentication: SCRAM-SHA-256, md5 or trust per user. Unknown users go through the same
+//! exchange as known ones against a mock secret and fail the same way, so nobody can probe which
+//! users exist.
+
+use std::collections::HashMap;
+
+use bytes::BytesMut;
+use rand::RngCore;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::scram::{self, ScramExchange, ScramVerifier};
+use super::ClientError;
+use crate::config::{AuthMethod, Secret, UserSettings};
+use crate::protocol::{build, frame, from_client};
+
+/// Largest password or SASL message accepted.
+const MAX_AUTH_MESSAGE: usize = 8 * 1024;
+
+/// How one user's login is checked, prepared once at start-up (no key derivation per login).
+enum Check {
+    Scram(ScramVerifier),
+    Md5(String),
+    Trust,
+}
+
+/// Checks client logins against the configured users.
+pub struct Authenticator {
+    users: HashMap<String, Check>,
+    mock_key: [u8; 32],
+}
+
+impl Authenticator {
+    /// Prepares every user's check; derives SCRAM verifiers from plaintext passwords once.
+    pub fn new<'a>(users: impl IntoIterator<Item = &'a UserSettings>) -> Result<Self, String> {
+        let mut checks = HashMap::new();
+        for user in users {
+            let check = match (user.auth, &user.secret) {
+                (AuthMethod::Trust, _) => Check::Trust,
+                (AuthMethod::ScramSha256, Secret::Plain(p)) => Check::Scram(ScramVerifier::generate(p)),
+                (AuthMethod::ScramSha256, Secret::ScramVerifier(v)) => Check::Scram(
+                    ScramVerifier::parse(v).ok_or_else(|| format!("user {:?}: malformed SCRAM verifier", user.name))?,
+                ),
+                (AuthMethod::Md5, Secret::Plain(p)) => Check::Md5(scram::md5_secret(&user.name, p)),
+                (AuthMethod::Md5, Secret::Md5Hash(h)) => Check::Md5(h.clone()),
+                (method, _) => return Err(format!("user {:?}: no secret usable for {method:?}", user.name)),
+            };
+            checks.insert(user.name.clone(), check);
+        }
+        let mut mock_key = [0u8; 32];
+        rand::thread_rng().fill_bytes(&mut mock_key);
+        Ok(Authenticator { users: checks, mock_key })
+    }
+
+    /// Runs the login exchange for `user`; on success the caller sends AuthenticationOk.
+    pub async fn authenticate(&self, stream: &mut TcpStream, user: &str) -> Result<(), ClientError> {
+        let verdict = match self.users.get(user) {
+            Some(Check::Trust) => return Ok(()),
+            Some(Check::Md5(secret)) => md5_exchange(stream, secret).await?,
+            Some(Check::Scram(verifier)) => scram_exchange(stream, verifier.clone()).await?,
+            None => {
+                let mock = ScramVerifier::mock(&self.mock_key, user);
+                scram_exchange(stream, mock).await?;
+                false
+            }
+        };
+        if verdict {
+            Ok(())
+        } else {
+            Err(ClientError::AuthFailed(user.to_string()))
+        }
+    }
+}
+
+/// md5: send a random salt, compare the reply. `Ok(false)` on a wrong password.
+async fn md5_exchange(stream: &mut TcpStream, secret: &str) -> Result<bool, ClientError> {
+    let mut salt = [0u8; 4];
+    rand::thread_rng().fill_bytes(&mut salt);
+    let mut out = BytesMut::new();
+    build::auth_md5(&mut out, salt);
+    stream.write_all(&out).await?;
+    let reply = read_password_message(stream).await?;
+    let response = reply.strip_suffix(&[0]).ok_or(ClientError::AuthProtocol("password message without terminator"))?;
+    Ok(scram::md5_check(secret, salt, response))
+}
+
+/// SCRAM-SHA-256: the three-message SASL exchange. `Ok(false)` on a wrong password.
+async fn scram_exchange(stream: &mut TcpStream, verifier: ScramVerifier) -> Result<bool, ClientError> {
+    let mut out = BytesMut::new();
+    build::auth_sasl(&mut out);
+    stream.write_all(&out).await?;
+    let initial = read_password_message(stream).await?;
+    let (mechanism, client_first) = from_client::sasl_initial_response(&initial)
+        .ok_or(ClientError::AuthProtocol("malformed SASLInitialResponse"))?;
+    if mechanism != b"SCRAM-SHA-256" {
+        return Err(ClientError::AuthProtocol("client chose a SASL mechanism that was not offered"));
+    }
+    let (exchange, server_first) = ScramExchange::start(verifier, client_first)
+        .map_err(|_| ClientError::AuthProtocol("malformed SCRAM client-first-message"))?;
+    out.clear();
+    build::auth_sasl_continue(&mut out, &server_first);
+    stream.write_all(&out).await?;
+    let client_final = read_password_message(stream).await?;
+    match exchange.finish(&client_final) {
+        Ok(server_final) => {
+            out.clear();
+            build::auth_sasl_final(&mut out, &server_final);
+            stream.write_all(&out).await?;
+            Ok(true)
+        }
+        Err(scram::AuthError::WrongPassword) => Ok(false),
+        Err(_) => Err(ClientError::AuthProtocol("malformed SCRAM client-final-message")),
+    }
+}
+
+/// Reads one message that must be a password-family message ('p'); returns its body.
+async fn read_password_message(stream: &mut TcpStream) -> Result<Vec<u8>, ClientError> {
+    let mut buf = BytesMut::with_capacity(512);
+    loop {
+        if let Some(frame) = frame::split_frame(&mut buf, MAX_AUTH_MESSAGE)? {
+            if frame.tag != from_client::PASSWORD {
+                return Err(ClientError::AuthProtocol("expected a password message"));
+            }
+            return Ok(frame.body().to_vec());
+        }
+        if stream.read_buf(&mut buf).await? == 0 {
+            return Err(ClientError::Gone);
+        }
+    }
+}

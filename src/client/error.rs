@@ -1,0 +1,94 @@
+//! Client-side errors, each knowing what the client is told and whether the connection ends.
+
+use crate::pool::PoolError;
+use crate::protocol::frame::FrameError;
+use crate::protocol::sqlstate;
+use crate::protocol::startup::StartupError;
+use crate::server::ServerError;
+
+/// Why a client session stopped, or a request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The client's socket failed; there is no one left to tell.
+    #[error("client connection lost: {0}")]
+    Io(#[from] std::io::Error),
+    /// The client closed its connection or sent Terminate.
+    #[error("client disconnected")]
+    Gone,
+    /// The client broke message framing.
+    #[error(transparent)]
+    Frame(#[from] FrameError),
+    /// The startup packet was unacceptable.
+    #[error(transparent)]
+    Startup(#[from] StartupError),
+    /// The client did not finish the handshake in time.
+    #[error("handshake not finished within the handshake timeout")]
+    HandshakeTimeout,
+    /// No user in the startup packet.
+    #[error("no PostgreSQL user name specified in startup packet")]
+    NoUser,
+    /// Wrong password or unknown user: the same answer for both.
+    #[error("password authentication failed for user \"{0}\"")]
+    AuthFailed(String),
+    /// The client spoke out of turn during authentication.
+    #[error("authentication protocol violation: {0}")]
+    AuthProtocol(&'static str),
+    /// The database is not configured.
+    #[error("database \"{0}\" does not exist")]
+    UnknownDatabase(String),
+    /// Replication connections are not proxied.
+    #[error("replication connections are not supported by pgsplit")]
+    Replication,
+    /// The server connection failed while this client was using it.
+    #[error("server connection failed: {0}")]
+    ServerLost(#[from] ServerError),
+    /// No server connection could be had at login.
+    #[error(transparent)]
+    Pool(#[from] PoolError),
+    /// pgsplit is shutting down.
+    #[error("pgsplit is shutting down")]
+    Shutdown,
+}
+
+impl ClientError {
+    /// SQLSTATE for the FATAL message sent before closing, or `None` when the client cannot be told.
+    pub fn sqlstate(&self) -> Option<&str> {
+        Some(match self {
+            ClientError::ServerLost(ServerError::Statement { code, .. }) => code,
+            ClientError::Io(_) | ClientError::Gone => return None,
+            ClientError::Frame(FrameError::TooLarge { .. }) => sqlstate::PROGRAM_LIMIT_EXCEEDED,
+            ClientError::Frame(_) | ClientError::Startup(_) | ClientError::HandshakeTimeout => {
+                sqlstate::PROTOCOL_VIOLATION
+            }
+            ClientError::AuthProtocol(_) => sqlstate::PROTOCOL_VIOLATION,
+            ClientError::NoUser => sqlstate::INVALID_AUTHORIZATION,
+            ClientError::AuthFailed(_) => sqlstate::INVALID_PASSWORD,
+            ClientError::UnknownDatabase(_) => sqlstate::INVALID_CATALOG_NAME,
+            ClientError::Replication => sqlstate::FEATURE_NOT_SUPPORTED,
+            ClientError::ServerLost(_) => sqlstate::CONNECTION_FAILURE,
+            ClientError::Pool(PoolError::Exhausted { .. }) => sqlstate::TOO_MANY_CONNECTIONS,
+            ClientError::Pool(_) => sqlstate::CONNECTION_FAILURE,
+            ClientError::Shutdown => sqlstate::ADMIN_SHUTDOWN,
+        })
+    }
+
+    /// What the client should do about it.
+    pub fn hint(&self) -> Option<&'static str> {
+        match self {
+            ClientError::UnknownDatabase(_) => {
+                Some("Connect to a database listed under [databases] in the pgsplit config.")
+            }
+            ClientError::Frame(FrameError::TooLarge { .. }) => {
+                Some("Raise limits.max_message_size in the pgsplit config, or send less data per message.")
+            }
+            ClientError::Pool(PoolError::Exhausted { .. }) => {
+                Some("All server connections stayed busy; retry later, or raise pool.size or pool.checkout_timeout.")
+            }
+            ClientError::Pool(_) | ClientError::ServerLost(_) => {
+                Some("The server is down or unreachable; retry once it is back.")
+            }
+            ClientError::Shutdown => Some("Reconnect to another pgsplit instance or retry shortly."),
+            _ => None,
+        }
+    }
+}

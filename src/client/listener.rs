@@ -1,0 +1,56 @@
+//! The accept loop: admits clients up to `max_clients`, refuses the rest with a clear error, and
+//! stops accepting at shutdown.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio_util::task::TaskTracker;
+
+use super::startup::handle_client;
+use super::ClientError;
+use crate::app::AppContext;
+use crate::protocol::build::{self, Severity};
+use crate::protocol::sqlstate;
+
+/// Accepts clients until shutdown; each runs as a task on `tracker`.
+pub async fn run(listener: TcpListener, ctx: Arc<AppContext>, tracker: TaskTracker) {
+    let slots = Arc::new(Semaphore::new(ctx.settings.limits.max_clients));
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _peer)) => stream,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = ctx.shutdown.cancelled() => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let ctx = ctx.clone();
+        match slots.clone().try_acquire_owned() {
+            Ok(permit) => {
+                tracker.spawn(async move {
+                    handle_client(ctx, stream).await;
+                    drop(permit);
+                });
+            }
+            Err(_) => {
+                tracker.spawn(refuse_full(stream));
+            }
+        }
+    }
+}
+
+async fn refuse_full(mut stream: TcpStream) {
+    use tokio::io::AsyncWriteExt;
+    let mut out = bytes::BytesMut::new();
+    let message = "sorry, too many clients already (pgsplit limits.max_clients reached)";
+    build::error(&mut out, Severity::Fatal, sqlstate::TOO_MANY_CONNECTIONS, message, None);
+    let _ = stream.write_all(&out).await;
+    tracing::warn!(error = %ClientError::Gone, "refused a client: max_clients reached");
+}

@@ -1,0 +1,14 @@
+//! The client side: accepting connections, the startup handshake and authentication, and the
+//! session that carries each request to a server connection and the replies back.
+
+pub mod auth;
+pub mod cancel;
+pub mod error;
+pub mod listener;
+pub mod params;
+pub mod request;
+pub mod scram;
+pub mod session;
+pub mod startup;
+
+pub use error::ClientError;

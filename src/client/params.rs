@@ -1,0 +1,191 @@
+//! Session parameters a client expects on every server connection it uses: what it asked for at
+//! startup and what it later SET on reported parameters. Before a request runs on a connection
+//! that differs, the difference is applied with SET; nothing is sent when they match.
+
+use std::collections::BTreeMap;
+
+use crate::protocol::startup::StartupMessage;
+use crate::server::ServerConn;
+
+/// Reported parameters a client cannot set; never compared or replayed.
+const READ_ONLY: &[&str] = &[
+    "server_version",
+    "server_encoding",
+    "integer_datetimes",
+    "is_superuser",
+    "session_authorization",
+    "in_hot_standby",
+    "scram_iterations",
+];
+
+/// Startup keys that are not session parameters.
+const NOT_PARAMS: &[&str] = &["user", "database", "options", "replication"];
+
+/// A client's expected parameters.
+#[derive(Debug, Default)]
+pub struct ClientParams {
+    /// Reported parameters, by the name the server reports them under.
+    reported: BTreeMap<String, String>,
+    /// Parameters the server does not report, as the client asked for them.
+    unreported: BTreeMap<String, String>,
+    /// Bumped on every change, to skip comparing when a connection last served this same state.
+    pub version: u64,
+}
+
+impl ClientParams {
+    /// The parameters requested in a startup packet, `options=-c name=value` included.
+    pub fn requested(startup: &StartupMessage) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> =
+            startup.params.iter().filter(|(k, _)| !NOT_PARAMS.contains(&k.as_str())).cloned().collect();
+        if let Some(options) = startup.get("options") {
+            out.extend(parse_options(options));
+        }
+        out
+    }
+
+    /// The parameters a client expects after login: what a fresh server connection reports,
+    /// overlaid with what the client asked for. Values are the client's own spelling until the
+    /// first server connection normalises them (see [`ClientParams::adopt_changes`]).
+    pub fn at_login(initial: &BTreeMap<String, String>, requested: &[(String, String)]) -> Self {
+        let mut params = ClientParams { reported: initial.clone(), ..Default::default() };
+        for (name, value) in requested {
+            match initial.keys().find(|k| k.eq_ignore_ascii_case(name)) {
+                Some(key) => {
+                    params.reported.insert(key.clone(), value.clone());
+                }
+                None => {
+                    params.unreported.insert(name.to_ascii_lowercase(), value.clone());
+                }
+            }
+        }
+        params.version = 1;
+        params
+    }
+
+    /// Takes the reported values from a connection the client just used (its own SETs show
+    /// there); returns the parameters whose value changed, for ParameterStatus to the client.
+    pub fn adopt_changes(&mut self, params: &BTreeMap<String, String>) -> Vec<(String, String)> {
+        let changed: Vec<(String, String)> = params
+            .iter()
+            .filter(|(k, v)| self.reported.get(*k) != Some(*v))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        for (k, v) in &changed {
+            self.reported.insert(k.clone(), v.clone());
+        }
+        self.version += 1;
+        changed
+    }
+
+    /// The reported parameters, for the ParameterStatus messages at login.
+    pub fn reported(&self) -> &BTreeMap<String, String> {
+        &self.reported
+    }
+
+    /// SETs and RESETs that bring `server` to this client's parameters, or `None` if it has them.
+    pub fn sync_sql(&self, server: &ServerConn) -> Option<String> {
+        let mut stmts = Vec::new();
+        for (name, value) in &self.reported {
+            if server.params.get(name) != Some(value) && !READ_ONLY.contains(&name.as_str()) {
+                stmts.extend(set_stmt(name, value));
+            }
+        }
+        for (name, value) in &self.unreported {
+            if server.applied.get(name) != Some(value) {
+                stmts.extend(set_stmt(name, value));
+            }
+        }
+        for name in server.applied.keys().filter(|k| !self.unreported.contains_key(*k)) {
+            if is_plain_name(name) {
+                stmts.push(format!("RESET \"{name}\""));
+            }
+        }
+        join(stmts)
+    }
+
+    /// Records on `server` the unreported values just applied for this client.
+    pub fn mark_applied(&self, server: &mut ServerConn) {
+        server.applied = self.unreported.clone();
+    }
+}
+
+fn join(stmts: Vec<String>) -> Option<String> {
+    (!stmts.is_empty()).then(|| stmts.join("; "))
+}
+
+/// `SET "name" = 'value'`, quoting so no value can break out of the literal.
+fn set_stmt(name: &str, value: &str) -> Option<String> {
+    if !is_plain_name(name) || READ_ONLY.iter().any(|r| r.eq_ignore_ascii_case(name)) {
+        return None;
+    }
+    let escaped = value.replace('\'', "''");
+    let literal =
+        if escaped.contains('\\') { format!("E'{}'", escaped.replace('\\', "\\\\")) } else { format!("'{escaped}'") };
+    Some(format!("SET \"{}\" = {literal}", name.to_ascii_lowercase()))
+}
+
+fn is_plain_name(name: &str) -> bool {
+    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+}
+
+/// Parses the `options` startup parameter: `-c name=value` and `--name=value`, backslash escapes.
+pub fn parse_options(options: &str) -> Vec<(String, String)> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut chars = options.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => word.extend(chars.next()),
+            c if c.is_whitespace() => {
+                if !word.is_empty() {
+                    words.push(std::mem::take(&mut word));
+                }
+            }
+            c => word.push(c),
+        }
+    }
+    if !word.is_empty() {
+        words.push(word);
+    }
+    let mut out = Vec::new();
+    let mut iter = words.into_iter();
+    while let Some(w) = iter.next() {
+        let setting = if w == "-c" {
+            iter.next()
+        } else {
+            w.strip_prefix("--").or_else(|| w.strip_prefix("-c")).map(str::to_string)
+        };
+        if let Some((name, value)) = setting.as_deref().and_then(|s| s.split_once('=')) {
+            out.push((name.replace('-', "_"), value.to_string()));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_forms() {
+        let got = parse_options("-c search_path=a,b --statement-timeout=5s -cwork_mem=64MB -c x=with\\ space");
+        assert_eq!(
+            got,
+            vec![
+                ("search_path".into(), "a,b".into()),
+                ("statement_timeout".into(), "5s".into()),
+                ("work_mem".into(), "64MB".into()),
+                ("x".into(), "with space".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn quoting_cannot_escape() {
+        assert_eq!(set_stmt("TimeZone", "UTC").unwrap(), "SET \"timezone\" = 'UTC'");
+        assert_eq!(set_stmt("application_name", "a'b").unwrap(), "SET \"application_name\" = 'a''b'");
+        assert_eq!(set_stmt("application_name", "a\\'b").unwrap(), "SET \"application_name\" = E'a\\\\''b'");
+        assert_eq!(set_stmt("bad\"name", "x"), None);
+        assert_eq!(set_stmt("server_version", "1"), None);
+    }
+}

@@ -1,0 +1,121 @@
+//! A client request: the messages up to and including the one that asks for an answer (Query,
+//! Sync, Flush, FunctionCall). Buffering whole requests means a lone Parse never holds a server.
+
+use bytes::{Bytes, BytesMut};
+
+use crate::protocol::frame::{self, FrameError};
+use crate::protocol::from_client;
+
+/// A buffered request grows no larger than this before it is sent on, so a client streaming
+/// messages without a Sync cannot make pgsplit buffer without bound.
+pub const MAX_BUFFERED_REQUEST: usize = 256 * 1024;
+
+/// What a run of client messages asks of the server.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// ReadyForQuery messages the server will send back.
+    pub readies: usize,
+    /// Whether the run leaves an extended-protocol pipeline open (`None`: it says nothing about it).
+    pub unsynced: Option<bool>,
+}
+
+impl Summary {
+    /// Accounts for one message.
+    pub fn note(&mut self, tag: u8) {
+        if from_client::expects_ready(tag) {
+            self.readies += 1;
+            self.unsynced = Some(false);
+        } else if from_client::opens_pipeline(tag) {
+            self.unsynced = Some(true);
+        }
+    }
+}
+
+/// Whole client messages ready to send to a server.
+#[derive(Debug)]
+pub struct Batch {
+    pub bytes: Bytes,
+    pub summary: Summary,
+}
+
+/// What the buffered client bytes hold.
+#[derive(Debug)]
+pub enum Taken {
+    /// Not enough yet.
+    NeedMore,
+    /// A batch to forward.
+    Batch(Batch),
+    /// The client sent Terminate.
+    Terminate,
+}
+
+/// Takes whole messages from `buf`.
+///
+/// With `whole_request`, only a complete request (or one over [`MAX_BUFFERED_REQUEST`]) is taken;
+/// otherwise every whole message is, as while a server is already held.
+pub fn take(buf: &mut BytesMut, max_message: usize, whole_request: bool) -> Result<Taken, FrameError> {
+    let mut summary = Summary::default();
+    let mut terminate = false;
+    let scan = frame::scan(buf, max_message, |tag, _| {
+        if tag == from_client::TERMINATE {
+            terminate = true;
+            return false;
+        }
+        summary.note(tag);
+        !(whole_request && from_client::ends_request(tag))
+    })?;
+    if terminate {
+        return Ok(Taken::Terminate);
+    }
+    let ready = if whole_request { scan.stopped || scan.len >= MAX_BUFFERED_REQUEST } else { scan.len > 0 };
+    if !ready {
+        return Ok(Taken::NeedMore);
+    }
+    let bytes = buf.split_to(scan.len).freeze();
+    Ok(Taken::Batch(Batch { bytes, summary }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(tag: u8) -> Vec<u8> {
+        vec![tag, 0, 0, 0, 4]
+    }
+
+    fn buf(tags: &[u8]) -> BytesMut {
+        BytesMut::from(tags.iter().flat_map(|t| msg(*t)).collect::<Vec<_>>().as_slice())
+    }
+
+    #[test]
+    fn lone_parse_waits_for_sync() {
+        let mut b = buf(b"PB");
+        assert!(matches!(take(&mut b, 1024, true).unwrap(), Taken::NeedMore));
+        b.extend_from_slice(&buf(b"ES"));
+        let Taken::Batch(batch) = take(&mut b, 1024, true).unwrap() else { panic!() };
+        assert_eq!(batch.summary, Summary { readies: 1, unsynced: Some(false) });
+        assert_eq!(batch.bytes.len(), 20);
+        assert!(b.is_empty());
+    }
+
+    #[test]
+    fn request_stops_at_first_boundary() {
+        let mut b = buf(b"QPBH");
+        let Taken::Batch(first) = take(&mut b, 1024, true).unwrap() else { panic!() };
+        assert_eq!(first.summary.readies, 1);
+        let Taken::Batch(second) = take(&mut b, 1024, true).unwrap() else { panic!() };
+        assert_eq!(second.summary, Summary { readies: 0, unsynced: Some(true) });
+    }
+
+    #[test]
+    fn held_server_takes_everything_and_copy_does_not_open_a_pipeline() {
+        let mut b = buf(b"ddc");
+        let Taken::Batch(batch) = take(&mut b, 1024, false).unwrap() else { panic!() };
+        assert_eq!(batch.summary, Summary { readies: 0, unsynced: None });
+    }
+
+    #[test]
+    fn terminate() {
+        assert!(matches!(take(&mut buf(b"X"), 1024, true).unwrap(), Taken::Terminate));
+    }
+}

@@ -1,0 +1,45 @@
+//! Configuration: the TOML file's shape (`file`), its units (`units`), and validation into the
+//! settings each module takes (`validate`). Only this module knows the file format.
+
+pub mod file;
+pub mod render;
+pub mod units;
+pub mod validate;
+
+pub use render::render;
+pub use validate::{AuthMethod, DatabaseSettings, Limits, PoolMode, PoolSettings, Secret, Settings, UserSettings};
+
+use std::path::Path;
+
+/// Why a configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    /// The TOML did not parse or had keys pgsplit does not know; the message names key and line.
+    #[error("{path}: {message}")]
+    Parse { path: String, message: String },
+    /// The values parsed but do not make a working configuration.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Reads, parses and validates a config file.
+pub fn load(path: &Path) -> Result<Settings, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
+    from_str(&text, &path.display().to_string())
+}
+
+/// Parses and validates config text; `origin` names it in errors.
+pub fn from_str(text: &str, origin: &str) -> Result<Settings, ConfigError> {
+    from_str_with_env(text, origin, &|name| std::env::var(name).ok())
+}
+
+/// As [`from_str`], with `${VAR}` looked up through `env`.
+pub fn from_str_with_env(text: &str, origin: &str, env: validate::EnvLookup) -> Result<Settings, ConfigError> {
+    let file: file::ConfigFile =
+        toml::from_str(text).map_err(|e| ConfigError::Parse { path: origin.to_string(), message: e.to_string() })?;
+    validate::validate(file, env)
+}

@@ -1,0 +1,274 @@
+//! Turns the parsed file into [`Settings`]: expands `${VAR}`, parses units, applies defaults and
+//! checks that the result can run. Each module receives only its own part.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use super::file::{ConfigFile, DatabaseFile, UserFile};
+use super::units::{parse_duration, parse_size};
+use super::ConfigError;
+
+/// Everything pgsplit runs with.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub pool: PoolSettings,
+    pub limits: Limits,
+    pub log_level: String,
+    /// Users by name.
+    pub users: BTreeMap<String, UserSettings>,
+    /// Databases by the name clients connect to.
+    pub databases: BTreeMap<String, DatabaseSettings>,
+}
+
+/// How long a server connection stays with one client.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PoolMode {
+    /// Held from a transaction's first message to ReadyForQuery 'I'.
+    Transaction,
+    /// Held for the client's whole connection.
+    Session,
+}
+
+/// Pool limits and timeouts.
+#[derive(Clone, Debug)]
+pub struct PoolSettings {
+    pub mode: PoolMode,
+    pub size: usize,
+    pub checkout_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub max_lifetime: Duration,
+    pub connect_timeout: Duration,
+}
+
+/// Protection against clients that send too much, too slowly, or too many.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    pub max_clients: usize,
+    pub max_message_size: usize,
+    pub handshake_timeout: Duration,
+    pub shutdown_timeout: Duration,
+}
+
+/// How a user proves who it is to pgsplit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuthMethod {
+    ScramSha256,
+    Md5,
+    Trust,
+}
+
+/// A user's configured secret, as written in the file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Secret {
+    /// No password (trust only).
+    None,
+    /// A plaintext password.
+    Plain(String),
+    /// A stored SCRAM-SHA-256 verifier (`SCRAM-SHA-256$…`).
+    ScramVerifier(String),
+    /// A stored md5 hash (`md5…`).
+    Md5Hash(String),
+}
+
+/// One user: how clients authenticate as it, and how pgsplit logs into servers for it.
+#[derive(Clone, Debug)]
+pub struct UserSettings {
+    pub name: String,
+    pub auth: AuthMethod,
+    pub secret: Secret,
+    pub server_user: String,
+    /// The password pgsplit gives servers; `None` when only trust will work.
+    pub server_password: Option<String>,
+    pub pool_mode: Option<PoolMode>,
+}
+
+/// One database clients may connect to.
+#[derive(Clone, Debug)]
+pub struct DatabaseSettings {
+    pub name: String,
+    pub primary: String,
+    pub replicas: Vec<String>,
+    pub server_dbname: String,
+    pub pool_mode: Option<PoolMode>,
+    pub pool_size: Option<usize>,
+}
+
+impl Settings {
+    /// The pool mode for a (database, user): the user's, else the database's, else the global one.
+    pub fn pool_mode_for(&self, database: &str, user: &str) -> PoolMode {
+        let user_mode = self.users.get(user).and_then(|u| u.pool_mode);
+        let db_mode = self.databases.get(database).and_then(|d| d.pool_mode);
+        user_mode.or(db_mode).unwrap_or(self.pool.mode)
+    }
+}
+
+/// Looks up an environment variable; a parameter so tests need not touch the process environment.
+pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+/// Validates a parsed file.
+pub fn validate(file: ConfigFile, env: EnvLookup) -> Result<Settings, ConfigError> {
+    let addr = expand(file.listen.addr.as_deref().unwrap_or("127.0.0.1:6432"), env)?;
+    let listen = addr.parse().map_err(|e| invalid(format!("listen.addr {addr:?} is not an ip:port address: {e}")))?;
+    let pool = PoolSettings {
+        mode: parse_mode(file.pool.mode.as_deref().unwrap_or("transaction"), "pool.mode")?,
+        size: file.pool.size.unwrap_or(20),
+        checkout_timeout: duration(&file.pool.checkout_timeout, "5s", "pool.checkout_timeout")?,
+        idle_timeout: duration(&file.pool.idle_timeout, "10m", "pool.idle_timeout")?,
+        max_lifetime: duration(&file.pool.max_lifetime, "1h", "pool.max_lifetime")?,
+        connect_timeout: duration(&file.pool.connect_timeout, "3s", "pool.connect_timeout")?,
+    };
+    if pool.size == 0 {
+        return Err(invalid("pool.size must be at least 1".into()));
+    }
+    let limits = Limits {
+        max_clients: file.limits.max_clients.unwrap_or(10_000),
+        max_message_size: size(&file.limits.max_message_size, "64MiB", "limits.max_message_size")?,
+        handshake_timeout: duration(&file.limits.handshake_timeout, "10s", "limits.handshake_timeout")?,
+        shutdown_timeout: duration(&file.limits.shutdown_timeout, "30s", "limits.shutdown_timeout")?,
+    };
+    if limits.max_message_size < 1024 {
+        return Err(invalid("limits.max_message_size must be at least 1KiB".into()));
+    }
+    let mut users = BTreeMap::new();
+    for user in file.users {
+        let user = validate_user(user, env)?;
+        if users.insert(user.name.clone(), user).is_some() {
+            return Err(invalid("a user is listed twice in [[users]]".into()));
+        }
+    }
+    let mut databases = BTreeMap::new();
+    for (name, db) in file.databases {
+        databases.insert(name.clone(), validate_database(name, db, env)?);
+    }
+    if databases.is_empty() {
+        return Err(invalid("no [databases.NAME] table: clients would have nowhere to go".into()));
+    }
+    let log_level = file.log.level.unwrap_or_else(|| "info".into());
+    Ok(Settings { listen, pool, limits, log_level, users, databases })
+}
+
+fn validate_user(user: UserFile, env: EnvLookup) -> Result<UserSettings, ConfigError> {
+    let name = expand(&user.name, env)?;
+    let password = user.password.as_deref().map(|p| expand(p, env)).transpose()?;
+    let secret = match password {
+        None => Secret::None,
+        Some(p) if p.starts_with("SCRAM-SHA-256$") => Secret::ScramVerifier(p),
+        Some(p) if p.len() == 35 && p.starts_with("md5") => Secret::Md5Hash(p),
+        Some(p) => Secret::Plain(p),
+    };
+    let auth = match user.auth.as_deref() {
+        None | Some("scram-sha-256") => AuthMethod::ScramSha256,
+        Some("md5") => AuthMethod::Md5,
+        Some("trust") => AuthMethod::Trust,
+        Some(other) => {
+            return Err(invalid(format!("user {name:?}: auth {other:?} is not one of scram-sha-256, md5, trust")))
+        }
+    };
+    match (&auth, &secret) {
+        (AuthMethod::Trust, _) => {}
+        (_, Secret::None) => return Err(invalid(format!("user {name:?} needs a password for {auth:?} auth"))),
+        (AuthMethod::ScramSha256, Secret::Md5Hash(_)) => {
+            return Err(invalid(format!(
+                "user {name:?}: an md5 hash cannot check SCRAM logins; give the password or a SCRAM verifier"
+            )))
+        }
+        (AuthMethod::Md5, Secret::ScramVerifier(_)) => {
+            return Err(invalid(format!(
+                "user {name:?}: a SCRAM verifier cannot check md5 logins; give the password or an md5 hash"
+            )))
+        }
+        _ => {}
+    }
+    let server_user = user.server_user.as_deref().map(|u| expand(u, env)).transpose()?;
+    let server_password = match user.server_password.as_deref() {
+        Some(p) => Some(expand(p, env)?),
+        None => match &secret {
+            Secret::Plain(p) => Some(p.clone()),
+            _ => None,
+        },
+    };
+    let pool_mode = user.pool_mode.as_deref().map(|m| parse_mode(m, "users.pool_mode")).transpose()?;
+    Ok(UserSettings {
+        server_user: server_user.unwrap_or_else(|| name.clone()),
+        name,
+        auth,
+        secret,
+        server_password,
+        pool_mode,
+    })
+}
+
+fn validate_database(name: String, db: DatabaseFile, env: EnvLookup) -> Result<DatabaseSettings, ConfigError> {
+    let primary = check_host_port(&expand(&db.primary, env)?, &name)?;
+    let replicas = db
+        .replicas
+        .iter()
+        .map(|r| expand(r, env).and_then(|r| check_host_port(&r, &name)))
+        .collect::<Result<_, _>>()?;
+    let server_dbname = match db.server_dbname {
+        Some(d) => expand(&d, env)?,
+        None => name.clone(),
+    };
+    let pool_mode = db.pool_mode.as_deref().map(|m| parse_mode(m, "databases.pool_mode")).transpose()?;
+    if db.pool_size == Some(0) {
+        return Err(invalid(format!("databases.{name}.pool_size must be at least 1")));
+    }
+    Ok(DatabaseSettings { name, primary, replicas, server_dbname, pool_mode, pool_size: db.pool_size })
+}
+
+/// Server addresses are `host:port`; a missing port is PostgreSQL's 5432.
+fn check_host_port(addr: &str, db: &str) -> Result<String, ConfigError> {
+    match addr.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() => match port.parse::<u16>() {
+            Ok(_) => Ok(addr.to_string()),
+            Err(_) => Err(invalid(format!("databases.{db}: {addr:?} has a bad port"))),
+        },
+        _ if !addr.is_empty() => Ok(format!("{addr}:5432")),
+        _ => Err(invalid(format!("databases.{db}: empty server address"))),
+    }
+}
+
+fn parse_mode(text: &str, key: &str) -> Result<PoolMode, ConfigError> {
+    match text {
+        "transaction" => Ok(PoolMode::Transaction),
+        "session" => Ok(PoolMode::Session),
+        other => Err(invalid(format!("{key} = {other:?}: use \"transaction\" or \"session\""))),
+    }
+}
+
+fn duration(value: &Option<String>, default: &str, key: &str) -> Result<Duration, ConfigError> {
+    parse_duration(value.as_deref().unwrap_or(default)).map_err(|e| invalid(format!("{key}: {e}")))
+}
+
+fn size(value: &Option<String>, default: &str, key: &str) -> Result<usize, ConfigError> {
+    let bytes = parse_size(value.as_deref().unwrap_or(default)).map_err(|e| invalid(format!("{key}: {e}")))?;
+    Ok(bytes.min(1 << 30) as usize)
+}
+
+/// Expands `${NAME}` from the environment; an unset variable is an error naming it.
+fn expand(text: &str, env: EnvLookup) -> Result<String, ConfigError> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let end = after.find('}').ok_or_else(|| invalid(format!("unclosed ${{ in {text:?}")))?;
+        let name = &after[..end];
+        let value = env(name).ok_or_else(|| {
+            invalid(format!("environment variable {name} is not set (used in the config as ${{{name}}})"))
+        })?;
+        out.push_str(&value);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+fn invalid(message: String) -> ConfigError {
+    ConfigError::Invalid(message)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,55 @@
+//! The pgsplit binary: parses the command line, sets up logging and the runtime, and runs the
+//! daemon until SIGTERM or SIGINT.
+
+use anyhow::Context;
+use clap::Parser;
+use tokio_util::sync::CancellationToken;
+
+use pgsplit::cli::{Cli, Command};
+use pgsplit::config::{self, Settings};
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let settings = config::load(&cli.config)?;
+    match cli.command.unwrap_or(Command::Run) {
+        Command::CheckConfig => {
+            print!("{}", config::render(&settings));
+            Ok(())
+        }
+        Command::Run => run(settings),
+    }
+}
+
+fn run(settings: Settings) -> anyhow::Result<()> {
+    init_logging(&settings.log_level);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(settings.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", settings.listen))?;
+        let shutdown = CancellationToken::new();
+        tokio::spawn(wait_for_signal(shutdown.clone()));
+        pgsplit::app::serve(listener, settings, shutdown).await?;
+        Ok(())
+    })
+}
+
+/// RUST_LOG wins over the config's level, so an operator can raise verbosity without an edit.
+fn init_logging(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("pgsplit={level},warn")));
+    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).init();
+}
+
+async fn wait_for_signal(shutdown: CancellationToken) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        tracing::error!("cannot install signal handlers");
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+        _ = int.recv() => tracing::info!("SIGINT received"),
+    }
+    shutdown.cancel();
+}

@@ -1,0 +1,74 @@
+//! The pool manager: the one owner of every server pool. Sessions ask it for the pool of a route;
+//! nothing else creates or closes pools.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+
+use super::{Pool, PoolKey};
+use crate::config::{DatabaseSettings, PoolSettings, UserSettings};
+use crate::route::Route;
+use crate::server::ServerLogin;
+
+/// All server pools, created on first use.
+pub struct PoolManager {
+    settings: PoolSettings,
+    pools: Mutex<HashMap<PoolKey, Pool>>,
+}
+
+impl PoolManager {
+    /// A manager with no pools yet.
+    pub fn new(settings: PoolSettings) -> Self {
+        PoolManager { settings, pools: Mutex::new(HashMap::new()) }
+    }
+
+    /// The pool serving `route` of `db` for `user`.
+    pub fn pool(&self, route: Route, db: &DatabaseSettings, user: &UserSettings) -> Pool {
+        let node = match route {
+            Route::Primary => db.primary.as_str(),
+            Route::Replica(i) => db.replicas.get(i).map_or(db.primary.as_str(), String::as_str),
+        };
+        let key = PoolKey { node: Arc::from(node), database: db.server_dbname.clone(), user: user.server_user.clone() };
+        let mut pools = self.pools.lock();
+        if let Some(pool) = pools.get(&key) {
+            return pool.clone();
+        }
+        let login = ServerLogin {
+            user: user.server_user.clone(),
+            password: user.server_password.clone(),
+            database: db.server_dbname.clone(),
+        };
+        let size = db.pool_size.unwrap_or(self.settings.size);
+        let pool = Pool::new(key.clone(), login, size, self.settings.clone());
+        pools.insert(key, pool.clone());
+        pool
+    }
+
+    /// Every pool, for observation.
+    pub fn pools(&self) -> Vec<Pool> {
+        self.pools.lock().values().cloned().collect()
+    }
+
+    /// Closes idle connections past their timeouts, every `period`, until the task is dropped.
+    pub async fn run_janitor(self: Arc<Self>, period: Duration) {
+        let mut tick = tokio::time::interval(period);
+        loop {
+            tick.tick().await;
+            for pool in self.pools() {
+                let closed = pool.close_expired();
+                if closed > 0 {
+                    tracing::debug!(pool = %pool.key(), closed, "closed expired idle server connections");
+                }
+            }
+        }
+    }
+
+    /// Closes every pool: no more checkouts, idle connections closed.
+    pub fn close_all(&self) {
+        for pool in self.pools() {
+            pool.close();
+        }
+    }
+}

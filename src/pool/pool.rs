@@ -1,0 +1,225 @@
+//! One pool: idle connections (LIFO, so the warmest is reused and the rest can age out), a cap on
+//! connections, and clients waiting in line who are handed connections directly at checkin.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use tokio::sync::oneshot;
+
+use super::{Checkout, PoolError};
+use crate::config::PoolSettings;
+use crate::server::{self, ServerConn, ServerLogin};
+
+/// What a pool serves: one node, one server database, one server user.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct PoolKey {
+    pub node: Arc<str>,
+    pub database: String,
+    pub user: String,
+}
+
+impl fmt::Display for PoolKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}@{}/{}", self.user, self.node, self.database)
+    }
+}
+
+/// A cheap handle to one pool.
+#[derive(Clone)]
+pub struct Pool {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    key: PoolKey,
+    login: ServerLogin,
+    size: usize,
+    settings: PoolSettings,
+    state: Mutex<State>,
+    /// The parameters the newest connection reported at login: what a new client is told at its
+    /// own login, so logging in needs no server connection once the pool has opened one.
+    login_params: Mutex<Option<Arc<BTreeMap<String, String>>>>,
+}
+
+#[derive(Default)]
+struct State {
+    idle: Vec<ServerConn>,
+    /// Connections open or being opened, idle or not.
+    total: usize,
+    waiters: VecDeque<oneshot::Sender<ServerConn>>,
+    closed: bool,
+}
+
+/// Counts for observation and tests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolStats {
+    pub idle: usize,
+    pub total: usize,
+    pub waiting: usize,
+}
+
+impl Pool {
+    /// A new, empty pool; connections open on demand.
+    pub fn new(key: PoolKey, login: ServerLogin, size: usize, settings: PoolSettings) -> Self {
+        let inner = Inner { key, login, size, settings, state: Mutex::default(), login_params: Mutex::default() };
+        Pool { inner: Arc::new(inner) }
+    }
+
+    /// The pool's key.
+    pub fn key(&self) -> &PoolKey {
+        &self.inner.key
+    }
+
+    /// The parameters a server connection of this pool reports at login, once one has opened.
+    pub fn login_params(&self) -> Option<Arc<BTreeMap<String, String>>> {
+        self.inner.login_params.lock().clone()
+    }
+
+    /// Current counts.
+    pub fn stats(&self) -> PoolStats {
+        let st = self.inner.state.lock();
+        PoolStats {
+            idle: st.idle.len(),
+            total: st.total,
+            waiting: st.waiters.iter().filter(|w| !w.is_closed()).count(),
+        }
+    }
+
+    /// Gets a connection: an idle one, a new one while under the cap, or the next one checked in,
+    /// waiting at most `checkout_timeout`.
+    pub async fn checkout(&self) -> Result<Checkout, PoolError> {
+        let waiter = {
+            let mut st = self.inner.state.lock();
+            if st.closed {
+                return Err(PoolError::Closed(self.inner.key.to_string()));
+            }
+            while let Some(conn) = st.idle.pop() {
+                if self.is_fresh(&conn) && conn.is_alive() {
+                    return Ok(Checkout::new(conn, self.clone()));
+                }
+                st.total -= 1;
+            }
+            if st.total < self.inner.size {
+                st.total += 1;
+                None
+            } else {
+                let (tx, rx) = oneshot::channel();
+                st.waiters.push_back(tx);
+                Some(rx)
+            }
+        };
+        match waiter {
+            None => self.open().await.map(|conn| Checkout::new(conn, self.clone())),
+            Some(rx) => self.wait(rx).await,
+        }
+    }
+
+    async fn wait(&self, rx: oneshot::Receiver<ServerConn>) -> Result<Checkout, PoolError> {
+        let started = Instant::now();
+        match tokio::time::timeout(self.inner.settings.checkout_timeout, rx).await {
+            Ok(Ok(conn)) => Ok(Checkout::new(conn, self.clone())),
+            Ok(Err(_)) => Err(PoolError::Closed(self.inner.key.to_string())),
+            Err(_) => Err(PoolError::Exhausted {
+                pool: self.inner.key.to_string(),
+                size: self.inner.size,
+                waited_ms: started.elapsed().as_millis(),
+            }),
+        }
+    }
+
+    /// Opens a connection for a slot already counted in `total`; gives the slot back on failure.
+    async fn open(&self) -> Result<ServerConn, PoolError> {
+        let key = &self.inner.key;
+        match server::connect(key.node.clone(), &self.inner.login, self.inner.settings.connect_timeout).await {
+            Ok(conn) => {
+                *self.inner.login_params.lock() = Some(Arc::new(conn.initial_params.clone()));
+                Ok(conn)
+            }
+            Err(e) => {
+                self.inner.state.lock().total -= 1;
+                tracing::warn!(pool = %key, error = %e, "cannot open server connection");
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Returns a clean connection: to the first live waiter, else to the idle stack.
+    pub(super) fn checkin(&self, mut conn: ServerConn) {
+        conn.last_used = Instant::now();
+        if conn.created.elapsed() >= self.inner.settings.max_lifetime {
+            return self.discard(conn);
+        }
+        let mut st = self.inner.state.lock();
+        if st.closed {
+            st.total -= 1;
+            return;
+        }
+        while let Some(tx) = st.waiters.pop_front() {
+            match tx.send(conn) {
+                Ok(()) => return,
+                Err(back) => conn = back,
+            }
+        }
+        st.idle.push(conn);
+    }
+
+    /// Drops a connection that must not be reused; opens a replacement if clients are waiting.
+    pub(super) fn discard(&self, conn: ServerConn) {
+        drop(conn);
+        let replace = {
+            let mut st = self.inner.state.lock();
+            st.total -= 1;
+            st.waiters.retain(|w| !w.is_closed());
+            let replace = !st.closed && !st.waiters.is_empty() && st.total < self.inner.size;
+            if replace {
+                st.total += 1;
+            }
+            replace
+        };
+        if replace {
+            let pool = self.clone();
+            tokio::spawn(async move {
+                if let Ok(conn) = pool.open().await {
+                    pool.checkin(conn);
+                }
+            });
+        }
+    }
+
+    /// Closes idle connections past `idle_timeout` or `max_lifetime`; returns how many.
+    pub fn close_expired(&self) -> usize {
+        let mut st = self.inner.state.lock();
+        let before = st.idle.len();
+        st.idle.retain(|c| self.is_fresh(c));
+        let closed = before - st.idle.len();
+        st.total -= closed;
+        closed
+    }
+
+    /// Stops lending connections and closes the idle ones.
+    pub fn close(&self) {
+        let mut st = self.inner.state.lock();
+        st.closed = true;
+        let idle = std::mem::take(&mut st.idle);
+        st.total -= idle.len();
+        st.waiters.clear();
+    }
+
+    fn is_fresh(&self, conn: &ServerConn) -> bool {
+        let s = &self.inner.settings;
+        !conn.broken && conn.created.elapsed() < s.max_lifetime && conn.last_used.elapsed() < s.idle_timeout
+    }
+
+    /// How long checkouts may wait.
+    pub fn checkout_timeout(&self) -> Duration {
+        self.inner.settings.checkout_timeout
+    }
+
+    /// The cap on connections.
+    pub fn size(&self) -> usize {
+        self.inner.size
+    }
+}

@@ -1,0 +1,86 @@
+//! Tags and borrowed views of the client messages pgsplit inspects. Everything else is forwarded
+//! as bytes.
+
+/// Simple query.
+pub const QUERY: u8 = b'Q';
+/// Extended protocol: Parse, Bind, Describe, Execute, Close, Sync, Flush.
+pub const PARSE: u8 = b'P';
+pub const BIND: u8 = b'B';
+pub const DESCRIBE: u8 = b'D';
+pub const EXECUTE: u8 = b'E';
+pub const CLOSE: u8 = b'C';
+pub const SYNC: u8 = b'S';
+pub const FLUSH: u8 = b'H';
+/// Fast-path function call; answered with its own ReadyForQuery.
+pub const FUNCTION_CALL: u8 = b'F';
+/// COPY sub-protocol.
+pub const COPY_DATA: u8 = b'd';
+pub const COPY_DONE: u8 = b'c';
+pub const COPY_FAIL: u8 = b'f';
+/// The client is leaving.
+pub const TERMINATE: u8 = b'X';
+/// Password, SASLInitialResponse and SASLResponse share this tag.
+pub const PASSWORD: u8 = b'p';
+
+/// Whether the server answers this message with its own ReadyForQuery.
+pub fn expects_ready(tag: u8) -> bool {
+    matches!(tag, QUERY | SYNC | FUNCTION_CALL)
+}
+
+/// Whether this message belongs to the extended protocol and leaves the server waiting for a Sync.
+pub fn opens_pipeline(tag: u8) -> bool {
+    matches!(tag, PARSE | BIND | DESCRIBE | EXECUTE | CLOSE | FLUSH)
+}
+
+/// Whether a client request is complete after this message, so a server must be found for it.
+pub fn ends_request(tag: u8) -> bool {
+    matches!(tag, QUERY | SYNC | FLUSH | FUNCTION_CALL)
+}
+
+/// The SQL text of a Query message body (without the trailing NUL), if well formed.
+pub fn query_text(body: &[u8]) -> Option<&[u8]> {
+    body.strip_suffix(&[0])
+}
+
+/// SASLInitialResponse body: mechanism name and the initial client data.
+pub fn sasl_initial_response(body: &[u8]) -> Option<(&[u8], &[u8])> {
+    let nul = body.iter().position(|&b| b == 0)?;
+    let (mechanism, rest) = (&body[..nul], &body[nul + 1..]);
+    if rest.len() < 4 {
+        return None;
+    }
+    let len = i32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]);
+    let data = &rest[4..];
+    match len {
+        -1 => Some((mechanism, &[])),
+        n if n >= 0 && n as usize == data.len() => Some((mechanism, data)),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sasl_initial() {
+        let mut body = b"SCRAM-SHA-256\0".to_vec();
+        body.extend_from_slice(&3i32.to_be_bytes());
+        body.extend_from_slice(b"abc");
+        assert_eq!(sasl_initial_response(&body), Some((&b"SCRAM-SHA-256"[..], &b"abc"[..])));
+        body.pop();
+        assert_eq!(sasl_initial_response(&body), None);
+        assert_eq!(sasl_initial_response(b"no-nul"), None);
+    }
+
+    #[test]
+    fn request_boundaries() {
+        for tag in [QUERY, SYNC, FLUSH, FUNCTION_CALL] {
+            assert!(ends_request(tag));
+        }
+        for tag in [PARSE, BIND, EXECUTE, COPY_DATA] {
+            assert!(!ends_request(tag));
+        }
+        assert!(!expects_ready(FLUSH));
+    }
+}

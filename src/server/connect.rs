@@ -1,0 +1,185 @@
+//! Opening a server connection: TCP, StartupMessage at protocol 3.0, and the login (SCRAM-SHA-256,
+//! md5, cleartext or trust) with postgres-protocol doing the client side of the cryptography.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{BufMut, BytesMut};
+use postgres_protocol::authentication::{md5_hash, sasl};
+use postgres_protocol::message::frontend;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::{BackendKey, ServerConn, ServerError};
+use crate::protocol::frame;
+use crate::protocol::from_server;
+
+/// Largest message expected during a login.
+const MAX_LOGIN_MESSAGE: usize = 64 * 1024;
+
+/// Who pgsplit logs in as, and where.
+#[derive(Clone, Debug)]
+pub struct ServerLogin {
+    pub user: String,
+    pub password: Option<String>,
+    pub database: String,
+}
+
+/// Connects to `addr` and logs in, all within `timeout`.
+pub async fn connect(addr: Arc<str>, login: &ServerLogin, timeout: Duration) -> Result<ServerConn, ServerError> {
+    match tokio::time::timeout(timeout, connect_inner(addr.clone(), login)).await {
+        Ok(result) => result,
+        Err(_) => Err(ServerError::ConnectTimeout { addr: addr.to_string(), millis: timeout.as_millis() }),
+    }
+}
+
+async fn connect_inner(addr: Arc<str>, login: &ServerLogin) -> Result<ServerConn, ServerError> {
+    let mut stream =
+        TcpStream::connect(&*addr).await.map_err(|source| ServerError::Connect { addr: addr.to_string(), source })?;
+    stream.set_nodelay(true)?;
+    let mut out = BytesMut::new();
+    let params = [("user", login.user.as_str()), ("database", login.database.as_str())];
+    frontend::startup_message(params.iter().copied(), &mut out)?;
+    stream.write_all(&out).await?;
+    let mut login_state =
+        Login { addr: &addr, login, scram: None, key: BackendKey::default(), params: BTreeMap::new() };
+    let mut rbuf = BytesMut::with_capacity(4096);
+    loop {
+        let frame = loop {
+            if let Some(f) =
+                frame::split_frame(&mut rbuf, MAX_LOGIN_MESSAGE).map_err(|e| ServerError::Protocol(e.to_string()))?
+            {
+                break f;
+            }
+            if stream.read_buf(&mut rbuf).await? == 0 {
+                return Err(ServerError::Closed);
+            }
+        };
+        out.clear();
+        let done = login_state.on_message(frame.tag, frame.body(), &mut out)?;
+        if !out.is_empty() {
+            stream.write_all(&out).await?;
+        }
+        if done {
+            let Login { key, params, .. } = login_state;
+            let mut conn = ServerConn::new(stream, addr, key, params);
+            conn.absorb(rbuf);
+            return Ok(conn);
+        }
+    }
+}
+
+/// The client side of one login in progress.
+struct Login<'a> {
+    addr: &'a Arc<str>,
+    login: &'a ServerLogin,
+    scram: Option<sasl::ScramSha256>,
+    key: BackendKey,
+    params: BTreeMap<String, String>,
+}
+
+impl Login<'_> {
+    /// Handles one server message; writes any answer into `out`. `Ok(true)` once ReadyForQuery arrives.
+    fn on_message(&mut self, tag: u8, body: &[u8], out: &mut BytesMut) -> Result<bool, ServerError> {
+        match tag {
+            from_server::AUTHENTICATION => self.on_auth(body, out)?,
+            from_server::PARAMETER_STATUS => {
+                if let Some((name, value)) = from_server::parameter_status(body) {
+                    let name = String::from_utf8_lossy(name).into_owned();
+                    self.params.insert(name, String::from_utf8_lossy(value).into_owned());
+                }
+            }
+            from_server::BACKEND_KEY_DATA if body.len() >= 8 => {
+                self.key = BackendKey {
+                    pid: i32::from_be_bytes([body[0], body[1], body[2], body[3]]),
+                    secret: i32::from_be_bytes([body[4], body[5], body[6], body[7]]),
+                };
+            }
+            from_server::ERROR_RESPONSE => {
+                let field =
+                    |f| String::from_utf8_lossy(from_server::error_field(body, f).unwrap_or_default()).into_owned();
+                return Err(ServerError::Refused {
+                    addr: self.addr.to_string(),
+                    code: field(b'C'),
+                    message: field(b'M'),
+                });
+            }
+            from_server::READY_FOR_QUERY => return Ok(true),
+            // Notices and NegotiateProtocolVersion need no answer.
+            _ => {}
+        }
+        Ok(false)
+    }
+
+    fn on_auth(&mut self, body: &[u8], out: &mut BytesMut) -> Result<(), ServerError> {
+        if body.len() < 4 {
+            return Err(ServerError::Protocol("short authentication message".into()));
+        }
+        let code = i32::from_be_bytes([body[0], body[1], body[2], body[3]]);
+        let data = &body[4..];
+        match code {
+            0 => {}
+            3 => frontend::password_message(self.password()?.as_bytes(), out)?,
+            5 if data.len() == 4 => {
+                let salt = [data[0], data[1], data[2], data[3]];
+                let hash = md5_hash(self.login.user.as_bytes(), self.password()?.as_bytes(), salt);
+                frontend::password_message(hash.as_bytes(), out)?;
+            }
+            10 => {
+                let offers_scram = data.split(|&b| b == 0).any(|m| m == b"SCRAM-SHA-256");
+                if !offers_scram {
+                    return Err(self.auth_error("server offers no SASL mechanism pgsplit supports".into()));
+                }
+                let scram = sasl::ScramSha256::new(self.password()?.as_bytes(), sasl::ChannelBinding::unsupported());
+                frontend::sasl_initial_response("SCRAM-SHA-256", scram.message(), out)?;
+                self.scram = Some(scram);
+            }
+            11 => {
+                let scram =
+                    self.scram.as_mut().ok_or_else(|| ServerError::Protocol("SASLContinue before SASL".into()))?;
+                scram
+                    .update(data)
+                    .map_err(|e| ServerError::Auth { addr: self.addr.to_string(), reason: e.to_string() })?;
+                frontend::sasl_response(scram.message(), out)?;
+            }
+            12 => {
+                let scram = self.scram.as_mut().ok_or_else(|| ServerError::Protocol("SASLFinal before SASL".into()))?;
+                scram.finish(data).map_err(|e| ServerError::Auth {
+                    addr: self.addr.to_string(),
+                    reason: format!("server signature rejected: {e}"),
+                })?;
+            }
+            other => return Err(self.auth_error(format!("server asked for unsupported authentication (code {other})"))),
+        }
+        Ok(())
+    }
+
+    fn password(&self) -> Result<&str, ServerError> {
+        self.login.password.as_deref().ok_or_else(|| {
+            self.auth_error(format!(
+                "server asked for a password for user {:?} but none is configured: set server_password",
+                self.login.user
+            ))
+        })
+    }
+
+    fn auth_error(&self, reason: String) -> ServerError {
+        ServerError::Auth { addr: self.addr.to_string(), reason }
+    }
+}
+
+/// Sends a CancelRequest for `key` to the server at `addr`.
+pub async fn send_cancel(addr: &str, key: BackendKey) -> std::io::Result<()> {
+    let mut stream = TcpStream::connect(addr).await?;
+    let mut buf = BytesMut::with_capacity(16);
+    buf.put_u32(16);
+    buf.put_u32(80_877_102);
+    buf.put_i32(key.pid);
+    buf.put_i32(key.secret);
+    stream.write_all(&buf).await?;
+    // Wait for the server to close, so the cancel has been delivered when this returns.
+    let mut sink = [0u8; 1];
+    let _ = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut sink)).await;
+    Ok(())
+}

@@ -1,0 +1,185 @@
+//! The test harness: one local cluster (a primary and two streaming replicas, started with
+//! `scripts/cluster`) per test process, and pgsplit started in-process on port 0 per test.
+
+use std::net::{SocketAddr, TcpListener as StdListener};
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::OnceLock;
+
+use pgsplit::config;
+use tokio::net::TcpListener;
+use tokio_postgres::{Client, NoTls};
+use tokio_util::sync::CancellationToken;
+
+/// Ports and data directory of the shared cluster.
+pub struct Cluster {
+    pub primary_port: u16,
+    pub replica_ports: [u16; 2],
+}
+
+static CLUSTER: OnceLock<Cluster> = OnceLock::new();
+
+/// The repository root, where `scripts/` lives.
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The shared cluster, started on first use. `PGSPLIT_TEST_PORT` reuses a running one.
+pub fn cluster() -> &'static Cluster {
+    CLUSTER.get_or_init(|| {
+        if let Some(port) = std::env::var("PGSPLIT_TEST_PORT").ok().and_then(|p| p.parse().ok()) {
+            return Cluster { primary_port: port, replica_ports: [port + 1, port + 2] };
+        }
+        let port = free_port_range();
+        let dir = std::env::temp_dir().join(format!("pgsplit-it-{}", std::process::id()));
+        let status = Command::new(repo_root().join("scripts/cluster"))
+            .arg("start")
+            .arg(&dir)
+            .arg(port.to_string())
+            .status()
+            .expect("scripts/cluster runs");
+        assert!(status.success(), "scripts/cluster start failed");
+        DIR_TO_DESTROY.set(dir.clone()).ok();
+        // Safety: registering a plain extern "C" function with no captured state.
+        unsafe { libc::atexit(destroy_cluster) };
+        Cluster { primary_port: port, replica_ports: [port + 1, port + 2] }
+    })
+}
+
+static DIR_TO_DESTROY: OnceLock<PathBuf> = OnceLock::new();
+
+extern "C" fn destroy_cluster() {
+    if let Some(dir) = DIR_TO_DESTROY.get() {
+        let _ = Command::new(repo_root().join("scripts/cluster")).arg("destroy").arg(dir).status();
+    }
+}
+
+/// A base port with it and the next two free, chosen from the process id to spread parallel runs.
+fn free_port_range() -> u16 {
+    let start = 20_000 + (std::process::id() % 2_000) as u16 * 10;
+    (0..500)
+        .map(|i| start.wrapping_add(i * 3) % 40_000 + 20_000)
+        .find(|&p| (0..3).all(|i| StdListener::bind(("127.0.0.1", p + i)).is_ok()))
+        .expect("a free port range")
+}
+
+/// A pgsplit instance running in this test's runtime; shuts down when dropped.
+pub struct Proxy {
+    pub addr: SocketAddr,
+    pub shutdown: CancellationToken,
+    pub task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// The config used by tests; `extra` is appended (later tables may not repeat earlier ones, so
+/// `[pool]` and `[limits]` settings go through `pool` and `limits`).
+pub fn test_config(pool: &str, limits: &str) -> String {
+    let c = cluster();
+    format!(
+        r#"
+[listen]
+addr = "127.0.0.1:0"
+[pool]
+{pool}
+[limits]
+{limits}
+[[users]]
+name = "app"
+password = "app"
+[[users]]
+name = "app_md5"
+password = "app_md5"
+auth = "md5"
+[[users]]
+name = "app_trust"
+auth = "trust"
+[[users]]
+name = "postgres"
+auth = "trust"
+[databases.app]
+primary = "127.0.0.1:{p}"
+replicas = ["127.0.0.1:{r1}", "127.0.0.1:{r2}"]
+[databases.appsession]
+primary = "127.0.0.1:{p}"
+server_dbname = "app"
+pool_mode = "session"
+[databases.postgres]
+primary = "127.0.0.1:{p}"
+"#,
+        p = c.primary_port,
+        r1 = c.replica_ports[0],
+        r2 = c.replica_ports[1],
+    )
+}
+
+impl Proxy {
+    /// Starts pgsplit with the default test config.
+    pub async fn start() -> Proxy {
+        Proxy::with_config(&test_config("size = 4", "")).await
+    }
+
+    /// Starts pgsplit with a full config text.
+    pub async fn with_config(text: &str) -> Proxy {
+        let settings = config::from_str(text, "test config").expect("test config is valid");
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("local addr");
+        let shutdown = CancellationToken::new();
+        let token = shutdown.clone();
+        let task = tokio::spawn(async move {
+            pgsplit::app::serve(listener, settings, token).await.expect("serve");
+        });
+        Proxy { addr, shutdown, task: Some(task) }
+    }
+
+    /// A libpq-style connection string for this proxy.
+    pub fn conn_str(&self, user: &str, password: &str, db: &str) -> String {
+        format!("host=127.0.0.1 port={} user={user} password='{password}' dbname={db}", self.addr.port())
+    }
+
+    /// Connects as `app` to database `app`.
+    pub async fn client(&self) -> Client {
+        self.client_as("app", "app", "app").await
+    }
+
+    /// Connects with the given credentials; panics on failure.
+    pub async fn client_as(&self, user: &str, password: &str, db: &str) -> Client {
+        self.try_client(user, password, db).await.expect("connect through pgsplit")
+    }
+
+    /// Connects with the given credentials.
+    pub async fn try_client(&self, user: &str, password: &str, db: &str) -> Result<Client, tokio_postgres::Error> {
+        connect(&self.conn_str(user, password, db)).await
+    }
+}
+
+/// Connects with tokio-postgres and drives the connection in the background.
+pub async fn connect(conn_str: &str) -> Result<Client, tokio_postgres::Error> {
+    let (client, connection) = tokio_postgres::connect(conn_str, NoTls).await?;
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    Ok(client)
+}
+
+/// A superuser connection straight to the primary, bypassing pgsplit.
+pub async fn primary_admin() -> Client {
+    let port = cluster().primary_port;
+    connect(&format!("host=127.0.0.1 port={port} user=postgres dbname=app")).await.expect("direct connection")
+}
+
+/// The SQLSTATE of a tokio-postgres error, if the server (or pgsplit) sent one.
+pub fn sqlstate(e: &tokio_postgres::Error) -> Option<String> {
+    e.code().map(|c| c.code().to_string())
+}
+
+/// A unique name for a test's own table.
+pub fn unique(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!("{prefix}_{}_{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+}

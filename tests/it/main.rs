@@ -1,0 +1,10 @@
+//! The integration tests: one binary, one local cluster, pgsplit in-process per test.
+
+mod auth;
+mod bad_input;
+mod clients;
+mod config_files;
+mod forwarding;
+mod harness;
+mod pooling;
+mod shutdown;
