@@ -15,7 +15,7 @@ use super::startup::Accepted;
 use super::ClientError;
 use crate::app::AppContext;
 use crate::config::{DatabaseSettings, PoolMode, UserSettings};
-use crate::pool::{Checkout, PoolError};
+use crate::pool::{Checkout, Pool, PoolError};
 use crate::protocol::build::{self, Severity};
 use crate::route;
 use crate::server::conn::BatchEnd;
@@ -33,6 +33,8 @@ pub struct Session {
     mode: PoolMode,
     params: ClientParams,
     cancel: CancelHandle,
+    /// The primary's pool, looked up once at login rather than per request.
+    primary: Pool,
     /// The server connection kept between requests: inside a transaction, or in session mode.
     held: Option<Checkout>,
     /// After a refused Flush-ended request, messages are dropped until Sync, as PostgreSQL does.
@@ -84,7 +86,7 @@ impl Session {
         }
         let id = ctx.next_client_id();
         let cbuf = BytesMut::with_capacity(READ_RESERVE);
-        Ok(Session { client, cbuf, ctx, user, db, mode, params, cancel, held, discarding: false, id })
+        Ok(Session { client, cbuf, ctx, user, db, mode, params, cancel, primary: pool, held, discarding: false, id })
     }
 
     /// Serves requests until the client leaves; reports a fatal error to the client if one ends it.
@@ -144,8 +146,10 @@ impl Session {
     }
 
     async fn checkout(&mut self) -> Result<Checkout, PoolError> {
-        let (route, _reason) = route::route();
-        let pool = self.ctx.pools.pool(route, &self.db, &self.user);
+        let pool = match route::route() {
+            (route::Route::Primary, _) => self.primary.clone(),
+            (route, _) => self.ctx.pools.pool(route, &self.db, &self.user),
+        };
         let mut server = pool.checkout().await?;
         if self.mode == PoolMode::Session {
             server.needs_reset = true;

@@ -128,3 +128,16 @@ async fn primary_down_gives_a_clear_error_in_bounded_time() {
     assert_eq!(harness::sqlstate(&err).as_deref(), Some("08006"));
     assert!(started.elapsed() < Duration::from_secs(5));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_over_max_clients_are_refused_with_53300() {
+    let proxy = Proxy::with_config(&harness::test_config("size = 2", "max_clients = 2")).await;
+    let a = proxy.client().await;
+    let b = proxy.client().await;
+    let err = proxy.try_client("app", "app", "app").await.unwrap_err();
+    assert_eq!(harness::sqlstate(&err).as_deref(), Some("53300"));
+    a.query_one("select 1", &[]).await.unwrap();
+    drop(b);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    proxy.client().await.query_one("select 1", &[]).await.unwrap();
+}
