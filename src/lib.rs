@@ -12,3 +12,4 @@ pub mod pool;
 pub mod protocol;
 pub mod route;
 pub mod server;
+pub mod socket;

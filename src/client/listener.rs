@@ -30,7 +30,7 @@ pub async fn run(listener: TcpListener, ctx: Arc<AppContext>, tracker: TaskTrack
             },
             _ = ctx.shutdown.cancelled() => break,
         };
-        let _ = stream.set_nodelay(true);
+        crate::socket::tune(&stream);
         let ctx = ctx.clone();
         match slots.clone().try_acquire_owned() {
             Ok(permit) => {
@@ -54,3 +54,4 @@ async fn refuse_full(mut stream: TcpStream) {
     let _ = stream.write_all(&out).await;
     tracing::warn!(error = %ClientError::Gone, "refused a client: max_clients reached");
 }
+

@@ -37,7 +37,7 @@ pub async fn connect(addr: Arc<str>, login: &ServerLogin, timeout: Duration) -> 
 async fn connect_inner(addr: Arc<str>, login: &ServerLogin) -> Result<ServerConn, ServerError> {
     let mut stream =
         TcpStream::connect(&*addr).await.map_err(|source| ServerError::Connect { addr: addr.to_string(), source })?;
-    stream.set_nodelay(true)?;
+    crate::socket::tune(&stream);
     let mut out = BytesMut::new();
     let params = [("user", login.user.as_str()), ("database", login.database.as_str())];
     frontend::startup_message(params.iter().copied(), &mut out)?;
