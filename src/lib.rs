@@ -8,6 +8,7 @@ pub mod app;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod monitor;
 pub mod pool;
 pub mod protocol;
 pub mod route;

@@ -18,6 +18,8 @@ pub struct ConfigFile {
     #[serde(default)]
     pub log: LogFile,
     #[serde(default)]
+    pub routing: RoutingFile,
+    #[serde(default)]
     pub users: Vec<UserFile>,
     #[serde(default)]
     pub databases: BTreeMap<String, DatabaseFile>,
@@ -77,8 +79,55 @@ pub struct UserFile {
 pub struct DatabaseFile {
     pub primary: String,
     #[serde(default)]
-    pub replicas: Vec<String>,
+    pub replicas: Vec<ReplicaFile>,
     pub server_dbname: Option<String>,
     pub pool_mode: Option<String>,
     pub pool_size: Option<usize>,
+}
+
+/// A replica: `"host:port"`, or `{ addr = "host:port", weight = 2 }`.
+#[derive(Debug, Deserialize, Serialize, Clone)]
+#[serde(untagged)]
+pub enum ReplicaFile {
+    Addr(String),
+    Weighted {
+        addr: String,
+        #[serde(default)]
+        weight: Option<u32>,
+    },
+}
+
+/// `[routing]`
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoutingFile {
+    pub max_lag: Option<String>,
+    pub max_lag_bytes: Option<String>,
+    pub read_your_writes: Option<String>,
+    pub stale_fallback: Option<String>,
+    pub wait_timeout: Option<String>,
+    pub balance: Option<String>,
+    pub primary_reads: Option<bool>,
+    pub check_interval: Option<String>,
+    pub write_functions: Option<Vec<String>>,
+    pub monitor_user: Option<String>,
+    pub monitor_password: Option<String>,
+    #[serde(default)]
+    pub rules: Vec<RuleFile>,
+}
+
+/// One `[[routing.rules]]` entry; every matcher given must match.
+#[derive(Debug, Default, Deserialize, Serialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct RuleFile {
+    pub name: Option<String>,
+    pub database: Option<Vec<String>>,
+    pub user: Option<Vec<String>>,
+    pub application_name: Option<Vec<String>>,
+    pub kind: Option<Vec<String>>,
+    pub tables: Option<Vec<String>>,
+    pub functions: Option<Vec<String>>,
+    pub regex: Option<String>,
+    pub route: String,
+    pub max_lag: Option<String>,
 }

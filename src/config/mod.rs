@@ -3,6 +3,7 @@
 
 pub mod file;
 pub mod render;
+pub mod routing;
 pub mod units;
 pub mod validate;
 

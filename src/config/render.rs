@@ -1,7 +1,10 @@
 //! `check-config` output: the effective configuration, defaults filled in and secrets hidden,
 //! in the file's own TOML shape.
 
-use super::file::{ConfigFile, DatabaseFile, LimitsFile, ListenFile, LogFile, PoolFile, UserFile};
+use super::file::{
+    ConfigFile, DatabaseFile, LimitsFile, ListenFile, LogFile, PoolFile, ReplicaFile, RoutingFile, RuleFile, UserFile,
+};
+use super::routing::{Balance, RoutingSettings, RuleRoute, StaleFallback};
 use super::units::{format_duration, format_size};
 use super::{AuthMethod, PoolMode, Secret, Settings};
 
@@ -24,6 +27,7 @@ pub fn render(settings: &Settings) -> String {
             shutdown_timeout: Some(format_duration(settings.limits.shutdown_timeout)),
         },
         log: LogFile { level: Some(settings.log_level.clone()) },
+        routing: routing(&settings.routing),
         users: settings
             .users
             .values()
@@ -42,7 +46,11 @@ pub fn render(settings: &Settings) -> String {
             .map(|d| {
                 let file = DatabaseFile {
                     primary: d.primary.clone(),
-                    replicas: d.replicas.clone(),
+                    replicas: d
+                        .replicas
+                        .iter()
+                        .map(|r| ReplicaFile::Weighted { addr: r.addr.clone(), weight: Some(r.weight) })
+                        .collect(),
                     server_dbname: Some(d.server_dbname.clone()),
                     pool_mode: d.pool_mode.map(mode),
                     pool_size: d.pool_size,
@@ -53,6 +61,58 @@ pub fn render(settings: &Settings) -> String {
     };
     // Every field is a plain string, number or table: serialisation cannot fail.
     toml::to_string_pretty(&file).expect("settings render as TOML")
+}
+
+fn routing(r: &RoutingSettings) -> RoutingFile {
+    let some = |v: &Vec<String>| (!v.is_empty()).then(|| v.clone());
+    RoutingFile {
+        max_lag: Some(format_duration(r.max_lag)),
+        max_lag_bytes: Some(format_size(r.max_lag_bytes)),
+        read_your_writes: Some(if r.read_your_writes { "lsn" } else { "off" }.into()),
+        stale_fallback: Some(
+            match r.stale_fallback {
+                StaleFallback::Primary => "primary",
+                StaleFallback::Wait => "wait",
+                StaleFallback::Error => "error",
+            }
+            .into(),
+        ),
+        wait_timeout: Some(format_duration(r.wait_timeout)),
+        balance: Some(
+            match r.balance {
+                Balance::LeastBusy => "least-busy",
+                Balance::RoundRobin => "round-robin",
+                Balance::Random => "random",
+            }
+            .into(),
+        ),
+        primary_reads: Some(r.primary_reads),
+        check_interval: Some(format_duration(r.check_interval)),
+        write_functions: Some(r.write_functions.clone()),
+        monitor_user: r.monitor_user.clone(),
+        monitor_password: r.monitor_password.as_ref().map(|_| "(hidden)".into()),
+        rules: r
+            .rules
+            .iter()
+            .map(|rule| RuleFile {
+                name: Some(rule.name.clone()),
+                database: some(&rule.databases),
+                user: some(&rule.users),
+                application_name: some(&rule.application_names),
+                kind: some(&rule.kinds),
+                tables: some(&rule.tables),
+                functions: some(&rule.functions),
+                regex: rule.regex.clone(),
+                route: match rule.route {
+                    RuleRoute::Primary => "primary",
+                    RuleRoute::Replica => "replica",
+                    RuleRoute::Any => "any",
+                }
+                .into(),
+                max_lag: rule.max_lag.map(format_duration),
+            })
+            .collect(),
+    }
 }
 
 fn mode(m: PoolMode) -> String {

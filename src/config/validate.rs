@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use super::file::{ConfigFile, DatabaseFile, UserFile};
+use super::file::{ConfigFile, DatabaseFile, ReplicaFile, UserFile};
+use super::routing::{self, RoutingSettings};
 use super::units::{parse_duration, parse_size};
 use super::ConfigError;
 
@@ -16,6 +17,7 @@ pub struct Settings {
     pub pool: PoolSettings,
     pub limits: Limits,
     pub log_level: String,
+    pub routing: RoutingSettings,
     /// Users by name.
     pub users: BTreeMap<String, UserSettings>,
     /// Databases by the name clients connect to.
@@ -84,12 +86,19 @@ pub struct UserSettings {
     pub pool_mode: Option<PoolMode>,
 }
 
+/// A replica and its share of reads.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReplicaSettings {
+    pub addr: String,
+    pub weight: u32,
+}
+
 /// One database clients may connect to.
 #[derive(Clone, Debug)]
 pub struct DatabaseSettings {
     pub name: String,
     pub primary: String,
-    pub replicas: Vec<String>,
+    pub replicas: Vec<ReplicaSettings>,
     pub server_dbname: String,
     pub pool_mode: Option<PoolMode>,
     pub pool_size: Option<usize>,
@@ -146,7 +155,8 @@ pub fn validate(file: ConfigFile, env: EnvLookup) -> Result<Settings, ConfigErro
         return Err(invalid("no [databases.NAME] table: clients would have nowhere to go".into()));
     }
     let log_level = file.log.level.unwrap_or_else(|| "info".into());
-    Ok(Settings { listen, pool, limits, log_level, users, databases })
+    let routing = routing::validate(file.routing)?;
+    Ok(Settings { listen, pool, limits, log_level, routing, users, databases })
 }
 
 fn validate_user(user: UserFile, env: EnvLookup) -> Result<UserSettings, ConfigError> {
@@ -205,8 +215,15 @@ fn validate_database(name: String, db: DatabaseFile, env: EnvLookup) -> Result<D
     let replicas = db
         .replicas
         .iter()
-        .map(|r| expand(r, env).and_then(|r| check_host_port(&r, &name)))
-        .collect::<Result<_, _>>()?;
+        .map(|r| {
+            let (addr, weight) = match r {
+                ReplicaFile::Addr(a) => (a, None),
+                ReplicaFile::Weighted { addr, weight } => (addr, *weight),
+            };
+            let addr = check_host_port(&expand(addr, env)?, &name)?;
+            Ok(ReplicaSettings { addr, weight: weight.unwrap_or(1) })
+        })
+        .collect::<Result<_, ConfigError>>()?;
     let server_dbname = match db.server_dbname {
         Some(d) => expand(&d, env)?,
         None => name.clone(),

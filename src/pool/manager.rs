@@ -28,7 +28,7 @@ impl PoolManager {
     pub fn pool(&self, route: Route, db: &DatabaseSettings, user: &UserSettings) -> Pool {
         let node = match route {
             Route::Primary => db.primary.as_str(),
-            Route::Replica(i) => db.replicas.get(i).map_or(db.primary.as_str(), String::as_str),
+            Route::Replica(i) => db.replicas.get(i).map_or(db.primary.as_str(), |r| r.addr.as_str()),
         };
         let key = PoolKey { node: Arc::from(node), database: db.server_dbname.clone(), user: user.server_user.clone() };
         let mut pools = self.pools.lock();

@@ -1,0 +1,153 @@
+//! `[routing]`: how reads are spread over replicas, how stale a replica may be, and the rules.
+
+use std::time::Duration;
+
+use super::file::{RoutingFile, RuleFile};
+use super::units::{parse_duration, parse_size};
+use super::ConfigError;
+
+/// What to do with a read when no replica qualifies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StaleFallback {
+    /// Send it to the primary.
+    Primary,
+    /// Wait up to `wait_timeout` for a replica to qualify, then the primary.
+    Wait,
+    /// Refuse it with an error.
+    Error,
+}
+
+/// How a read picks among qualifying replicas.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Balance {
+    /// The node with the fewest server connections in use, weighted.
+    LeastBusy,
+    /// In turn, weighted.
+    RoundRobin,
+    /// At random, weighted.
+    Random,
+}
+
+/// Where a rule sends what it matches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RuleRoute {
+    Primary,
+    Replica,
+    Any,
+}
+
+/// One routing rule; every matcher present must match.
+#[derive(Clone, Debug)]
+pub struct RuleSettings {
+    pub name: String,
+    pub databases: Vec<String>,
+    pub users: Vec<String>,
+    pub application_names: Vec<String>,
+    /// Statement kinds, lowercased ("select", "insert", …).
+    pub kinds: Vec<String>,
+    pub tables: Vec<String>,
+    pub functions: Vec<String>,
+    pub regex: Option<String>,
+    pub route: RuleRoute,
+    pub max_lag: Option<Duration>,
+}
+
+/// Read routing and replica freshness.
+#[derive(Clone, Debug)]
+pub struct RoutingSettings {
+    pub max_lag: Duration,
+    pub max_lag_bytes: u64,
+    /// Reads after the session's own writes wait for a replica that replayed them.
+    pub read_your_writes: bool,
+    pub stale_fallback: StaleFallback,
+    pub wait_timeout: Duration,
+    pub balance: Balance,
+    /// The primary takes a share of plain reads too.
+    pub primary_reads: bool,
+    /// How often the monitor samples every node.
+    pub check_interval: Duration,
+    /// Functions (besides the built-in list) whose calls make a statement a write.
+    pub write_functions: Vec<String>,
+    /// Who the monitor logs in as; default: the first configured user's server login.
+    pub monitor_user: Option<String>,
+    pub monitor_password: Option<String>,
+    pub rules: Vec<RuleSettings>,
+}
+
+/// Validates `[routing]`.
+pub fn validate(file: RoutingFile) -> Result<RoutingSettings, ConfigError> {
+    let duration = |v: &Option<String>, default: &str, key: &str| {
+        parse_duration(v.as_deref().unwrap_or(default)).map_err(|e| invalid(format!("routing.{key}: {e}")))
+    };
+    let max_lag_bytes = parse_size(file.max_lag_bytes.as_deref().unwrap_or("16MiB"))
+        .map_err(|e| invalid(format!("routing.max_lag_bytes: {e}")))?;
+    let read_your_writes = match file.read_your_writes.as_deref().unwrap_or("lsn") {
+        "lsn" => true,
+        "off" => false,
+        other => return Err(invalid(format!("routing.read_your_writes = {other:?}: use \"lsn\" or \"off\""))),
+    };
+    let stale_fallback = match file.stale_fallback.as_deref().unwrap_or("primary") {
+        "primary" => StaleFallback::Primary,
+        "wait" => StaleFallback::Wait,
+        "error" => StaleFallback::Error,
+        other => return Err(invalid(format!("routing.stale_fallback = {other:?}: use primary, wait or error"))),
+    };
+    let balance = match file.balance.as_deref().unwrap_or("least-busy") {
+        "least-busy" => Balance::LeastBusy,
+        "round-robin" => Balance::RoundRobin,
+        "random" => Balance::Random,
+        other => return Err(invalid(format!("routing.balance = {other:?}: use least-busy, round-robin or random"))),
+    };
+    let check_interval = duration(&file.check_interval, "100ms", "check_interval")?;
+    if check_interval < Duration::from_millis(10) {
+        return Err(invalid("routing.check_interval must be at least 10ms".into()));
+    }
+    let rules = file.rules.into_iter().enumerate().map(|(i, r)| validate_rule(i, r)).collect::<Result<_, _>>()?;
+    Ok(RoutingSettings {
+        max_lag: duration(&file.max_lag, "1s", "max_lag")?,
+        max_lag_bytes,
+        read_your_writes,
+        stale_fallback,
+        wait_timeout: duration(&file.wait_timeout, "200ms", "wait_timeout")?,
+        balance,
+        primary_reads: file.primary_reads.unwrap_or(false),
+        check_interval,
+        write_functions: file.write_functions.unwrap_or_default().iter().map(|f| f.to_ascii_lowercase()).collect(),
+        monitor_user: file.monitor_user,
+        monitor_password: file.monitor_password,
+        rules,
+    })
+}
+
+fn validate_rule(index: usize, rule: RuleFile) -> Result<RuleSettings, ConfigError> {
+    let name = rule.name.unwrap_or_else(|| format!("rule {}", index + 1));
+    let route = match rule.route.as_str() {
+        "primary" => RuleRoute::Primary,
+        "replica" => RuleRoute::Replica,
+        "any" => RuleRoute::Any,
+        other => return Err(invalid(format!("routing.rules {name:?}: route = {other:?}: use primary, replica or any"))),
+    };
+    let max_lag = rule
+        .max_lag
+        .as_deref()
+        .map(parse_duration)
+        .transpose()
+        .map_err(|e| invalid(format!("routing.rules {name:?}: max_lag: {e}")))?;
+    let lower = |v: Option<Vec<String>>| v.unwrap_or_default().iter().map(|s| s.to_ascii_lowercase()).collect();
+    Ok(RuleSettings {
+        databases: rule.database.unwrap_or_default(),
+        users: rule.user.unwrap_or_default(),
+        application_names: rule.application_name.unwrap_or_default(),
+        kinds: lower(rule.kind),
+        tables: lower(rule.tables),
+        functions: lower(rule.functions),
+        regex: rule.regex,
+        route,
+        max_lag,
+        name,
+    })
+}
+
+fn invalid(message: String) -> ConfigError {
+    ConfigError::Invalid(message)
+}

@@ -1,0 +1,114 @@
+//! The monitor: the one owner of topology. It samples every node of every database each check
+//! interval (role, WAL positions, replay delay) and publishes a [`Topology`] snapshot that routing
+//! reads without locks.
+
+pub mod probe;
+pub mod topology;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use tokio_util::sync::CancellationToken;
+
+pub use topology::{Freshness, NodeStatus, Topology};
+
+use crate::config::{DatabaseSettings, Settings};
+use probe::{ProbeLogin, SampleSlot};
+
+/// Topology snapshots by database name.
+pub struct Monitor {
+    topologies: BTreeMap<String, Arc<ArcSwap<Topology>>>,
+}
+
+impl Monitor {
+    /// Starts probing every node of every database with replicas; stops when `shutdown` fires.
+    pub fn start(settings: &Settings, shutdown: CancellationToken) -> Monitor {
+        let mut topologies = BTreeMap::new();
+        for db in settings.databases.values() {
+            let topology = Arc::new(ArcSwap::from_pointee(initial(db)));
+            if !db.replicas.is_empty() {
+                let Some(login) = probe_login(settings, db) else {
+                    tracing::error!(database = %db.name, "no user to monitor with: replicas get no reads");
+                    continue;
+                };
+                tokio::spawn(run_database(db.clone(), login, settings.clone(), topology.clone(), shutdown.clone()));
+            }
+            topologies.insert(db.name.clone(), topology);
+        }
+        Monitor { topologies }
+    }
+
+    /// The latest snapshot for a database.
+    pub fn topology(&self, database: &str) -> Option<Arc<Topology>> {
+        self.topologies.get(database).map(|t| t.load_full())
+    }
+
+    /// The live snapshot handle for a database, for sessions to keep.
+    pub fn handle(&self, database: &str) -> Option<Arc<ArcSwap<Topology>>> {
+        self.topologies.get(database).cloned()
+    }
+}
+
+fn initial(db: &DatabaseSettings) -> Topology {
+    Topology::new(db.primary.as_str().into(), db.replicas.iter().map(|r| (r.addr.as_str().into(), r.weight)).collect())
+}
+
+fn probe_login(settings: &Settings, db: &DatabaseSettings) -> Option<ProbeLogin> {
+    let routing = &settings.routing;
+    let first = settings.users.values().find(|u| u.server_password.is_some()).or(settings.users.values().next());
+    let user = routing.monitor_user.clone().or_else(|| first.map(|u| u.server_user.clone()))?;
+    let password = routing.monitor_password.clone().or_else(|| first.and_then(|u| u.server_password.clone()));
+    Some(ProbeLogin { user, password, dbname: db.server_dbname.clone() })
+}
+
+/// Probes a database's nodes and publishes a new snapshot every check interval.
+async fn run_database(
+    db: DatabaseSettings,
+    login: ProbeLogin,
+    settings: Settings,
+    topology: Arc<ArcSwap<Topology>>,
+    shutdown: CancellationToken,
+) {
+    let interval = settings.routing.check_interval;
+    let connect_timeout = settings.pool.connect_timeout;
+    let addrs: Vec<Arc<str>> =
+        std::iter::once(db.primary.as_str()).chain(db.replicas.iter().map(|r| r.addr.as_str())).map(Arc::from).collect();
+    let slots: Vec<SampleSlot> = addrs.iter().map(|_| SampleSlot::default()).collect();
+    let probes: Vec<_> = addrs
+        .iter()
+        .zip(&slots)
+        .map(|(addr, slot)| {
+            tokio::spawn(probe::run_probe(addr.clone(), login.clone(), interval, connect_timeout, slot.clone()))
+        })
+        .collect();
+    let limits = Freshness {
+        max_lag: settings.routing.max_lag,
+        max_lag_bytes: settings.routing.max_lag_bytes,
+        // Three missed rounds, but never less than the time a slow sample may legitimately take.
+        stale_after: (interval * 3).max(Duration::from_millis(500)),
+    };
+    let mut tick = tokio::time::interval(interval);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.cancelled() => break,
+        }
+        let samples: Vec<_> = slots.iter().map(|s| *s.lock()).collect();
+        let next = topology.load().next(samples[0], &samples[1..], Instant::now(), limits);
+        log_changes(&topology.load(), &next);
+        topology.store(Arc::new(next));
+    }
+    for probe in probes {
+        probe.abort();
+    }
+}
+
+fn log_changes(old: &Topology, new: &Topology) {
+    for (a, b) in old.replicas.iter().zip(&new.replicas) {
+        if a.eligible != b.eligible {
+            tracing::info!(replica = %b.addr, eligible = b.eligible, lag_bytes = ?b.lag_bytes, lag = ?b.lag_time, up = b.up, "replica eligibility changed");
+        }
+    }
+}

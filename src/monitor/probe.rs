@@ -1,0 +1,99 @@
+//! Sampling one node: a tokio-postgres connection kept by deadpool-postgres, one query a round.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime, Timeouts};
+use parking_lot::Mutex;
+use tokio_postgres::NoTls;
+
+use super::topology::Sample;
+
+/// One round trip that works on a primary and on a replica alike.
+const SAMPLE_SQL: &str = "SELECT pg_is_in_recovery(), \
+     CASE WHEN pg_is_in_recovery() THEN NULL ELSE (pg_current_wal_lsn() - '0/0')::int8 END, \
+     (pg_last_wal_replay_lsn() - '0/0')::int8, \
+     (pg_last_wal_receive_lsn() - '0/0')::int8, \
+     extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8";
+
+/// Who the monitor logs in as.
+#[derive(Clone, Debug)]
+pub struct ProbeLogin {
+    pub user: String,
+    pub password: Option<String>,
+    pub dbname: String,
+}
+
+/// The latest sample of one node, written by its probe task and read by the topology round.
+pub type SampleSlot = Arc<Mutex<Option<Sample>>>;
+
+/// Samples `addr` every `interval` into `slot` until the task is dropped; backs off while the
+/// node is unreachable so a dead node costs little.
+pub async fn run_probe(addr: Arc<str>, login: ProbeLogin, interval: Duration, connect_timeout: Duration, slot: SampleSlot) {
+    let Some(pool) = build_pool(&addr, &login, connect_timeout) else {
+        tracing::error!(node = %addr, "monitor cannot parse node address");
+        return;
+    };
+    let mut failures: u32 = 0;
+    loop {
+        let started = Instant::now();
+        match tokio::time::timeout(connect_timeout + interval, sample(&pool)).await {
+            Ok(Ok(s)) => {
+                if failures > 0 {
+                    tracing::info!(node = %addr, "node reachable again");
+                }
+                failures = 0;
+                *slot.lock() = Some(s);
+            }
+            Ok(Err(e)) => failures = note_failure(&addr, failures, &e),
+            Err(_) => failures = note_failure(&addr, failures, &"sample timed out"),
+        }
+        let pause = if failures == 0 { interval } else { backoff(interval, failures) };
+        tokio::time::sleep(pause.saturating_sub(started.elapsed())).await;
+    }
+}
+
+fn note_failure(addr: &str, failures: u32, e: &dyn std::fmt::Display) -> u32 {
+    if failures == 0 {
+        tracing::warn!(node = %addr, error = %e, "node check failed; it gets no reads until it answers again");
+    }
+    failures.saturating_add(1)
+}
+
+/// Doubles the pause per failure, up to five seconds.
+fn backoff(interval: Duration, failures: u32) -> Duration {
+    let factor = 1u32 << failures.min(6);
+    (interval * factor).min(Duration::from_secs(5))
+}
+
+async fn sample(pool: &Pool) -> Result<Sample, Box<dyn std::error::Error + Send + Sync>> {
+    let client = pool.get().await?;
+    let row = client.query_one(SAMPLE_SQL, &[]).await?;
+    let lsn = |i: usize| row.get::<_, Option<i64>>(i).map(|v| v.max(0) as u64);
+    Ok(Sample {
+        taken: Instant::now(),
+        in_recovery: row.get(0),
+        current_lsn: lsn(1),
+        replay_lsn: lsn(2),
+        receive_lsn: lsn(3),
+        replay_age: row.get(4),
+    })
+}
+
+fn build_pool(addr: &str, login: &ProbeLogin, connect_timeout: Duration) -> Option<Pool> {
+    let (host, port) = addr.rsplit_once(':')?;
+    let mut config = tokio_postgres::Config::new();
+    config
+        .host(host)
+        .port(port.parse().ok()?)
+        .user(&login.user)
+        .dbname(&login.dbname)
+        .application_name("pgsplit monitor")
+        .connect_timeout(connect_timeout);
+    if let Some(p) = &login.password {
+        config.password(p);
+    }
+    let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+    let timeouts = Timeouts { wait: Some(connect_timeout), create: Some(connect_timeout), recycle: Some(connect_timeout) };
+    Pool::builder(manager).max_size(1).timeouts(timeouts).runtime(Runtime::Tokio1).build().ok()
+}

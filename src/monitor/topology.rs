@@ -1,0 +1,146 @@
+//! The topology snapshot and how each round of samples updates it. Pure: the lag arithmetic and
+//! the eligibility hysteresis are unit-tested without a database.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Good samples in a row a replica needs before it gets reads again, so it does not flap.
+pub const RECOVER_SAMPLES: u32 = 3;
+
+/// What one node answered in one round.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Sample {
+    pub taken: Instant,
+    pub in_recovery: bool,
+    /// `pg_current_wal_lsn()` on a primary.
+    pub current_lsn: Option<u64>,
+    /// `pg_last_wal_replay_lsn()` on a replica.
+    pub replay_lsn: Option<u64>,
+    /// `pg_last_wal_receive_lsn()` on a replica.
+    pub receive_lsn: Option<u64>,
+    /// Seconds since the last replayed transaction committed on the primary.
+    pub replay_age: Option<f64>,
+}
+
+/// One node as routing sees it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NodeStatus {
+    pub addr: Arc<str>,
+    pub weight: u32,
+    /// The last sample is fresh and the node answered.
+    pub up: bool,
+    pub in_recovery: Option<bool>,
+    pub replay_lsn: Option<u64>,
+    /// Bytes of WAL the node has not replayed yet.
+    pub lag_bytes: Option<u64>,
+    /// How far behind in time; zero once replay has caught up.
+    pub lag_time: Option<Duration>,
+    /// May take reads.
+    pub eligible: bool,
+    good_streak: u32,
+}
+
+impl NodeStatus {
+    /// A node not sampled yet: down and ineligible until proven otherwise.
+    pub fn unknown(addr: Arc<str>, weight: u32) -> Self {
+        NodeStatus {
+            addr,
+            weight,
+            up: false,
+            in_recovery: None,
+            replay_lsn: None,
+            lag_bytes: None,
+            lag_time: None,
+            eligible: false,
+            good_streak: 0,
+        }
+    }
+}
+
+/// The cluster of one database: its primary and replicas, as of the last round of samples.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Topology {
+    pub primary: NodeStatus,
+    pub replicas: Vec<NodeStatus>,
+    /// The newest WAL position known: the primary's, or the furthest a replica received.
+    pub head_lsn: Option<u64>,
+}
+
+/// Limits a replica must meet to take reads.
+#[derive(Clone, Copy, Debug)]
+pub struct Freshness {
+    pub max_lag: Duration,
+    pub max_lag_bytes: u64,
+    /// A sample older than this counts as no sample.
+    pub stale_after: Duration,
+}
+
+impl Topology {
+    /// Every node unknown.
+    pub fn new(primary: Arc<str>, replicas: Vec<(Arc<str>, u32)>) -> Self {
+        Topology {
+            primary: NodeStatus::unknown(primary, 1),
+            replicas: replicas.into_iter().map(|(a, w)| NodeStatus::unknown(a, w)).collect(),
+            head_lsn: None,
+        }
+    }
+
+    /// The next snapshot from the latest sample of each node (`None`: it failed).
+    pub fn next(&self, primary: Option<Sample>, replicas: &[Option<Sample>], now: Instant, limits: Freshness) -> Topology {
+        let fresh = |s: &Option<Sample>| s.filter(|s| now.saturating_duration_since(s.taken) <= limits.stale_after);
+        let primary = fresh(&primary).filter(|s| !s.in_recovery);
+        let replicas: Vec<Option<Sample>> = replicas.iter().map(fresh).collect();
+        let received = replicas.iter().flatten().filter_map(|s| s.receive_lsn.or(s.replay_lsn)).max();
+        let head_lsn = primary.and_then(|s| s.current_lsn).or(received).max(self.head_lsn);
+        let mut next = self.clone();
+        next.head_lsn = head_lsn;
+        next.primary.up = primary.is_some();
+        next.primary.in_recovery = primary.map(|s| s.in_recovery);
+        next.primary.eligible = primary.is_some();
+        for (node, sample) in next.replicas.iter_mut().zip(&replicas) {
+            update_replica(node, *sample, head_lsn, limits);
+        }
+        next
+    }
+}
+
+fn update_replica(node: &mut NodeStatus, sample: Option<Sample>, head_lsn: Option<u64>, limits: Freshness) {
+    let Some(sample) = sample.filter(|s| s.in_recovery) else {
+        // Unreachable, stale, or promoted: no reads until it proves itself again (fail closed).
+        node.up = sample.is_some();
+        node.in_recovery = sample.map(|s| s.in_recovery);
+        node.eligible = false;
+        node.good_streak = 0;
+        return;
+    };
+    node.up = true;
+    node.in_recovery = Some(true);
+    node.replay_lsn = sample.replay_lsn;
+    let (lag_bytes, lag_time) = lag(sample, head_lsn);
+    node.lag_bytes = lag_bytes;
+    node.lag_time = lag_time;
+    let within = matches!((lag_bytes, lag_time), (Some(b), Some(t)) if b <= limits.max_lag_bytes && t <= limits.max_lag);
+    if within {
+        node.good_streak = node.good_streak.saturating_add(1);
+        node.eligible = node.eligible || node.good_streak >= RECOVER_SAMPLES;
+    } else {
+        node.good_streak = 0;
+        node.eligible = false;
+    }
+}
+
+/// Lag in bytes behind the head, and in time: zero once replay reached the head, since the replay
+/// timestamp only moves when the primary commits and would make an idle primary look like lag.
+pub fn lag(sample: Sample, head_lsn: Option<u64>) -> (Option<u64>, Option<Duration>) {
+    let (Some(replay), Some(head)) = (sample.replay_lsn, head_lsn) else { return (None, None) };
+    let bytes = head.saturating_sub(replay);
+    let time = if bytes == 0 {
+        Duration::ZERO
+    } else {
+        Duration::from_secs_f64(sample.replay_age.unwrap_or(f64::INFINITY).clamp(0.0, 1e9))
+    };
+    (Some(bytes), Some(time))
+}
+
+#[cfg(test)]
+mod tests;

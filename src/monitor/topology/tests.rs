@@ -1,0 +1,91 @@
+use super::*;
+
+const LIMITS: Freshness =
+    Freshness { max_lag: Duration::from_secs(1), max_lag_bytes: 1000, stale_after: Duration::from_millis(500) };
+
+fn primary(now: Instant, lsn: u64) -> Option<Sample> {
+    Some(Sample { taken: now, in_recovery: false, current_lsn: Some(lsn), replay_lsn: None, receive_lsn: None, replay_age: None })
+}
+
+fn replica(now: Instant, replay: u64, age: f64) -> Option<Sample> {
+    Some(Sample {
+        taken: now,
+        in_recovery: true,
+        current_lsn: None,
+        replay_lsn: Some(replay),
+        receive_lsn: Some(replay),
+        replay_age: Some(age),
+    })
+}
+
+fn topo() -> Topology {
+    Topology::new("p:1".into(), vec![("r1:1".into(), 1), ("r2:1".into(), 1)])
+}
+
+/// Runs `n` rounds with the same samples.
+fn rounds(mut t: Topology, n: usize, p: u64, r1: (u64, f64), r2: (u64, f64)) -> Topology {
+    for _ in 0..n {
+        let now = Instant::now();
+        t = t.next(primary(now, p), &[replica(now, r1.0, r1.1), replica(now, r2.0, r2.1)], now, LIMITS);
+    }
+    t
+}
+
+#[test]
+fn lag_sign_and_idle_primary() {
+    let now = Instant::now();
+    let s = replica(now, 900, 30.0).unwrap();
+    assert_eq!(lag(s, Some(1000)), (Some(100), Some(Duration::from_secs(30))));
+    // Caught up: an old replay timestamp is not lag.
+    assert_eq!(lag(s, Some(900)), (Some(0), Some(Duration::ZERO)));
+    // A replica ahead of a stale head never shows negative lag.
+    assert_eq!(lag(s, Some(800)).0, Some(0));
+    assert_eq!(lag(s, None), (None, None));
+}
+
+#[test]
+fn replicas_need_several_good_samples_then_stay() {
+    let t = rounds(topo(), RECOVER_SAMPLES as usize - 1, 1000, (1000, 0.0), (1000, 0.0));
+    assert!(!t.replicas[0].eligible, "not before {RECOVER_SAMPLES} good samples");
+    let t = rounds(t, 1, 1000, (1000, 0.0), (1000, 0.0));
+    assert!(t.replicas[0].eligible && t.replicas[1].eligible);
+    assert!(t.primary.eligible);
+}
+
+#[test]
+fn lagging_replica_drops_at_once_and_returns_with_hysteresis() {
+    let t = rounds(topo(), 5, 1000, (1000, 0.0), (1000, 0.0));
+    let t = rounds(t, 1, 5000, (1000, 0.2), (5000, 0.0));
+    assert!(!t.replicas[0].eligible, "4000 bytes behind is past 1000");
+    assert!(t.replicas[1].eligible);
+    let t = rounds(t, 1, 5000, (4500, 2.0), (5000, 0.0));
+    assert!(!t.replicas[0].eligible, "within bytes but two seconds behind");
+    let t = rounds(t, 1, 5000, (5000, 2.0), (5000, 0.0));
+    assert!(!t.replicas[0].eligible, "first good sample is not enough");
+    let t = rounds(t, RECOVER_SAMPLES as usize, 5000, (5000, 2.0), (5000, 0.0));
+    assert!(t.replicas[0].eligible);
+}
+
+#[test]
+fn failed_or_stale_samples_fail_closed() {
+    let t = rounds(topo(), 5, 1000, (1000, 0.0), (1000, 0.0));
+    let now = Instant::now();
+    let t2 = t.next(primary(now, 1000), &[None, replica(now, 1000, 0.0)], now, LIMITS);
+    assert!(!t2.replicas[0].eligible && !t2.replicas[0].up);
+    let old = now.checked_sub(Duration::from_secs(2)).unwrap_or(now);
+    let t3 = t.next(primary(now, 1000), &[replica(old, 1000, 0.0), replica(now, 1000, 0.0)], now, LIMITS);
+    assert!(now == old || !t3.replicas[0].eligible, "a two-second-old sample is stale");
+}
+
+#[test]
+fn promoted_replica_takes_no_reads_and_primary_down_keeps_head() {
+    let t = rounds(topo(), 5, 1000, (1000, 0.0), (1000, 0.0));
+    let now = Instant::now();
+    let mut promoted = replica(now, 1000, 0.0).unwrap();
+    promoted.in_recovery = false;
+    let t2 = t.next(None, &[Some(promoted), replica(now, 1000, 0.0)], now, LIMITS);
+    assert!(!t2.replicas[0].eligible);
+    assert!(!t2.primary.up);
+    assert_eq!(t2.head_lsn, Some(1000));
+    assert!(t2.replicas[1].eligible, "a caught-up replica keeps serving reads while the primary is away");
+}
