@@ -146,10 +146,7 @@ impl Session {
     }
 
     async fn checkout(&mut self) -> Result<Checkout, PoolError> {
-        let pool = match route::route() {
-            (route::Route::Primary, _) => self.primary.clone(),
-            (route, _) => self.ctx.pools.pool(route, &self.db, &self.user),
-        };
+        let pool = self.primary.clone();
         let mut server = pool.checkout().await?;
         if self.mode == PoolMode::Session {
             server.needs_reset = true;
@@ -196,7 +193,7 @@ impl Session {
         let max = self.ctx.settings.limits.max_message_size;
         loop {
             while let Some((batch, end)) = server.take_batch()? {
-                if end == BatchEnd::Ready && !server.unsynced {
+                if end == BatchEnd::Ready && server.settled() && !server.unsynced {
                     self.end_request(server);
                     self.client.write_all(&batch).await?;
                     return Ok(());

@@ -8,7 +8,10 @@ pub mod units;
 pub mod validate;
 
 pub use render::render;
-pub use validate::{AuthMethod, DatabaseSettings, Limits, PoolMode, PoolSettings, Secret, Settings, UserSettings};
+pub use routing::{Balance, RoutingSettings, RuleRoute, RuleSettings, StaleFallback};
+pub use validate::{
+    AuthMethod, DatabaseSettings, Limits, PoolMode, PoolSettings, ReplicaSettings, Secret, Settings, UserSettings,
+};
 
 use std::path::Path;
 

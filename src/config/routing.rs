@@ -125,7 +125,9 @@ fn validate_rule(index: usize, rule: RuleFile) -> Result<RuleSettings, ConfigErr
         "primary" => RuleRoute::Primary,
         "replica" => RuleRoute::Replica,
         "any" => RuleRoute::Any,
-        other => return Err(invalid(format!("routing.rules {name:?}: route = {other:?}: use primary, replica or any"))),
+        other => {
+            return Err(invalid(format!("routing.rules {name:?}: route = {other:?}: use primary, replica or any")))
+        }
     };
     let max_lag = rule
         .max_lag

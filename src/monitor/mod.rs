@@ -73,8 +73,10 @@ async fn run_database(
 ) {
     let interval = settings.routing.check_interval;
     let connect_timeout = settings.pool.connect_timeout;
-    let addrs: Vec<Arc<str>> =
-        std::iter::once(db.primary.as_str()).chain(db.replicas.iter().map(|r| r.addr.as_str())).map(Arc::from).collect();
+    let addrs: Vec<Arc<str>> = std::iter::once(db.primary.as_str())
+        .chain(db.replicas.iter().map(|r| r.addr.as_str()))
+        .map(Arc::from)
+        .collect();
     let slots: Vec<SampleSlot> = addrs.iter().map(|_| SampleSlot::default()).collect();
     let probes: Vec<_> = addrs
         .iter()

@@ -29,7 +29,13 @@ pub type SampleSlot = Arc<Mutex<Option<Sample>>>;
 
 /// Samples `addr` every `interval` into `slot` until the task is dropped; backs off while the
 /// node is unreachable so a dead node costs little.
-pub async fn run_probe(addr: Arc<str>, login: ProbeLogin, interval: Duration, connect_timeout: Duration, slot: SampleSlot) {
+pub async fn run_probe(
+    addr: Arc<str>,
+    login: ProbeLogin,
+    interval: Duration,
+    connect_timeout: Duration,
+    slot: SampleSlot,
+) {
     let Some(pool) = build_pool(&addr, &login, connect_timeout) else {
         tracing::error!(node = %addr, "monitor cannot parse node address");
         return;
@@ -94,6 +100,7 @@ fn build_pool(addr: &str, login: &ProbeLogin, connect_timeout: Duration) -> Opti
         config.password(p);
     }
     let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
-    let timeouts = Timeouts { wait: Some(connect_timeout), create: Some(connect_timeout), recycle: Some(connect_timeout) };
+    let timeouts =
+        Timeouts { wait: Some(connect_timeout), create: Some(connect_timeout), recycle: Some(connect_timeout) };
     Pool::builder(manager).max_size(1).timeouts(timeouts).runtime(Runtime::Tokio1).build().ok()
 }

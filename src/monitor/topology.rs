@@ -86,7 +86,13 @@ impl Topology {
     }
 
     /// The next snapshot from the latest sample of each node (`None`: it failed).
-    pub fn next(&self, primary: Option<Sample>, replicas: &[Option<Sample>], now: Instant, limits: Freshness) -> Topology {
+    pub fn next(
+        &self,
+        primary: Option<Sample>,
+        replicas: &[Option<Sample>],
+        now: Instant,
+        limits: Freshness,
+    ) -> Topology {
         let fresh = |s: &Option<Sample>| s.filter(|s| now.saturating_duration_since(s.taken) <= limits.stale_after);
         let primary = fresh(&primary).filter(|s| !s.in_recovery);
         let replicas: Vec<Option<Sample>> = replicas.iter().map(fresh).collect();
@@ -119,7 +125,8 @@ fn update_replica(node: &mut NodeStatus, sample: Option<Sample>, head_lsn: Optio
     let (lag_bytes, lag_time) = lag(sample, head_lsn);
     node.lag_bytes = lag_bytes;
     node.lag_time = lag_time;
-    let within = matches!((lag_bytes, lag_time), (Some(b), Some(t)) if b <= limits.max_lag_bytes && t <= limits.max_lag);
+    let within =
+        matches!((lag_bytes, lag_time), (Some(b), Some(t)) if b <= limits.max_lag_bytes && t <= limits.max_lag);
     if within {
         node.good_streak = node.good_streak.saturating_add(1);
         node.eligible = node.eligible || node.good_streak >= RECOVER_SAMPLES;

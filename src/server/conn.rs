@@ -1,7 +1,7 @@
 //! A logged-in server connection. It forwards raw bytes and tracks only what pooling needs: the
 //! transaction status, how many ReadyForQuery are still owed, and the reported parameters.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -19,6 +19,18 @@ const MAX_SERVER_MESSAGE: usize = 1 << 30;
 const READ_RESERVE: usize = 32 * 1024;
 /// Terminate, sent when pgsplit closes a server connection.
 const TERMINATE: &[u8] = b"X\0\0\0\x04";
+/// The query appended after a write commits, to learn the session's write LSN in the same round trip.
+/// The insert position is never behind the commit record just written.
+const LSN_PROBE: &[u8] = b"Q\0\0\0\x27SELECT pg_current_wal_insert_lsn()\0";
+
+/// Whose reply a ReadyForQuery the server still owes closes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Owed {
+    /// This many of the client's requests.
+    Client(usize),
+    /// pgsplit's LSN probe; its replies are swallowed.
+    Probe,
+}
 
 /// The server's cancel key for this connection.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -48,8 +60,8 @@ pub struct ServerConn {
     pub last_used: Instant,
     /// The status byte of the last ReadyForQuery.
     pub status: u8,
-    /// ReadyForQuery messages the server still owes.
-    pub pending: usize,
+    /// ReadyForQuery messages the server still owes, in order, and to whom.
+    owed: VecDeque<Owed>,
     /// Extended-protocol messages were sent after the last Sync.
     pub unsynced: bool,
     /// Whether the session holding the connection still owes it a DISCARD ALL.
@@ -63,8 +75,10 @@ pub struct ServerConn {
 pub enum BatchEnd {
     /// More output is owed.
     More,
-    /// The last ReadyForQuery owed arrived.
+    /// The ReadyForQuery settling the client's requests so far arrived (its last 6 bytes).
     Ready,
+    /// The LSN probe's replies arrived and were swallowed; the LSN, if it succeeded.
+    Probe(Option<u64>),
 }
 
 impl ServerConn {
@@ -84,7 +98,7 @@ impl ServerConn {
             created: now,
             last_used: now,
             status: b'I',
-            pending: 0,
+            owed: VecDeque::new(),
             unsynced: false,
             needs_reset: false,
             broken: false,
@@ -93,12 +107,22 @@ impl ServerConn {
 
     /// Idle outside a transaction with nothing owed: safe to hand to another client.
     pub fn is_clean(&self) -> bool {
-        !self.broken && self.pending == 0 && !self.unsynced && self.status == b'I' && !self.needs_reset
+        !self.broken && self.owed.is_empty() && !self.unsynced && self.status == b'I' && !self.needs_reset
     }
 
     /// Nothing is owed, so a ROLLBACK or DISCARD ALL can bring the connection back to clean.
     pub fn is_resettable(&self) -> bool {
-        !self.broken && self.pending == 0 && !self.unsynced
+        !self.broken && self.owed.is_empty() && !self.unsynced
+    }
+
+    /// Nothing is owed to anyone.
+    pub fn settled(&self) -> bool {
+        self.owed.is_empty()
+    }
+
+    /// The next replies owed are the LSN probe's.
+    pub fn probe_next(&self) -> bool {
+        self.owed.front() == Some(&Owed::Probe)
     }
 
     /// Whether an idle connection still looks usable: no EOF and no unsolicited output (a FATAL
@@ -129,18 +153,20 @@ impl ServerConn {
 
     /// Splits the whole messages read so far into one batch to forward, tracking state as it goes.
     ///
-    /// The batch stops right after the ReadyForQuery that settles everything owed, so the caller
-    /// can release the connection before forwarding it.
+    /// The batch stops right after the ReadyForQuery that settles the client's requests sent so
+    /// far, so the caller can release the connection before forwarding it. The LSN probe's replies
+    /// never reach a batch: they come back as [`BatchEnd::Probe`] with an empty batch.
     pub fn take_batch(&mut self) -> Result<Option<(Bytes, BatchEnd)>, ServerError> {
-        let (mut pending, mut status) = (self.pending, self.status);
-        let params = &mut self.params;
-        let changed = &mut self.params_changed;
+        if self.probe_next() {
+            return self.take_probe().map(|lsn| lsn.map(|lsn| (Bytes::new(), BatchEnd::Probe(lsn))));
+        }
+        let mut status = self.status;
+        let (owed, params, changed) = (&mut self.owed, &mut self.params, &mut self.params_changed);
         let result = frame::split_batch(&mut self.rbuf, MAX_SERVER_MESSAGE, |tag, msg| {
             match tag {
                 from_server::READY_FOR_QUERY => {
-                    pending = pending.saturating_sub(1);
                     status = from_server::ready_status(&msg[5..]).unwrap_or(b'E');
-                    return pending > 0;
+                    return !settle_one(owed);
                 }
                 from_server::PARAMETER_STATUS => *changed |= record_param(params, &msg[5..]),
                 _ => {}
@@ -148,19 +174,58 @@ impl ServerConn {
             true
         });
         let (batch, scan) = result.map_err(|e| self.protocol_error(e))?;
-        self.pending = pending;
         self.status = status;
         let end = if scan.stopped { BatchEnd::Ready } else { BatchEnd::More };
         Ok(batch.map(|b| (b, end)))
     }
 
+    /// Consumes the LSN probe's replies once all have arrived; `Some(lsn)` then (`None` inside if the
+    /// probe failed, as in an aborted transaction).
+    fn take_probe(&mut self) -> Result<Option<Option<u64>>, ServerError> {
+        let scan = frame::scan(&self.rbuf, MAX_SERVER_MESSAGE, |tag, _| tag != from_server::READY_FOR_QUERY)
+            .map_err(|e| self.protocol_error(e))?;
+        if !scan.stopped {
+            return Ok(None);
+        }
+        let mut lsn = None;
+        let replies = self.rbuf.split_to(scan.len);
+        let mut rest = &replies[..];
+        while rest.len() >= 5 {
+            let len = u32::from_be_bytes([rest[1], rest[2], rest[3], rest[4]]) as usize;
+            let (msg, tail) = rest.split_at(len + 1);
+            match msg[0] {
+                b'D' => lsn = first_column(&msg[5..]).and_then(|t| std::str::from_utf8(t).ok()).and_then(parse_lsn),
+                from_server::READY_FOR_QUERY => self.status = from_server::ready_status(&msg[5..]).unwrap_or(b'E'),
+                _ => {}
+            }
+            rest = tail;
+        }
+        self.owed.pop_front();
+        Ok(Some(lsn))
+    }
+
     /// Sends client bytes; `readies` is how many ReadyForQuery they will bring back and `unsynced`
     /// whether they leave an extended-protocol pipeline open (`None`: unchanged).
     pub async fn send(&mut self, bytes: &[u8], readies: usize, unsynced: Option<bool>) -> Result<(), ServerError> {
-        self.pending += readies;
+        if readies > 0 {
+            match self.owed.back_mut() {
+                Some(Owed::Client(n)) => *n += readies,
+                _ => self.owed.push_back(Owed::Client(readies)),
+            }
+        }
         if let Some(u) = unsynced {
             self.unsynced = u;
         }
+        self.write(bytes).await
+    }
+
+    /// Appends the LSN probe after what was sent: the replies to it follow the client's own.
+    pub async fn send_lsn_probe(&mut self) -> Result<(), ServerError> {
+        self.owed.push_back(Owed::Probe);
+        self.write(LSN_PROBE).await
+    }
+
+    async fn write(&mut self, bytes: &[u8]) -> Result<(), ServerError> {
         if let Err(e) = self.stream.write_all(bytes).await {
             self.broken = true;
             return Err(e.into());
@@ -170,12 +235,12 @@ impl ServerConn {
 
     /// Runs a statement of pgsplit's own and swallows its replies (ParameterStatus still recorded).
     pub async fn run_internal(&mut self, sql: &str) -> Result<(), ServerError> {
-        debug_assert!(self.pending == 0, "internal statement while the client's replies are owed");
+        debug_assert!(self.owed.is_empty(), "internal statement while replies are owed");
         let mut msg = BytesMut::new();
         build::query(&mut msg, sql);
         self.send(&msg, 1, None).await?;
         let mut error: Option<(String, String)> = None;
-        while self.pending > 0 {
+        while !self.owed.is_empty() {
             self.read_more().await?;
             while let Some(frame) =
                 frame::split_frame(&mut self.rbuf, MAX_SERVER_MESSAGE).map_err(|e| self.protocol_error(e))?
@@ -183,7 +248,7 @@ impl ServerConn {
                 let body = frame.body();
                 match frame.tag {
                     from_server::READY_FOR_QUERY => {
-                        self.pending -= 1;
+                        settle_one(&mut self.owed);
                         self.status = from_server::ready_status(body).unwrap_or(b'E');
                     }
                     from_server::PARAMETER_STATUS => self.params_changed |= record_param(&mut self.params, body),
@@ -221,6 +286,39 @@ impl Drop for ServerConn {
     }
 }
 
+/// Counts one ReadyForQuery against the front of the owed queue; `true` when that settles all the
+/// client requests sent so far (the front entry is used up).
+fn settle_one(owed: &mut VecDeque<Owed>) -> bool {
+    match owed.front_mut() {
+        Some(Owed::Client(n)) if *n > 1 => {
+            *n -= 1;
+            false
+        }
+        Some(_) => {
+            owed.pop_front();
+            true
+        }
+        None => true,
+    }
+}
+
+/// The first column of a DataRow body, as text; `None` if NULL or malformed.
+fn first_column(body: &[u8]) -> Option<&[u8]> {
+    let len = i32::from_be_bytes(body.get(2..6)?.try_into().ok()?);
+    body.get(6..6 + usize::try_from(len).ok()?)
+}
+
+/// Parses a `pg_lsn` text (`16/B374D848`) into its 64-bit position.
+pub fn parse_lsn(text: &str) -> Option<u64> {
+    let (hi, lo) = text.trim().split_once('/')?;
+    Some((u64::from_str_radix(hi, 16).ok()? << 32) | u64::from_str_radix(lo, 16).ok()?)
+}
+
+/// Formats a 64-bit WAL position as `pg_lsn` text.
+pub fn format_lsn(lsn: u64) -> String {
+    format!("{:X}/{:X}", lsn >> 32, lsn & 0xffff_ffff)
+}
+
 /// Records a ParameterStatus; `true` if it changed a value.
 fn record_param(params: &mut BTreeMap<String, String>, body: &[u8]) -> bool {
     let Some((name, value)) = from_server::parameter_status(body) else { return false };
@@ -235,5 +333,48 @@ impl ServerConn {
         if !leftover.is_empty() {
             self.rbuf.extend_from_slice(&leftover);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lsn_probe_is_one_well_formed_query() {
+        let mut buf = BytesMut::from(LSN_PROBE);
+        let frame = frame::split_frame(&mut buf, 1024).unwrap().unwrap();
+        assert_eq!(frame.tag, b'Q');
+        assert_eq!(frame.body(), b"SELECT pg_current_wal_insert_lsn()\0");
+        assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn lsn_text_round_trip() {
+        assert_eq!(parse_lsn("16/B374D848"), Some((0x16 << 32) | 0xB374_D848));
+        assert_eq!(format_lsn((0x16 << 32) | 0xB374_D848), "16/B374D848");
+        assert_eq!(parse_lsn("0/0"), Some(0));
+        assert_eq!(parse_lsn("nope"), None);
+        assert_eq!(parse_lsn("1/xyz"), None);
+    }
+
+    #[test]
+    fn data_row_first_column() {
+        let mut body = 1i16.to_be_bytes().to_vec();
+        body.extend_from_slice(&9i32.to_be_bytes());
+        body.extend_from_slice(b"0/16B3748");
+        assert_eq!(first_column(&body), Some(&b"0/16B3748"[..]));
+        assert_eq!(first_column(&[0, 1, 255, 255, 255, 255]), None, "NULL");
+        assert_eq!(first_column(&[0, 1, 0, 0, 0, 9, b'x']), None, "truncated");
+    }
+
+    #[test]
+    fn owed_queue_settles_client_then_probe() {
+        let mut owed = VecDeque::from([Owed::Client(2), Owed::Probe]);
+        assert!(!settle_one(&mut owed));
+        assert!(settle_one(&mut owed));
+        assert_eq!(owed.front(), Some(&Owed::Probe));
+        assert!(settle_one(&mut owed));
+        assert!(owed.is_empty());
     }
 }

@@ -4,7 +4,14 @@ const LIMITS: Freshness =
     Freshness { max_lag: Duration::from_secs(1), max_lag_bytes: 1000, stale_after: Duration::from_millis(500) };
 
 fn primary(now: Instant, lsn: u64) -> Option<Sample> {
-    Some(Sample { taken: now, in_recovery: false, current_lsn: Some(lsn), replay_lsn: None, receive_lsn: None, replay_age: None })
+    Some(Sample {
+        taken: now,
+        in_recovery: false,
+        current_lsn: Some(lsn),
+        replay_lsn: None,
+        receive_lsn: None,
+        replay_age: None,
+    })
 }
 
 fn replica(now: Instant, replay: u64, age: f64) -> Option<Sample> {

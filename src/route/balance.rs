@@ -1,0 +1,79 @@
+//! Choosing among the nodes that qualify for a read: least busy, round robin or random, weighted.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use rand::Rng;
+
+use crate::config::Balance;
+
+/// A node that may take the read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Candidate<T> {
+    pub node: T,
+    pub weight: u32,
+    /// Server connections in use on it now, for least-busy.
+    pub busy: usize,
+}
+
+/// Picks one candidate; `None` only when there are none.
+pub fn pick<T: Copy>(candidates: &[Candidate<T>], balance: Balance, turn: &AtomicUsize) -> Option<T> {
+    let total: u64 = candidates.iter().map(|c| u64::from(c.weight.max(1))).sum();
+    match (candidates, balance) {
+        ([], _) => None,
+        ([only], _) => Some(only.node),
+        (_, Balance::LeastBusy) => {
+            // Fewest busy connections per unit of weight; ties go round robin so idle nodes share.
+            let start = turn.fetch_add(1, Ordering::Relaxed) % candidates.len();
+            let rotated = candidates.iter().cycle().skip(start).take(candidates.len());
+            rotated.min_by_key(|c| (c.busy as u64 * 1000) / u64::from(c.weight.max(1))).map(|c| c.node)
+        }
+        (_, Balance::RoundRobin) => nth_by_weight(candidates, turn.fetch_add(1, Ordering::Relaxed) as u64 % total),
+        (_, Balance::Random) => nth_by_weight(candidates, rand::thread_rng().gen_range(0..total)),
+    }
+}
+
+fn nth_by_weight<T: Copy>(candidates: &[Candidate<T>], mut n: u64) -> Option<T> {
+    for c in candidates {
+        let w = u64::from(c.weight.max(1));
+        if n < w {
+            return Some(c.node);
+        }
+        n -= w;
+    }
+    candidates.last().map(|c| c.node)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn c(node: u8, weight: u32, busy: usize) -> Candidate<u8> {
+        Candidate { node, weight, busy }
+    }
+
+    #[test]
+    fn round_robin_honours_weights() {
+        let turn = AtomicUsize::new(0);
+        let cands = [c(1, 1, 0), c(2, 2, 0)];
+        let picks: Vec<u8> = (0..6).map(|_| pick(&cands, Balance::RoundRobin, &turn).unwrap()).collect();
+        assert_eq!(picks.iter().filter(|&&n| n == 2).count(), 4);
+    }
+
+    #[test]
+    fn least_busy_prefers_idle_and_spreads_ties() {
+        let turn = AtomicUsize::new(0);
+        assert_eq!(pick(&[c(1, 1, 5), c(2, 1, 1)], Balance::LeastBusy, &turn), Some(2));
+        let tie = [c(1, 1, 0), c(2, 1, 0)];
+        let picks: Vec<u8> = (0..4).map(|_| pick(&tie, Balance::LeastBusy, &turn).unwrap()).collect();
+        assert!(picks.contains(&1) && picks.contains(&2), "{picks:?}");
+    }
+
+    #[test]
+    fn random_stays_in_range_and_empty_is_none() {
+        let turn = AtomicUsize::new(0);
+        for _ in 0..50 {
+            assert!(matches!(pick(&[c(1, 1, 0), c(2, 3, 0)], Balance::Random, &turn), Some(1 | 2)));
+        }
+        assert_eq!(pick::<u8>(&[], Balance::Random, &turn), None);
+    }
+}
