@@ -9,11 +9,16 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::classify::{Classifier, ClassifierSettings};
 use crate::client::auth::Authenticator;
 use crate::client::cancel::CancelRegistry;
 use crate::client::listener;
+use crate::client::prepared::Registry;
 use crate::config::Settings;
+use crate::monitor::Monitor;
 use crate::pool::PoolManager;
+use crate::route::stats::DecisionCounts;
+use crate::route::Policy;
 
 /// What every session shares.
 pub struct AppContext {
@@ -21,6 +26,12 @@ pub struct AppContext {
     pub pools: Arc<PoolManager>,
     pub auth: Authenticator,
     pub cancels: Arc<CancelRegistry>,
+    pub classifier: Classifier,
+    pub policy: Policy,
+    pub monitor: Monitor,
+    pub decisions: DecisionCounts,
+    /// Server-side names of prepared statements.
+    pub statements: Registry,
     /// Cancelled when pgsplit starts shutting down.
     pub shutdown: CancellationToken,
     client_ids: AtomicU64,
@@ -31,13 +42,24 @@ pub struct AppContext {
 pub enum AppError {
     #[error("invalid user configuration: {0}")]
     Users(String),
+    #[error("invalid routing configuration: {0}")]
+    Routing(String),
 }
 
 impl AppContext {
-    /// Builds the shared state; derives each user's login secret once.
+    /// Builds the shared state; derives each user's login secret once and starts the monitor.
     pub fn new(settings: Settings, shutdown: CancellationToken) -> Result<Self, AppError> {
         let auth = Authenticator::new(settings.users.values()).map_err(AppError::Users)?;
+        let policy = Policy::new(settings.routing.clone()).map_err(AppError::Routing)?;
+        let write_functions = settings.routing.write_functions.iter().cloned().collect();
+        let classifier = Classifier::new(ClassifierSettings { cache_size: 10_000, write_functions });
+        let monitor = Monitor::start(&settings, shutdown.clone());
         Ok(AppContext {
+            classifier,
+            policy,
+            monitor,
+            decisions: DecisionCounts::default(),
+            statements: Registry::default(),
             pools: Arc::new(PoolManager::new(settings.pool.clone())),
             settings,
             auth,

@@ -22,4 +22,18 @@ pub enum Command {
     Run,
     /// Validate the config file and print the effective configuration.
     CheckConfig,
+    /// Show how a statement would be routed, and why.
+    Explain {
+        /// The SQL statement.
+        sql: String,
+        /// The database it runs in (default: the only or first configured).
+        #[arg(long, short)]
+        database: Option<String>,
+        /// The user running it.
+        #[arg(long, short, default_value = "")]
+        user: String,
+        /// The client's application_name.
+        #[arg(long, default_value = "")]
+        application_name: String,
+    },
 }

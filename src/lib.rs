@@ -6,8 +6,10 @@
 
 pub mod app;
 pub mod cli;
+pub mod classify;
 pub mod client;
 pub mod config;
+pub mod explain;
 pub mod monitor;
 pub mod pool;
 pub mod protocol;

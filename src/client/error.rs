@@ -48,6 +48,9 @@ pub enum ClientError {
     /// pgsplit is shutting down.
     #[error("pgsplit is shutting down")]
     Shutdown,
+    /// No replica is fresh enough for a read and `stale_fallback = "error"`.
+    #[error("no replica is fresh enough for this read")]
+    NoFreshReplica,
 }
 
 impl ClientError {
@@ -69,6 +72,7 @@ impl ClientError {
             ClientError::Pool(PoolError::Exhausted { .. }) => sqlstate::TOO_MANY_CONNECTIONS,
             ClientError::Pool(_) => sqlstate::CONNECTION_FAILURE,
             ClientError::Shutdown => sqlstate::ADMIN_SHUTDOWN,
+            ClientError::NoFreshReplica => sqlstate::CANNOT_CONNECT_NOW,
         })
     }
 
@@ -88,6 +92,7 @@ impl ClientError {
                 Some("The server is down or unreachable; retry once it is back.")
             }
             ClientError::Shutdown => Some("Reconnect to another pgsplit instance or retry shortly."),
+            ClientError::NoFreshReplica => Some("Retry shortly, or route it to the primary (routing.stale_fallback = \"primary\")."),
             _ => None,
         }
     }

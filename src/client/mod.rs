@@ -3,10 +3,14 @@
 
 pub mod auth;
 pub mod cancel;
+pub mod dispatch;
 pub mod error;
 pub mod listener;
+pub mod misroute;
 pub mod params;
+pub mod prepared;
 pub mod request;
+pub mod routing;
 pub mod scram;
 pub mod session;
 pub mod startup;

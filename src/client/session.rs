@@ -4,21 +4,34 @@
 
 use std::sync::Arc;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::cancel::{CancelHandle, CancelTarget};
+use super::dispatch::{self, Nodes, Who};
 use super::params::ClientParams;
+use super::prepared::Prepared;
+use super::misroute::{self, Verdict};
 use super::request::{self, Batch, Summary, Taken};
+use super::routing::{Inspection, RoutingState};
 use super::startup::Accepted;
 use super::ClientError;
 use crate::app::AppContext;
 use crate::config::{DatabaseSettings, PoolMode, UserSettings};
-use crate::pool::{Checkout, Pool, PoolError};
+use crate::classify::format_lsn;
+use crate::pool::Checkout;
 use crate::protocol::build::{self, Severity};
-use crate::route;
+use crate::route::{Reason, RequestClass, Route};
 use crate::server::conn::BatchEnd;
+
+/// How a relay ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Relayed {
+    Done,
+    /// A replica refused the request as a write and nothing reached the client.
+    Misrouted,
+}
 
 /// Spare room kept in the client read buffer.
 const READ_RESERVE: usize = 16 * 1024;
@@ -33,10 +46,14 @@ pub struct Session {
     mode: PoolMode,
     params: ClientParams,
     cancel: CancelHandle,
-    /// The primary's pool, looked up once at login rather than per request.
-    primary: Pool,
+    /// The pools of the database's nodes, looked up once at login rather than per request.
+    nodes: Nodes,
+    routing: RoutingState,
+    prepared: Prepared,
     /// The server connection kept between requests: inside a transaction, or in session mode.
     held: Option<Checkout>,
+    /// The client's ReadyForQuery, held back until the LSN probe behind it answers.
+    held_ready: Option<Bytes>,
     /// After a refused Flush-ended request, messages are dropped until Sync, as PostgreSQL does.
     discarding: bool,
     id: u64,
@@ -53,7 +70,8 @@ impl Session {
     ) -> Result<Self, (TcpStream, ClientError)> {
         let Accepted { startup, user, db } = accepted;
         let mode = ctx.settings.pool_mode_for(&db.name, &user.name);
-        let pool = ctx.pools.pool(route::Route::Primary, &db, &user);
+        let nodes = Nodes::resolve(&ctx, &db, &user);
+        let pool = nodes.primary.clone();
         let mut held = None;
         let initial = match (pool.login_params(), mode) {
             (Some(initial), PoolMode::Transaction) => initial,
@@ -66,7 +84,9 @@ impl Session {
                 Err(e) => return Err((client, e.into())),
             },
         };
-        let params = ClientParams::at_login(&initial, &ClientParams::requested(&startup));
+        let requested = ClientParams::requested(&startup);
+        let params = ClientParams::at_login(&initial, &requested);
+        let routing = RoutingState::from_params(&requested);
         let cancel = ctx.cancels.register();
         let mut out = BytesMut::with_capacity(512);
         build::auth_ok(&mut out);
@@ -86,7 +106,25 @@ impl Session {
         }
         let id = ctx.next_client_id();
         let cbuf = BytesMut::with_capacity(READ_RESERVE);
-        Ok(Session { client, cbuf, ctx, user, db, mode, params, cancel, primary: pool, held, discarding: false, id })
+        let held_ready = None;
+        let prepared = Prepared::default();
+        Ok(Session {
+            client,
+            cbuf,
+            ctx,
+            user,
+            db,
+            mode,
+            params,
+            cancel,
+            nodes,
+            routing,
+            prepared,
+            held,
+            held_ready,
+            discarding: false,
+            id,
+        })
     }
 
     /// Serves requests until the client leaves; reports a fatal error to the client if one ends it.
@@ -94,7 +132,7 @@ impl Session {
         let result = self.serve_all().await;
         if let Err(e) = result {
             report_fatal(&mut self.client, &e).await;
-            tracing::debug!(user = %self.user.name, error = %e, "session ended");
+            tracing::debug!(user = %self.user.name, error = ?e, "session ended");
         }
     }
 
@@ -133,26 +171,88 @@ impl Session {
         if self.discarding {
             return self.discard(batch.summary).await;
         }
-        let mut server = match self.held.take() {
-            Some(server) => server,
-            None => match self.checkout().await {
-                Ok(server) => server,
+        let keep_text = !self.ctx.policy.rules.is_empty();
+        let found = self.routing.inspect(&self.ctx.classifier, &batch.bytes, keep_text);
+        let was_idle = self.held.is_none();
+        let (mut server, route) = match self.held.take() {
+            Some(server) => {
+                let route = self.held_route(&server);
+                (server, route)
+            }
+            None => match self.checkout(&found).await {
+                Ok(pair) => pair,
                 Err(e) => return self.refuse(e, batch.summary).await,
             },
         };
         self.sync_params(&mut server).await?;
-        server.send(&batch.bytes, batch.summary.readies, batch.summary.unsynced).await?;
-        self.relay(server).await
+        if found.writes() {
+            self.routing.wrote();
+        }
+        if found.discards_all() {
+            self.prepared.clear();
+            server.prepared.clear();
+        }
+        self.send_request(&mut server, &batch.bytes, batch.summary.unsynced).await?;
+        if dispatch::wants_probe(&self.ctx, &self.nodes, &self.routing, &found, route, was_idle) {
+            server.send_lsn_probe().await?;
+            self.routing.probe_sent();
+        }
+        let guarded = was_idle && route != Route::Primary;
+        if self.relay(server, route, guarded).await? == Relayed::Misrouted {
+            self.retry_on_primary(&batch, &found).await?;
+        }
+        Ok(())
     }
 
-    async fn checkout(&mut self) -> Result<Checkout, PoolError> {
-        let pool = self.primary.clone();
-        let mut server = pool.checkout().await?;
+    /// Runs again on the primary a request a replica refused as a write before anything ran.
+    async fn retry_on_primary(&mut self, batch: &Batch, found: &Inspection) -> Result<(), ClientError> {
+        let sql = misroute::first_sql(&batch.bytes).unwrap_or_default();
+        tracing::warn!(statement = %misroute::fingerprint(&sql), "a replica refused a statement as a write; running it on the primary");
+        self.ctx.decisions.count(Route::Primary, Reason::Write);
+        let (mut server, _) = dispatch::checkout(&self.ctx, &self.nodes, Route::Primary).await?;
+        self.cancel.set_target(Some(CancelTarget { addr: server.addr.clone(), key: server.key }));
+        self.sync_params(&mut server).await?;
+        self.routing.wrote();
+        self.send_request(&mut server, &batch.bytes, batch.summary.unsynced).await?;
+        if self.ctx.policy.settings.read_your_writes && !found.has_transaction_control() {
+            server.send_lsn_probe().await?;
+            self.routing.probe_sent();
+        }
+        self.relay(server, Route::Primary, false).await.map(|_| ())
+    }
+
+    /// Sends client messages, rewritten when they name prepared statements.
+    async fn send_request(&mut self, server: &mut Checkout, bytes: &[u8], unsynced: Option<bool>) -> Result<(), ClientError> {
+        tracing::trace!(tags = %crate::server::conn::messages(bytes).map(|(t, _)| t as char).collect::<String>(), "to server");
+        if Prepared::touches_named(bytes) {
+            let out = self.prepared.rewrite(&self.ctx.statements, bytes, server);
+            server.send_raw(&out, unsynced).await?;
+        } else {
+            server.send(bytes, unsynced).await?;
+        }
+        Ok(())
+    }
+
+    /// Routes a request and checks out a connection on the chosen node.
+    async fn checkout(&mut self, found: &Inspection) -> Result<(Checkout, Route), ClientError> {
+        let application_name = self.params.reported().get("application_name").map_or("", String::as_str);
+        let who = Who { db: &self.db, user: &self.user, application_name, mode: self.mode };
+        let route = dispatch::choose(&self.ctx, &self.nodes, &self.routing, found, &who).await?;
+        let (mut server, route) = dispatch::checkout(&self.ctx, &self.nodes, route).await?;
         if self.mode == PoolMode::Session {
             server.needs_reset = true;
         }
         self.cancel.set_target(Some(CancelTarget { addr: server.addr.clone(), key: server.key }));
-        Ok(server)
+        Ok((server, route))
+    }
+
+    /// Which node a held connection is on.
+    fn held_route(&self, server: &Checkout) -> Route {
+        if server.pool().key() == self.nodes.primary.key() {
+            return Route::Primary;
+        }
+        let i = self.nodes.replicas.iter().position(|p| p.key() == server.pool().key());
+        i.map_or(Route::Primary, Route::Replica)
     }
 
     /// Brings the connection to this client's parameters, unless it already carries them.
@@ -188,15 +288,44 @@ impl Session {
     }
 
     /// Forwards server replies to the client, and further client messages to the server, until
-    /// every reply owed has arrived and no pipeline is open.
-    async fn relay(&mut self, mut server: Checkout) -> Result<(), ClientError> {
+    /// every reply owed has arrived and no pipeline is open. With `guarded`, replies are held
+    /// back until they show the request ran, so a misrouted write can still go to the primary.
+    async fn relay(&mut self, mut server: Checkout, route: Route, guarded: bool) -> Result<Relayed, ClientError> {
         let max = self.ctx.settings.limits.max_message_size;
+        let mut held: Option<Vec<Bytes>> = guarded.then(Vec::new);
+        // A pipelined request the current node must not run waits in `cbuf` for its own turn.
+        let mut paused = false;
         loop {
             while let Some((batch, end)) = server.take_batch()? {
-                if end == BatchEnd::Ready && server.settled() && !server.unsynced {
+                if let Some(pieces) = held.as_mut() {
+                    match misroute::judge(&batch) {
+                        Verdict::Misrouted => return self.drain_misrouted(server).await,
+                        Verdict::Undecided if end == BatchEnd::More => {
+                            pieces.push(batch);
+                            continue;
+                        }
+                        _ => {
+                            for piece in held.take().unwrap_or_default() {
+                                self.client.write_all(&piece).await?;
+                            }
+                        }
+                    }
+                }
+                let batch = match end {
+                    BatchEnd::More => batch,
+                    BatchEnd::Ready if server.probe_next() => {
+                        // Hold the ReadyForQuery back: the write's LSN goes out before it.
+                        let split = batch.len() - 6;
+                        self.held_ready = Some(batch.slice(split..));
+                        batch.slice(..split)
+                    }
+                    BatchEnd::Ready => batch,
+                    BatchEnd::Probe(lsn) => self.after_probe(lsn),
+                };
+                if end != BatchEnd::More && server.settled() && !server.unsynced {
                     self.end_request(server);
                     self.client.write_all(&batch).await?;
-                    return Ok(());
+                    return Ok(Relayed::Done);
                 }
                 self.client.write_all(&batch).await?;
             }
@@ -205,23 +334,72 @@ impl Session {
                 // Replies: forwarded at the top of the loop.
                 read = server.read_more() => read?,
                 // While replies are owed the client may pipeline more, or stream COPY data.
-                read = self.client.read_buf(&mut self.cbuf) => {
+                read = self.client.read_buf(&mut self.cbuf), if !paused => {
                     if read? == 0 {
                         return Err(ClientError::Gone);
                     }
-                    match request::take(&mut self.cbuf, max, false)? {
-                        Taken::Batch(b) => server.send(&b.bytes, b.summary.readies, b.summary.unsynced).await?,
-                        Taken::Terminate => return Err(ClientError::Gone),
-                        Taken::NeedMore => {}
-                    }
+                    paused = self.forward_pipelined(&mut server, route, max).await?;
                 }
             }
         }
     }
 
+    /// Forwards whole messages the client pipelined; `true` when one must wait for its own
+    /// routing (a write or a transaction behind a read on a replica).
+    async fn forward_pipelined(&mut self, server: &mut Checkout, route: Route, max: usize) -> Result<bool, ClientError> {
+        let b = match request::take(&mut self.cbuf, max, false)? {
+            Taken::Batch(b) => b,
+            Taken::Terminate => return Err(ClientError::Gone),
+            Taken::NeedMore => return Ok(false),
+        };
+        let found = self.routing.inspect(&self.ctx.classifier, &b.bytes, false);
+        if route != Route::Primary && !matches!(self.routing.class_of(&found), RequestClass::Read) && self.held.is_none() {
+            let mut back = BytesMut::with_capacity(b.bytes.len() + self.cbuf.len());
+            back.extend_from_slice(&b.bytes);
+            back.extend_from_slice(&self.cbuf);
+            self.cbuf = back;
+            return Ok(true);
+        }
+        if found.writes() {
+            self.routing.wrote();
+        }
+        self.send_request(server, &b.bytes, b.summary.unsynced).await?;
+        Ok(false)
+    }
+
+    /// Discards a misrouted request's replies and returns the replica connection, clean.
+    async fn drain_misrouted(&mut self, mut server: Checkout) -> Result<Relayed, ClientError> {
+        loop {
+            while server.take_batch()?.is_some() {}
+            if server.settled() {
+                break;
+            }
+            server.read_more().await?;
+        }
+        self.cancel.set_target(None);
+        drop(server);
+        Ok(Relayed::Misrouted)
+    }
+
+    /// Records the LSN a commit reached and returns what the client gets now: ParameterStatus
+    /// `pgsplit.write_lsn` (after a commit) and the held-back ReadyForQuery.
+    fn after_probe(&mut self, lsn: Option<u64>) -> Bytes {
+        let ready = self.held_ready.take().unwrap_or_default();
+        let committed = ready.get(5) == Some(&b'I');
+        let mut out = BytesMut::with_capacity(64);
+        if let Some(lsn) = self.routing.probe_answered(lsn, committed) {
+            build::parameter_status(&mut out, "pgsplit.write_lsn", &format_lsn(lsn));
+        }
+        out.extend_from_slice(&ready);
+        out.freeze()
+    }
+
     /// Settles a finished request: releases the connection (before the client sees the reply, so
     /// the next client gets it sooner), or keeps it while a transaction is open or in session mode.
     fn end_request(&mut self, mut server: Checkout) {
+        if server.status == b'I' {
+            self.routing.tx_wrote = false;
+        }
         if server.params_changed {
             // The client saw these ParameterStatus messages go by; only remember them.
             self.params.adopt_changes(&server.params);
@@ -238,8 +416,7 @@ impl Session {
 
     /// Answers a request no server could take: an error, then ReadyForQuery if the request
     /// ended in one; after a Flush-ended request, messages are dropped until the next Sync.
-    async fn refuse(&mut self, e: PoolError, summary: Summary) -> Result<(), ClientError> {
-        let e = ClientError::Pool(e);
+    async fn refuse(&mut self, e: ClientError, summary: Summary) -> Result<(), ClientError> {
         tracing::warn!(user = %self.user.name, database = %self.db.name, error = %e, "request refused");
         let mut out = BytesMut::new();
         build::error(&mut out, Severity::Error, e.sqlstate().unwrap_or("08006"), &e.to_string(), e.hint());

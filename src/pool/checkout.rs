@@ -66,6 +66,7 @@ async fn reset_and_return(pool: Pool, mut conn: ServerConn) {
     if ok && conn.needs_reset {
         ok = conn.run_internal("DISCARD ALL").await.is_ok();
         conn.applied.clear();
+        conn.prepared.clear();
         conn.params_owner = None;
         conn.needs_reset = false;
     }

@@ -88,6 +88,12 @@ impl Pool {
         }
     }
 
+    /// Server connections lent out now, for least-busy balancing.
+    pub fn in_use(&self) -> usize {
+        let st = self.inner.state.lock();
+        st.total - st.idle.len()
+    }
+
     /// Gets a connection: an idle one, a new one while under the cap, or the next one checked in,
     /// waiting at most `checkout_timeout`.
     pub async fn checkout(&self) -> Result<Checkout, PoolError> {

@@ -42,6 +42,31 @@ pub fn query_text(body: &[u8]) -> Option<&[u8]> {
     body.strip_suffix(&[0])
 }
 
+/// Parse body: the statement name and its SQL text.
+pub fn parse_message(body: &[u8]) -> Option<(&[u8], &[u8])> {
+    let (name, rest) = cstr(body)?;
+    let (query, _) = cstr(rest)?;
+    Some((name, query))
+}
+
+/// Bind body: the name of the prepared statement it binds.
+pub fn bind_statement(body: &[u8]) -> Option<&[u8]> {
+    let (_portal, rest) = cstr(body)?;
+    cstr(rest).map(|(statement, _)| statement)
+}
+
+/// Close or Describe body: `b'S'` (statement) or `b'P'` (portal), and the name.
+pub fn target(body: &[u8]) -> Option<(u8, &[u8])> {
+    let (&kind, rest) = body.split_first()?;
+    cstr(rest).map(|(name, _)| (kind, name))
+}
+
+/// Splits a NUL-terminated string off the front.
+fn cstr(body: &[u8]) -> Option<(&[u8], &[u8])> {
+    let nul = body.iter().position(|&b| b == 0)?;
+    Some((&body[..nul], &body[nul + 1..]))
+}
+
 /// SASLInitialResponse body: mechanism name and the initial client data.
 pub fn sasl_initial_response(body: &[u8]) -> Option<(&[u8], &[u8])> {
     let nul = body.iter().position(|&b| b == 0)?;
@@ -71,6 +96,15 @@ mod tests {
         body.pop();
         assert_eq!(sasl_initial_response(&body), None);
         assert_eq!(sasl_initial_response(b"no-nul"), None);
+    }
+
+    #[test]
+    fn extended_protocol_views() {
+        assert_eq!(parse_message(b"s1\0select 1\0\0\0"), Some((&b"s1"[..], &b"select 1"[..])));
+        assert_eq!(parse_message(b"s1\0select 1"), None);
+        assert_eq!(bind_statement(b"\0s1\0\0\0"), Some(&b"s1"[..]));
+        assert_eq!(target(b"Ss1\0"), Some((b'S', &b"s1"[..])));
+        assert_eq!(target(b""), None);
     }
 
     #[test]

@@ -5,6 +5,7 @@ pub mod build;
 pub mod frame;
 pub mod from_client;
 pub mod from_server;
+pub mod lsn;
 pub mod sqlstate;
 pub mod startup;
 

@@ -5,6 +5,7 @@
 pub mod balance;
 pub mod policy;
 pub mod rules;
+pub mod stats;
 
 pub use policy::{decide, Policy, Request, RequestClass};
 pub use rules::{RuleContext, Rules};

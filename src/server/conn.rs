@@ -1,16 +1,21 @@
 //! A logged-in server connection. It forwards raw bytes and tracks only what pooling needs: the
-//! transaction status, how many ReadyForQuery are still owed, and the reported parameters.
+//! transaction status, the replies still owed (see [`super::expect`]), the statements prepared on
+//! it, and the reported parameters.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
+use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
+use lru::LruCache;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use super::expect::{Expectations, Fate, Kind};
 use super::ServerError;
 use crate::protocol::frame::{self, FrameError};
+use crate::protocol::lsn::parse_lsn;
 use crate::protocol::{build, from_server};
 
 /// Largest message accepted from a server: PostgreSQL's own 1 GiB field limit.
@@ -22,15 +27,8 @@ const TERMINATE: &[u8] = b"X\0\0\0\x04";
 /// The query appended after a write commits, to learn the session's write LSN in the same round trip.
 /// The insert position is never behind the commit record just written.
 const LSN_PROBE: &[u8] = b"Q\0\0\0\x27SELECT pg_current_wal_insert_lsn()\0";
-
-/// Whose reply a ReadyForQuery the server still owes closes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Owed {
-    /// This many of the client's requests.
-    Client(usize),
-    /// pgsplit's LSN probe; its replies are swallowed.
-    Probe,
-}
+/// Statements kept prepared on one connection; the least recently used beyond this are closed.
+pub const PREPARED_PER_CONNECTION: usize = 512;
 
 /// The server's cancel key for this connection.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -60,8 +58,12 @@ pub struct ServerConn {
     pub last_used: Instant,
     /// The status byte of the last ReadyForQuery.
     pub status: u8,
-    /// ReadyForQuery messages the server still owes, in order, and to whom.
-    owed: VecDeque<Owed>,
+    /// Replies the server still owes, in order, and what becomes of them.
+    pub exp: Expectations,
+    /// pgsplit's statements prepared on this connection, by id, least recently used first out.
+    pub prepared: LruCache<u64, ()>,
+    /// The LSN the probe's row carried, until its ReadyForQuery.
+    probe_lsn: Option<u64>,
     /// Extended-protocol messages were sent after the last Sync.
     pub unsynced: bool,
     /// Whether the session holding the connection still owes it a DISCARD ALL.
@@ -98,7 +100,9 @@ impl ServerConn {
             created: now,
             last_used: now,
             status: b'I',
-            owed: VecDeque::new(),
+            exp: Expectations::default(),
+            prepared: LruCache::new(NonZeroUsize::new(PREPARED_PER_CONNECTION).expect("non-zero")),
+            probe_lsn: None,
             unsynced: false,
             needs_reset: false,
             broken: false,
@@ -107,22 +111,22 @@ impl ServerConn {
 
     /// Idle outside a transaction with nothing owed: safe to hand to another client.
     pub fn is_clean(&self) -> bool {
-        !self.broken && self.owed.is_empty() && !self.unsynced && self.status == b'I' && !self.needs_reset
+        !self.broken && self.exp.is_empty() && !self.unsynced && self.status == b'I' && !self.needs_reset
     }
 
     /// Nothing is owed, so a ROLLBACK or DISCARD ALL can bring the connection back to clean.
     pub fn is_resettable(&self) -> bool {
-        !self.broken && self.owed.is_empty() && !self.unsynced
+        !self.broken && self.exp.is_empty() && !self.unsynced
     }
 
     /// Nothing is owed to anyone.
     pub fn settled(&self) -> bool {
-        self.owed.is_empty()
+        self.exp.is_empty()
     }
 
     /// The next replies owed are the LSN probe's.
     pub fn probe_next(&self) -> bool {
-        self.owed.front() == Some(&Owed::Probe)
+        self.exp.probe_next()
     }
 
     /// Whether an idle connection still looks usable: no EOF and no unsolicited output (a FATAL
@@ -151,77 +155,90 @@ impl ServerConn {
         }
     }
 
-    /// Splits the whole messages read so far into one batch to forward, tracking state as it goes.
+    /// Takes the next piece of server output for the client: a run of whole messages to forward
+    /// as they are, or a reply pgsplit synthesizes. Swallowed replies never show.
     ///
-    /// The batch stops right after the ReadyForQuery that settles the client's requests sent so
-    /// far, so the caller can release the connection before forwarding it. The LSN probe's replies
-    /// never reach a batch: they come back as [`BatchEnd::Probe`] with an empty batch.
+    /// A run stops right after the ReadyForQuery that settles the client's requests so far
+    /// ([`BatchEnd::Ready`]), so the caller can release the connection before forwarding it; the
+    /// probe's end comes back as [`BatchEnd::Probe`] with an empty piece.
     pub fn take_batch(&mut self) -> Result<Option<(Bytes, BatchEnd)>, ServerError> {
-        if self.probe_next() {
-            return self.take_probe().map(|lsn| lsn.map(|lsn| (Bytes::new(), BatchEnd::Probe(lsn))));
-        }
-        let mut status = self.status;
-        let (owed, params, changed) = (&mut self.owed, &mut self.params, &mut self.params_changed);
-        let result = frame::split_batch(&mut self.rbuf, MAX_SERVER_MESSAGE, |tag, msg| {
-            match tag {
-                from_server::READY_FOR_QUERY => {
-                    status = from_server::ready_status(&msg[5..]).unwrap_or(b'E');
-                    return !settle_one(owed);
+        loop {
+            if let Some(bytes) = self.exp.take_synth() {
+                return Ok(Some((bytes, BatchEnd::More)));
+            }
+            let mut offset = 0;
+            while let Some(len) = self.whole_message_at(offset)? {
+                let tag = self.rbuf[offset];
+                let fate = if matches!(tag, b'N' | b'A' | b'S') { &Fate::Forward } else { self.exp.front_fate() };
+                if (offset > 0 && *fate != Fate::Forward) || matches!(fate, Fate::Synth(_)) {
+                    break;
                 }
-                from_server::PARAMETER_STATUS => *changed |= record_param(params, &msg[5..]),
-                _ => {}
+                let step = self.exp.on_reply(tag);
+                self.observe(tag, offset, len);
+                if let Some(id) = step.unprepared {
+                    self.prepared.pop(&id);
+                }
+                if !step.forward {
+                    if tag == b'D' && self.exp.probe_next() {
+                        self.probe_lsn = probe_row_lsn(&self.rbuf[offset + 5..offset + len]);
+                    }
+                    drop(self.rbuf.split_to(len));
+                    if step.probe_done {
+                        return Ok(Some((Bytes::new(), BatchEnd::Probe(self.probe_lsn.take()))));
+                    }
+                    continue;
+                }
+                offset += len;
+                if step.ready && (self.exp.is_empty() || self.exp.probe_next()) {
+                    return Ok(Some((self.rbuf.split_to(offset).freeze(), BatchEnd::Ready)));
+                }
             }
-            true
-        });
-        let (batch, scan) = result.map_err(|e| self.protocol_error(e))?;
-        self.status = status;
-        let end = if scan.stopped { BatchEnd::Ready } else { BatchEnd::More };
-        Ok(batch.map(|b| (b, end)))
+            if offset > 0 {
+                return Ok(Some((self.rbuf.split_to(offset).freeze(), BatchEnd::More)));
+            }
+            if !matches!(self.exp.front_fate(), Fate::Synth(_)) {
+                return Ok(None);
+            }
+        }
     }
 
-    /// Consumes the LSN probe's replies once all have arrived; `Some(lsn)` then (`None` inside if the
-    /// probe failed, as in an aborted transaction).
-    fn take_probe(&mut self) -> Result<Option<Option<u64>>, ServerError> {
-        let scan = frame::scan(&self.rbuf, MAX_SERVER_MESSAGE, |tag, _| tag != from_server::READY_FOR_QUERY)
-            .map_err(|e| self.protocol_error(e))?;
-        if !scan.stopped {
-            return Ok(None);
-        }
-        let mut lsn = None;
-        let replies = self.rbuf.split_to(scan.len);
-        let mut rest = &replies[..];
-        while rest.len() >= 5 {
-            let len = u32::from_be_bytes([rest[1], rest[2], rest[3], rest[4]]) as usize;
-            let (msg, tail) = rest.split_at(len + 1);
-            match msg[0] {
-                b'D' => lsn = first_column(&msg[5..]).and_then(|t| std::str::from_utf8(t).ok()).and_then(parse_lsn),
-                from_server::READY_FOR_QUERY => self.status = from_server::ready_status(&msg[5..]).unwrap_or(b'E'),
-                _ => {}
-            }
-            rest = tail;
-        }
-        self.owed.pop_front();
-        Ok(Some(lsn))
+    /// The length of the whole message at `offset` of the read buffer, if it has all arrived.
+    fn whole_message_at(&mut self, offset: usize) -> Result<Option<usize>, ServerError> {
+        let scan = frame::scan(&self.rbuf[offset..], MAX_SERVER_MESSAGE, |_, _| false);
+        let scan = scan.map_err(|e| self.protocol_error(e))?;
+        Ok((scan.count == 1).then_some(scan.len))
     }
 
-    /// Sends client bytes; `readies` is how many ReadyForQuery they will bring back and `unsynced`
-    /// whether they leave an extended-protocol pipeline open (`None`: unchanged).
-    pub async fn send(&mut self, bytes: &[u8], readies: usize, unsynced: Option<bool>) -> Result<(), ServerError> {
-        if readies > 0 {
-            match self.owed.back_mut() {
-                Some(Owed::Client(n)) => *n += readies,
-                _ => self.owed.push_back(Owed::Client(readies)),
-            }
+    /// Tracks what pooling needs from a message: the transaction status and parameters.
+    fn observe(&mut self, tag: u8, offset: usize, len: usize) {
+        let body = &self.rbuf[offset + 5..offset + len];
+        match tag {
+            from_server::READY_FOR_QUERY => self.status = from_server::ready_status(body).unwrap_or(b'E'),
+            from_server::PARAMETER_STATUS => self.params_changed |= record_param(&mut self.params, body),
+            _ => {}
         }
+    }
+
+    /// Sends whole client messages as they are, expecting their replies; `unsynced` says whether
+    /// they leave an extended-protocol pipeline open (`None`: unchanged).
+    pub async fn send(&mut self, bytes: &[u8], unsynced: Option<bool>) -> Result<(), ServerError> {
+        for (tag, body) in messages(bytes) {
+            self.exp.push_client(tag, body);
+        }
+        self.send_raw(bytes, unsynced).await
+    }
+
+    /// Sends bytes whose expectations the caller already queued (a rewritten request).
+    pub async fn send_raw(&mut self, bytes: &[u8], unsynced: Option<bool>) -> Result<(), ServerError> {
         if let Some(u) = unsynced {
             self.unsynced = u;
         }
         self.write(bytes).await
     }
 
-    /// Appends the LSN probe after what was sent: the replies to it follow the client's own.
+    /// Appends the LSN probe after what was sent: its replies follow the client's own.
     pub async fn send_lsn_probe(&mut self) -> Result<(), ServerError> {
-        self.owed.push_back(Owed::Probe);
+        self.exp.push(Kind::Probe, Fate::Swallow, None);
         self.write(LSN_PROBE).await
     }
 
@@ -235,12 +252,12 @@ impl ServerConn {
 
     /// Runs a statement of pgsplit's own and swallows its replies (ParameterStatus still recorded).
     pub async fn run_internal(&mut self, sql: &str) -> Result<(), ServerError> {
-        debug_assert!(self.owed.is_empty(), "internal statement while replies are owed");
+        debug_assert!(self.exp.is_empty(), "internal statement while replies are owed");
         let mut msg = BytesMut::new();
         build::query(&mut msg, sql);
-        self.send(&msg, 1, None).await?;
+        self.send(&msg, None).await?;
         let mut error: Option<(String, String)> = None;
-        while !self.owed.is_empty() {
+        while !self.exp.is_empty() {
             self.read_more().await?;
             while let Some(frame) =
                 frame::split_frame(&mut self.rbuf, MAX_SERVER_MESSAGE).map_err(|e| self.protocol_error(e))?
@@ -248,7 +265,7 @@ impl ServerConn {
                 let body = frame.body();
                 match frame.tag {
                     from_server::READY_FOR_QUERY => {
-                        settle_one(&mut self.owed);
+                        self.exp.on_reply(frame.tag);
                         self.status = from_server::ready_status(body).unwrap_or(b'E');
                     }
                     from_server::PARAMETER_STATUS => self.params_changed |= record_param(&mut self.params, body),
@@ -286,37 +303,24 @@ impl Drop for ServerConn {
     }
 }
 
-/// Counts one ReadyForQuery against the front of the owed queue; `true` when that settles all the
-/// client requests sent so far (the front entry is used up).
-fn settle_one(owed: &mut VecDeque<Owed>) -> bool {
-    match owed.front_mut() {
-        Some(Owed::Client(n)) if *n > 1 => {
-            *n -= 1;
-            false
-        }
-        Some(_) => {
-            owed.pop_front();
-            true
-        }
-        None => true,
-    }
-}
-
-/// The first column of a DataRow body, as text; `None` if NULL or malformed.
-fn first_column(body: &[u8]) -> Option<&[u8]> {
+/// The LSN in the probe's DataRow (one text column), if well formed.
+fn probe_row_lsn(body: &[u8]) -> Option<u64> {
     let len = i32::from_be_bytes(body.get(2..6)?.try_into().ok()?);
-    body.get(6..6 + usize::try_from(len).ok()?)
+    let text = body.get(6..6 + usize::try_from(len).ok()?)?;
+    parse_lsn(std::str::from_utf8(text).ok()?)
 }
 
-/// Parses a `pg_lsn` text (`16/B374D848`) into its 64-bit position.
-pub fn parse_lsn(text: &str) -> Option<u64> {
-    let (hi, lo) = text.trim().split_once('/')?;
-    Some((u64::from_str_radix(hi, 16).ok()? << 32) | u64::from_str_radix(lo, 16).ok()?)
-}
-
-/// Formats a 64-bit WAL position as `pg_lsn` text.
-pub fn format_lsn(lsn: u64) -> String {
-    format!("{:X}/{:X}", lsn >> 32, lsn & 0xffff_ffff)
+/// Whole messages of an already framed buffer, as (tag, body).
+pub fn messages(mut bytes: &[u8]) -> impl Iterator<Item = (u8, &[u8])> {
+    std::iter::from_fn(move || {
+        if bytes.len() < 5 {
+            return None;
+        }
+        let len = u32::from_be_bytes([bytes[1], bytes[2], bytes[3], bytes[4]]) as usize;
+        let (msg, rest) = bytes.split_at((len + 1).min(bytes.len()));
+        bytes = rest;
+        Some((msg[0], msg.get(5..).unwrap_or_default()))
+    })
 }
 
 /// Records a ParameterStatus; `true` if it changed a value.
@@ -350,31 +354,19 @@ mod tests {
     }
 
     #[test]
-    fn lsn_text_round_trip() {
-        assert_eq!(parse_lsn("16/B374D848"), Some((0x16 << 32) | 0xB374_D848));
-        assert_eq!(format_lsn((0x16 << 32) | 0xB374_D848), "16/B374D848");
-        assert_eq!(parse_lsn("0/0"), Some(0));
-        assert_eq!(parse_lsn("nope"), None);
-        assert_eq!(parse_lsn("1/xyz"), None);
-    }
-
-    #[test]
-    fn data_row_first_column() {
+    fn probe_row() {
         let mut body = 1i16.to_be_bytes().to_vec();
         body.extend_from_slice(&9i32.to_be_bytes());
         body.extend_from_slice(b"0/16B3748");
-        assert_eq!(first_column(&body), Some(&b"0/16B3748"[..]));
-        assert_eq!(first_column(&[0, 1, 255, 255, 255, 255]), None, "NULL");
-        assert_eq!(first_column(&[0, 1, 0, 0, 0, 9, b'x']), None, "truncated");
+        assert_eq!(probe_row_lsn(&body), Some(0x16B3748));
+        assert_eq!(probe_row_lsn(&[0, 1, 255, 255, 255, 255]), None, "NULL");
+        assert_eq!(probe_row_lsn(&[0, 1, 0, 0, 0, 9, b'x']), None, "truncated");
     }
 
     #[test]
-    fn owed_queue_settles_client_then_probe() {
-        let mut owed = VecDeque::from([Owed::Client(2), Owed::Probe]);
-        assert!(!settle_one(&mut owed));
-        assert!(settle_one(&mut owed));
-        assert_eq!(owed.front(), Some(&Owed::Probe));
-        assert!(settle_one(&mut owed));
-        assert!(owed.is_empty());
+    fn message_walk() {
+        let bytes = b"S\0\0\0\x04H\0\0\0\x04";
+        let tags: Vec<u8> = messages(bytes).map(|(t, _)| t).collect();
+        assert_eq!(tags, b"SH");
     }
 }

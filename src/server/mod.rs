@@ -2,6 +2,7 @@
 
 pub mod conn;
 pub mod connect;
+pub mod expect;
 
 pub use conn::{BackendKey, ServerConn};
 pub use connect::{connect, ServerLogin};

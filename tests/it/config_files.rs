@@ -50,3 +50,25 @@ fn version_flag() {
     let out = Command::new(env!("CARGO_BIN_EXE_pgsplit")).arg("--version").output().unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("pgsplit "));
 }
+
+#[test]
+fn explain_prints_the_decision_and_why() {
+    let run = |sql: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_pgsplit"))
+            .args(["explain", "--config", "config/pgsplit.example.toml", sql])
+            .current_dir(crate::harness::repo_root())
+            .env("APP_PASSWORD", "x")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let read = run("select * from accounts where id = 1");
+    assert!(read.contains("decision:   replica") && read.contains("reason: read"), "{read}");
+    let ledger = run("select * from ledger");
+    assert!(ledger.contains("ledger is always fresh") && ledger.contains("reason: rule"), "{ledger}");
+    let write = run("select nextval('seq')");
+    assert!(write.contains("decision:   primary") && write.contains("reason: write"), "{write}");
+    let hinted = run("/* pgsplit: route=primary */ select 1");
+    assert!(hinted.contains("reason: hint"), "{hinted}");
+}

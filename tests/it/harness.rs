@@ -15,6 +15,8 @@ use tokio_util::sync::CancellationToken;
 pub struct Cluster {
     pub primary_port: u16,
     pub replica_ports: [u16; 2],
+    /// The cluster's directory, for `scripts/cluster stop-node` and friends.
+    pub dir: PathBuf,
 }
 
 static CLUSTER: OnceLock<Cluster> = OnceLock::new();
@@ -24,11 +26,13 @@ pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The shared cluster, started on first use. `PGSPLIT_TEST_PORT` reuses a running one.
+/// The shared cluster, started on first use. `PGSPLIT_TEST_PORT` and `PGSPLIT_TEST_DIR` reuse a
+/// running one.
 pub fn cluster() -> &'static Cluster {
     CLUSTER.get_or_init(|| {
         if let Some(port) = std::env::var("PGSPLIT_TEST_PORT").ok().and_then(|p| p.parse().ok()) {
-            return Cluster { primary_port: port, replica_ports: [port + 1, port + 2] };
+            let dir = PathBuf::from(std::env::var("PGSPLIT_TEST_DIR").unwrap_or_default());
+            return Cluster { primary_port: port, replica_ports: [port + 1, port + 2], dir };
         }
         let port = free_port_range();
         let dir = std::env::temp_dir().join(format!("pgsplit-it-{}", std::process::id()));
@@ -42,7 +46,7 @@ pub fn cluster() -> &'static Cluster {
         DIR_TO_DESTROY.set(dir.clone()).ok();
         // Safety: registering a plain extern "C" function with no captured state.
         unsafe { libc::atexit(destroy_cluster) };
-        Cluster { primary_port: port, replica_ports: [port + 1, port + 2] }
+        Cluster { primary_port: port, replica_ports: [port + 1, port + 2], dir }
     })
 }
 
@@ -76,9 +80,20 @@ impl Drop for Proxy {
     }
 }
 
-/// The config used by tests; `extra` is appended (later tables may not repeat earlier ones, so
-/// `[pool]` and `[limits]` settings go through `pool` and `limits`).
+/// The config used by tests that do not care about replicas: database `app` on the primary only,
+/// so replicas paused or stopped by other tests cannot touch them. `[pool]` and `[limits]`
+/// settings go through `pool` and `limits`.
 pub fn test_config(pool: &str, limits: &str) -> String {
+    let c = cluster();
+    split_config(pool, limits).replacen(
+        &format!("replicas = [\"127.0.0.1:{}\", \"127.0.0.1:{}\"]\n", c.replica_ports[0], c.replica_ports[1]),
+        "",
+        1,
+    )
+}
+
+/// The config with database `app` on the primary and both replicas: read/write splitting.
+pub fn split_config(pool: &str, limits: &str) -> String {
     let c = cluster();
     format!(
         r#"
@@ -118,13 +133,23 @@ primary = "127.0.0.1:{p}"
 }
 
 impl Proxy {
-    /// Starts pgsplit with the default test config.
+    /// Starts pgsplit with the default test config (primary only).
     pub async fn start() -> Proxy {
         Proxy::with_config(&test_config("size = 4", "")).await
     }
 
+    /// Starts pgsplit splitting reads over the replicas.
+    pub async fn split() -> Proxy {
+        Proxy::with_config(&split_config("size = 4", "")).await
+    }
+
     /// Starts pgsplit with a full config text.
     pub async fn with_config(text: &str) -> Proxy {
+        // RUST_LOG=pgsplit=debug shows pgsplit's logs in failing tests.
+        let _ = tracing_subscriber::fmt()
+            .with_test_writer()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .try_init();
         let settings = config::from_str(text, "test config").expect("test config is valid");
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("local addr");
@@ -183,3 +208,26 @@ pub fn unique(prefix: &str) -> String {
     static N: AtomicU32 = AtomicU32::new(0);
     format!("{prefix}_{}_{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
 }
+
+/// Runs `scripts/cluster ARGS…` on the shared cluster's directory; panics on failure.
+pub fn cluster_cmd(args: &[&str]) {
+    let dir = &cluster().dir;
+    assert!(!dir.as_os_str().is_empty(), "set PGSPLIT_TEST_DIR with PGSPLIT_TEST_PORT for this test");
+    let status = Command::new(repo_root().join("scripts/cluster"))
+        .arg(args[0])
+        .arg(dir)
+        .args(&args[1..])
+        .status()
+        .expect("scripts/cluster runs");
+    assert!(status.success(), "scripts/cluster {args:?} failed");
+}
+
+/// A superuser connection straight to a replica (0 or 1).
+pub async fn replica_admin(i: usize) -> Client {
+    let port = cluster().replica_ports[i];
+    connect(&format!("host=127.0.0.1 port={port} user=postgres dbname=app")).await.expect("direct connection to replica")
+}
+
+/// Tests that stop, pause or lag replicas take this for writing; tests that count on healthy
+/// replicas take it for reading.
+pub static REPLICAS: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());

@@ -7,4 +7,6 @@ mod config_files;
 mod forwarding;
 mod harness;
 mod pooling;
+mod routing;
+mod consistency;
 mod shutdown;

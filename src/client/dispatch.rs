@@ -1,0 +1,128 @@
+//! Choosing the node for a request that starts with no server held, and checking a connection out
+//! of that node's pool. A replica that cannot be reached costs the client nothing: nothing ran
+//! yet, so the request goes to the primary instead.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+
+use super::routing::{kind_name, Inspection, RoutingState};
+use super::ClientError;
+use crate::app::AppContext;
+use crate::config::{DatabaseSettings, PoolMode, UserSettings};
+use crate::monitor::Topology;
+use crate::pool::{Checkout, Pool, PoolError};
+use crate::route::{self, Decision, Reason, Request, RequestClass, Route, RuleContext};
+
+/// The pools a session may use, resolved once at login.
+pub struct Nodes {
+    pub primary: Pool,
+    pub replicas: Vec<Pool>,
+    /// The database's live topology; `None` without replicas.
+    pub topology: Option<Arc<ArcSwap<Topology>>>,
+}
+
+impl Nodes {
+    /// Looks up the primary's and each replica's pool.
+    pub fn resolve(ctx: &AppContext, db: &DatabaseSettings, user: &UserSettings) -> Nodes {
+        let primary = ctx.pools.pool(Route::Primary, db, user);
+        let replicas = (0..db.replicas.len()).map(|i| ctx.pools.pool(Route::Replica(i), db, user)).collect();
+        let topology = if db.replicas.is_empty() { None } else { ctx.monitor.handle(&db.name) };
+        Nodes { primary, replicas, topology }
+    }
+
+    /// The pool serving a route.
+    pub fn pool(&self, route: Route) -> &Pool {
+        match route {
+            Route::Primary => &self.primary,
+            Route::Replica(i) => self.replicas.get(i).unwrap_or(&self.primary),
+        }
+    }
+}
+
+/// Who is asking, for rules.
+pub struct Who<'a> {
+    pub db: &'a DatabaseSettings,
+    pub user: &'a UserSettings,
+    pub application_name: &'a str,
+    pub mode: PoolMode,
+}
+
+/// Decides where a request goes, waiting for a replica when the policy says so.
+pub async fn choose(
+    ctx: &AppContext,
+    nodes: &Nodes,
+    state: &RoutingState,
+    found: &Inspection,
+    who: &Who<'_>,
+) -> Result<Route, ClientError> {
+    let Some(topology) = nodes.topology.as_ref().filter(|_| who.mode == PoolMode::Transaction) else {
+        ctx.decisions.count(Route::Primary, Reason::PrimaryOnly);
+        return Ok(Route::Primary);
+    };
+    let settings = &ctx.policy.settings;
+    let class = state.class_of(found);
+    let reads = matches!(class, RequestClass::Read | RequestClass::ReadOnlyTransaction);
+    if reads && state.dirty && settings.read_your_writes {
+        // A write's LSN is not known yet: only the primary is sure to have it.
+        ctx.decisions.count(Route::Primary, Reason::ReadYourWrites);
+        return Ok(Route::Primary);
+    }
+    let first = found.first();
+    let empty: &[String] = &[];
+    let rule = RuleContext {
+        database: &who.db.name,
+        user: &who.user.name,
+        application_name: who.application_name,
+        kind: first.map_or("other", |c| kind_name(c.kind)),
+        tables: first.map_or(empty, |c| &c.tables),
+        functions: first.map_or(empty, |c| &c.functions),
+        sql: found.first_text.as_deref().unwrap_or(""),
+    };
+    let request =
+        Request { class, hint: state.hint(found), min_lsn: state.min_lsn(found, settings.read_your_writes), rule };
+    let busy = |route: Route| nodes.pool(route).in_use();
+    let deadline = Instant::now() + settings.wait_timeout;
+    let mut waited = false;
+    loop {
+        match route::decide(&request, &ctx.policy, &topology.load(), &busy, waited) {
+            Decision::Go(route, reason) => {
+                tracing::trace!(?route, ?reason, min_lsn = ?request.min_lsn, ?class, "routed");
+                ctx.decisions.count(route, reason);
+                return Ok(route);
+            }
+            Decision::Refuse(_) => return Err(ClientError::NoFreshReplica),
+            Decision::Wait { .. } => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    waited = true;
+                } else {
+                    // The topology is republished every check interval; look again soon.
+                    tokio::time::sleep(left.min(Duration::from_millis(10))).await;
+                }
+            }
+        }
+    }
+}
+
+/// Checks out a connection for `route`; an unreachable replica falls back to the primary.
+pub async fn checkout(ctx: &AppContext, nodes: &Nodes, route: Route) -> Result<(Checkout, Route), PoolError> {
+    match nodes.pool(route).checkout().await {
+        Ok(server) => Ok((server, route)),
+        Err(PoolError::Server(e)) if route != Route::Primary => {
+            tracing::warn!(replica = %nodes.pool(route).key(), error = %e, "replica unreachable; sending the request to the primary");
+            ctx.decisions.count(Route::Primary, Reason::Fallback);
+            nodes.primary.checkout().await.map(|s| (s, Route::Primary))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Whether to append the LSN probe: on the primary, when this request may commit a write.
+pub fn wants_probe(ctx: &AppContext, nodes: &Nodes, state: &RoutingState, found: &Inspection, route: Route, was_idle: bool) -> bool {
+    ctx.policy.settings.read_your_writes
+        && !nodes.replicas.is_empty()
+        && route == Route::Primary
+        && ((was_idle && found.writes()) || (found.has_transaction_control() && state.tx_wrote))
+}

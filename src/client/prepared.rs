@@ -1,0 +1,221 @@
+//! Named prepared statements across server connections. A client's statement names are its own;
+//! on servers each distinct (text, parameter types) gets one pgsplit name (`pgsplit_N`), shared
+//! by every client. A request is rewritten on its way out: Parse, Bind, Describe and Close carry
+//! the server name; a statement the connection lacks is prepared first, in the same pipeline,
+//! and its reply swallowed; a Parse the connection already has, and every Close of a named
+//! statement, are answered by pgsplit itself.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use parking_lot::Mutex;
+
+use crate::protocol::build::{self, Severity};
+use crate::protocol::from_client as c;
+use crate::server::conn::messages;
+use crate::server::expect::{Fate, Kind, CLOSE_COMPLETE, PARSE_COMPLETE};
+use crate::server::ServerConn;
+
+/// Server-side statement ids by (text, parameter types), shared by all sessions.
+#[derive(Debug, Default)]
+pub struct Registry {
+    ids: Mutex<HashMap<Bytes, u64>>,
+    next: AtomicU64,
+}
+
+impl Registry {
+    fn id_for(&self, key: &[u8]) -> u64 {
+        let mut ids = self.ids.lock();
+        if let Some(id) = ids.get(key) {
+            return *id;
+        }
+        let id = self.next.fetch_add(1, Ordering::Relaxed) + 1;
+        ids.insert(Bytes::copy_from_slice(key), id);
+        id
+    }
+}
+
+/// One of the client's named statements.
+#[derive(Debug)]
+struct Statement {
+    id: u64,
+    /// The Parse message that prepares it on a server, under its server name.
+    parse: Bytes,
+}
+
+/// A client's named statements.
+#[derive(Debug, Default)]
+pub struct Prepared {
+    by_name: HashMap<Box<[u8]>, Arc<Statement>>,
+}
+
+/// The server-side name of statement `id`.
+fn server_name(id: u64) -> String {
+    format!("pgsplit_{id}")
+}
+
+impl Prepared {
+    /// Whether a request mentions named statements at all; most do not and go out untouched.
+    pub fn touches_named(batch: &[u8]) -> bool {
+        messages(batch).any(|(tag, body)| match tag {
+            c::PARSE => body.first().is_some_and(|&b| b != 0),
+            c::BIND => c::bind_statement(body).is_some_and(|n| !n.is_empty()),
+            c::DESCRIBE | c::CLOSE => c::target(body).is_some_and(|(k, n)| k == b'S' && !n.is_empty()),
+            _ => false,
+        })
+    }
+
+    /// Forgets every statement (DISCARD ALL, DEALLOCATE ALL).
+    pub fn clear(&mut self) {
+        self.by_name.clear();
+    }
+
+    /// Rewrites a request for `server`, queueing the expectations of what it sends.
+    pub fn rewrite(&mut self, registry: &Registry, batch: &[u8], server: &mut ServerConn) -> BytesMut {
+        let mut out = BytesMut::with_capacity(batch.len() + 64);
+        let mut skipping = false;
+        for whole in framed(batch) {
+            let (tag, body) = (whole[0], &whole[5..]);
+            if skipping && tag != c::SYNC {
+                continue;
+            }
+            skipping = false;
+            match tag {
+                c::PARSE if body.first().is_some_and(|&b| b != 0) => skipping = !self.parse(registry, body, server, &mut out),
+                c::BIND => self.bind(body, whole, server, &mut out),
+                c::DESCRIBE | c::CLOSE if c::target(body).is_some_and(|(k, n)| k == b'S' && !n.is_empty()) => {
+                    self.statement_target(tag, body, whole, server, &mut out)
+                }
+                _ => {
+                    server.exp.push_client(tag, body);
+                    out.put_slice(whole);
+                }
+            }
+        }
+        out
+    }
+
+    /// A named Parse; `false` when it is refused (the name is taken) and the server would skip to Sync.
+    fn parse(&mut self, registry: &Registry, body: &[u8], server: &mut ServerConn, out: &mut BytesMut) -> bool {
+        let Some((name, _)) = c::parse_message(body) else { return forward_raw(c::PARSE, body, server, out) };
+        if self.by_name.contains_key(name) {
+            let mut err = BytesMut::new();
+            let message = format!("prepared statement \"{}\" already exists", String::from_utf8_lossy(name));
+            build::error(&mut err, Severity::Error, "42P05", &message, None);
+            server.exp.push(Kind::Parse, Fate::Synth(err.freeze()), None);
+            return false;
+        }
+        let rest = &body[name.len() + 1..];
+        let id = registry.id_for(rest);
+        let parse = parse_message(&server_name(id), rest);
+        self.by_name.insert(name.into(), Arc::new(Statement { id, parse: parse.clone() }));
+        if server.prepared.get(&id).is_some() {
+            server.exp.push(Kind::Parse, Fate::Synth(Bytes::from_static(PARSE_COMPLETE)), None);
+        } else {
+            put_prepared(server, id, out);
+            server.exp.push(Kind::Parse, Fate::Forward, Some(id));
+            out.put_slice(&parse);
+        }
+        true
+    }
+
+    fn bind(&mut self, body: &[u8], whole: &[u8], server: &mut ServerConn, out: &mut BytesMut) {
+        let name = c::bind_statement(body).unwrap_or_default();
+        let Some(stmt) = self.by_name.get(name).filter(|_| !name.is_empty()).cloned() else {
+            server.exp.push_client(c::BIND, body);
+            out.put_slice(whole);
+            return;
+        };
+        ensure_prepared(&stmt, server, out);
+        let portal_len = body.iter().position(|&b| b == 0).unwrap_or(0);
+        let after = &body[portal_len + 1 + name.len() + 1..];
+        let mut new_body = Vec::with_capacity(body.len() + 16);
+        new_body.extend_from_slice(&body[..portal_len + 1]);
+        new_body.extend_from_slice(server_name(stmt.id).as_bytes());
+        new_body.push(0);
+        new_body.extend_from_slice(after);
+        server.exp.push_client(c::BIND, &new_body);
+        put_message(out, c::BIND, &new_body);
+    }
+
+    fn statement_target(&mut self, tag: u8, body: &[u8], whole: &[u8], server: &mut ServerConn, out: &mut BytesMut) {
+        let name = c::target(body).map(|(_, n)| n).unwrap_or_default();
+        if tag == c::CLOSE {
+            // The server copy stays for other clients; the client's view forgets it now.
+            self.by_name.remove(name);
+            server.exp.push(Kind::Close, Fate::Synth(Bytes::from_static(CLOSE_COMPLETE)), None);
+            return;
+        }
+        let Some(stmt) = self.by_name.get(name).cloned() else {
+            server.exp.push_client(tag, body);
+            out.put_slice(whole);
+            return;
+        };
+        ensure_prepared(&stmt, server, out);
+        let mut new_body = vec![b'S'];
+        new_body.extend_from_slice(server_name(stmt.id).as_bytes());
+        new_body.push(0);
+        server.exp.push_client(tag, &new_body);
+        put_message(out, tag, &new_body);
+    }
+}
+
+/// Prepares `stmt` on the connection first if it lacks it; the reply is swallowed.
+fn ensure_prepared(stmt: &Statement, server: &mut ServerConn, out: &mut BytesMut) {
+    if server.prepared.get(&stmt.id).is_some() {
+        return;
+    }
+    put_prepared(server, stmt.id, out);
+    server.exp.push(Kind::Parse, Fate::Swallow, Some(stmt.id));
+    out.put_slice(&stmt.parse);
+}
+
+/// Records `id` as prepared on the connection (before the reply: a pipelined request must not
+/// prepare it twice; a failed Parse takes it back), closing what the LRU evicts.
+fn put_prepared(server: &mut ServerConn, id: u64, out: &mut BytesMut) {
+    if let Some((evicted, ())) = server.prepared.push(id, ()).filter(|(old, _)| *old != id) {
+        let mut body = vec![b'S'];
+        body.extend_from_slice(server_name(evicted).as_bytes());
+        body.push(0);
+        server.exp.push(Kind::Close, Fate::Swallow, None);
+        put_message(out, c::CLOSE, &body);
+    }
+}
+
+fn forward_raw(tag: u8, body: &[u8], server: &mut ServerConn, out: &mut BytesMut) -> bool {
+    server.exp.push_client(tag, body);
+    put_message(out, tag, body);
+    true
+}
+
+/// A Parse message for `name` with the rest of a client's Parse body (text and types).
+fn parse_message(name: &str, rest: &[u8]) -> Bytes {
+    let mut body = Vec::with_capacity(name.len() + 1 + rest.len());
+    body.extend_from_slice(name.as_bytes());
+    body.push(0);
+    body.extend_from_slice(rest);
+    let mut out = BytesMut::with_capacity(body.len() + 5);
+    put_message(&mut out, c::PARSE, &body);
+    out.freeze()
+}
+
+fn put_message(out: &mut BytesMut, tag: u8, body: &[u8]) {
+    out.put_u8(tag);
+    out.put_u32((body.len() + 4) as u32);
+    out.put_slice(body);
+}
+
+/// The whole messages of an already framed request.
+fn framed(mut batch: &[u8]) -> impl Iterator<Item = &[u8]> {
+    std::iter::from_fn(move || {
+        if batch.len() < 5 {
+            return None;
+        }
+        let len = u32::from_be_bytes([batch[1], batch[2], batch[3], batch[4]]) as usize;
+        let (msg, rest) = batch.split_at((len + 1).clamp(5, batch.len()));
+        batch = rest;
+        Some(msg)
+    })
+}

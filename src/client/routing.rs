@@ -1,0 +1,308 @@
+//! A session's consistency state (its write LSN, route hints, named statements) and how the
+//! messages of one request become a routing [`Request`].
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::classify::{Classification, Classifier, Intent, RouteHint, SessionChange, StatementKind};
+use crate::config::RuleRoute;
+use crate::protocol::from_client;
+use crate::route::RequestClass;
+
+/// What the messages of one request hold, as far as routing cares.
+#[derive(Debug, Default)]
+pub struct Inspection {
+    /// Classifications of the statements the request runs, in order.
+    pub statements: Vec<Arc<Classification>>,
+    /// Something runs that pgsplit cannot see (a statement prepared before it knew the session).
+    pub opaque: bool,
+    /// The first statement's text, kept only when a rule matches on text.
+    pub first_text: Option<String>,
+}
+
+impl Inspection {
+    /// Some statement must run on the primary.
+    pub fn writes(&self) -> bool {
+        self.opaque || self.statements.iter().any(|c| c.writes && !matches!(c.intent, Intent::Begin { .. }))
+    }
+
+    /// Some statement begins, ends or marks a transaction.
+    pub fn has_transaction_control(&self) -> bool {
+        self.statements.iter().any(|c| c.has_transaction_control)
+    }
+
+    /// Some statement is DISCARD ALL, which drops every prepared statement on the server.
+    pub fn discards_all(&self) -> bool {
+        use crate::classify::DiscardKind;
+        self.statements.iter().any(|c| c.session_changes.iter().any(|s| matches!(s, SessionChange::Discard(DiscardKind::All))))
+    }
+
+    /// The classification rules and hints look at: the first statement's.
+    pub fn first(&self) -> Option<&Classification> {
+        self.statements.first().map(|c| &**c)
+    }
+}
+
+/// A session's routing state.
+#[derive(Debug, Default)]
+pub struct RoutingState {
+    /// The LSN of the session's last committed write, once captured.
+    pub write_lsn: Option<u64>,
+    /// A write was sent whose LSN is not captured yet: reads go to the primary meanwhile.
+    pub dirty: bool,
+    /// Writes sent so far; a probe clears `dirty` only if no write was sent after it.
+    writes_sent: u64,
+    /// For each LSN probe in flight, how many writes had been sent before it.
+    probes: std::collections::VecDeque<u64>,
+    /// The current transaction wrote.
+    pub tx_wrote: bool,
+    /// `SET pgsplit.min_lsn`: reads need at least this LSN.
+    pub min_lsn: Option<u64>,
+    /// `SET pgsplit.route`: a session-wide hint.
+    pub route_hint: Option<RuleRoute>,
+    /// `default_transaction_read_only` is on: transactions may go to a replica.
+    pub read_only_default: bool,
+    /// The client's named statements, by name, as classified when parsed.
+    prepared: HashMap<Box<[u8]>, Arc<Classification>>,
+}
+
+impl RoutingState {
+    /// Starts from the startup parameters (`options=-c pgsplit.route=primary` and the like).
+    pub fn from_params(params: &[(String, String)]) -> Self {
+        let mut state = RoutingState::default();
+        for (name, value) in params {
+            state.apply_setting(name, value);
+        }
+        state
+    }
+
+    /// Notes a write sent to the primary.
+    pub fn wrote(&mut self) {
+        self.writes_sent += 1;
+        self.dirty = true;
+        self.tx_wrote = true;
+    }
+
+    /// Notes an LSN probe sent behind everything sent so far.
+    pub fn probe_sent(&mut self) {
+        self.probes.push_back(self.writes_sent);
+    }
+
+    /// Takes a probe's answer: after a commit the LSN covers every write sent before the probe;
+    /// a write pipelined behind the probe keeps the session dirty.
+    pub fn probe_answered(&mut self, lsn: Option<u64>, committed: bool) -> Option<u64> {
+        let covers = self.probes.pop_front();
+        if !committed {
+            return None;
+        }
+        self.tx_wrote = false;
+        let lsn = lsn?;
+        self.write_lsn = Some(self.write_lsn.map_or(lsn, |old| old.max(lsn)));
+        if covers == Some(self.writes_sent) {
+            self.dirty = false;
+        }
+        Some(lsn)
+    }
+
+    /// Reads the request's messages: classifies Query and Parse texts, remembers named statements,
+    /// forgets closed ones, and applies pgsplit's own settings.
+    pub fn inspect(&mut self, classifier: &Classifier, batch: &[u8], keep_text: bool) -> Inspection {
+        let mut found = Inspection::default();
+        let mut parsed_here: Vec<&[u8]> = Vec::new();
+        for (tag, body) in messages(batch) {
+            match tag {
+                from_client::QUERY => {
+                    let text = String::from_utf8_lossy(from_client::query_text(body).unwrap_or_default());
+                    found.statements.push(classifier.classify(&text));
+                    keep(&mut found.first_text, &text, keep_text);
+                }
+                from_client::PARSE => {
+                    let Some((name, text)) = from_client::parse_message(body) else { continue };
+                    let text = String::from_utf8_lossy(text);
+                    let class = classifier.classify(&text);
+                    keep(&mut found.first_text, &text, keep_text);
+                    if !name.is_empty() {
+                        self.prepared.insert(name.into(), class.clone());
+                    }
+                    parsed_here.push(name);
+                    found.statements.push(class);
+                }
+                from_client::BIND => {
+                    let Some(name) = from_client::bind_statement(body) else { continue };
+                    if parsed_here.contains(&name) {
+                        continue;
+                    }
+                    match self.prepared.get(name) {
+                        Some(class) => found.statements.push(class.clone()),
+                        None => found.opaque = true,
+                    }
+                }
+                from_client::CLOSE => {
+                    if let Some((b'S', name)) = from_client::target(body) {
+                        self.prepared.remove(name);
+                    }
+                }
+                _ => {}
+            }
+        }
+        for class in &found.statements {
+            for change in &class.session_changes {
+                self.apply_change(change);
+            }
+        }
+        found
+    }
+
+    fn apply_change(&mut self, change: &SessionChange) {
+        match change {
+            SessionChange::Set { name, value, local: false } => self.apply_setting(name, value),
+            SessionChange::Reset { name } => self.apply_setting(name, ""),
+            SessionChange::ResetAll | SessionChange::Discard(_) => {
+                self.route_hint = None;
+                self.min_lsn = None;
+                self.read_only_default = false;
+            }
+            SessionChange::Set { .. } => {}
+        }
+    }
+
+    fn apply_setting(&mut self, name: &str, value: &str) {
+        match name.to_ascii_lowercase().as_str() {
+            "pgsplit.route" => {
+                self.route_hint = match value.to_ascii_lowercase().as_str() {
+                    "primary" => Some(RuleRoute::Primary),
+                    "replica" => Some(RuleRoute::Replica),
+                    "any" => Some(RuleRoute::Any),
+                    _ => None,
+                }
+            }
+            "pgsplit.min_lsn" => self.min_lsn = crate::classify::parse_lsn(value),
+            "default_transaction_read_only" => {
+                self.read_only_default = matches!(value.to_ascii_lowercase().as_str(), "on" | "true" | "1" | "yes")
+            }
+            _ => {}
+        }
+    }
+
+    /// The routing class of a request that starts with no server held.
+    pub fn class_of(&self, found: &Inspection) -> RequestClass {
+        let begin = found.statements.iter().find_map(|c| match c.intent {
+            Intent::Begin { read_only } => Some(read_only),
+            _ => None,
+        });
+        let others_write =
+            found.opaque || found.statements.iter().any(|c| c.writes && !matches!(c.intent, Intent::Begin { .. }));
+        match begin {
+            _ if others_write => RequestClass::Write,
+            Some(Some(true)) => RequestClass::ReadOnlyTransaction,
+            Some(None) if self.read_only_default => RequestClass::ReadOnlyTransaction,
+            Some(_) => RequestClass::Transaction,
+            None if found.statements.iter().all(is_plain_read) => RequestClass::Read,
+            None => RequestClass::Write,
+        }
+    }
+
+    /// The route hint in force: the statement's beats the session's.
+    pub fn hint(&self, found: &Inspection) -> Option<RuleRoute> {
+        let statement = found.first().and_then(|c| c.hints.route).map(|h| match h {
+            RouteHint::Primary => RuleRoute::Primary,
+            RouteHint::Replica => RuleRoute::Replica,
+            RouteHint::Any => RuleRoute::Any,
+        });
+        statement.or(self.route_hint)
+    }
+
+    /// The LSN a replica must have replayed for this read: the session's own writes (when
+    /// read-your-writes is on), `SET pgsplit.min_lsn`, and a `min_lsn` hint.
+    pub fn min_lsn(&self, found: &Inspection, read_your_writes: bool) -> Option<u64> {
+        let own = self.write_lsn.filter(|_| read_your_writes);
+        let hinted = found.statements.iter().filter_map(|c| c.hints.min_lsn).max();
+        [own, self.min_lsn, hinted].into_iter().flatten().max()
+    }
+}
+
+/// Reads that may run anywhere: queries, SHOW, EXPLAIN without ANALYZE of a read, empty queries.
+fn is_plain_read(c: &Arc<Classification>) -> bool {
+    c.statements == 0 || (!c.writes && c.intent == Intent::Read)
+}
+
+fn keep(slot: &mut Option<String>, text: &str, wanted: bool) {
+    if wanted && slot.is_none() {
+        *slot = Some(text.to_string());
+    }
+}
+
+/// The statement kind's name, for rules.
+pub fn kind_name(kind: StatementKind) -> &'static str {
+    match kind {
+        StatementKind::Select => "select",
+        StatementKind::Insert => "insert",
+        StatementKind::Update => "update",
+        StatementKind::Delete => "delete",
+        StatementKind::Merge => "merge",
+        StatementKind::Ddl => "ddl",
+        StatementKind::Copy => "copy",
+        StatementKind::Call => "call",
+        StatementKind::Do => "do",
+        StatementKind::Explain => "explain",
+        StatementKind::Show => "show",
+        StatementKind::Set => "set",
+        StatementKind::Transaction => "transaction",
+        StatementKind::Utility => "utility",
+        StatementKind::Other => "other",
+    }
+}
+
+/// Whole messages of a batch as (tag, body); the batch was framed already.
+fn messages(mut batch: &[u8]) -> impl Iterator<Item = (u8, &[u8])> {
+    std::iter::from_fn(move || {
+        if batch.len() < 5 {
+            return None;
+        }
+        let len = u32::from_be_bytes([batch[1], batch[2], batch[3], batch[4]]) as usize;
+        let (msg, rest) = batch.split_at((len + 1).min(batch.len()));
+        batch = rest;
+        Some((msg[0], &msg[5..]))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_write_pipelined_behind_the_probe_keeps_the_session_dirty() {
+        let mut s = RoutingState::default();
+        s.wrote();
+        s.probe_sent();
+        s.wrote();
+        assert_eq!(s.probe_answered(Some(100), true), Some(100));
+        assert!(s.dirty, "the second write is not covered by the probe");
+        assert_eq!(s.write_lsn, Some(100));
+        s.probe_sent();
+        assert_eq!(s.probe_answered(Some(90), true), Some(90));
+        assert!(!s.dirty);
+        assert_eq!(s.write_lsn, Some(100), "the write LSN never goes back");
+    }
+
+    #[test]
+    fn an_uncommitted_probe_changes_nothing() {
+        let mut s = RoutingState::default();
+        s.wrote();
+        s.probe_sent();
+        assert_eq!(s.probe_answered(Some(5), false), None);
+        assert!(s.dirty && s.write_lsn.is_none());
+    }
+
+    #[test]
+    fn session_settings() {
+        let s = RoutingState::from_params(&[
+            ("pgsplit.route".into(), "Primary".into()),
+            ("pgsplit.min_lsn".into(), "0/10".into()),
+            ("default_transaction_read_only".into(), "on".into()),
+        ]);
+        assert_eq!(s.route_hint, Some(RuleRoute::Primary));
+        assert_eq!(s.min_lsn, Some(16));
+        assert!(s.read_only_default);
+    }
+}

@@ -1,0 +1,206 @@
+//! The expectation queue: what a server connection still owes for each message sent to it, in
+//! order, and what happens to those replies: forwarded to the client, swallowed (pgsplit's own
+//! messages), or answered by pgsplit itself (client messages it dropped). This is what lets
+//! pgsplit put a statement on a connection, or learn a commit's LSN, inside the client's own
+//! pipeline without an extra round trip.
+
+use std::collections::VecDeque;
+
+use bytes::Bytes;
+
+use crate::protocol::from_client as c;
+
+/// Which message a reply sequence answers; decides when that sequence ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Parse,
+    Bind,
+    /// Describe of a statement: ParameterDescription, then RowDescription or NoData.
+    DescribeStatement,
+    /// Describe of a portal: RowDescription or NoData.
+    DescribePortal,
+    Execute,
+    Close,
+    Sync,
+    Query,
+    FunctionCall,
+    /// pgsplit's LSN probe (a Query whose one row is the LSN).
+    Probe,
+}
+
+/// What becomes of the replies.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Fate {
+    Forward,
+    /// Replies are dropped, except an ErrorResponse of an injected Parse: the client must learn
+    /// why its statement cannot run.
+    Swallow,
+    /// The message was never sent; pgsplit answers with these bytes when its turn comes.
+    Synth(Bytes),
+}
+
+/// ParseComplete and CloseComplete, for dropped Parse and Close messages.
+pub const PARSE_COMPLETE: &[u8] = b"1\0\0\0\x04";
+pub const CLOSE_COMPLETE: &[u8] = b"3\0\0\0\x04";
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Exp {
+    kind: Kind,
+    fate: Fate,
+    /// A statement this Parse puts on the connection, recorded once ParseComplete arrives.
+    prepares: Option<u64>,
+    /// For DescribeStatement: the ParameterDescription has arrived.
+    halfway: bool,
+}
+
+/// What to do with one server message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Step {
+    pub forward: bool,
+    /// A ReadyForQuery completed a Sync, Query or FunctionCall.
+    pub ready: bool,
+    /// The probe's replies are complete.
+    pub probe_done: bool,
+    /// A statement is now prepared on the connection.
+    pub prepared: Option<u64>,
+    /// A Parse meant to prepare this statement failed.
+    pub unprepared: Option<u64>,
+}
+
+/// The queue.
+#[derive(Debug, Default)]
+pub struct Expectations {
+    q: VecDeque<Exp>,
+    /// Copy-out data flows between the start of a COPY and its CommandComplete.
+    copying: bool,
+}
+
+impl Expectations {
+    /// Expects replies to one message.
+    pub fn push(&mut self, kind: Kind, fate: Fate, prepares: Option<u64>) {
+        self.q.push_back(Exp { kind, fate, prepares, halfway: false });
+    }
+
+    /// Expects the replies to a client message, forwarded; `body` tells Describe's target.
+    pub fn push_client(&mut self, tag: u8, body: &[u8]) {
+        let kind = match tag {
+            c::PARSE => Kind::Parse,
+            c::BIND => Kind::Bind,
+            c::DESCRIBE if body.first() == Some(&b'S') => Kind::DescribeStatement,
+            c::DESCRIBE => Kind::DescribePortal,
+            c::EXECUTE => Kind::Execute,
+            c::CLOSE => Kind::Close,
+            c::SYNC => Kind::Sync,
+            c::QUERY => Kind::Query,
+            c::FUNCTION_CALL => Kind::FunctionCall,
+            // Flush and the COPY sub-protocol get no replies of their own.
+            _ => return,
+        };
+        self.push(kind, Fate::Forward, None);
+    }
+
+    /// Nothing is owed.
+    pub fn is_empty(&self) -> bool {
+        self.q.is_empty()
+    }
+
+    /// The next replies owed are the probe's.
+    pub fn probe_next(&self) -> bool {
+        self.q.front().is_some_and(|e| e.kind == Kind::Probe)
+    }
+
+    /// Whether the next server message will be swallowed (`Some(true)`), forwarded, or whether a
+    /// synthesized reply is due first (`None`).
+    pub fn front_fate(&self) -> &Fate {
+        self.q.front().map_or(&Fate::Forward, |e| &e.fate)
+    }
+
+    /// Pops a synthesized reply due now.
+    pub fn take_synth(&mut self) -> Option<Bytes> {
+        if !matches!(self.q.front()?.fate, Fate::Synth(_)) {
+            return None;
+        }
+        match self.q.pop_front()?.fate {
+            Fate::Synth(bytes) => Some(bytes),
+            _ => None,
+        }
+    }
+
+    /// Accounts for one server message with tag `tag`.
+    pub fn on_reply(&mut self, tag: u8) -> Step {
+        let mut step = Step { forward: true, ready: false, probe_done: false, prepared: None, unprepared: None };
+        // Asynchronous messages belong to no request.
+        if matches!(tag, b'N' | b'A' | b'S') {
+            return step;
+        }
+        let Some(front) = self.q.front_mut() else { return step };
+        step.forward = match front.fate {
+            Fate::Swallow => tag == b'E' && front.kind == Kind::Parse,
+            _ => true,
+        };
+        if self.copying {
+            if tag == b'C' || tag == b'E' {
+                self.copying = false;
+            } else {
+                return step;
+            }
+        }
+        if matches!(tag, b'G' | b'H' | b'W') {
+            self.copying = tag != b'G';
+            if tag == b'G' && front.kind == Kind::Execute {
+                // The server ignores a Sync that reaches it during COPY FROM STDIN; drivers send
+                // one right after the Execute, before they know the COPY started.
+                while self.q.get(1).is_some_and(|e| e.kind == Kind::Sync) {
+                    self.q.remove(1);
+                }
+            }
+            return step;
+        }
+        let done = match (front.kind, tag) {
+            (_, b'E') => {
+                if front.kind == Kind::Parse {
+                    step.unprepared = front.prepares;
+                }
+                self.fail_front();
+                return step;
+            }
+            (Kind::Parse, b'1') => {
+                step.prepared = front.prepares;
+                true
+            }
+            (Kind::Bind, b'2') | (Kind::Close, b'3') => true,
+            (Kind::DescribeStatement, b't') => {
+                front.halfway = true;
+                false
+            }
+            (Kind::DescribeStatement, b'T' | b'n') => front.halfway,
+            (Kind::DescribePortal, b'T' | b'n') => true,
+            (Kind::Execute, b'C' | b's' | b'I') => true,
+            (Kind::Sync | Kind::Query | Kind::FunctionCall | Kind::Probe, b'Z') => {
+                step.ready = true;
+                step.probe_done = front.kind == Kind::Probe;
+                true
+            }
+            _ => false,
+        };
+        if done {
+            self.q.pop_front();
+        }
+        step
+    }
+
+    /// An ErrorResponse ends the current message; in the extended protocol the server then skips
+    /// everything up to the next Sync, so nothing is owed for those messages.
+    fn fail_front(&mut self) {
+        let Some(front) = self.q.front() else { return };
+        if matches!(front.kind, Kind::Query | Kind::FunctionCall | Kind::Probe | Kind::Sync) {
+            return;
+        }
+        while self.q.front().is_some_and(|e| e.kind != Kind::Sync) {
+            self.q.pop_front();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

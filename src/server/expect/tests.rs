@@ -1,0 +1,131 @@
+use super::*;
+
+fn feed(e: &mut Expectations, tags: &[u8]) -> Vec<Step> {
+    tags.iter().map(|&t| e.on_reply(t)).collect()
+}
+
+#[test]
+fn extended_pipeline_settles_at_sync() {
+    let mut e = Expectations::default();
+    for (tag, body) in [(b'P', &b""[..]), (b'B', b""), (b'D', b"P"), (b'E', b""), (b'S', b"")] {
+        e.push_client(tag, body);
+    }
+    let steps = feed(&mut e, b"12TDDDCZ");
+    assert!(steps.iter().all(|s| s.forward));
+    assert_eq!(steps.iter().filter(|s| s.ready).count(), 1);
+    assert!(steps.last().unwrap().ready);
+    assert!(e.is_empty());
+}
+
+#[test]
+fn describe_statement_needs_both_replies() {
+    let mut e = Expectations::default();
+    e.push_client(b'D', b"Sname\0");
+    e.push_client(b'S', b"");
+    e.on_reply(b't');
+    assert!(!e.is_empty());
+    e.on_reply(b'n');
+    assert!(!e.probe_next());
+    assert!(e.on_reply(b'Z').ready);
+    assert!(e.is_empty());
+}
+
+#[test]
+fn injected_parse_is_swallowed_and_records_the_statement() {
+    let mut e = Expectations::default();
+    e.push(Kind::Parse, Fate::Swallow, Some(7));
+    e.push_client(b'B', b"");
+    e.push_client(b'E', b"");
+    e.push_client(b'S', b"");
+    assert_eq!(e.front_fate(), &Fate::Swallow);
+    let parse = e.on_reply(b'1');
+    assert!(!parse.forward);
+    assert_eq!(parse.prepared, Some(7));
+    assert!(feed(&mut e, b"2DCZ").iter().all(|s| s.forward));
+}
+
+#[test]
+fn error_skips_to_sync_and_drops_pending_synths() {
+    let mut e = Expectations::default();
+    e.push_client(b'B', b"");
+    e.push(Kind::Parse, Fate::Synth(Bytes::from_static(PARSE_COMPLETE)), None);
+    e.push_client(b'E', b"");
+    e.push_client(b'S', b"");
+    let err = e.on_reply(b'E');
+    assert!(err.forward);
+    assert_eq!(e.take_synth(), None, "the server skipped past the dropped Parse's turn");
+    assert!(e.on_reply(b'Z').ready);
+    assert!(e.is_empty());
+}
+
+#[test]
+fn injected_parse_error_reaches_the_client() {
+    let mut e = Expectations::default();
+    e.push(Kind::Parse, Fate::Swallow, Some(1));
+    e.push_client(b'B', b"");
+    e.push_client(b'S', b"");
+    let err = e.on_reply(b'E');
+    assert!(err.forward && err.prepared.is_none());
+    assert_eq!(err.unprepared, Some(1));
+    assert!(e.on_reply(b'Z').ready);
+}
+
+#[test]
+fn synth_replies_come_out_in_order() {
+    let mut e = Expectations::default();
+    e.push_client(b'B', b"");
+    e.push(Kind::Close, Fate::Synth(Bytes::from_static(CLOSE_COMPLETE)), None);
+    e.push_client(b'S', b"");
+    assert_eq!(e.take_synth(), None, "the Bind's reply comes first");
+    e.on_reply(b'2');
+    assert_eq!(e.take_synth().as_deref(), Some(CLOSE_COMPLETE));
+    assert!(e.on_reply(b'Z').ready);
+}
+
+#[test]
+fn simple_query_with_errors_and_copy_out() {
+    let mut e = Expectations::default();
+    e.push_client(b'Q', b"");
+    let steps = feed(&mut e, b"TDCEHddcCZ");
+    assert!(steps.iter().all(|s| s.forward));
+    assert!(steps.last().unwrap().ready && e.is_empty());
+}
+
+#[test]
+fn probe_is_swallowed_whole() {
+    let mut e = Expectations::default();
+    e.push_client(b'Q', b"");
+    e.push(Kind::Probe, Fate::Swallow, None);
+    assert!(e.on_reply(b'C').forward);
+    assert!(e.on_reply(b'Z').ready);
+    assert!(e.probe_next());
+    let steps = feed(&mut e, b"TDCZ");
+    assert!(steps.iter().all(|s| !s.forward));
+    assert!(steps.last().unwrap().probe_done);
+    assert!(e.is_empty());
+}
+
+#[test]
+fn async_messages_are_forwarded_without_touching_the_queue() {
+    let mut e = Expectations::default();
+    e.push(Kind::Probe, Fate::Swallow, None);
+    for tag in [b'N', b'A', b'S'] {
+        assert!(e.on_reply(tag).forward);
+    }
+    assert!(e.probe_next());
+}
+
+#[test]
+fn sync_sent_with_a_copy_in_execute_is_ignored_by_the_server() {
+    let mut e = Expectations::default();
+    for tag in *b"BES" {
+        e.push_client(tag, b"");
+    }
+    assert!(e.on_reply(b'2').forward);
+    e.on_reply(b'G');
+    // CopyData… CopyDone, then the driver's Sync after it.
+    e.push_client(b'S', b"");
+    assert!(!e.on_reply(b'C').ready);
+    assert!(e.on_reply(b'Z').ready);
+    assert!(e.is_empty());
+}

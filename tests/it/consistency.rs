@@ -1,0 +1,207 @@
+//! Consistency under lag and failure: read-your-writes by LSN with a paused replica, LSN tokens
+//! across connections, and a replica that dies and comes back.
+
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::harness::{self, cluster, unique, Proxy, REPLICAS};
+use crate::routing::{port, wait_for_replicas};
+
+/// Runs `body` as its own task, then `cleanup`, then re-raises a panic from `body`.
+async fn with_cleanup<F, C>(body: F, cleanup: C)
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+    C: std::future::Future<Output = ()>,
+{
+    let result = tokio::spawn(body).await;
+    cleanup.await;
+    if let Err(e) = result {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_your_writes_with_replay_paused_on_one_replica() {
+    let _exclusive = REPLICAS.write().await;
+    let proxy = Proxy::split().await;
+    let client = proxy.client().await;
+    wait_for_replicas(&client).await;
+    let t = unique("ryw");
+    client.batch_execute(&format!("create table {t} (id int primary key)")).await.unwrap();
+    let paused = harness::replica_admin(0).await;
+    paused.batch_execute("select pg_wal_replay_pause()").await.unwrap();
+    let body = async move {
+        let mut stale = 0;
+        let mut replica_reads = 0;
+        for i in 0..1000 {
+            client.execute(&format!("insert into {t} values ($1)"), &[&i]).await.unwrap();
+            if i % 100 == 99 {
+                // Give the caught-up replica time to be seen past this write.
+                tokio::time::sleep(Duration::from_millis(400)).await;
+            }
+            let row = client.query_one(&format!("select count(*), inet_server_port() from {t} where id = $1"), &[&i]).await.unwrap();
+            let served_by = row.get::<_, i32>(1) as u16;
+            if row.get::<_, i64>(0) != 1 {
+                eprintln!("stale read of row {i} served by port {served_by}");
+                stale += 1;
+            }
+            assert_ne!(served_by, cluster().replica_ports[0], "the paused replica served a read");
+            if served_by == cluster().replica_ports[1] {
+                replica_reads += 1;
+            }
+        }
+        assert_eq!(stale, 0, "stale reads");
+        assert!(replica_reads >= 5, "reads went to the caught-up replica only {replica_reads} times");
+        client.batch_execute(&format!("drop table {t}")).await.unwrap();
+    };
+    with_cleanup(body, async {
+        paused.batch_execute("select pg_wal_replay_resume()").await.unwrap();
+    })
+    .await;
+}
+
+/// Runs one simple query over a raw trust login and returns the `pgsplit.write_lsn` it reported.
+async fn raw_write(proxy: &Proxy, sql: &str) -> Option<String> {
+    let mut s = TcpStream::connect(proxy.addr).await.unwrap();
+    let mut startup = 196608u32.to_be_bytes().to_vec();
+    startup.extend_from_slice(b"user\0app_trust\0database\0app\0\0");
+    let mut msg = ((startup.len() + 4) as u32).to_be_bytes().to_vec();
+    msg.extend(startup);
+    s.write_all(&msg).await.unwrap();
+    let login = read_until_ready(&mut s).await;
+    assert!(login.iter().any(|(t, _)| *t == b'Z'));
+    let mut q = vec![b'Q'];
+    q.extend_from_slice(&((sql.len() + 5) as u32).to_be_bytes());
+    q.extend_from_slice(sql.as_bytes());
+    q.push(0);
+    s.write_all(&q).await.unwrap();
+    let replies = read_until_ready(&mut s).await;
+    assert!(!replies.iter().any(|(t, _)| *t == b'E'), "{sql} failed");
+    let ready_at = replies.iter().position(|(t, _)| *t == b'Z').unwrap();
+    replies.iter().position(|(t, b)| *t == b'S' && b.starts_with(b"pgsplit.write_lsn\0")).map(|i| {
+        assert!(i < ready_at, "ParameterStatus comes before ReadyForQuery");
+        let body = &replies[i].1;
+        String::from_utf8(body[18..body.len() - 1].to_vec()).unwrap()
+    })
+}
+
+async fn read_until_ready(s: &mut TcpStream) -> Vec<(u8, Vec<u8>)> {
+    let mut got = Vec::new();
+    loop {
+        let mut out = Vec::new();
+        let mut rest = &got[..];
+        while rest.len() >= 5 {
+            let len = u32::from_be_bytes([rest[1], rest[2], rest[3], rest[4]]) as usize;
+            if rest.len() < len + 1 {
+                break;
+            }
+            out.push((rest[0], rest[5..len + 1].to_vec()));
+            rest = &rest[len + 1..];
+        }
+        if out.last().is_some_and(|(t, _)| *t == b'Z') {
+            return out;
+        }
+        let mut buf = [0u8; 4096];
+        let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf)).await.unwrap().unwrap();
+        assert!(n > 0, "closed");
+        got.extend_from_slice(&buf[..n]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lsn_token_gives_read_your_writes_across_connections() {
+    let _exclusive = REPLICAS.write().await;
+    let proxy = Proxy::split().await;
+    let reader = proxy.client_as("app_trust", "", "app").await;
+    wait_for_replicas(&reader).await;
+    let t = unique("token");
+    reader.batch_execute(&format!("create table {t} (id int)")).await.unwrap();
+    let paused = harness::replica_admin(0).await;
+    paused.batch_execute("select pg_wal_replay_pause()").await.unwrap();
+    let body = async move {
+        for i in 0..50 {
+            let lsn = raw_write(&proxy, &format!("insert into {t} values ({i})")).await.expect("write reports its LSN");
+            assert!(pgsplit::classify::parse_lsn(&lsn).is_some(), "{lsn}");
+            reader.batch_execute(&format!("set pgsplit.min_lsn = '{lsn}'")).await.unwrap();
+            let row = reader.query_one(&format!("select count(*), inet_server_port() from {t} where id = $1"), &[&i]).await.unwrap();
+            assert_eq!(row.get::<_, i64>(0), 1, "the reader saw the other connection's write");
+            assert_ne!(row.get::<_, i32>(1) as u16, cluster().replica_ports[0]);
+        }
+        assert_eq!(raw_write(&proxy, "select 1").await, None, "a read reports no write LSN");
+        reader.batch_execute(&format!("drop table {t}")).await.unwrap();
+    };
+    with_cleanup(body, async {
+        paused.batch_execute("select pg_wal_replay_resume()").await.unwrap();
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_replica_costs_reads_nothing_and_is_used_again_after_restart() {
+    let _exclusive = REPLICAS.write().await;
+    let proxy = Proxy::with_config(&harness::split_config("size = 4\nconnect_timeout = \"1s\"", "")).await;
+    let client = proxy.client().await;
+    wait_for_replicas(&client).await;
+    let body = async move {
+        harness::cluster_cmd(&["stop-node", "replica2", "immediate"]);
+        // One check interval plus the connect timeout.
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        for _ in 0..50 {
+            let p = port(&client, "select inet_server_port()").await;
+            assert_ne!(p, cluster().replica_ports[1], "the stopped replica cannot have served this");
+        }
+        harness::cluster_cmd(&["start-node", "replica2"]);
+        let started = Instant::now();
+        loop {
+            if port(&client, "select inet_server_port()").await == cluster().replica_ports[1] {
+                break;
+            }
+            assert!(started.elapsed() < Duration::from_secs(30), "the restarted replica never got reads again");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    with_cleanup(body, async {
+        harness::cluster_cmd(&["start-node", "replica2"]);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lagging_replica_stops_getting_reads_and_gets_them_back() {
+    let _exclusive = REPLICAS.write().await;
+    let config = format!(
+        "{}\n[routing]\nread_your_writes = \"off\"\nmax_lag = \"500ms\"\n",
+        harness::split_config("size = 4", "")
+    );
+    let proxy = Proxy::with_config(&config).await;
+    let client = proxy.client().await;
+    wait_for_replicas(&client).await;
+    let t = unique("lag");
+    let admin = harness::primary_admin().await;
+    admin.batch_execute(&format!("create table {t} (x int)")).await.unwrap();
+    let paused = harness::replica_admin(0).await;
+    paused.batch_execute("select pg_wal_replay_pause()").await.unwrap();
+    let body = async move {
+        // Keep the primary committing so the paused replica falls behind in time.
+        for i in 0..15 {
+            admin.execute(&format!("insert into {t} values ($1)"), &[&i]).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        for _ in 0..30 {
+            assert_ne!(port(&client, "select inet_server_port()").await, cluster().replica_ports[0], "a lagging replica served a read");
+        }
+        harness::replica_admin(0).await.batch_execute("select pg_wal_replay_resume()").await.unwrap();
+        let started = Instant::now();
+        while port(&client, "select inet_server_port()").await != cluster().replica_ports[0] {
+            assert!(started.elapsed() < Duration::from_secs(20), "the replica never got reads back after catching up");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        admin.batch_execute(&format!("drop table {t}")).await.unwrap();
+    };
+    with_cleanup(body, async {
+        paused.batch_execute("select pg_wal_replay_resume()").await.unwrap();
+    })
+    .await;
+}

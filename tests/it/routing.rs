@@ -1,0 +1,183 @@
+//! Read/write splitting on the real cluster: which node served a statement is visible with
+//! `inet_server_port()`.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use tokio_postgres::{Client, SimpleQueryMessage};
+
+use crate::harness::{self, cluster, unique, Proxy, REPLICAS};
+
+/// The port of the node that ran `sql` (simple protocol); `sql` returns it first.
+pub async fn port(client: &Client, sql: &str) -> u16 {
+    let messages = client.simple_query(sql).await.unwrap_or_else(|e| panic!("{sql}: {e:?}"));
+    messages
+        .iter()
+        .find_map(|m| match m {
+            SimpleQueryMessage::Row(r) => r.get(0).map(|v| v.parse().unwrap()),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("{sql}: no row"))
+}
+
+/// The same with the extended protocol.
+pub async fn port_ext(client: &Client, sql: &str) -> u16 {
+    let row = client.query_one(sql, &[]).await.unwrap_or_else(|e| panic!("{sql}: {e:?}"));
+    row.get::<_, i32>(0) as u16
+}
+
+fn primary() -> u16 {
+    cluster().primary_port
+}
+
+fn is_replica(port: u16) -> bool {
+    cluster().replica_ports.contains(&port)
+}
+
+/// Waits until the monitor has found both replicas fresh: plain reads have reached each.
+pub async fn wait_for_replicas(client: &Client) {
+    let started = Instant::now();
+    let mut seen = [false, false];
+    while started.elapsed() < Duration::from_secs(20) {
+        let p = port(client, "select inet_server_port()").await;
+        if let Some(i) = cluster().replica_ports.iter().position(|&r| r == p) {
+            seen[i] = true;
+        }
+        if seen == [true, true] {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("reads did not reach both replicas: {seen:?}");
+}
+
+async fn spread(client: &Client, sql: &str, n: usize, ext: bool) -> HashMap<u16, usize> {
+    let mut seen = HashMap::new();
+    for _ in 0..n {
+        let p = if ext { port_ext(client, sql).await } else { port(client, sql).await };
+        *seen.entry(p).or_default() += 1;
+    }
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_reads_spread_over_both_replicas() {
+    let _healthy = REPLICAS.read().await;
+    let proxy = Proxy::split().await;
+    let client = proxy.client().await;
+    wait_for_replicas(&client).await;
+    for ext in [false, true] {
+        let seen = spread(&client, "select inet_server_port()", 40, ext).await;
+        let [r1, r2] = cluster().replica_ports;
+        assert!(seen.contains_key(&r1) && seen.contains_key(&r2), "ext={ext}: {seen:?}");
+        assert!(!seen.contains_key(&primary()), "ext={ext}: {seen:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_write_class_lands_on_the_primary() {
+    let _healthy = REPLICAS.read().await;
+    let proxy = Proxy::split().await;
+    let client = proxy.client().await;
+    wait_for_replicas(&client).await;
+    let t = unique("w");
+    client.batch_execute(&format!("create table {t} (x int); create sequence {t}_seq; insert into {t} values (1)")).await.unwrap();
+    let writes = [
+        format!("insert into {t} values (2) returning inet_server_port()"),
+        format!("update {t} set x = x where x = 1 returning inet_server_port()"),
+        format!("with d as (delete from {t} where x = 99 returning 1) select inet_server_port()"),
+        format!("select inet_server_port() from {t} where x = 1 for update"),
+        format!("select inet_server_port() from {t} where x = 1 for share"),
+        format!("select inet_server_port(), nextval('{t}_seq')"),
+        "select inet_server_port(), pg_advisory_xact_lock(42)".to_string(),
+        "select inet_server_port(), set_config('pgsplit_test.x', '1', false)".to_string(),
+        "select inet_server_port(), txid_current()".to_string(),
+        "select inet_server_port(), pg_notify('nobody', 'x')".to_string(),
+    ];
+    for sql in &writes {
+        assert_eq!(port(&client, sql).await, primary(), "simple: {sql}");
+        assert_eq!(port_ext(&client, sql).await, primary(), "extended: {sql}");
+    }
+    client.batch_execute(&format!("drop table {t}; drop sequence {t}_seq")).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_stays_on_one_node_and_read_only_ones_use_replicas() {
+    let _healthy = REPLICAS.read().await;
+    let proxy = Proxy::split().await;
+    let client = proxy.client().await;
+    wait_for_replicas(&client).await;
+    client.batch_execute("begin").await.unwrap();
+    let seen = spread(&client, "select inet_server_port()", 10, false).await;
+    client.batch_execute("commit").await.unwrap();
+    assert_eq!(seen.keys().copied().collect::<Vec<_>>(), vec![primary()]);
+    for begin in ["begin read only", "start transaction isolation level repeatable read, read only"] {
+        client.batch_execute(begin).await.unwrap();
+        let seen = spread(&client, "select inet_server_port()", 10, true).await;
+        client.batch_execute("commit").await.unwrap();
+        assert_eq!(seen.len(), 1, "{begin}: one node for the whole transaction: {seen:?}");
+        assert!(is_replica(*seen.keys().next().unwrap()), "{begin}: {seen:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hints_and_session_route_steer_reads() {
+    let _healthy = REPLICAS.read().await;
+    let proxy = Proxy::split().await;
+    let client = proxy.client().await;
+    wait_for_replicas(&client).await;
+    let hinted = spread(&client, "/* pgsplit: route=primary */ select inet_server_port()", 5, false).await;
+    assert_eq!(hinted.keys().copied().collect::<Vec<_>>(), vec![primary()]);
+    client.batch_execute("set pgsplit.route = 'primary'").await.unwrap();
+    assert_eq!(port(&client, "select inet_server_port()").await, primary());
+    client.batch_execute("reset pgsplit.route").await.unwrap();
+    wait_for_replicas(&client).await;
+    let opt = format!("{} options='-c pgsplit.route=primary'", proxy.conn_str("app", "app", "app"));
+    let pinned = harness::connect(&opt).await.unwrap();
+    assert_eq!(port(&pinned, "select inet_server_port()").await, primary());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rules_route_by_table() {
+    let _healthy = REPLICAS.read().await;
+    let ledger = unique("ledger");
+    let config = format!(
+        "{}\n[[routing.rules]]\nname = \"ledger is always fresh\"\ntables = [\"{ledger}\"]\nroute = \"primary\"\n",
+        harness::split_config("size = 4", "")
+    );
+    let proxy = Proxy::with_config(&config).await;
+    let client = proxy.client().await;
+    client.batch_execute(&format!("create table {ledger} (x int); insert into {ledger} values (1)")).await.unwrap();
+    wait_for_replicas(&client).await;
+    let seen = spread(&client, &format!("select inet_server_port() from {ledger}"), 5, true).await;
+    assert_eq!(seen.keys().copied().collect::<Vec<_>>(), vec![primary()]);
+    assert!(is_replica(port(&client, "select inet_server_port()").await));
+    client.batch_execute(&format!("drop table {ledger}")).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_the_classifier_cannot_see_is_retried_on_the_primary() {
+    let _healthy = REPLICAS.read().await;
+    let proxy = Proxy::split().await;
+    let client = proxy.client().await;
+    let t = unique("hidden");
+    let f = format!("{t}_writer");
+    client
+        .batch_execute(&format!(
+            "create table {t} (x int); create function {f}() returns int language sql as 'insert into {t} values (1) returning inet_server_port()'"
+        ))
+        .await
+        .unwrap();
+    for ext in [false, true] {
+        let sql = format!("select {f}()");
+        // The classifier cannot know the function writes, so the statement goes to a replica first.
+        let classifier = pgsplit::classify::Classifier::new(Default::default());
+        assert!(!classifier.classify(&sql).writes);
+        wait_for_replicas(&client).await;
+        let served = if ext { port_ext(&client, &sql).await } else { port(&client, &sql).await };
+        assert_eq!(served, primary(), "ext={ext}");
+    }
+    let n: i64 = client.query_one(&format!("/* pgsplit: route=primary */ select count(*) from {t}"), &[]).await.unwrap().get(0);
+    assert_eq!(n, 2, "each statement ran exactly once");
+    client.batch_execute(&format!("drop function {f}(); drop table {t}")).await.unwrap();
+}
