@@ -54,4 +54,3 @@ async fn refuse_full(mut stream: TcpStream) {
     let _ = stream.write_all(&out).await;
     tracing::warn!(error = %ClientError::Gone, "refused a client: max_clients reached");
 }
-
