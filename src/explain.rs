@@ -20,7 +20,8 @@ pub struct Context<'a> {
 
 /// Explains the routing of `sql`; the text is meant for people.
 pub fn explain(settings: &Settings, sql: &str, who: &Context) -> Result<String, String> {
-    let db = settings.databases.get(who.database).ok_or_else(|| format!("no database {:?} in the config", who.database))?;
+    let db =
+        settings.databases.get(who.database).ok_or_else(|| format!("no database {:?} in the config", who.database))?;
     let mut routing = settings.routing.clone();
     routing.stale_fallback = StaleFallback::Primary;
     let policy = Policy::new(routing)?;

@@ -1,12 +1,13 @@
 //! pgsplit: a PostgreSQL proxy that pools server connections and splits reads from writes.
 //!
 //! A request flows `client` → `route` → `pool` → `server` and the replies flow back; `protocol`
-//! frames bytes for all of them, `config` turns the TOML file into each module's settings, and
-//! `app` wires it together. See ARCHITECTURE.md for a glossary and one request's sequence.
+//! frames bytes for all of them, `classify` tells what a query's SQL means for routing, `config`
+//! turns the TOML file into each module's settings, and `app` wires it together. See
+//! ARCHITECTURE.md for a glossary and one request's sequence.
 
 pub mod app;
-pub mod cli;
 pub mod classify;
+pub mod cli;
 pub mod client;
 pub mod config;
 pub mod explain;

@@ -19,7 +19,8 @@ fn main() -> anyhow::Result<()> {
         Command::Run => run(settings),
         Command::Explain { sql, database, user, application_name } => {
             let database = database.or_else(|| settings.databases.keys().next().cloned()).unwrap_or_default();
-            let who = pgsplit::explain::Context { database: &database, user: &user, application_name: &application_name };
+            let who =
+                pgsplit::explain::Context { database: &database, user: &user, application_name: &application_name };
             print!("{}", pgsplit::explain::explain(&settings, &sql, &who).map_err(anyhow::Error::msg)?);
             Ok(())
         }

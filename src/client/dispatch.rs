@@ -120,7 +120,14 @@ pub async fn checkout(ctx: &AppContext, nodes: &Nodes, route: Route) -> Result<(
 }
 
 /// Whether to append the LSN probe: on the primary, when this request may commit a write.
-pub fn wants_probe(ctx: &AppContext, nodes: &Nodes, state: &RoutingState, found: &Inspection, route: Route, was_idle: bool) -> bool {
+pub fn wants_probe(
+    ctx: &AppContext,
+    nodes: &Nodes,
+    state: &RoutingState,
+    found: &Inspection,
+    route: Route,
+    was_idle: bool,
+) -> bool {
     ctx.policy.settings.read_your_writes
         && !nodes.replicas.is_empty()
         && route == Route::Primary

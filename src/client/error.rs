@@ -92,7 +92,9 @@ impl ClientError {
                 Some("The server is down or unreachable; retry once it is back.")
             }
             ClientError::Shutdown => Some("Reconnect to another pgsplit instance or retry shortly."),
-            ClientError::NoFreshReplica => Some("Retry shortly, or route it to the primary (routing.stale_fallback = \"primary\")."),
+            ClientError::NoFreshReplica => {
+                Some("Retry shortly, or route it to the primary (routing.stale_fallback = \"primary\").")
+            }
             _ => None,
         }
     }

@@ -83,7 +83,9 @@ impl Prepared {
             }
             skipping = false;
             match tag {
-                c::PARSE if body.first().is_some_and(|&b| b != 0) => skipping = !self.parse(registry, body, server, &mut out),
+                c::PARSE if body.first().is_some_and(|&b| b != 0) => {
+                    skipping = !self.parse(registry, body, server, &mut out)
+                }
                 c::BIND => self.bind(body, whole, server, &mut out),
                 c::DESCRIBE | c::CLOSE if c::target(body).is_some_and(|(k, n)| k == b'S' && !n.is_empty()) => {
                     self.statement_target(tag, body, whole, server, &mut out)

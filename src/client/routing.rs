@@ -34,7 +34,9 @@ impl Inspection {
     /// Some statement is DISCARD ALL, which drops every prepared statement on the server.
     pub fn discards_all(&self) -> bool {
         use crate::classify::DiscardKind;
-        self.statements.iter().any(|c| c.session_changes.iter().any(|s| matches!(s, SessionChange::Discard(DiscardKind::All))))
+        self.statements
+            .iter()
+            .any(|c| c.session_changes.iter().any(|s| matches!(s, SessionChange::Discard(DiscardKind::All))))
     }
 
     /// The classification rules and hints look at: the first statement's.

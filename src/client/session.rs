@@ -10,16 +10,16 @@ use tokio::net::TcpStream;
 
 use super::cancel::{CancelHandle, CancelTarget};
 use super::dispatch::{self, Nodes, Who};
+use super::misroute::{self, Verdict};
 use super::params::ClientParams;
 use super::prepared::Prepared;
-use super::misroute::{self, Verdict};
 use super::request::{self, Batch, Summary, Taken};
 use super::routing::{Inspection, RoutingState};
 use super::startup::Accepted;
 use super::ClientError;
 use crate::app::AppContext;
-use crate::config::{DatabaseSettings, PoolMode, UserSettings};
 use crate::classify::format_lsn;
+use crate::config::{DatabaseSettings, PoolMode, UserSettings};
 use crate::pool::Checkout;
 use crate::protocol::build::{self, Severity};
 use crate::route::{Reason, RequestClass, Route};
@@ -222,7 +222,12 @@ impl Session {
     }
 
     /// Sends client messages, rewritten when they name prepared statements.
-    async fn send_request(&mut self, server: &mut Checkout, bytes: &[u8], unsynced: Option<bool>) -> Result<(), ClientError> {
+    async fn send_request(
+        &mut self,
+        server: &mut Checkout,
+        bytes: &[u8],
+        unsynced: Option<bool>,
+    ) -> Result<(), ClientError> {
         tracing::trace!(tags = %crate::server::conn::messages(bytes).map(|(t, _)| t as char).collect::<String>(), "to server");
         if Prepared::touches_named(bytes) {
             let out = self.prepared.rewrite(&self.ctx.statements, bytes, server);
@@ -346,14 +351,22 @@ impl Session {
 
     /// Forwards whole messages the client pipelined; `true` when one must wait for its own
     /// routing (a write or a transaction behind a read on a replica).
-    async fn forward_pipelined(&mut self, server: &mut Checkout, route: Route, max: usize) -> Result<bool, ClientError> {
+    async fn forward_pipelined(
+        &mut self,
+        server: &mut Checkout,
+        route: Route,
+        max: usize,
+    ) -> Result<bool, ClientError> {
         let b = match request::take(&mut self.cbuf, max, false)? {
             Taken::Batch(b) => b,
             Taken::Terminate => return Err(ClientError::Gone),
             Taken::NeedMore => return Ok(false),
         };
         let found = self.routing.inspect(&self.ctx.classifier, &b.bytes, false);
-        if route != Route::Primary && !matches!(self.routing.class_of(&found), RequestClass::Read) && self.held.is_none() {
+        if route != Route::Primary
+            && !matches!(self.routing.class_of(&found), RequestClass::Read)
+            && self.held.is_none()
+        {
             let mut back = BytesMut::with_capacity(b.bytes.len() + self.cbuf.len());
             back.extend_from_slice(&b.bytes);
             back.extend_from_slice(&self.cbuf);

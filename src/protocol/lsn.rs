@@ -2,11 +2,12 @@
 
 /// Parses a `pg_lsn` text into its 64-bit position.
 pub fn parse_lsn(text: &str) -> Option<u64> {
-    let (hi, lo) = text.trim().split_once('/')?;
-    if hi.is_empty() || lo.is_empty() || hi.len() > 8 || lo.len() > 8 {
-        return None;
-    }
-    Some((u64::from_str_radix(hi, 16).ok()? << 32) | u64::from_str_radix(lo, 16).ok()?)
+    let (high, low) = text.trim().split_once('/')?;
+    let half = |s: &str| {
+        let ok = (1..=8).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_hexdigit());
+        ok.then(|| u32::from_str_radix(s, 16).ok()).flatten()
+    };
+    Some((u64::from(half(high)?) << 32) | u64::from(half(low)?))
 }
 
 /// Formats a 64-bit WAL position as `pg_lsn` text.
@@ -23,7 +24,7 @@ mod tests {
         assert_eq!(parse_lsn("16/B374D848"), Some((0x16 << 32) | 0xB374_D848));
         assert_eq!(format_lsn((0x16 << 32) | 0xB374_D848), "16/B374D848");
         assert_eq!(parse_lsn("0/0"), Some(0));
-        for bad in ["nope", "1/xyz", "/1", "1/", "123456789/0"] {
+        for bad in ["nope", "1/xyz", "/1", "1/", "123456789/0", "+1/2"] {
             assert_eq!(parse_lsn(bad), None, "{bad}");
         }
     }

@@ -41,7 +41,10 @@ async fn read_your_writes_with_replay_paused_on_one_replica() {
                 // Give the caught-up replica time to be seen past this write.
                 tokio::time::sleep(Duration::from_millis(400)).await;
             }
-            let row = client.query_one(&format!("select count(*), inet_server_port() from {t} where id = $1"), &[&i]).await.unwrap();
+            let row = client
+                .query_one(&format!("select count(*), inet_server_port() from {t} where id = $1"), &[&i])
+                .await
+                .unwrap();
             let served_by = row.get::<_, i32>(1) as u16;
             if row.get::<_, i64>(0) != 1 {
                 eprintln!("stale read of row {i} served by port {served_by}");
@@ -125,7 +128,10 @@ async fn lsn_token_gives_read_your_writes_across_connections() {
             let lsn = raw_write(&proxy, &format!("insert into {t} values ({i})")).await.expect("write reports its LSN");
             assert!(pgsplit::classify::parse_lsn(&lsn).is_some(), "{lsn}");
             reader.batch_execute(&format!("set pgsplit.min_lsn = '{lsn}'")).await.unwrap();
-            let row = reader.query_one(&format!("select count(*), inet_server_port() from {t} where id = $1"), &[&i]).await.unwrap();
+            let row = reader
+                .query_one(&format!("select count(*), inet_server_port() from {t} where id = $1"), &[&i])
+                .await
+                .unwrap();
             assert_eq!(row.get::<_, i64>(0), 1, "the reader saw the other connection's write");
             assert_ne!(row.get::<_, i32>(1) as u16, cluster().replica_ports[0]);
         }
@@ -190,7 +196,11 @@ async fn a_lagging_replica_stops_getting_reads_and_gets_them_back() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         for _ in 0..30 {
-            assert_ne!(port(&client, "select inet_server_port()").await, cluster().replica_ports[0], "a lagging replica served a read");
+            assert_ne!(
+                port(&client, "select inet_server_port()").await,
+                cluster().replica_ports[0],
+                "a lagging replica served a read"
+            );
         }
         harness::replica_admin(0).await.batch_execute("select pg_wal_replay_resume()").await.unwrap();
         let started = Instant::now();

@@ -225,7 +225,9 @@ pub fn cluster_cmd(args: &[&str]) {
 /// A superuser connection straight to a replica (0 or 1).
 pub async fn replica_admin(i: usize) -> Client {
     let port = cluster().replica_ports[i];
-    connect(&format!("host=127.0.0.1 port={port} user=postgres dbname=app")).await.expect("direct connection to replica")
+    connect(&format!("host=127.0.0.1 port={port} user=postgres dbname=app"))
+        .await
+        .expect("direct connection to replica")
 }
 
 /// Tests that stop, pause or lag replicas take this for writing; tests that count on healthy

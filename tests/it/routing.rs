@@ -81,7 +81,10 @@ async fn every_write_class_lands_on_the_primary() {
     let client = proxy.client().await;
     wait_for_replicas(&client).await;
     let t = unique("w");
-    client.batch_execute(&format!("create table {t} (x int); create sequence {t}_seq; insert into {t} values (1)")).await.unwrap();
+    client
+        .batch_execute(&format!("create table {t} (x int); create sequence {t}_seq; insert into {t} values (1)"))
+        .await
+        .unwrap();
     let writes = [
         format!("insert into {t} values (2) returning inet_server_port()"),
         format!("update {t} set x = x where x = 1 returning inet_server_port()"),
@@ -177,7 +180,8 @@ async fn a_write_the_classifier_cannot_see_is_retried_on_the_primary() {
         let served = if ext { port_ext(&client, &sql).await } else { port(&client, &sql).await };
         assert_eq!(served, primary(), "ext={ext}");
     }
-    let n: i64 = client.query_one(&format!("/* pgsplit: route=primary */ select count(*) from {t}"), &[]).await.unwrap().get(0);
+    let n: i64 =
+        client.query_one(&format!("/* pgsplit: route=primary */ select count(*) from {t}"), &[]).await.unwrap().get(0);
     assert_eq!(n, 2, "each statement ran exactly once");
     client.batch_execute(&format!("drop function {f}(); drop table {t}")).await.unwrap();
 }

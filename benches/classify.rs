@@ -1,0 +1,69 @@
+//! What classifying one query text costs: answered from the cache, parsed (cache off), and decided
+//! by the lexer alone. Typical OLTP statements from ORMs, pgbench and psql.
+
+use std::collections::HashSet;
+use std::hint::black_box;
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use pgsplit::classify::{Classifier, ClassifierSettings};
+
+/// Queries that need the parser, so the cache matters.
+const QUERIES: &[(&str, &str)] = &[
+    ("rails_pk", r#"SELECT "users".* FROM "users" WHERE "users"."id" = $1 LIMIT $2"#),
+    ("pgbench_select", "SELECT abalance FROM pgbench_accounts WHERE aid = $1;"),
+    (
+        "hibernate_join",
+        "select u1_0.id,u1_0.name,o1_0.id,o1_0.total from users u1_0 left join orders o1_0 \
+         on u1_0.id=o1_0.user_id where u1_0.id=$1 order by o1_0.created desc limit $2",
+    ),
+    (
+        "psql_dt",
+        r#"SELECT n.nspname as "Schema", c.relname as "Name", CASE c.relkind WHEN 'r' THEN 'table' WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view' WHEN 'i' THEN 'index' WHEN 'S' THEN 'sequence' WHEN 'f' THEN 'foreign table' WHEN 'p' THEN 'partitioned table' END as "Type", pg_catalog.pg_get_userbyid(c.relowner) as "Owner" FROM pg_catalog.pg_class c LEFT JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r','p','') AND n.nspname <> 'pg_catalog' AND n.nspname !~ '^pg_toast' AND n.nspname <> 'information_schema' AND pg_catalog.pg_table_is_visible(c.oid) ORDER BY 1,2;"#,
+    ),
+];
+
+/// Statements the first keyword settles; never parsed, never cached.
+const LEXED: &[(&str, &str)] = &[
+    ("pgbench_update", "UPDATE pgbench_accounts SET abalance = abalance + $1 WHERE aid = $2;"),
+    ("rails_insert", r#"INSERT INTO "users" ("name", "email", "created_at") VALUES ($1, $2, $3) RETURNING "id""#),
+    ("begin", "BEGIN"),
+    ("set", "SET application_name = 'web'"),
+];
+
+fn classifier(cache_size: usize) -> Classifier {
+    Classifier::new(ClassifierSettings { cache_size, write_functions: HashSet::new() })
+}
+
+fn cached(c: &mut Criterion) {
+    let classifier = classifier(1024);
+    for (_, sql) in QUERIES {
+        classifier.classify(sql);
+    }
+    assert_eq!(classifier.stats().entries, QUERIES.len(), "every query must be in the cache");
+    let mut group = c.benchmark_group("cached");
+    for (name, sql) in QUERIES {
+        group.bench_function(*name, |b| b.iter(|| classifier.classify(black_box(sql))));
+    }
+    group.finish();
+}
+
+fn uncached(c: &mut Criterion) {
+    let classifier = classifier(0);
+    let mut group = c.benchmark_group("uncached");
+    for (name, sql) in QUERIES {
+        group.bench_function(*name, |b| b.iter(|| classifier.classify(black_box(sql))));
+    }
+    group.finish();
+}
+
+fn lexed(c: &mut Criterion) {
+    let classifier = classifier(1024);
+    let mut group = c.benchmark_group("lexed");
+    for (name, sql) in LEXED {
+        group.bench_function(*name, |b| b.iter(|| classifier.classify(black_box(sql))));
+    }
+    group.finish();
+}
+
+criterion_group!(benches, cached, uncached, lexed);
+criterion_main!(benches);

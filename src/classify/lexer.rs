@@ -1,0 +1,348 @@
+//! Cheap SQL tokenizing and statement splitting, as PostgreSQL's own scanner sees the text.
+//!
+//! Strings (`'…'`, `E'…'`), quoted identifiers, dollar quotes and comments (nested `/* */`, `--`) are
+//! kept whole, so a `;` or a keyword inside them is never mistaken for SQL. Splitting also notes what
+//! is cheap to see on the way: calls (`name(`), row-locking clauses and the operator count that bounds
+//! how deep a parsed expression can nest. Strings follow `standard_conforming_strings = on`.
+
+/// What a token is; keywords and identifiers are both `Word`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum TokenKind {
+    /// Keyword or unquoted identifier.
+    Word,
+    /// `"identifier"`, quotes included.
+    QuotedIdent,
+    /// A string constant in any form (`'…'`, `E'…'`, `$tag$…$tag$`), quotes included.
+    String,
+    /// A numeric constant.
+    Number,
+    /// A parameter placeholder, `$1`.
+    Param,
+    /// One byte of punctuation or operator.
+    Punct,
+    /// A `--` or `/* */` comment, markers included.
+    Comment,
+    /// A string, identifier or comment that runs to the end of the text.
+    Unterminated,
+}
+
+/// One token: its kind, its text as written and where that text starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Token<'a> {
+    pub kind: TokenKind,
+    pub text: &'a str,
+    pub start: usize,
+}
+
+impl Token<'_> {
+    /// Whether this is the word `keyword` in any case.
+    pub fn is_word(&self, keyword: &str) -> bool {
+        self.kind == TokenKind::Word && self.text.eq_ignore_ascii_case(keyword)
+    }
+
+    /// Whether this is the punctuation byte `c`.
+    pub fn is_punct(&self, c: u8) -> bool {
+        self.kind == TokenKind::Punct && self.text.as_bytes()[0] == c
+    }
+
+    /// Whether this can name something: a word or a quoted identifier.
+    pub fn is_name(&self) -> bool {
+        matches!(self.kind, TokenKind::Word | TokenKind::QuotedIdent)
+    }
+
+    /// Where the token's text ends.
+    pub fn end(&self) -> usize {
+        self.start + self.text.len()
+    }
+}
+
+/// Iterates over the tokens of a text, comments included; offsets are relative to that text.
+#[derive(Clone)]
+pub(crate) struct Lexer<'a> {
+    src: &'a str,
+    pos: usize,
+}
+
+impl<'a> Lexer<'a> {
+    /// Starts at the beginning of `src`.
+    pub fn new(src: &'a str) -> Self {
+        Lexer { src, pos: 0 }
+    }
+
+    /// The next token that is not a comment.
+    pub fn next_significant(&mut self) -> Option<Token<'a>> {
+        self.find(|t| t.kind != TokenKind::Comment)
+    }
+
+    /// The next token that is not a comment, without consuming it.
+    pub fn peek(&self) -> Option<Token<'a>> {
+        self.clone().next_significant()
+    }
+}
+
+impl<'a> Iterator for Lexer<'a> {
+    type Item = Token<'a>;
+
+    fn next(&mut self) -> Option<Token<'a>> {
+        let bytes = self.src.as_bytes();
+        let start = self.pos + bytes[self.pos..].iter().take_while(|b| is_space(**b)).count();
+        let &first = bytes.get(start)?;
+        let next = bytes.get(start + 1).copied();
+        let (kind, end) = match first {
+            b'-' if next == Some(b'-') => (TokenKind::Comment, line_end(bytes, start)),
+            b'/' if next == Some(b'*') => block_comment(bytes, start),
+            b'\'' => quoted(bytes, start, b'\'', false, TokenKind::String),
+            b'"' => quoted(bytes, start, b'"', false, TokenKind::QuotedIdent),
+            b'$' => dollar(self.src, start),
+            b'0'..=b'9' => (TokenKind::Number, number_end(bytes, start)),
+            b'.' if next.is_some_and(|b| b.is_ascii_digit()) => (TokenKind::Number, number_end(bytes, start)),
+            c if is_ident_start(c) => {
+                let end = start + bytes[start..].iter().take_while(|b| is_ident_cont(**b)).count();
+                if end == start + 1 && (c == b'e' || c == b'E') && bytes.get(end) == Some(&b'\'') {
+                    quoted(bytes, end, b'\'', true, TokenKind::String)
+                } else {
+                    (TokenKind::Word, end)
+                }
+            }
+            _ => (TokenKind::Punct, start + 1),
+        };
+        self.pos = end;
+        Some(Token { kind, text: &self.src[start..end], start })
+    }
+}
+
+/// PostgreSQL's whitespace: space, tab, newline, carriage return, form feed, vertical tab.
+fn is_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c)
+}
+
+/// First byte of an identifier; bytes of multi-byte characters count, as in PostgreSQL.
+fn is_ident_start(b: u8) -> bool {
+    b.is_ascii_alphabetic() || b == b'_' || b >= 0x80
+}
+
+/// Later bytes of an identifier; `$` may follow the first byte.
+fn is_ident_cont(b: u8) -> bool {
+    is_ident_start(b) || b.is_ascii_digit() || b == b'$'
+}
+
+/// End of a `--` comment: the end of its line.
+fn line_end(bytes: &[u8], start: usize) -> usize {
+    bytes[start..].iter().position(|b| *b == b'\n' || *b == b'\r').map_or(bytes.len(), |p| start + p)
+}
+
+/// A `/* */` comment, which nests in PostgreSQL.
+fn block_comment(bytes: &[u8], start: usize) -> (TokenKind, usize) {
+    let mut depth = 0usize;
+    let mut i = start;
+    while i + 1 < bytes.len() {
+        match (bytes[i], bytes[i + 1]) {
+            (b'/', b'*') => {
+                depth += 1;
+                i += 2;
+            }
+            (b'*', b'/') => {
+                depth -= 1;
+                i += 2;
+                if depth == 0 {
+                    return (TokenKind::Comment, i);
+                }
+            }
+            _ => i += 1,
+        }
+    }
+    (TokenKind::Unterminated, bytes.len())
+}
+
+/// A quoted token whose quote byte is at `open`; a doubled quote stands for itself, and with
+/// `backslash` (E'…') a backslash escapes the next byte.
+fn quoted(bytes: &[u8], open: usize, quote: u8, backslash: bool, kind: TokenKind) -> (TokenKind, usize) {
+    let mut i = open + 1;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' if backslash => i += 2,
+            b if b == quote && bytes.get(i + 1) == Some(&quote) => i += 2,
+            b if b == quote => return (kind, i + 1),
+            _ => i += 1,
+        }
+    }
+    (TokenKind::Unterminated, bytes.len())
+}
+
+/// `$1` (a parameter), `$tag$…$tag$` (a dollar-quoted string) or a lone `$`.
+fn dollar(src: &str, start: usize) -> (TokenKind, usize) {
+    let bytes = src.as_bytes();
+    let mut i = start + 1;
+    if bytes.get(i).is_some_and(|b| b.is_ascii_digit()) {
+        i += bytes[i..].iter().take_while(|b| b.is_ascii_digit()).count();
+        return (TokenKind::Param, i);
+    }
+    if bytes.get(i).is_some_and(|b| is_ident_start(*b)) {
+        i += bytes[i..].iter().take_while(|b| is_ident_cont(**b) && **b != b'$').count();
+    }
+    if bytes.get(i) != Some(&b'$') {
+        return (TokenKind::Punct, start + 1);
+    }
+    let delimiter = &src[start..=i];
+    match src[i + 1..].find(delimiter) {
+        Some(p) => (TokenKind::String, i + 1 + p + delimiter.len()),
+        None => (TokenKind::Unterminated, bytes.len()),
+    }
+}
+
+/// End of a numeric constant; loose on purpose, nothing here needs its value.
+fn number_end(bytes: &[u8], start: usize) -> usize {
+    start + bytes[start..].iter().take_while(|b| b.is_ascii_alphanumeric() || **b == b'.' || **b == b'_').count()
+}
+
+/// A call seen as `name(` or `schema.name(`, tokens as written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Call<'a> {
+    pub schema: Option<Token<'a>>,
+    pub name: Token<'a>,
+}
+
+/// One statement of a simple query, with what the lexer noticed in it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Piece<'a> {
+    /// From the statement's first token to its last, inner comments included, without the `;`.
+    pub text: &'a str,
+    /// Every `name(` in the statement, including type modifiers and keywords: a superset of calls.
+    pub calls: Vec<Call<'a>>,
+    /// A row-locking clause: FOR UPDATE, FOR NO KEY UPDATE, FOR SHARE, FOR KEY SHARE.
+    pub locks_rows: bool,
+    /// Operators (symbols, AND, OR, IS …): an upper bound on how deep a parsed expression nests.
+    pub operators: usize,
+    /// Tokens other than comments: what parsing the statement costs.
+    pub tokens: usize,
+    /// A string, identifier or comment in it never ends; the server will reject the text.
+    pub unterminated: bool,
+}
+
+/// A simple query cut into statements, plus every comment in it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Split<'a> {
+    pub pieces: Vec<Piece<'a>>,
+    pub comments: Vec<&'a str>,
+}
+
+/// Whether a word combines expressions (AND, OR, IS …); counted with symbolic operators.
+fn is_operator_word(word: &str) -> bool {
+    let candidates: &[&str] = match word.len() {
+        2 => &["or", "is", "in", "at"],
+        3 => &["and", "not"],
+        4 => &["like"],
+        5 => &["ilike"],
+        7 => &["similar", "between", "collate"],
+        8 => &["operator"],
+        _ => return false,
+    };
+    candidates.iter().any(|c| word.eq_ignore_ascii_case(c))
+}
+
+/// Cuts `sql` at each `;` that ends a statement, as psql does: not inside parentheses, nor inside
+/// the `BEGIN … END` body of CREATE FUNCTION or PROCEDURE. Empty statements are dropped.
+pub(crate) fn split(sql: &str) -> Split<'_> {
+    let mut split = Split::default();
+    let mut piece = PieceBuilder::default();
+    for token in Lexer::new(sql) {
+        if token.kind == TokenKind::Comment {
+            split.comments.push(token.text);
+        } else if token.is_punct(b';') && piece.parens <= 0 && piece.begin_depth == 0 {
+            split.pieces.extend(std::mem::take(&mut piece).finish(sql));
+        } else {
+            piece.feed(token);
+        }
+    }
+    split.pieces.extend(piece.finish(sql));
+    split
+}
+
+/// Where a statement stands in CREATE [OR REPLACE] FUNCTION|PROCEDURE, whose body may hold `;`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum Head {
+    #[default]
+    Start,
+    Create,
+    CreateOr,
+    CreateOrReplace,
+    Routine,
+    Other,
+}
+
+/// The statement being cut, fed one significant token at a time.
+#[derive(Default)]
+struct PieceBuilder<'a> {
+    start: Option<usize>,
+    end: usize,
+    recent: [Option<Token<'a>>; 3],
+    parens: i32,
+    head: Head,
+    begin_depth: u32,
+    piece: Piece<'a>,
+}
+
+impl<'a> PieceBuilder<'a> {
+    fn feed(&mut self, token: Token<'a>) {
+        self.start.get_or_insert(token.start);
+        self.end = token.end();
+        self.piece.tokens += 1;
+        match token.kind {
+            TokenKind::Word => self.word(token),
+            TokenKind::Punct => self.punct(token),
+            TokenKind::Unterminated => self.piece.unterminated = true,
+            _ => {}
+        }
+        self.recent = [Some(token), self.recent[0], self.recent[1]];
+    }
+
+    fn word(&mut self, token: Token<'a>) {
+        let [r0, r1, r2] = self.recent.map(|t| move |w: &str| t.is_some_and(|t| t.is_word(w)));
+        if (token.is_word("update") && (r0("for") || (r0("key") && r1("no") && r2("for"))))
+            || (token.is_word("share") && (r0("for") || (r0("key") && r1("for"))))
+        {
+            self.piece.locks_rows = true;
+        }
+        if is_operator_word(token.text) {
+            self.piece.operators += 1;
+        }
+        self.head = match self.head {
+            Head::Start if token.is_word("create") => Head::Create,
+            Head::Create if token.is_word("or") => Head::CreateOr,
+            Head::CreateOr if token.is_word("replace") => Head::CreateOrReplace,
+            Head::Create | Head::CreateOrReplace if token.is_word("function") || token.is_word("procedure") => {
+                Head::Routine
+            }
+            Head::Routine => Head::Routine,
+            _ => Head::Other,
+        };
+        if self.head == Head::Routine && self.parens == 0 {
+            if token.is_word("begin") || (token.is_word("case") && self.begin_depth > 0) {
+                self.begin_depth += 1;
+            } else if token.is_word("end") {
+                self.begin_depth = self.begin_depth.saturating_sub(1);
+            }
+        }
+    }
+
+    fn punct(&mut self, token: Token<'a>) {
+        match token.text.as_bytes()[0] {
+            b'(' => {
+                self.parens += 1;
+                if let Some(name) = self.recent[0].filter(Token::is_name) {
+                    let schema =
+                        self.recent[2].filter(|t| t.is_name() && self.recent[1].is_some_and(|d| d.is_punct(b'.')));
+                    self.piece.calls.push(Call { schema, name });
+                }
+            }
+            b')' => self.parens -= 1,
+            b',' | b'.' | b'[' | b']' | b';' => {}
+            _ => self.piece.operators += 1,
+        }
+    }
+
+    fn finish(self, sql: &'a str) -> Option<Piece<'a>> {
+        let start = self.start?;
+        Some(Piece { text: &sql[start..self.end], ..self.piece })
+    }
+}

@@ -1,0 +1,269 @@
+//! What a query's SQL text means for routing: read, write, transaction control or session state,
+//! plus the statement kind, tables and functions that routing rules match on, and `pgsplit:` hints.
+//!
+//! Pure: no I/O, no async. The lexer answers alone where the first keyword settles it (INSERT, BEGIN,
+//! SET, SHOW …); only queries (SELECT, WITH, VALUES, TABLE, EXPLAIN's and COPY's inner query) go to
+//! sqlparser, and those answers are kept in a bounded cache keyed by the full text. Whatever cannot be
+//! understood is [`Intent::Unknown`], which must go to the primary.
+
+mod analyze;
+mod cache;
+mod functions;
+mod hints;
+mod keyword;
+mod lexer;
+mod session;
+mod statement;
+mod walk;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+pub use crate::protocol::lsn::{format_lsn, parse_lsn};
+
+use cache::Cache;
+use functions::FunctionSet;
+
+/// What one statement (or a whole simple query) does, as far as routing cares.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Intent {
+    /// Only reads: any node that is fresh enough may answer.
+    Read,
+    /// Changes data, schema or server state, or needs the primary for another reason.
+    Write,
+    /// BEGIN or START TRANSACTION; `read_only` is `Some` when READ ONLY or READ WRITE was given.
+    Begin {
+        /// `Some(true)` for READ ONLY, `Some(false)` for READ WRITE, `None` when not said.
+        read_only: Option<bool>,
+    },
+    /// COMMIT, END, ROLLBACK, ABORT, PREPARE TRANSACTION, COMMIT PREPARED, ROLLBACK PREPARED.
+    EndTransaction,
+    /// SAVEPOINT, RELEASE [SAVEPOINT], ROLLBACK TO [SAVEPOINT].
+    Savepoint,
+    /// SET, RESET or DISCARD: the session must remember it and replay it on other connections.
+    Session(SessionChange),
+    /// Not understood (unknown command, unparseable, or too large to parse): goes to the primary.
+    Unknown,
+}
+
+impl Intent {
+    /// Whether this is BEGIN, the end of a transaction or a savepoint command.
+    pub fn is_transaction_control(&self) -> bool {
+        matches!(self, Intent::Begin { .. } | Intent::EndTransaction | Intent::Savepoint)
+    }
+}
+
+/// A change to session state, with names and values as the server would store them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SessionChange {
+    /// `SET [SESSION|LOCAL] name = value`; the value is unquoted (`'primary'` → `primary`), list
+    /// elements are joined with `", "`. Special forms map to their settings: TIME ZONE → `timezone`,
+    /// NAMES → `client_encoding`, SCHEMA → `search_path`, ROLE → `role`, SESSION AUTHORIZATION →
+    /// `session_authorization`, XML OPTION → `xmloption`. SET TRANSACTION and SET CONSTRAINTS are
+    /// reported as `transaction` and `constraints` with `local: true` and their words as the value;
+    /// SET SESSION CHARACTERISTICS AS TRANSACTION as `session_characteristics`.
+    Set {
+        /// Setting name: lowercase unless it was quoted; dotted for custom settings (`pgsplit.route`).
+        name: String,
+        /// The value as text, without quotes.
+        value: String,
+        /// SET LOCAL: lasts only until the end of the current transaction.
+        local: bool,
+    },
+    /// `RESET name`, or `SET name TO DEFAULT` outside SET LOCAL.
+    Reset {
+        /// Setting name, normalised as in [`SessionChange::Set`].
+        name: String,
+    },
+    /// `RESET ALL`.
+    ResetAll,
+    /// `DISCARD ALL | PLANS | SEQUENCES | TEMP`.
+    Discard(DiscardKind),
+}
+
+/// What a DISCARD statement throws away.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DiscardKind {
+    /// DISCARD ALL: every kind of session state.
+    All,
+    /// DISCARD PLANS: cached query plans.
+    Plans,
+    /// DISCARD SEQUENCES: cached sequence state (`currval`, `lastval`).
+    Sequences,
+    /// DISCARD TEMP or TEMPORARY: temporary tables.
+    Temp,
+}
+
+/// The family of a statement, for routing rules and metrics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum StatementKind {
+    /// SELECT, VALUES, TABLE, WITH … SELECT.
+    Select,
+    /// INSERT, also behind WITH.
+    Insert,
+    /// UPDATE, also behind WITH.
+    Update,
+    /// DELETE, also behind WITH.
+    Delete,
+    /// MERGE.
+    Merge,
+    /// Schema and privilege changes: CREATE, ALTER, DROP, TRUNCATE, GRANT, SELECT INTO …
+    Ddl,
+    /// COPY in either direction.
+    Copy,
+    /// CALL of a procedure.
+    Call,
+    /// DO block.
+    Do,
+    /// EXPLAIN, with or without ANALYZE.
+    Explain,
+    /// SHOW.
+    Show,
+    /// SET, RESET, DISCARD.
+    Set,
+    /// Transaction control: BEGIN, COMMIT, ROLLBACK, SAVEPOINT …
+    Transaction,
+    /// Other utility commands: VACUUM, LOCK, LISTEN, PREPARE, EXECUTE, CHECKPOINT …
+    Utility,
+    /// Empty queries and commands not recognised.
+    Other,
+}
+
+/// Where a `pgsplit: route=…` hint asks the query to go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RouteHint {
+    /// `route=primary`.
+    Primary,
+    /// `route=replica`.
+    Replica,
+    /// `route=any`: no preference.
+    Any,
+}
+
+/// Routing hints found in the query's comments (`/* pgsplit: route=replica min_lsn=16/B374D848 */`).
+///
+/// When several comments disagree the strictest wins: `primary` over the others (otherwise the first
+/// route given), and the highest LSN.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Hints {
+    /// The requested node, if any comment asked for one.
+    pub route: Option<RouteHint>,
+    /// A WAL position a replica must have replayed before it may answer.
+    pub min_lsn: Option<u64>,
+}
+
+/// What a query text means for routing; shared by every session that sends the same text.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Classification {
+    /// The dominant intent: `Unknown` if any statement is unknown, else `Write` if any writes, else
+    /// `Read` if any reads, else the first statement's (transaction control or session change).
+    /// An empty query (no statement at all) is `Read`.
+    pub intent: Intent,
+    /// Must run on the primary: a write or unknown statement, a BEGIN that is not READ ONLY or asks
+    /// for SERIALIZABLE, SET TRANSACTION READ WRITE/SERIALIZABLE, or two-phase commit commands.
+    /// COMMIT, ROLLBACK and savepoints follow whatever transaction is open and do not set it.
+    pub writes: bool,
+    /// The kind of the statement that gave `intent` (the first such statement).
+    pub kind: StatementKind,
+    /// Tables referenced, normalised as PostgreSQL folds names (lowercase unless quoted), `schema.table`
+    /// when written qualified; in order of first appearance. For statements the lexer decides alone
+    /// (INSERT, UPDATE, DELETE, MERGE, TRUNCATE, COPY, LOCK) only the target tables are listed.
+    pub tables: Vec<String>,
+    /// Functions called, normalised and unqualified. For statements the lexer decides alone only
+    /// the side-effecting ones are listed.
+    pub functions: Vec<String>,
+    /// `pgsplit:` comment hints.
+    pub hints: Hints,
+    /// Number of non-empty statements in the text.
+    pub statements: usize,
+    /// Whether any statement is BEGIN, COMMIT, ROLLBACK, a savepoint command or two-phase commit.
+    pub has_transaction_control: bool,
+    /// Every SET, RESET and DISCARD in the text, in order.
+    pub session_changes: Vec<SessionChange>,
+}
+
+impl Classification {
+    /// Whether `name` is among the tables: the last parts must be equal and, when both names carry a
+    /// schema, the schemas too (`users` matches `public.users` both ways; `a.users` does not match
+    /// `b.users`). `name` is compared as given, so pass it folded as PostgreSQL would.
+    pub fn references_table(&self, name: &str) -> bool {
+        let (schema, bare) = split_qualified(name);
+        self.tables.iter().any(|t| {
+            let (t_schema, t_bare) = split_qualified(t);
+            t_bare == bare && (schema.is_none() || t_schema.is_none() || schema == t_schema)
+        })
+    }
+
+    /// Whether a function of this (unqualified, normalised) name is called.
+    pub fn calls_function(&self, name: &str) -> bool {
+        self.functions.iter().any(|f| f == name)
+    }
+}
+
+/// Splits `schema.table` at its last dot.
+fn split_qualified(name: &str) -> (Option<&str>, &str) {
+    match name.rsplit_once('.') {
+        Some((schema, bare)) => (Some(schema), bare),
+        None => (None, name),
+    }
+}
+
+/// How a [`Classifier`] is set up; built from the config and the monitor's function list.
+#[derive(Clone, Debug, Default)]
+pub struct ClassifierSettings {
+    /// How many parsed query texts to remember; 0 turns the cache off.
+    pub cache_size: usize,
+    /// Extra functions whose calls make a query a write: lowercase, `name` or `schema.name`
+    /// (configured ones and user functions the monitor finds VOLATILE).
+    pub write_functions: HashSet<String>,
+}
+
+/// Counters of the classification cache, for metrics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    /// Texts answered from the cache.
+    pub hits: u64,
+    /// Texts that had to be parsed (then cached, unless over 1 MiB).
+    pub misses: u64,
+    /// Texts the lexer decided alone; these are cheap and never cached.
+    pub lexed: u64,
+    /// Texts in the cache now.
+    pub entries: usize,
+}
+
+/// Turns SQL text into a [`Classification`]; one per database, shared by its sessions.
+pub struct Classifier {
+    functions: FunctionSet,
+    cache: Cache,
+}
+
+impl Classifier {
+    /// Builds a classifier with its cache and extra write functions.
+    pub fn new(settings: ClassifierSettings) -> Self {
+        Classifier { functions: FunctionSet::new(&settings.write_functions), cache: Cache::new(settings.cache_size) }
+    }
+
+    /// Classifies one simple-query or Parse text. Never fails: what is not understood comes back as
+    /// [`Intent::Unknown`] with `writes` set.
+    pub fn classify(&self, sql: &str) -> Arc<Classification> {
+        if let Some(hit) = self.cache.get(sql) {
+            return hit;
+        }
+        let (classification, parsed) = analyze::classify_text(sql, &self.functions);
+        let classification = Arc::new(classification);
+        if parsed {
+            self.cache.put(sql, &classification);
+        } else {
+            self.cache.count_lexed();
+        }
+        classification
+    }
+
+    /// The cache's counters so far.
+    pub fn stats(&self) -> CacheStats {
+        self.cache.stats()
+    }
+}
