@@ -5,6 +5,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
+
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -26,7 +28,8 @@ pub struct AppContext {
     pub pools: Arc<PoolManager>,
     pub auth: Authenticator,
     pub cancels: Arc<CancelRegistry>,
-    pub classifier: Classifier,
+    /// Replaced once the monitor has read which user functions are volatile.
+    pub classifier: ArcSwap<Classifier>,
     pub policy: Policy,
     pub monitor: Monitor,
     pub decisions: DecisionCounts,
@@ -52,7 +55,8 @@ impl AppContext {
         let auth = Authenticator::new(settings.users.values()).map_err(AppError::Users)?;
         let policy = Policy::new(settings.routing.clone()).map_err(AppError::Routing)?;
         let write_functions = settings.routing.write_functions.iter().cloned().collect();
-        let classifier = Classifier::new(ClassifierSettings { cache_size: 10_000, write_functions });
+        let classifier =
+            ArcSwap::from_pointee(Classifier::new(ClassifierSettings { cache_size: 10_000, write_functions }));
         let monitor = Monitor::start(&settings, shutdown.clone());
         Ok(AppContext {
             classifier,
@@ -81,6 +85,7 @@ pub async fn serve(listener: TcpListener, settings: Settings, shutdown: Cancella
     let ctx = Arc::new(AppContext::new(settings, shutdown)?);
     let tracker = TaskTracker::new();
     let janitor = tokio::spawn(ctx.pools.clone().run_janitor(Duration::from_secs(1)));
+    let functions = tokio::spawn(learn_write_functions(ctx.clone()));
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "pgsplit listening");
     }
@@ -92,6 +97,34 @@ pub async fn serve(listener: TcpListener, settings: Settings, shutdown: Cancella
         tracing::warn!(clients = tracker.len(), "shutdown timeout reached; closing remaining clients");
     }
     janitor.abort();
+    functions.abort();
     ctx.pools.close_all();
     Ok(())
+}
+
+/// Adds the user functions the primaries list as VOLATILE to the classifier's writes, so a call
+/// to one goes to the primary the first time. Retries while a primary is unreachable.
+async fn learn_write_functions(ctx: Arc<AppContext>) {
+    let settings = &ctx.settings;
+    let mut names: std::collections::HashSet<String> = settings.routing.write_functions.iter().cloned().collect();
+    for db in settings.databases.values().filter(|db| !db.replicas.is_empty()) {
+        let Some(login) = crate::monitor::probe_login(settings, db) else { continue };
+        loop {
+            match crate::monitor::functions::volatile_functions(&db.primary, &login, settings.pool.connect_timeout)
+                .await
+            {
+                Ok(found) => {
+                    tracing::info!(database = %db.name, functions = found.len() / 2, "volatile user functions count as writes");
+                    names.extend(found);
+                    break;
+                }
+                Err(e) => {
+                    tracing::warn!(database = %db.name, error = %e, "cannot read volatile functions yet; retrying");
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                }
+            }
+        }
+    }
+    let classifier = Classifier::new(ClassifierSettings { cache_size: 10_000, write_functions: names });
+    ctx.classifier.store(Arc::new(classifier));
 }

@@ -172,7 +172,7 @@ impl Session {
             return self.discard(batch.summary).await;
         }
         let keep_text = !self.ctx.policy.rules.is_empty();
-        let found = self.routing.inspect(&self.ctx.classifier, &batch.bytes, keep_text);
+        let found = self.routing.inspect(&self.ctx.classifier.load(), &batch.bytes, keep_text);
         let was_idle = self.held.is_none();
         let (mut server, route) = match self.held.take() {
             Some(server) => {
@@ -206,7 +206,7 @@ impl Session {
 
     /// Runs again on the primary a request a replica refused as a write before anything ran.
     async fn retry_on_primary(&mut self, batch: &Batch, found: &Inspection) -> Result<(), ClientError> {
-        let sql = misroute::first_sql(&batch.bytes).unwrap_or_default();
+        let sql = misroute::first_sql(&batch.bytes).unwrap_or_else(|| "(a prepared statement)".into());
         tracing::warn!(statement = %misroute::fingerprint(&sql), "a replica refused a statement as a write; running it on the primary");
         self.ctx.decisions.count(Route::Primary, Reason::Write);
         let (mut server, _) = dispatch::checkout(&self.ctx, &self.nodes, Route::Primary).await?;
@@ -362,7 +362,7 @@ impl Session {
             Taken::Terminate => return Err(ClientError::Gone),
             Taken::NeedMore => return Ok(false),
         };
-        let found = self.routing.inspect(&self.ctx.classifier, &b.bytes, false);
+        let found = self.routing.inspect(&self.ctx.classifier.load(), &b.bytes, false);
         if route != Route::Primary
             && !matches!(self.routing.class_of(&found), RequestClass::Read)
             && self.held.is_none()

@@ -2,6 +2,7 @@
 //! interval (role, WAL positions, replay delay) and publishes a [`Topology`] snapshot that routing
 //! reads without locks.
 
+pub mod functions;
 pub mod probe;
 pub mod topology;
 
@@ -55,7 +56,8 @@ fn initial(db: &DatabaseSettings) -> Topology {
     Topology::new(db.primary.as_str().into(), db.replicas.iter().map(|r| (r.addr.as_str().into(), r.weight)).collect())
 }
 
-fn probe_login(settings: &Settings, db: &DatabaseSettings) -> Option<ProbeLogin> {
+/// Who the monitor logs in as for a database.
+pub fn probe_login(settings: &Settings, db: &DatabaseSettings) -> Option<ProbeLogin> {
     let routing = &settings.routing;
     let first = settings.users.values().find(|u| u.server_password.is_some()).or(settings.users.values().next());
     let user = routing.monitor_user.clone().or_else(|| first.map(|u| u.server_user.clone()))?;

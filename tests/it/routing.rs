@@ -163,19 +163,37 @@ async fn a_write_the_classifier_cannot_see_is_retried_on_the_primary() {
     let _healthy = REPLICAS.read().await;
     let proxy = Proxy::split().await;
     let client = proxy.client().await;
+    // Created after pgsplit read pg_proc, so the classifier cannot know the function writes.
+    wait_for_replicas(&client).await;
     let t = unique("hidden");
     let f = format!("{t}_writer");
-    client
+    let admin = harness::primary_admin().await;
+    admin
         .batch_execute(&format!(
-            "create table {t} (x int); create function {f}() returns int language sql as 'insert into {t} values (1) returning inet_server_port()'"
+            "create table {t} (x int); grant all on {t} to app; \
+             create function {f}() returns int language sql as 'insert into {t} values (1) returning inet_server_port()'"
         ))
         .await
         .unwrap();
+    for i in 0..2 {
+        let replica = harness::replica_admin(i).await;
+        let started = Instant::now();
+        while replica
+            .query_one("select count(*) from pg_proc where proname = $1", &[&f])
+            .await
+            .unwrap()
+            .get::<_, i64>(0)
+            == 0
+        {
+            assert!(started.elapsed() < Duration::from_secs(10), "replica {i} never replayed the function");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
     for ext in [false, true] {
         let sql = format!("select {f}()");
-        // The classifier cannot know the function writes, so the statement goes to a replica first.
         let classifier = pgsplit::classify::Classifier::new(Default::default());
         assert!(!classifier.classify(&sql).writes);
+        // Both replicas past this session's last write, so the call goes to one of them first.
         wait_for_replicas(&client).await;
         let served = if ext { port_ext(&client, &sql).await } else { port(&client, &sql).await };
         assert_eq!(served, primary(), "ext={ext}");
@@ -183,5 +201,34 @@ async fn a_write_the_classifier_cannot_see_is_retried_on_the_primary() {
     let n: i64 =
         client.query_one(&format!("/* pgsplit: route=primary */ select count(*) from {t}"), &[]).await.unwrap().get(0);
     assert_eq!(n, 2, "each statement ran exactly once");
-    client.batch_execute(&format!("drop function {f}(); drop table {t}")).await.unwrap();
+    admin.batch_execute(&format!("drop function {f}(); drop table {t}")).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn volatile_user_functions_go_to_the_primary_stable_ones_to_replicas() {
+    let _healthy = REPLICAS.read().await;
+    let f = unique("fn");
+    let admin = harness::primary_admin().await;
+    admin
+        .batch_execute(&format!(
+            "create function {f}_vol() returns int language sql as 'select 1'; \
+             create function {f}_stable() returns int language sql stable as 'select 1'; \
+             grant execute on function {f}_vol(), {f}_stable() to public"
+        ))
+        .await
+        .unwrap();
+    let proxy = Proxy::split().await;
+    let client = proxy.client().await;
+    wait_for_replicas(&client).await;
+    // The monitor reads pg_proc once at start; allow it a moment.
+    let started = Instant::now();
+    while port(&client, &format!("select inet_server_port(), {f}_vol()")).await != primary() {
+        assert!(started.elapsed() < Duration::from_secs(10), "a VOLATILE function never went to the primary");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for _ in 0..5 {
+        assert_eq!(port(&client, &format!("select inet_server_port(), {f}_vol()")).await, primary());
+        assert!(is_replica(port(&client, &format!("select inet_server_port(), {f}_stable()")).await));
+    }
+    admin.batch_execute(&format!("drop function {f}_vol(); drop function {f}_stable()")).await.unwrap();
 }
