@@ -39,8 +39,12 @@ pub enum Intent {
         /// `Some(true)` for READ ONLY, `Some(false)` for READ WRITE, `None` when not said.
         read_only: Option<bool>,
     },
-    /// COMMIT, END, ROLLBACK, ABORT, PREPARE TRANSACTION, COMMIT PREPARED, ROLLBACK PREPARED.
-    EndTransaction,
+    /// COMMIT, END, ROLLBACK, ABORT, PREPARE TRANSACTION, COMMIT PREPARED, ROLLBACK PREPARED;
+    /// `rollback` for ROLLBACK and ABORT, which undo the transaction's SETs.
+    EndTransaction {
+        /// ROLLBACK or ABORT of the open transaction.
+        rollback: bool,
+    },
     /// SAVEPOINT, RELEASE [SAVEPOINT], ROLLBACK TO [SAVEPOINT].
     Savepoint,
     /// SET, RESET or DISCARD: the session must remember it and replay it on other connections.
@@ -52,7 +56,7 @@ pub enum Intent {
 impl Intent {
     /// Whether this is BEGIN, the end of a transaction or a savepoint command.
     pub fn is_transaction_control(&self) -> bool {
-        matches!(self, Intent::Begin { .. } | Intent::EndTransaction | Intent::Savepoint)
+        matches!(self, Intent::Begin { .. } | Intent::EndTransaction { .. } | Intent::Savepoint)
     }
 }
 

@@ -218,17 +218,18 @@ pub(crate) fn transaction(verb: &str, mut lexer: Lexer<'_>) -> Analysis {
             let modes = Modes::read(lexer);
             (Intent::Begin { read_only: modes.read_only }, modes.needs_primary())
         }
-        "commit" => (Intent::EndTransaction, is_next("prepared")),
-        "prepare" => (Intent::EndTransaction, true),
-        "end" | "abort" => (Intent::EndTransaction, false),
+        "commit" => (Intent::EndTransaction { rollback: false }, is_next("prepared")),
+        "prepare" => (Intent::EndTransaction { rollback: false }, true),
+        "end" => (Intent::EndTransaction { rollback: false }, false),
+        "abort" => (Intent::EndTransaction { rollback: true }, false),
         "savepoint" | "release" => (Intent::Savepoint, false),
         _ => {
             // ROLLBACK [WORK | TRANSACTION] [TO …] or ROLLBACK PREPARED 'gid'.
             let mut words = std::iter::from_fn(|| lexer.next_significant()).take(2);
             match words.find(|t| !t.is_word("work") && !t.is_word("transaction")) {
                 Some(t) if t.is_word("to") => (Intent::Savepoint, false),
-                Some(t) if t.is_word("prepared") => (Intent::EndTransaction, true),
-                _ => (Intent::EndTransaction, false),
+                Some(t) if t.is_word("prepared") => (Intent::EndTransaction { rollback: false }, true),
+                _ => (Intent::EndTransaction { rollback: true }, false),
             }
         }
     };

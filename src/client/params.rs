@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::classify::{DiscardKind, SessionChange};
 use crate::protocol::startup::StartupMessage;
 use crate::server::ServerConn;
 
@@ -92,7 +93,7 @@ impl ClientParams {
         }
         for (name, value) in &self.unreported {
             if server.applied.get(name) != Some(value) {
-                stmts.extend(set_stmt(name, value));
+                stmts.extend(config_stmt(name, value));
             }
         }
         for name in server.applied.keys().filter(|k| !self.unreported.contains_key(*k)) {
@@ -101,6 +102,23 @@ impl ClientParams {
             }
         }
         join(stmts)
+    }
+
+    /// Takes a session change that ran (outside a transaction, or in one that committed).
+    /// Reported parameters are left to ParameterStatus, which already carried them.
+    pub fn apply(&mut self, change: &SessionChange) {
+        let reported = |name: &str| self.reported.keys().any(|k| k.eq_ignore_ascii_case(name));
+        match change {
+            SessionChange::Set { name, value, local: false } if !reported(name) => {
+                self.unreported.insert(name.to_ascii_lowercase(), value.clone());
+            }
+            SessionChange::Reset { name } => {
+                self.unreported.remove(&name.to_ascii_lowercase());
+            }
+            SessionChange::ResetAll | SessionChange::Discard(DiscardKind::All) => self.unreported.clear(),
+            _ => return,
+        }
+        self.version += 1;
     }
 
     /// Records on `server` the unreported values just applied for this client.
@@ -118,10 +136,26 @@ fn set_stmt(name: &str, value: &str) -> Option<String> {
     if !is_plain_name(name) || READ_ONLY.iter().any(|r| r.eq_ignore_ascii_case(name)) {
         return None;
     }
+    Some(format!("SET \"{}\" = {}", name.to_ascii_lowercase(), literal(value)))
+}
+
+/// `SELECT set_config(…)`: the value is read as in postgresql.conf, so a list such as
+/// `search_path` (`a, b`) comes out as a list, which `SET name = 'a, b'` would not do.
+fn config_stmt(name: &str, value: &str) -> Option<String> {
+    if !is_plain_name(name) || READ_ONLY.iter().any(|r| r.eq_ignore_ascii_case(name)) {
+        return None;
+    }
+    Some(format!("SELECT pg_catalog.set_config({}, {}, false)", literal(name), literal(value)))
+}
+
+/// A string literal no value can break out of.
+fn literal(value: &str) -> String {
     let escaped = value.replace('\'', "''");
-    let literal =
-        if escaped.contains('\\') { format!("E'{}'", escaped.replace('\\', "\\\\")) } else { format!("'{escaped}'") };
-    Some(format!("SET \"{}\" = {literal}", name.to_ascii_lowercase()))
+    if escaped.contains('\\') {
+        format!("E'{}'", escaped.replace('\\', "\\\\"))
+    } else {
+        format!("'{escaped}'")
+    }
 }
 
 fn is_plain_name(name: &str) -> bool {
@@ -186,6 +220,10 @@ mod tests {
         assert_eq!(set_stmt("application_name", "a'b").unwrap(), "SET \"application_name\" = 'a''b'");
         assert_eq!(set_stmt("application_name", "a\\'b").unwrap(), "SET \"application_name\" = E'a\\\\''b'");
         assert_eq!(set_stmt("bad\"name", "x"), None);
+        assert_eq!(
+            config_stmt("search_path", "a, b").unwrap(),
+            "SELECT pg_catalog.set_config('search_path', 'a, b', false)"
+        );
         assert_eq!(set_stmt("server_version", "1"), None);
     }
 }

@@ -18,7 +18,7 @@ use super::routing::{Inspection, RoutingState};
 use super::startup::Accepted;
 use super::ClientError;
 use crate::app::AppContext;
-use crate::classify::format_lsn;
+use crate::classify::{format_lsn, Intent, SessionChange};
 use crate::config::{DatabaseSettings, PoolMode, UserSettings};
 use crate::pool::Checkout;
 use crate::protocol::build::{self, Severity};
@@ -52,6 +52,12 @@ pub struct Session {
     prepared: Prepared,
     /// The server connection kept between requests: inside a transaction, or in session mode.
     held: Option<Checkout>,
+    /// SET, RESET and DISCARD sent in the current transaction; kept only if it ends well.
+    pending_sets: Vec<SessionChange>,
+    /// The current transaction was rolled back or failed: its session changes are void.
+    tx_undone: bool,
+    /// The connection's error count when the current transaction began.
+    errors_base: u64,
     /// The client's ReadyForQuery, held back until the LSN probe behind it answers.
     held_ready: Option<Bytes>,
     /// After a refused Flush-ended request, messages are dropped until Sync, as PostgreSQL does.
@@ -120,6 +126,9 @@ impl Session {
             nodes,
             routing,
             prepared,
+            pending_sets: Vec::new(),
+            tx_undone: false,
+            errors_base: 0,
             held,
             held_ready,
             discarding: false,
@@ -185,6 +194,10 @@ impl Session {
             },
         };
         self.sync_params(&mut server).await?;
+        if was_idle {
+            self.errors_base = server.errors;
+        }
+        self.note_session_changes(&found);
         if found.writes() {
             self.routing.wrote();
         }
@@ -376,6 +389,7 @@ impl Session {
         if found.writes() {
             self.routing.wrote();
         }
+        self.note_session_changes(&found);
         self.send_request(server, &b.bytes, b.summary.unsynced).await?;
         Ok(false)
     }
@@ -409,7 +423,36 @@ impl Session {
 
     /// Settles a finished request: releases the connection (before the client sees the reply, so
     /// the next client gets it sooner), or keeps it while a transaction is open or in session mode.
+    /// Remembers the request's session changes until its transaction's fate is known.
+    fn note_session_changes(&mut self, found: &Inspection) {
+        for class in &found.statements {
+            if matches!(class.intent, Intent::EndTransaction { rollback: true }) {
+                self.tx_undone = true;
+            }
+            self.pending_sets.extend(class.session_changes.iter().cloned());
+        }
+    }
+
+    /// Applies the session changes of a transaction that just ended, if it ended well.
+    fn settle_session_changes(&mut self, server: &mut Checkout) {
+        match server.status {
+            b'E' => self.tx_undone = true,
+            b'I' => {
+                if !self.pending_sets.is_empty() && !self.tx_undone && server.errors == self.errors_base {
+                    for change in std::mem::take(&mut self.pending_sets) {
+                        self.params.apply(&change);
+                    }
+                    self.params.mark_applied(server);
+                }
+                self.pending_sets.clear();
+                self.tx_undone = false;
+            }
+            _ => {}
+        }
+    }
+
     fn end_request(&mut self, mut server: Checkout) {
+        self.settle_session_changes(&mut server);
         if server.status == b'I' {
             self.routing.tx_wrote = false;
         }

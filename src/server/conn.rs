@@ -70,6 +70,8 @@ pub struct ServerConn {
     pub needs_reset: bool,
     /// The socket failed or the protocol broke: never reuse.
     pub broken: bool,
+    /// ErrorResponses forwarded so far, so a session can tell whether its SETs took effect.
+    pub errors: u64,
 }
 
 /// What a batch of server output ended with.
@@ -106,6 +108,7 @@ impl ServerConn {
             unsynced: false,
             needs_reset: false,
             broken: false,
+            errors: 0,
         }
     }
 
@@ -215,6 +218,7 @@ impl ServerConn {
         match tag {
             from_server::READY_FOR_QUERY => self.status = from_server::ready_status(body).unwrap_or(b'E'),
             from_server::PARAMETER_STATUS => self.params_changed |= record_param(&mut self.params, body),
+            from_server::ERROR_RESPONSE => self.errors += 1,
             _ => {}
         }
     }

@@ -9,4 +9,5 @@ mod forwarding;
 mod harness;
 mod pooling;
 mod routing;
+mod session_state;
 mod shutdown;

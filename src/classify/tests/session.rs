@@ -140,18 +140,18 @@ fn begin_modes() {
 #[test]
 fn ends_savepoints_and_two_phase_commit() {
     let cases: &[(&str, Intent, bool)] = &[
-        ("COMMIT", Intent::EndTransaction, false),
-        ("COMMIT AND CHAIN", Intent::EndTransaction, false),
-        ("END TRANSACTION", Intent::EndTransaction, false),
-        ("ABORT", Intent::EndTransaction, false),
-        ("ROLLBACK AND NO CHAIN", Intent::EndTransaction, false),
-        ("ROLLBACK WORK", Intent::EndTransaction, false),
+        ("COMMIT", Intent::EndTransaction { rollback: false }, false),
+        ("COMMIT AND CHAIN", Intent::EndTransaction { rollback: false }, false),
+        ("END TRANSACTION", Intent::EndTransaction { rollback: false }, false),
+        ("ABORT", Intent::EndTransaction { rollback: true }, false),
+        ("ROLLBACK AND NO CHAIN", Intent::EndTransaction { rollback: true }, false),
+        ("ROLLBACK WORK", Intent::EndTransaction { rollback: true }, false),
         ("ROLLBACK TO s1", Intent::Savepoint, false),
         ("ROLLBACK TRANSACTION TO SAVEPOINT s1", Intent::Savepoint, false),
         ("RELEASE s1", Intent::Savepoint, false),
-        ("PREPARE TRANSACTION 'gid-1'", Intent::EndTransaction, true),
-        ("COMMIT PREPARED 'gid-1'", Intent::EndTransaction, true),
-        ("ROLLBACK PREPARED 'gid-1'", Intent::EndTransaction, true),
+        ("PREPARE TRANSACTION 'gid-1'", Intent::EndTransaction { rollback: false }, true),
+        ("COMMIT PREPARED 'gid-1'", Intent::EndTransaction { rollback: false }, true),
+        ("ROLLBACK PREPARED 'gid-1'", Intent::EndTransaction { rollback: false }, true),
     ];
     for (sql, intent, writes) in cases {
         let c = classify(sql);

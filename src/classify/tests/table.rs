@@ -20,7 +20,7 @@ fn label(intent: &Intent) -> I {
         Intent::Read => I::R,
         Intent::Write => I::W,
         Intent::Begin { .. } => I::Begin,
-        Intent::EndTransaction => I::End,
+        Intent::EndTransaction { .. } => I::End,
         Intent::Savepoint => I::Save,
         Intent::Session(_) => I::Sess,
         Intent::Unknown => I::Unk,
