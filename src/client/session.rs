@@ -241,7 +241,7 @@ impl Session {
         bytes: &[u8],
         unsynced: Option<bool>,
     ) -> Result<(), ClientError> {
-        tracing::trace!(tags = %crate::server::conn::messages(bytes).map(|(t, _)| t as char).collect::<String>(), "to server");
+        tracing::trace!(client = self.id, tags = %crate::server::conn::messages(bytes).map(|(t, _)| t as char).collect::<String>(), "to server");
         if Prepared::touches_named(bytes) {
             let out = self.prepared.rewrite(&self.ctx.statements, bytes, server);
             server.send_raw(&out, unsynced).await?;
@@ -315,6 +315,7 @@ impl Session {
         let mut paused = false;
         loop {
             while let Some((batch, end)) = server.take_batch()? {
+                tracing::trace!(client = self.id, tags = %crate::server::conn::messages(&batch).map(|(t, _)| t as char).collect::<String>(), ?end, "to client");
                 if let Some(pieces) = held.as_mut() {
                     match misroute::judge(&batch) {
                         Verdict::Misrouted => return self.drain_misrouted(server).await,

@@ -215,3 +215,44 @@ async fn newer_protocol_and_pq_options_get_negotiate_protocol_version() {
     }
     assert!(messages(&got).iter().any(|(t, _)| *t == b'D'));
 }
+
+fn frontend(tag: u8, body: &[u8]) -> Vec<u8> {
+    let mut v = vec![tag];
+    v.extend_from_slice(&((body.len() + 4) as u32).to_be_bytes());
+    v.extend_from_slice(body);
+    v
+}
+
+async fn exchange(s: &mut TcpStream, bytes: &[u8]) -> Vec<(u8, Vec<u8>)> {
+    s.write_all(bytes).await.unwrap();
+    let mut got = Vec::new();
+    while !messages(&got).iter().any(|(t, _)| *t == b'Z') {
+        let mut buf = [0u8; 4096];
+        let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf)).await.unwrap().unwrap();
+        assert!(n > 0, "closed");
+        got.extend_from_slice(&buf[..n]);
+    }
+    messages(&got)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reusing_a_statement_name_is_42p05_and_keeps_the_first() {
+    let proxy = Proxy::with_config(&harness::test_config("size = 2", "")).await;
+    let (mut s, _) = raw_login(&proxy, 196608, &[]).await;
+    let parse = |sql: &str| frontend(b'P', &[b"s1\0".as_slice(), sql.as_bytes(), b"\0\0\0"].concat());
+    let sync = frontend(b'S', b"");
+    let first = exchange(&mut s, &[parse("select 1"), sync.clone()].concat()).await;
+    assert_eq!(first.iter().map(|m| m.0).collect::<Vec<_>>(), b"1Z");
+    let again = exchange(&mut s, &[parse("select 2"), sync.clone()].concat()).await;
+    assert_eq!(again.iter().map(|m| m.0).collect::<Vec<_>>(), b"EZ");
+    assert_eq!(sqlstate_of(&again[0].1), "42P05");
+    let bind = frontend(b'B', b"\0s1\0\0\0\0\0\0\0");
+    let exec = frontend(b'E', b"\0\0\0\0\0");
+    let run = exchange(&mut s, &[bind, exec, sync.clone()].concat()).await;
+    let row = run.iter().find(|m| m.0 == b'D').expect("a row");
+    assert_eq!(&row.1[6..], b"1", "the first definition stands");
+    // Close, then the name may be used again.
+    let close = frontend(b'C', b"Ss1\0");
+    let closed = exchange(&mut s, &[close, parse("select 3"), sync].concat()).await;
+    assert_eq!(closed.iter().map(|m| m.0).collect::<Vec<_>>(), b"31Z");
+}

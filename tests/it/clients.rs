@@ -74,28 +74,12 @@ async fn init_pgbench() {
         .await;
 }
 
-async fn pgbench(proxy: &Proxy, mode: &str) {
+async fn pgbench(proxy: &Proxy, mode: &str, jobs: &str) {
     init_pgbench().await;
     let mut cmd = Command::new("pgbench");
-    cmd.args([
-        "-n",
-        "-M",
-        mode,
-        "-T",
-        "3",
-        "-c",
-        "8",
-        "-j",
-        "2",
-        "-h",
-        "127.0.0.1",
-        "-p",
-        &proxy.addr.port().to_string(),
-        "-U",
-        "app",
-        "app",
-    ])
-    .env("PGPASSWORD", "app");
+    let port = proxy.addr.port().to_string();
+    cmd.args(["-n", "-M", mode, "-T", "3", "-c", "8", "-j", jobs, "-h", "127.0.0.1", "-p", &port, "-U", "app", "app"])
+        .env("PGPASSWORD", "app");
     let out = blocking(move || run(cmd)).await;
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let processed: u64 = text
@@ -114,6 +98,16 @@ async fn pgbench(proxy: &Proxy, mode: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pgbench_simple_and_extended_without_failures() {
     let proxy = Proxy::with_config(&harness::test_config("size = 4", "")).await;
-    pgbench(&proxy, "simple").await;
-    pgbench(&proxy, "extended").await;
+    pgbench(&proxy, "simple", "2").await;
+    pgbench(&proxy, "extended", "2").await;
+}
+
+/// Named prepared statements with 8 clients on 2 server connections: every transaction may land
+/// on a connection that has not seen the client's statements yet. One thread per client, because
+/// pgbench prepares synchronously: a thread blocked preparing for one client would stall its other
+/// clients mid-transaction, holding the connections it waits for (PgBouncer deadlocks the same way).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pgbench_prepared_in_transaction_pooling() {
+    let proxy = Proxy::with_config(&harness::test_config("size = 2", "")).await;
+    pgbench(&proxy, "prepared", "8").await;
 }

@@ -228,6 +228,10 @@ async fn volatile_user_functions_go_to_the_primary_stable_ones_to_replicas() {
     }
     for _ in 0..5 {
         assert_eq!(port(&client, &format!("select inet_server_port(), {f}_vol()")).await, primary());
+    }
+    // A volatile call counts as a write: wait until the replicas are past it, then STABLE calls read.
+    wait_for_replicas(&client).await;
+    for _ in 0..5 {
         assert!(is_replica(port(&client, &format!("select inet_server_port(), {f}_stable()")).await));
     }
     admin.batch_execute(&format!("drop function {f}_vol(); drop function {f}_stable()")).await.unwrap();
