@@ -13,8 +13,8 @@ use bytes::{BufMut, Bytes, BytesMut};
 use parking_lot::Mutex;
 
 use crate::protocol::build::{self, Severity};
+use crate::protocol::frame::{messages, whole_messages};
 use crate::protocol::from_client as c;
-use crate::server::conn::messages;
 use crate::server::expect::{Fate, Kind, CLOSE_COMPLETE, PARSE_COMPLETE};
 use crate::server::ServerConn;
 
@@ -76,7 +76,7 @@ impl Prepared {
     pub fn rewrite(&mut self, registry: &Registry, batch: &[u8], server: &mut ServerConn) -> BytesMut {
         let mut out = BytesMut::with_capacity(batch.len() + 64);
         let mut skipping = false;
-        for whole in framed(batch) {
+        for whole in whole_messages(batch) {
             let (tag, body) = (whole[0], &whole[5..]);
             if skipping && tag != c::SYNC {
                 continue;
@@ -207,17 +207,4 @@ fn put_message(out: &mut BytesMut, tag: u8, body: &[u8]) {
     out.put_u8(tag);
     out.put_u32((body.len() + 4) as u32);
     out.put_slice(body);
-}
-
-/// The whole messages of an already framed request.
-fn framed(mut batch: &[u8]) -> impl Iterator<Item = &[u8]> {
-    std::iter::from_fn(move || {
-        if batch.len() < 5 {
-            return None;
-        }
-        let len = u32::from_be_bytes([batch[1], batch[2], batch[3], batch[4]]) as usize;
-        let (msg, rest) = batch.split_at((len + 1).clamp(5, batch.len()));
-        batch = rest;
-        Some(msg)
-    })
 }

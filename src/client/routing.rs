@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use crate::classify::{Classification, Classifier, Intent, RouteHint, SessionChange, StatementKind};
 use crate::config::RuleRoute;
+use crate::protocol::frame::messages;
 use crate::protocol::from_client;
 use crate::route::RequestClass;
 
@@ -253,19 +254,6 @@ pub fn kind_name(kind: StatementKind) -> &'static str {
         StatementKind::Utility => "utility",
         StatementKind::Other => "other",
     }
-}
-
-/// Whole messages of a batch as (tag, body); the batch was framed already.
-fn messages(mut batch: &[u8]) -> impl Iterator<Item = (u8, &[u8])> {
-    std::iter::from_fn(move || {
-        if batch.len() < 5 {
-            return None;
-        }
-        let len = u32::from_be_bytes([batch[1], batch[2], batch[3], batch[4]]) as usize;
-        let (msg, rest) = batch.split_at((len + 1).min(batch.len()));
-        batch = rest;
-        Some((msg[0], &msg[5..]))
-    })
 }
 
 #[cfg(test)]

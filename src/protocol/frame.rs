@@ -102,6 +102,25 @@ pub fn split_batch(
     Ok((Some(buf.split_to(scan.len).freeze()), scan))
 }
 
+/// The whole messages of a buffer that was framed already (a batch from [`split_batch`]), each
+/// with its header. Stops at anything shorter than a header.
+pub fn whole_messages(mut bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
+    std::iter::from_fn(move || {
+        if bytes.len() < 5 {
+            return None;
+        }
+        let len = u32::from_be_bytes([bytes[1], bytes[2], bytes[3], bytes[4]]) as usize;
+        let (msg, rest) = bytes.split_at((len + 1).clamp(5, bytes.len()));
+        bytes = rest;
+        Some(msg)
+    })
+}
+
+/// The same as (tag, body) pairs.
+pub fn messages(bytes: &[u8]) -> impl Iterator<Item = (u8, &[u8])> {
+    whole_messages(bytes).map(|m| (m[0], &m[5..]))
+}
+
 /// Reads the header of the first message, if all five header bytes are there.
 fn peek_len(buf: &[u8], max: usize) -> Result<Option<usize>, FrameError> {
     if buf.len() < 5 {

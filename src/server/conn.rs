@@ -14,6 +14,7 @@ use tokio::net::TcpStream;
 
 use super::expect::{Expectations, Fate, Kind};
 use super::ServerError;
+pub use crate::protocol::frame::messages;
 use crate::protocol::frame::{self, FrameError};
 use crate::protocol::lsn::parse_lsn;
 use crate::protocol::{build, from_server};
@@ -312,19 +313,6 @@ fn probe_row_lsn(body: &[u8]) -> Option<u64> {
     let len = i32::from_be_bytes(body.get(2..6)?.try_into().ok()?);
     let text = body.get(6..6 + usize::try_from(len).ok()?)?;
     parse_lsn(std::str::from_utf8(text).ok()?)
-}
-
-/// Whole messages of an already framed buffer, as (tag, body).
-pub fn messages(mut bytes: &[u8]) -> impl Iterator<Item = (u8, &[u8])> {
-    std::iter::from_fn(move || {
-        if bytes.len() < 5 {
-            return None;
-        }
-        let len = u32::from_be_bytes([bytes[1], bytes[2], bytes[3], bytes[4]]) as usize;
-        let (msg, rest) = bytes.split_at((len + 1).min(bytes.len()));
-        bytes = rest;
-        Some((msg[0], msg.get(5..).unwrap_or_default()))
-    })
 }
 
 /// Records a ParameterStatus; `true` if it changed a value.

@@ -10,20 +10,18 @@ use tokio::net::TcpStream;
 
 use super::cancel::{CancelHandle, CancelTarget};
 use super::dispatch::{self, Nodes, Who};
-use super::misroute::{self, Verdict};
+use super::misroute;
 use super::params::ClientParams;
 use super::prepared::Prepared;
 use super::request::{self, Batch, Summary, Taken};
 use super::routing::{Inspection, RoutingState};
-use super::startup::Accepted;
 use super::ClientError;
 use crate::app::AppContext;
-use crate::classify::{format_lsn, Intent, SessionChange};
+use crate::classify::{Intent, SessionChange};
 use crate::config::{DatabaseSettings, PoolMode, UserSettings};
 use crate::pool::Checkout;
 use crate::protocol::build::{self, Severity};
-use crate::route::{Reason, RequestClass, Route};
-use crate::server::conn::BatchEnd;
+use crate::route::{Reason, Route};
 
 /// How a relay ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,6 +30,9 @@ enum Relayed {
     /// A replica refused the request as a write and nothing reached the client.
     Misrouted,
 }
+
+mod login;
+mod relay;
 
 /// Spare room kept in the client read buffer.
 const READ_RESERVE: usize = 16 * 1024;
@@ -66,76 +67,6 @@ pub struct Session {
 }
 
 impl Session {
-    /// Completes the login: sends AuthenticationOk, ParameterStatus, BackendKeyData and
-    /// ReadyForQuery. Only the very first login of a pool (or session pooling) needs a server
-    /// connection; later ones are told the parameters the pool's connections report.
-    pub async fn login(
-        ctx: Arc<AppContext>,
-        mut client: TcpStream,
-        accepted: Accepted,
-    ) -> Result<Self, (TcpStream, ClientError)> {
-        let Accepted { startup, user, db } = accepted;
-        let mode = ctx.settings.pool_mode_for(&db.name, &user.name);
-        let nodes = Nodes::resolve(&ctx, &db, &user);
-        let pool = nodes.primary.clone();
-        let mut held = None;
-        let initial = match (pool.login_params(), mode) {
-            (Some(initial), PoolMode::Transaction) => initial,
-            _ => match pool.checkout().await {
-                Ok(server) => {
-                    let initial = Arc::new(server.initial_params.clone());
-                    held = Some(server);
-                    initial
-                }
-                Err(e) => return Err((client, e.into())),
-            },
-        };
-        let requested = ClientParams::requested(&startup);
-        let params = ClientParams::at_login(&initial, &requested);
-        let routing = RoutingState::from_params(&requested);
-        let cancel = ctx.cancels.register();
-        let mut out = BytesMut::with_capacity(512);
-        build::auth_ok(&mut out);
-        for (name, value) in params.reported() {
-            build::parameter_status(&mut out, name, value);
-        }
-        build::backend_key_data(&mut out, cancel.key.pid, cancel.key.secret);
-        build::ready_for_query(&mut out, b'I');
-        if mode == PoolMode::Transaction {
-            held = None;
-        } else if let Some(server) = held.as_mut() {
-            server.needs_reset = true;
-            cancel.set_target(Some(CancelTarget { addr: server.addr.clone(), key: server.key }));
-        }
-        if let Err(e) = client.write_all(&out).await {
-            return Err((client, e.into()));
-        }
-        let id = ctx.next_client_id();
-        let cbuf = BytesMut::with_capacity(READ_RESERVE);
-        let held_ready = None;
-        let prepared = Prepared::default();
-        Ok(Session {
-            client,
-            cbuf,
-            ctx,
-            user,
-            db,
-            mode,
-            params,
-            cancel,
-            nodes,
-            routing,
-            prepared,
-            pending_sets: Vec::new(),
-            tx_undone: false,
-            errors_base: 0,
-            held,
-            held_ready,
-            discarding: false,
-            id,
-        })
-    }
-
     /// Serves requests until the client leaves; reports a fatal error to the client if one ends it.
     pub async fn run(mut self) {
         let result = self.serve_all().await;
@@ -305,125 +236,6 @@ impl Session {
         Ok(())
     }
 
-    /// Forwards server replies to the client, and further client messages to the server, until
-    /// every reply owed has arrived and no pipeline is open. With `guarded`, replies are held
-    /// back until they show the request ran, so a misrouted write can still go to the primary.
-    async fn relay(&mut self, mut server: Checkout, route: Route, guarded: bool) -> Result<Relayed, ClientError> {
-        let max = self.ctx.settings.limits.max_message_size;
-        let mut held: Option<Vec<Bytes>> = guarded.then(Vec::new);
-        // A pipelined request the current node must not run waits in `cbuf` for its own turn.
-        let mut paused = false;
-        loop {
-            while let Some((batch, end)) = server.take_batch()? {
-                tracing::trace!(client = self.id, tags = %crate::server::conn::messages(&batch).map(|(t, _)| t as char).collect::<String>(), ?end, "to client");
-                if let Some(pieces) = held.as_mut() {
-                    match misroute::judge(&batch) {
-                        Verdict::Misrouted => return self.drain_misrouted(server).await,
-                        Verdict::Undecided if end == BatchEnd::More => {
-                            pieces.push(batch);
-                            continue;
-                        }
-                        _ => {
-                            for piece in held.take().unwrap_or_default() {
-                                self.client.write_all(&piece).await?;
-                            }
-                        }
-                    }
-                }
-                let batch = match end {
-                    BatchEnd::More => batch,
-                    BatchEnd::Ready if server.probe_next() => {
-                        // Hold the ReadyForQuery back: the write's LSN goes out before it.
-                        let split = batch.len() - 6;
-                        self.held_ready = Some(batch.slice(split..));
-                        batch.slice(..split)
-                    }
-                    BatchEnd::Ready => batch,
-                    BatchEnd::Probe(lsn) => self.after_probe(lsn),
-                };
-                if end != BatchEnd::More && server.settled() && !server.unsynced {
-                    self.end_request(server);
-                    self.client.write_all(&batch).await?;
-                    return Ok(Relayed::Done);
-                }
-                self.client.write_all(&batch).await?;
-            }
-            self.cbuf.reserve(READ_RESERVE);
-            tokio::select! {
-                // Replies: forwarded at the top of the loop.
-                read = server.read_more() => read?,
-                // While replies are owed the client may pipeline more, or stream COPY data.
-                read = self.client.read_buf(&mut self.cbuf), if !paused => {
-                    if read? == 0 {
-                        return Err(ClientError::Gone);
-                    }
-                    paused = self.forward_pipelined(&mut server, route, max).await?;
-                }
-            }
-        }
-    }
-
-    /// Forwards whole messages the client pipelined; `true` when one must wait for its own
-    /// routing (a write or a transaction behind a read on a replica).
-    async fn forward_pipelined(
-        &mut self,
-        server: &mut Checkout,
-        route: Route,
-        max: usize,
-    ) -> Result<bool, ClientError> {
-        let b = match request::take(&mut self.cbuf, max, false)? {
-            Taken::Batch(b) => b,
-            Taken::Terminate => return Err(ClientError::Gone),
-            Taken::NeedMore => return Ok(false),
-        };
-        let found = self.routing.inspect(&self.ctx.classifier.load(), &b.bytes, false);
-        if route != Route::Primary
-            && !matches!(self.routing.class_of(&found), RequestClass::Read)
-            && self.held.is_none()
-        {
-            let mut back = BytesMut::with_capacity(b.bytes.len() + self.cbuf.len());
-            back.extend_from_slice(&b.bytes);
-            back.extend_from_slice(&self.cbuf);
-            self.cbuf = back;
-            return Ok(true);
-        }
-        if found.writes() {
-            self.routing.wrote();
-        }
-        self.note_session_changes(&found);
-        self.send_request(server, &b.bytes, b.summary.unsynced).await?;
-        Ok(false)
-    }
-
-    /// Discards a misrouted request's replies and returns the replica connection, clean.
-    async fn drain_misrouted(&mut self, mut server: Checkout) -> Result<Relayed, ClientError> {
-        loop {
-            while server.take_batch()?.is_some() {}
-            if server.settled() {
-                break;
-            }
-            server.read_more().await?;
-        }
-        self.cancel.set_target(None);
-        drop(server);
-        Ok(Relayed::Misrouted)
-    }
-
-    /// Records the LSN a commit reached and returns what the client gets now: ParameterStatus
-    /// `pgsplit.write_lsn` (after a commit) and the held-back ReadyForQuery.
-    fn after_probe(&mut self, lsn: Option<u64>) -> Bytes {
-        let ready = self.held_ready.take().unwrap_or_default();
-        let committed = ready.get(5) == Some(&b'I');
-        let mut out = BytesMut::with_capacity(64);
-        if let Some(lsn) = self.routing.probe_answered(lsn, committed) {
-            build::parameter_status(&mut out, "pgsplit.write_lsn", &format_lsn(lsn));
-        }
-        out.extend_from_slice(&ready);
-        out.freeze()
-    }
-
-    /// Settles a finished request: releases the connection (before the client sees the reply, so
-    /// the next client gets it sooner), or keeps it while a transaction is open or in session mode.
     /// Remembers the request's session changes until its transaction's fate is known.
     fn note_session_changes(&mut self, found: &Inspection) {
         for class in &found.statements {
@@ -452,6 +264,8 @@ impl Session {
         }
     }
 
+    /// Settles a finished request: releases the connection (before the client sees the reply, so
+    /// the next client gets it sooner), or keeps it while a transaction is open or in session mode.
     fn end_request(&mut self, mut server: Checkout) {
         self.settle_session_changes(&mut server);
         if server.status == b'I' {

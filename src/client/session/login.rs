@@ -1,0 +1,91 @@
+//! The end of a login: what a client is told before its first request.
+
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+use super::{Session, READ_RESERVE};
+use crate::app::AppContext;
+use crate::client::cancel::CancelTarget;
+use crate::client::dispatch::Nodes;
+use crate::client::params::ClientParams;
+use crate::client::prepared::Prepared;
+use crate::client::routing::RoutingState;
+use crate::client::startup::Accepted;
+use crate::client::ClientError;
+use crate::config::PoolMode;
+use crate::protocol::build;
+
+impl Session {
+    /// Completes the login: sends AuthenticationOk, ParameterStatus, BackendKeyData and
+    /// ReadyForQuery. Only the very first login of a pool (or session pooling) needs a server
+    /// connection; later ones are told the parameters the pool's connections report.
+    pub async fn login(
+        ctx: Arc<AppContext>,
+        mut client: TcpStream,
+        accepted: Accepted,
+    ) -> Result<Self, (TcpStream, ClientError)> {
+        let Accepted { startup, user, db } = accepted;
+        let mode = ctx.settings.pool_mode_for(&db.name, &user.name);
+        let nodes = Nodes::resolve(&ctx, &db, &user);
+        let pool = nodes.primary.clone();
+        let mut held = None;
+        let initial = match (pool.login_params(), mode) {
+            (Some(initial), PoolMode::Transaction) => initial,
+            _ => match pool.checkout().await {
+                Ok(server) => {
+                    let initial = Arc::new(server.initial_params.clone());
+                    held = Some(server);
+                    initial
+                }
+                Err(e) => return Err((client, e.into())),
+            },
+        };
+        let requested = ClientParams::requested(&startup);
+        let params = ClientParams::at_login(&initial, &requested);
+        let routing = RoutingState::from_params(&requested);
+        let cancel = ctx.cancels.register();
+        let mut out = BytesMut::with_capacity(512);
+        build::auth_ok(&mut out);
+        for (name, value) in params.reported() {
+            build::parameter_status(&mut out, name, value);
+        }
+        build::backend_key_data(&mut out, cancel.key.pid, cancel.key.secret);
+        build::ready_for_query(&mut out, b'I');
+        if mode == PoolMode::Transaction {
+            held = None;
+        } else if let Some(server) = held.as_mut() {
+            server.needs_reset = true;
+            cancel.set_target(Some(CancelTarget { addr: server.addr.clone(), key: server.key }));
+        }
+        if let Err(e) = client.write_all(&out).await {
+            return Err((client, e.into()));
+        }
+        let id = ctx.next_client_id();
+        let cbuf = BytesMut::with_capacity(READ_RESERVE);
+        let held_ready = None;
+        let prepared = Prepared::default();
+        Ok(Session {
+            client,
+            cbuf,
+            ctx,
+            user,
+            db,
+            mode,
+            params,
+            cancel,
+            nodes,
+            routing,
+            prepared,
+            pending_sets: Vec::new(),
+            tx_undone: false,
+            errors_base: 0,
+            held,
+            held_ready,
+            discarding: false,
+            id,
+        })
+    }
+}
