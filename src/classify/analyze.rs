@@ -60,7 +60,9 @@ pub(crate) fn classify_text(sql: &str, functions: &FunctionSet) -> (Classificati
             false => analyze(piece.text, piece, functions, &mut parsed),
         })
         .collect();
-    (combine(analyses, hints::scan(&split.comments)), parsed)
+    let mut classification = combine(analyses, hints::scan(&split.comments));
+    classification.pins = split.pieces.iter().filter_map(|p| super::pins::detect(p.text, &p.calls)).collect();
+    (classification, parsed)
 }
 
 /// Decides one statement, or the statement inside EXPLAIN (`text` is then a suffix of the piece's).
@@ -169,6 +171,7 @@ fn combine(analyses: Vec<Analysis>, hints: super::Hints) -> Classification {
         statements: analyses.len(),
         has_transaction_control: analyses.iter().any(|a| a.intent.is_transaction_control()),
         session_changes: Vec::new(),
+        pins: Vec::new(),
     };
     for analysis in analyses {
         analysis.tables.into_iter().for_each(|t| push_unique(&mut classification.tables, t));

@@ -12,6 +12,7 @@ mod functions;
 mod hints;
 mod keyword;
 mod lexer;
+mod pins;
 mod session;
 mod statement;
 mod walk;
@@ -187,6 +188,20 @@ pub struct Classification {
     pub has_transaction_control: bool,
     /// Every SET, RESET and DISCARD in the text, in order.
     pub session_changes: Vec<SessionChange>,
+    /// What in the text ties the session to its server connection, in order.
+    pub pins: Vec<Pin>,
+}
+
+/// Why a statement ties a client to its server connection in transaction pooling.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pin {
+    Listen,
+    /// SQL-level PREPARE: its EXECUTE and DEALLOCATE need the same connection.
+    SqlPrepare,
+    AdvisoryLock,
+    TempTable,
+    HoldCursor,
+    PreparedTransaction,
 }
 
 impl Classification {

@@ -48,6 +48,11 @@ pub enum ClientError {
     /// pgsplit is shutting down.
     #[error("pgsplit is shutting down")]
     Shutdown,
+    /// A statement needs its server session kept and `pool.pinning = "refuse"`.
+    #[error(
+        "{0:?} ties a client to one server connection, which pool.pinning = \"refuse\" forbids in transaction pooling"
+    )]
+    NeedsSession(crate::classify::Pin),
     /// No replica is fresh enough for a read and `stale_fallback = "error"`.
     #[error("no replica is fresh enough for this read")]
     NoFreshReplica,
@@ -73,6 +78,7 @@ impl ClientError {
             ClientError::Pool(_) => sqlstate::CONNECTION_FAILURE,
             ClientError::Shutdown => sqlstate::ADMIN_SHUTDOWN,
             ClientError::NoFreshReplica => sqlstate::CANNOT_CONNECT_NOW,
+            ClientError::NeedsSession(_) => sqlstate::FEATURE_NOT_SUPPORTED,
         })
     }
 

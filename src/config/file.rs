@@ -42,6 +42,7 @@ pub struct PoolFile {
     pub idle_timeout: Option<String>,
     pub max_lifetime: Option<String>,
     pub connect_timeout: Option<String>,
+    pub pinning: Option<String>,
 }
 
 /// `[limits]`

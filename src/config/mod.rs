@@ -10,7 +10,8 @@ pub mod validate;
 pub use render::render;
 pub use routing::{Balance, RoutingSettings, RuleRoute, RuleSettings, StaleFallback};
 pub use validate::{
-    AuthMethod, DatabaseSettings, Limits, PoolMode, PoolSettings, ReplicaSettings, Secret, Settings, UserSettings,
+    AuthMethod, DatabaseSettings, Limits, Pinning, PoolMode, PoolSettings, ReplicaSettings, Secret, Settings,
+    UserSettings,
 };
 
 use std::path::Path;

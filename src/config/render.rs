@@ -19,6 +19,13 @@ pub fn render(settings: &Settings) -> String {
             idle_timeout: Some(format_duration(settings.pool.idle_timeout)),
             max_lifetime: Some(format_duration(settings.pool.max_lifetime)),
             connect_timeout: Some(format_duration(settings.pool.connect_timeout)),
+            pinning: Some(
+                match settings.pool.pinning {
+                    super::Pinning::Pin => "pin",
+                    super::Pinning::Refuse => "refuse",
+                }
+                .into(),
+            ),
         },
         limits: LimitsFile {
             max_clients: Some(settings.limits.max_clients),

@@ -42,6 +42,18 @@ pub struct PoolSettings {
     pub idle_timeout: Duration,
     pub max_lifetime: Duration,
     pub connect_timeout: Duration,
+    /// What transaction pooling does with statements that need their session kept.
+    pub pinning: Pinning,
+}
+
+/// Transaction pooling's answer to LISTEN, SQL PREPARE, session advisory locks, temporary tables,
+/// WITH HOLD cursors and PREPARE TRANSACTION.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pinning {
+    /// Keep the client on its server connection until DISCARD ALL or disconnect.
+    Pin,
+    /// Refuse the statement with SQLSTATE 0A000.
+    Refuse,
 }
 
 /// Protection against clients that send too much, too slowly, or too many.
@@ -127,6 +139,11 @@ pub fn validate(file: ConfigFile, env: EnvLookup) -> Result<Settings, ConfigErro
         idle_timeout: duration(&file.pool.idle_timeout, "10m", "pool.idle_timeout")?,
         max_lifetime: duration(&file.pool.max_lifetime, "1h", "pool.max_lifetime")?,
         connect_timeout: duration(&file.pool.connect_timeout, "3s", "pool.connect_timeout")?,
+        pinning: match file.pool.pinning.as_deref().unwrap_or("pin") {
+            "pin" => Pinning::Pin,
+            "refuse" => Pinning::Refuse,
+            other => return Err(invalid(format!("pool.pinning = {other:?}: use \"pin\" or \"refuse\""))),
+        },
     };
     if pool.size == 0 {
         return Err(invalid("pool.size must be at least 1".into()));

@@ -7,6 +7,7 @@ mod config_files;
 mod consistency;
 mod forwarding;
 mod harness;
+mod pinning;
 mod pooling;
 mod routing;
 mod session_state;

@@ -159,6 +159,7 @@ fn an_empty_text_is_an_empty_read() {
         statements: 0,
         has_transaction_control: false,
         session_changes: vec![],
+        pins: Vec::new(),
     };
     assert_eq!(*classify("  -- nothing\n"), want);
 }

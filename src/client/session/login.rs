@@ -79,6 +79,7 @@ impl Session {
             nodes,
             routing,
             prepared,
+            pinned: None,
             pending_sets: Vec::new(),
             tx_undone: false,
             errors_base: 0,

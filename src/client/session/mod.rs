@@ -17,8 +17,8 @@ use super::request::{self, Batch, Summary, Taken};
 use super::routing::{Inspection, RoutingState};
 use super::ClientError;
 use crate::app::AppContext;
-use crate::classify::{Intent, SessionChange};
-use crate::config::{DatabaseSettings, PoolMode, UserSettings};
+use crate::classify::{Intent, Pin, SessionChange};
+use crate::config::{DatabaseSettings, Pinning, PoolMode, UserSettings};
 use crate::pool::Checkout;
 use crate::protocol::build::{self, Severity};
 use crate::route::{Reason, Route};
@@ -53,6 +53,8 @@ pub struct Session {
     prepared: Prepared,
     /// The server connection kept between requests: inside a transaction, or in session mode.
     held: Option<Checkout>,
+    /// Why the client keeps its server connection between transactions, if it does.
+    pinned: Option<Pin>,
     /// SET, RESET and DISCARD sent in the current transaction; kept only if it ends well.
     pending_sets: Vec<SessionChange>,
     /// The current transaction was rolled back or failed: its session changes are void.
@@ -92,18 +94,60 @@ impl Session {
                 Taken::Terminate => return Ok(None),
                 Taken::NeedMore => {}
             }
-            let between_transactions = self.held.is_none();
+            let between_transactions = self.held.is_none() || (self.pinned.is_some() && self.held_is_idle());
             self.cbuf.reserve(READ_RESERVE);
+            let held = self.held.as_mut();
+            let server_output = async {
+                match held {
+                    Some(server) => server.read_more().await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 read = self.client.read_buf(&mut self.cbuf) => {
                     if read? == 0 {
                         return Ok(None);
                     }
                 }
+                // A held connection speaks unasked: notifications for a LISTEN, notices, or its end.
+                read = server_output => {
+                    read?;
+                    self.forward_unasked().await?;
+                }
                 // Shutdown ends idle sessions at once; a transaction in progress runs to its end.
                 _ = self.ctx.shutdown.cancelled(), if between_transactions => return Err(ClientError::Shutdown),
             }
         }
+    }
+
+    /// Whether the held connection is outside a transaction (a pinned session between requests).
+    fn held_is_idle(&self) -> bool {
+        self.held.as_ref().is_some_and(|s| s.status == b'I' && s.settled())
+    }
+
+    /// Forwards what a held connection sent between requests.
+    async fn forward_unasked(&mut self) -> Result<(), ClientError> {
+        let Some(server) = self.held.as_mut() else { return Ok(()) };
+        while let Some((batch, _)) = server.take_batch()? {
+            self.client.write_all(&batch).await?;
+        }
+        Ok(())
+    }
+
+    /// Notes a statement that needs its server session kept: pins the client, or refuses it.
+    fn pin_for(&mut self, found: &Inspection) -> Result<(), ClientError> {
+        let Some(pin) = found.statements.iter().flat_map(|c| c.pins.iter()).next().copied() else { return Ok(()) };
+        if self.mode != PoolMode::Transaction {
+            return Ok(());
+        }
+        if self.ctx.settings.pool.pinning == Pinning::Refuse {
+            return Err(ClientError::NeedsSession(pin));
+        }
+        if self.pinned.is_none() {
+            tracing::info!(user = %self.user.name, database = %self.db.name, reason = ?pin, "client pinned to its server connection until DISCARD ALL or disconnect");
+            self.pinned = Some(pin);
+        }
+        Ok(())
     }
 
     /// Runs one request on a server connection and relays the replies.
@@ -113,6 +157,9 @@ impl Session {
         }
         let keep_text = !self.ctx.policy.rules.is_empty();
         let found = self.routing.inspect(&self.ctx.classifier.load(), &batch.bytes, keep_text);
+        if let Err(e) = self.pin_for(&found) {
+            return self.refuse(e, batch.summary).await;
+        }
         let was_idle = self.held.is_none();
         let (mut server, route) = match self.held.take() {
             Some(server) => {
@@ -135,6 +182,11 @@ impl Session {
         if found.discards_all() {
             self.prepared.clear();
             server.prepared.clear();
+            self.pinned = None;
+            server.needs_reset = self.mode == PoolMode::Session;
+        }
+        if self.pinned.is_some() {
+            server.needs_reset = true;
         }
         self.send_request(&mut server, &batch.bytes, batch.summary.unsynced).await?;
         if dispatch::wants_probe(&self.ctx, &self.nodes, &self.routing, &found, route, was_idle) {
@@ -277,7 +329,7 @@ impl Session {
             server.params_changed = false;
         }
         server.params_owner = Some((self.id, self.params.version));
-        if self.mode == PoolMode::Transaction && server.is_clean() {
+        if self.mode == PoolMode::Transaction && self.pinned.is_none() && server.is_clean() {
             self.cancel.set_target(None);
             drop(server);
         } else {
