@@ -79,6 +79,16 @@ impl RoutingState {
         state
     }
 
+    /// Forgets a named statement the client deallocated (all of them with `None`).
+    pub fn forget(&mut self, name: Option<&[u8]>) {
+        match name {
+            Some(name) => {
+                self.prepared.remove(name);
+            }
+            None => self.prepared.clear(),
+        }
+    }
+
     /// Notes a write sent to the primary.
     pub fn wrote(&mut self) {
         self.writes_sent += 1;

@@ -95,6 +95,15 @@ pub fn auth_sasl_final(buf: &mut BytesMut, data: &[u8]) {
     put(buf, Authentication::SASLFinal(bytes::Bytes::copy_from_slice(data)));
 }
 
+/// CommandComplete with its tag.
+pub fn command_complete(buf: &mut BytesMut, tag: &str) {
+    use bytes::BufMut;
+    buf.put_u8(b'C');
+    buf.put_u32((4 + tag.len() + 1) as u32);
+    buf.put_slice(tag.as_bytes());
+    buf.put_u8(0);
+}
+
 /// A simple Query message, for statements pgsplit runs itself (ROLLBACK, DISCARD ALL, SET).
 pub fn query(buf: &mut BytesMut, sql: &str) {
     use bytes::BufMut;

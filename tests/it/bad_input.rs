@@ -256,3 +256,28 @@ async fn reusing_a_statement_name_is_42p05_and_keeps_the_first() {
     let closed = exchange(&mut s, &[close, parse("select 3"), sync].concat()).await;
     assert_eq!(closed.iter().map(|m| m.0).collect::<Vec<_>>(), b"31Z");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deallocate_as_sql_forgets_protocol_statements() {
+    let proxy = Proxy::with_config(&harness::test_config("size = 2", "")).await;
+    let (mut s, _) = raw_login(&proxy, 196608, &[]).await;
+    let parse = |name: &str, sql: &str| frontend(b'P', &[name.as_bytes(), b"\0", sql.as_bytes(), b"\0\0\0"].concat());
+    let query = |sql: &str| frontend(b'Q', &[sql.as_bytes(), b"\0"].concat());
+    let sync = frontend(b'S', b"");
+    let tags = |m: &[(u8, Vec<u8>)]| m.iter().map(|m| m.0).collect::<Vec<_>>();
+    assert_eq!(tags(&exchange(&mut s, &[parse("s1", "select 1"), sync.clone()].concat()).await), b"1Z");
+    let done = exchange(&mut s, &query("DEALLOCATE s1")).await;
+    assert_eq!(tags(&done), b"CZ");
+    assert_eq!(done[0].1, b"DEALLOCATE\0");
+    // The name is free again, and the old one is gone.
+    let bind = frontend(b'B', b"\0s1\0\0\0\0\0\0\0");
+    let gone = exchange(&mut s, &[bind, sync.clone()].concat()).await;
+    assert_eq!(sqlstate_of(&gone[0].1), "26000");
+    assert_eq!(tags(&exchange(&mut s, &[parse("s1", "select 2"), sync.clone()].concat()).await), b"1Z");
+    let all = exchange(&mut s, &query("deallocate all;")).await;
+    assert_eq!(all[0].1, b"DEALLOCATE ALL\0");
+    assert_eq!(tags(&exchange(&mut s, &[parse("s1", "select 3"), sync].concat()).await), b"1Z");
+    // A SQL-level statement still reaches the server (which knows it).
+    let sql = exchange(&mut s, &query("deallocate never_prepared")).await;
+    assert_eq!(sqlstate_of(&sql[0].1), "26000");
+}

@@ -12,7 +12,7 @@ use super::cancel::{CancelHandle, CancelTarget};
 use super::dispatch::{self, Nodes, Who};
 use super::misroute;
 use super::params::ClientParams;
-use super::prepared::Prepared;
+use super::prepared::{self, Deallocate, Prepared};
 use super::request::{self, Batch, Summary, Taken};
 use super::routing::{Inspection, RoutingState};
 use super::ClientError;
@@ -150,10 +150,44 @@ impl Session {
         Ok(())
     }
 
+    /// Answers `DEALLOCATE` of protocol-level statements itself: the server knows them under
+    /// pgsplit's names, shared with other clients. `true` when the request was answered.
+    async fn deallocate(&mut self, batch: &Batch) -> Result<bool, ClientError> {
+        let mut messages = crate::protocol::frame::messages(&batch.bytes);
+        let (Some((b'Q', body)), None) = (messages.next(), messages.next()) else { return Ok(false) };
+        let Some(target) = prepared::deallocate(request::query_sql(body)) else { return Ok(false) };
+        let status = self.held.as_ref().map_or(b'I', |s| s.status);
+        let tag = match &target {
+            // SQL-level statements (a pinned client) live on the server: it must drop them too.
+            Deallocate::All if self.pinned.is_some() => return Ok(false),
+            Deallocate::All => "DEALLOCATE ALL",
+            Deallocate::Name(name) if self.prepared.forget(name) => "DEALLOCATE",
+            Deallocate::Name(_) => return Ok(false),
+        };
+        if status == b'E' {
+            return Ok(false);
+        }
+        match &target {
+            Deallocate::All => {
+                self.prepared.clear();
+                self.routing.forget(None);
+            }
+            Deallocate::Name(name) => self.routing.forget(Some(name)),
+        }
+        let mut out = BytesMut::with_capacity(32);
+        build::command_complete(&mut out, tag);
+        build::ready_for_query(&mut out, status);
+        self.client.write_all(&out).await?;
+        Ok(true)
+    }
+
     /// Runs one request on a server connection and relays the replies.
     async fn serve(&mut self, batch: Batch) -> Result<(), ClientError> {
         if self.discarding {
             return self.discard(batch.summary).await;
+        }
+        if self.deallocate(&batch).await? {
+            return Ok(());
         }
         let keep_text = !self.ctx.policy.rules.is_empty();
         let found = self.routing.inspect(&self.ctx.classifier.load(), &batch.bytes, keep_text);
