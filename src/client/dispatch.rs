@@ -10,6 +10,7 @@ use arc_swap::ArcSwap;
 use super::routing::{kind_name, Inspection, RoutingState};
 use super::ClientError;
 use crate::app::AppContext;
+use crate::classify::StatementKind;
 use crate::config::{DatabaseSettings, PoolMode, UserSettings};
 use crate::monitor::Topology;
 use crate::pool::{Checkout, Pool, PoolError};
@@ -119,7 +120,9 @@ pub async fn checkout(ctx: &AppContext, nodes: &Nodes, route: Route) -> Result<(
     }
 }
 
-/// Whether to append the LSN probe: on the primary, when this request may commit a write.
+/// Whether to append the LSN probe: on the primary, when this request may commit a write. Never
+/// behind a COPY: a server in COPY FROM STDIN would take the probe for a protocol violation. The
+/// session then stays "dirty" (reads on the primary) until a later probe.
 pub fn wants_probe(
     ctx: &AppContext,
     nodes: &Nodes,
@@ -132,4 +135,5 @@ pub fn wants_probe(
         && !nodes.replicas.is_empty()
         && route == Route::Primary
         && ((was_idle && found.writes()) || (found.has_transaction_control() && state.tx_wrote))
+        && !found.statements.iter().any(|c| c.kind == StatementKind::Copy)
 }

@@ -5,6 +5,7 @@ mod bad_input;
 mod clients;
 mod config_files;
 mod consistency;
+mod drivers;
 mod forwarding;
 mod harness;
 mod pinning;

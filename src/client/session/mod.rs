@@ -227,7 +227,10 @@ impl Session {
             server.send_lsn_probe().await?;
             self.routing.probe_sent();
         }
-        let guarded = was_idle && route != Route::Primary;
+        // Holding replies back is only possible when the client waits for a ReadyForQuery, not
+        // after a Flush, where it waits for the replies themselves.
+        let ends_in_sync = batch.summary.readies > 0 && batch.summary.unsynced != Some(true);
+        let guarded = was_idle && route != Route::Primary && ends_in_sync;
         if self.relay(server, route, guarded).await? == Relayed::Misrouted {
             self.retry_on_primary(&batch, &found).await?;
         }
@@ -244,7 +247,8 @@ impl Session {
         self.sync_params(&mut server).await?;
         self.routing.wrote();
         self.send_request(&mut server, &batch.bytes, batch.summary.unsynced).await?;
-        if self.ctx.policy.settings.read_your_writes && !found.has_transaction_control() {
+        let copies = found.statements.iter().any(|c| c.kind == crate::classify::StatementKind::Copy);
+        if self.ctx.policy.settings.read_your_writes && !found.has_transaction_control() && !copies {
             server.send_lsn_probe().await?;
             self.routing.probe_sent();
         }

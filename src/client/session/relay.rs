@@ -92,7 +92,10 @@ impl Session {
             Taken::NeedMore => return Ok(false),
         };
         let found = self.routing.inspect(&self.ctx.classifier.load(), &b.bytes, false);
+        // After a Flush the open pipeline lives on this connection: the client's next messages
+        // (a driver's type lookups, say) can go nowhere else.
         if route != Route::Primary
+            && !server.unsynced
             && !matches!(self.routing.class_of(&found), RequestClass::Read)
             && self.held.is_none()
         {
