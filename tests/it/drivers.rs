@@ -46,3 +46,38 @@ async fn python_drivers() {
     assert!(out.status.success(), "python driver suite failed:\n{text}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(text.contains(" passed, 0 failed"), "{text}");
 }
+
+/// node-postgres installed with npm into `.cache/node`, next to a copy of the scenarios (ES
+/// modules resolve their imports from the script's own folder).
+fn node_project() -> PathBuf {
+    let dir = repo_root().join(".cache/node");
+    std::fs::create_dir_all(&dir).expect("cache folder");
+    let manifest = std::fs::read_to_string(repo_root().join("tests/drivers/node/package.json")).expect("package.json");
+    let stamp = dir.join("package.json.installed");
+    if std::fs::read_to_string(&stamp).ok().as_deref() != Some(manifest.as_str()) {
+        std::fs::write(dir.join("package.json"), &manifest).expect("package.json copy");
+        run_checked(
+            Command::new("npm").args(["install", "--no-audit", "--no-fund", "--no-package-lock"]).current_dir(&dir),
+        );
+        std::fs::write(&stamp, &manifest).expect("stamp");
+    }
+    std::fs::copy(repo_root().join("tests/drivers/node/drivers.mjs"), dir.join("drivers.mjs")).expect("script copy");
+    dir
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_postgres() {
+    let _healthy = REPLICAS.read().await;
+    let dir = tokio::task::spawn_blocking(node_project).await.unwrap();
+    let proxy = Proxy::with_config(&harness::split_config("size = 5", "max_clients = 1000")).await;
+    let port = proxy.addr.port().to_string();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("node").arg("drivers.mjs").current_dir(dir).env("PGSPLIT_PORT", port).output().expect("node runs")
+    })
+    .await
+    .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    println!("{text}");
+    assert!(out.status.success(), "node-postgres suite failed:\n{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains(" passed, 0 failed"), "{text}");
+}
