@@ -81,3 +81,36 @@ async fn node_postgres() {
     assert!(out.status.success(), "node-postgres suite failed:\n{text}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(text.contains(" passed, 0 failed"), "{text}");
 }
+
+/// pgjdbc from Debian's libpostgresql-jdbc-java, and the scenarios compiled with javac.
+fn java_classpath() -> String {
+    let jar = "/usr/share/java/postgresql.jar";
+    let classes = repo_root().join(".cache/java");
+    run_checked(
+        Command::new("javac")
+            .args(["-cp", jar, "-d"])
+            .arg(&classes)
+            .arg(repo_root().join("tests/drivers/java/Drivers.java")),
+    );
+    format!("{}:{jar}", classes.display())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pgjdbc() {
+    let _healthy = REPLICAS.read().await;
+    let classpath = tokio::task::spawn_blocking(java_classpath).await.unwrap();
+    let proxy = Proxy::with_config(&harness::split_config("size = 5", "max_clients = 1000")).await;
+    for threshold in ["1", "5"] {
+        let (port, classpath) = (proxy.addr.port().to_string(), classpath.clone());
+        let out = tokio::task::spawn_blocking(move || {
+            Command::new("java").args(["-cp", &classpath, "Drivers", threshold]).env("PGSPLIT_PORT", port).output()
+        })
+        .await
+        .unwrap()
+        .expect("java runs");
+        let text = String::from_utf8_lossy(&out.stdout);
+        println!("{text}");
+        assert!(out.status.success(), "pgjdbc suite failed (prepareThreshold={threshold}):\n{text}");
+        assert!(text.contains(" passed, 0 failed"), "{text}");
+    }
+}
