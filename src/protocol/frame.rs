@@ -138,10 +138,11 @@ fn peek_len(buf: &[u8], max: usize) -> Result<Option<usize>, FrameError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn msg(tag: u8, body: &[u8]) -> Vec<u8> {
+    /// One message in wire form, for tests here and elsewhere in the crate.
+    pub(crate) fn msg(tag: u8, body: &[u8]) -> Vec<u8> {
         let mut v = vec![tag];
         v.extend_from_slice(&((body.len() + 4) as u32).to_be_bytes());
         v.extend_from_slice(body);
