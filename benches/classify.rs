@@ -1,5 +1,5 @@
-//! What classifying one query text costs: answered from the cache, parsed (cache off), and decided
-//! by the lexer alone. Typical OLTP statements from ORMs, pgbench and psql.
+//! What classifying one query text costs: answered from the cache, uncached (the SELECT fast path),
+//! parsed by sqlparser (cache off), and decided by the lexer alone. Typical OLTP statements from ORMs, pgbench and psql.
 
 use std::collections::HashSet;
 use std::hint::black_box;
@@ -7,7 +7,7 @@ use std::hint::black_box;
 use criterion::{criterion_group, criterion_main, Criterion};
 use pgsplit::classify::{Classifier, ClassifierSettings};
 
-/// Queries that need the parser, so the cache matters.
+/// Plain SELECTs: uncached they take the token fast path; the cache answers repeats.
 const QUERIES: &[(&str, &str)] = &[
     ("rails_pk", r#"SELECT "users".* FROM "users" WHERE "users"."id" = $1 LIMIT $2"#),
     ("pgbench_select", "SELECT abalance FROM pgbench_accounts WHERE aid = $1;"),
@@ -20,6 +20,20 @@ const QUERIES: &[(&str, &str)] = &[
         "psql_dt",
         r#"SELECT n.nspname as "Schema", c.relname as "Name", CASE c.relkind WHEN 'r' THEN 'table' WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view' WHEN 'i' THEN 'index' WHEN 'S' THEN 'sequence' WHEN 'f' THEN 'foreign table' WHEN 'p' THEN 'partitioned table' END as "Type", pg_catalog.pg_get_userbyid(c.relowner) as "Owner" FROM pg_catalog.pg_class c LEFT JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r','p','') AND n.nspname <> 'pg_catalog' AND n.nspname !~ '^pg_toast' AND n.nspname <> 'information_schema' AND pg_catalog.pg_table_is_visible(c.oid) ORDER BY 1,2;"#,
     ),
+];
+
+/// Queries outside the SELECT fast path's shape (subquery, CTE, row lock): sqlparser parses them.
+const PARSED: &[(&str, &str)] = &[
+    (
+        "django_subquery",
+        r#"SELECT "app_order"."id", "app_order"."total" FROM "app_order" WHERE "app_order"."customer_id" IN (SELECT U0."id" FROM "app_customer" U0 WHERE U0."region" = $1) ORDER BY "app_order"."id" DESC LIMIT 21"#,
+    ),
+    (
+        "cte_report",
+        "WITH recent AS (SELECT user_id, sum(total) AS spent FROM orders WHERE created > now() - interval '7 days' \
+         GROUP BY user_id) SELECT u.name, r.spent FROM users u JOIN recent r ON r.user_id = u.id ORDER BY r.spent DESC",
+    ),
+    ("for_update", "SELECT id, balance FROM accounts WHERE id = $1 FOR UPDATE"),
 ];
 
 /// Statements the first keyword settles; never parsed, never cached.
@@ -56,6 +70,15 @@ fn uncached(c: &mut Criterion) {
     group.finish();
 }
 
+fn parsed(c: &mut Criterion) {
+    let classifier = classifier(0);
+    let mut group = c.benchmark_group("parsed");
+    for (name, sql) in PARSED {
+        group.bench_function(*name, |b| b.iter(|| classifier.classify(black_box(sql))));
+    }
+    group.finish();
+}
+
 fn lexed(c: &mut Criterion) {
     let classifier = classifier(1024);
     let mut group = c.benchmark_group("lexed");
@@ -65,5 +88,5 @@ fn lexed(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, cached, uncached, lexed);
+criterion_group!(benches, cached, uncached, parsed, lexed);
 criterion_main!(benches);

@@ -4,8 +4,8 @@
 use super::functions::FunctionSet;
 use super::keyword::{self, Decision};
 use super::lexer::{self, Call, Piece, Token, TokenKind};
-use super::statement;
 use super::{hints, Classification, Intent, StatementKind};
+use super::{simple, statement};
 
 /// What one statement means; combined into a [`Classification`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -96,6 +96,10 @@ fn analyze(text: &str, piece: &Piece<'_>, functions: &FunctionSet, parsed: &mut 
 /// Parses a query; a failure is unknown, unless the lexer saw a row lock sqlparser lacks (FOR NO KEY
 /// UPDATE, FOR KEY SHARE), which is a write for sure.
 fn parse(query: &str, piece: &Piece<'_>) -> (Analysis, Vec<(Option<String>, String)>) {
+    let fits = statement::check_size(query, piece.tokens, piece.operators).is_ok();
+    if let Some(analysis) = simple::select(query).filter(|_| fits) {
+        return (analysis, Vec::new());
+    }
     match statement::analyze(query, piece.tokens, piece.operators) {
         Ok(parsed) => (parsed.analysis, parsed.calls),
         Err(_) if piece.locks_rows => (Analysis::write(StatementKind::Select), Vec::new()),

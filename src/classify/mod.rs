@@ -14,6 +14,7 @@ mod keyword;
 mod lexer;
 mod pins;
 mod session;
+mod simple;
 mod statement;
 mod walk;
 

@@ -48,9 +48,7 @@ pub(crate) struct Parsed {
 
 /// Parses and walks one query; `tokens` and `operators` are the lexer's counts for its statement.
 pub(crate) fn analyze(sql: &str, tokens: usize, operators: usize) -> Result<Parsed, StatementError> {
-    if operators > MAX_OPERATORS || tokens > MAX_TOKENS || sql.len() > MAX_QUERY_LEN {
-        return Err(StatementError::TooLarge { len: sql.len(), tokens, operators });
-    }
+    check_size(sql, tokens, operators)?;
     let mut statements = Parser::parse_sql(&PostgreSqlDialect {}, sql)?;
     if statements.len() != 1 {
         return Err(StatementError::Count(statements.len()));
@@ -72,6 +70,14 @@ pub(crate) fn analyze(sql: &str, tokens: usize, operators: usize) -> Result<Pars
         push_unique(&mut analysis.functions, name.clone());
     }
     Ok(Parsed { analysis, calls: walk.calls })
+}
+
+/// Refuses a query too large to analyse safely; the fast path honours the same bounds.
+pub(crate) fn check_size(sql: &str, tokens: usize, operators: usize) -> Result<(), StatementError> {
+    match operators > MAX_OPERATORS || tokens > MAX_TOKENS || sql.len() > MAX_QUERY_LEN {
+        true => Err(StatementError::TooLarge { len: sql.len(), tokens, operators }),
+        false => Ok(()),
+    }
 }
 
 /// The kind of a query by its top-level body: a data-modifying statement under WITH gives its own.

@@ -5,6 +5,7 @@ mod classifier;
 mod hints;
 mod lexer;
 mod session;
+mod simple;
 mod table;
 
 use super::*;

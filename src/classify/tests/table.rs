@@ -5,7 +5,7 @@ use crate::classify::{Intent, StatementKind as K};
 
 /// The intent, without its details.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum I {
+pub(super) enum I {
     R,
     W,
     Begin,
@@ -28,7 +28,7 @@ fn label(intent: &Intent) -> I {
 }
 
 /// (statement, must go to the primary, intent, kind)
-type Case = (&'static str, bool, I, K);
+pub(super) type Case = (&'static str, bool, I, K);
 
 #[test]
 fn every_statement_classifies_as_expected() {
@@ -61,7 +61,7 @@ fn truncated_statements_never_panic_and_unfinished_text_is_never_a_plain_read() 
 }
 
 /// Django, Rails, Hibernate and SQLAlchemy, with `$n` parameters.
-const ORMS: &[Case] = &[
+pub(super) const ORMS: &[Case] = &[
     (r#"SELECT "app_user"."id", "app_user"."password", "app_user"."last_login", "app_user"."is_superuser", "app_user"."username", "app_user"."email" FROM "app_user" WHERE "app_user"."email" = $1 LIMIT 21"#, false, I::R, K::Select),
     (r#"SELECT COUNT(*) AS "__count" FROM "app_order" WHERE "app_order"."user_id" = $1"#, false, I::R, K::Select),
     (r#"INSERT INTO "app_user" ("password", "last_login", "is_superuser", "username", "email") VALUES ($1, $2, $3, $4, $5) RETURNING "app_user"."id""#, true, I::W, K::Insert),
@@ -117,7 +117,7 @@ const ORMS: &[Case] = &[
 ];
 
 /// The catalog queries behind psql's \dt, \l, \d, \dn, \du, \df, \dx.
-const PSQL: &[Case] = &[
+pub(super) const PSQL: &[Case] = &[
     (r#"SELECT n.nspname as "Schema", c.relname as "Name", CASE c.relkind WHEN 'r' THEN 'table' WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view' WHEN 'i' THEN 'index' WHEN 'S' THEN 'sequence' WHEN 't' THEN 'TOAST table' WHEN 'f' THEN 'foreign table' WHEN 'p' THEN 'partitioned table' WHEN 'I' THEN 'partitioned index' END as "Type", pg_catalog.pg_get_userbyid(c.relowner) as "Owner" FROM pg_catalog.pg_class c LEFT JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace LEFT JOIN pg_catalog.pg_am am ON am.oid = c.relam WHERE c.relkind IN ('r','p','') AND n.nspname <> 'pg_catalog' AND n.nspname !~ '^pg_toast' AND n.nspname <> 'information_schema' AND pg_catalog.pg_table_is_visible(c.oid) ORDER BY 1,2;"#, false, I::R, K::Select),
     (r#"SELECT d.datname as "Name", pg_catalog.pg_get_userbyid(d.datdba) as "Owner", pg_catalog.pg_encoding_to_char(d.encoding) as "Encoding", d.datcollate as "Collate", d.datctype as "Ctype", pg_catalog.array_to_string(d.datacl, E'\n') AS "Access privileges" FROM pg_catalog.pg_database d ORDER BY 1;"#, false, I::R, K::Select),
     (r#"SELECT c.oid, n.nspname, c.relname FROM pg_catalog.pg_class c LEFT JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.relname OPERATOR(pg_catalog.~) '^(users)$' COLLATE pg_catalog.default AND pg_catalog.pg_table_is_visible(c.oid) ORDER BY 2, 3;"#, false, I::R, K::Select),
@@ -131,7 +131,7 @@ const PSQL: &[Case] = &[
 ];
 
 /// pgbench's built-in scripts and initialisation.
-const PGBENCH: &[Case] = &[
+pub(super) const PGBENCH: &[Case] = &[
     ("BEGIN;", true, I::Begin, K::Transaction),
     ("UPDATE pgbench_accounts SET abalance = abalance + $1 WHERE aid = $2;", true, I::W, K::Update),
     ("SELECT abalance FROM pgbench_accounts WHERE aid = $1;", false, I::R, K::Select),
@@ -152,7 +152,7 @@ const PGBENCH: &[Case] = &[
 ];
 
 /// Every class of write the lexer or the parser must catch.
-const WRITES: &[Case] = &[
+pub(super) const WRITES: &[Case] = &[
     ("MERGE INTO t USING s ON t.id = s.id WHEN MATCHED THEN UPDATE SET v = s.v WHEN NOT MATCHED THEN INSERT VALUES (s.id, s.v)", true, I::W, K::Merge),
     ("WITH src AS (SELECT 1 AS id) MERGE INTO t USING src ON t.id = src.id WHEN MATCHED THEN DELETE", true, I::W, K::Merge),
     ("CREATE TEMP TABLE tmp (id int)", true, I::W, K::Ddl),
@@ -203,7 +203,7 @@ const WRITES: &[Case] = &[
 ];
 
 /// Side-effecting and harmless function calls.
-const FUNCTIONS: &[Case] = &[
+pub(super) const FUNCTIONS: &[Case] = &[
     ("SELECT nextval('s')", true, I::W, K::Select),
     ("SELECT setval('s', 42, false)", true, I::W, K::Select),
     ("SELECT currval('s')", true, I::W, K::Select),
@@ -247,7 +247,7 @@ const FUNCTIONS: &[Case] = &[
 ];
 
 /// Utility commands and EXPLAIN that plans without running.
-const UTILITY: &[Case] = &[
+pub(super) const UTILITY: &[Case] = &[
     ("VACUUM", true, I::W, K::Utility),
     ("VACUUM (VERBOSE, ANALYZE) t", true, I::W, K::Utility),
     ("ANALYZE t", true, I::W, K::Utility),
@@ -278,7 +278,7 @@ const UTILITY: &[Case] = &[
 ];
 
 /// Transaction control and session commands.
-const CONTROL: &[Case] = &[
+pub(super) const CONTROL: &[Case] = &[
     ("BEGIN", true, I::Begin, K::Transaction),
     ("BEGIN READ ONLY", false, I::Begin, K::Transaction),
     ("START TRANSACTION READ WRITE", true, I::Begin, K::Transaction),
@@ -303,7 +303,7 @@ const CONTROL: &[Case] = &[
 ];
 
 /// Text that looks like something it is not, several statements, and garbage.
-const TRICKY: &[Case] = &[
+pub(super) const TRICKY: &[Case] = &[
     ("SELECT 'delete from t' AS s", false, I::R, K::Select),
     ("SELECT 1 /* insert into t */", false, I::R, K::Select),
     ("-- delete everything\nSELECT 1", false, I::R, K::Select),
