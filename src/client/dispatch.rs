@@ -3,16 +3,14 @@
 //! yet, so the request goes to the primary instead.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
-
-use arc_swap::ArcSwap;
+use std::time::Instant;
 
 use super::routing::{kind_name, Inspection, RoutingState};
 use super::ClientError;
 use crate::app::AppContext;
 use crate::classify::StatementKind;
 use crate::config::{DatabaseSettings, PoolMode, UserSettings};
-use crate::monitor::Topology;
+use crate::monitor::TopologyWatch;
 use crate::pool::{Checkout, Pool, PoolError};
 use crate::route::{self, Decision, Reason, Request, RequestClass, Route, RuleContext};
 
@@ -21,7 +19,7 @@ pub struct Nodes {
     pub primary: Pool,
     pub replicas: Vec<Pool>,
     /// The database's live topology; `None` without replicas.
-    pub topology: Option<Arc<ArcSwap<Topology>>>,
+    pub topology: Option<Arc<TopologyWatch>>,
 }
 
 impl Nodes {
@@ -99,8 +97,9 @@ pub async fn choose(
                 if left.is_zero() {
                     waited = true;
                 } else {
-                    // The topology is republished every check interval; look again soon.
-                    tokio::time::sleep(left.min(Duration::from_millis(10))).await;
+                    // Ask the replicas for their replay position now rather than wait for the
+                    // next check; a snapshot comes within a round trip.
+                    topology.refresh(left).await;
                 }
             }
         }

@@ -11,16 +11,53 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-pub use topology::{Freshness, NodeStatus, Topology};
+pub use topology::{Freshness, NodeStatus, Standby, Topology};
 
 use crate::config::{DatabaseSettings, Settings};
-use probe::{ProbeLogin, SampleSlot};
+use probe::{Pacing, ProbeLogin, SampleSlot};
+
+/// One database's topology as the monitor publishes it, and a way to ask for a fresher one.
+pub struct TopologyWatch {
+    snapshot: ArcSwap<Topology>,
+    /// Makes every probe of the database sample at once.
+    wake: Arc<Notify>,
+    /// Fires after each new snapshot.
+    published: Notify,
+}
+
+impl TopologyWatch {
+    fn new(topology: Topology) -> Self {
+        TopologyWatch { snapshot: ArcSwap::from_pointee(topology), wake: Arc::default(), published: Notify::new() }
+    }
+
+    /// The latest snapshot.
+    pub fn load(&self) -> Arc<Topology> {
+        self.snapshot.load_full()
+    }
+
+    /// Asks every node for a new sample now and waits up to `timeout` for the next snapshot: how
+    /// a read that no replica can take yet asks the replicas directly instead of waiting out the
+    /// check interval. Returns whether a snapshot was published.
+    pub async fn refresh(&self, timeout: Duration) -> bool {
+        let published = self.published.notified();
+        tokio::pin!(published);
+        published.as_mut().enable();
+        self.wake.notify_waiters();
+        tokio::time::timeout(timeout, published).await.is_ok()
+    }
+
+    fn publish(&self, topology: Topology) {
+        self.snapshot.store(Arc::new(topology));
+        self.published.notify_waiters();
+    }
+}
 
 /// Topology snapshots by database name.
 pub struct Monitor {
-    topologies: BTreeMap<String, Arc<ArcSwap<Topology>>>,
+    topologies: BTreeMap<String, Arc<TopologyWatch>>,
 }
 
 impl Monitor {
@@ -28,7 +65,7 @@ impl Monitor {
     pub fn start(settings: &Settings, shutdown: CancellationToken) -> Monitor {
         let mut topologies = BTreeMap::new();
         for db in settings.databases.values() {
-            let topology = Arc::new(ArcSwap::from_pointee(initial(db)));
+            let topology = Arc::new(TopologyWatch::new(initial(db)));
             if !db.replicas.is_empty() {
                 let Some(login) = probe_login(settings, db) else {
                     tracing::error!(database = %db.name, "no user to monitor with: replicas get no reads");
@@ -43,11 +80,11 @@ impl Monitor {
 
     /// The latest snapshot for a database.
     pub fn topology(&self, database: &str) -> Option<Arc<Topology>> {
-        self.topologies.get(database).map(|t| t.load_full())
+        self.topologies.get(database).map(|t| t.load())
     }
 
     /// The live snapshot handle for a database, for sessions to keep.
-    pub fn handle(&self, database: &str) -> Option<Arc<ArcSwap<Topology>>> {
+    pub fn handle(&self, database: &str) -> Option<Arc<TopologyWatch>> {
         self.topologies.get(database).cloned()
     }
 }
@@ -70,11 +107,16 @@ async fn run_database(
     db: DatabaseSettings,
     login: ProbeLogin,
     settings: Settings,
-    topology: Arc<ArcSwap<Topology>>,
+    topology: Arc<TopologyWatch>,
     shutdown: CancellationToken,
 ) {
     let interval = settings.routing.check_interval;
-    let connect_timeout = settings.pool.connect_timeout;
+    let pacing = Pacing {
+        interval,
+        connect_timeout: settings.pool.connect_timeout,
+        wake: topology.wake.clone(),
+        landed: Arc::default(),
+    };
     let addrs: Vec<Arc<str>> = std::iter::once(db.primary.as_str())
         .chain(db.replicas.iter().map(|r| r.addr.as_str()))
         .map(Arc::from)
@@ -83,9 +125,7 @@ async fn run_database(
     let probes: Vec<_> = addrs
         .iter()
         .zip(&slots)
-        .map(|(addr, slot)| {
-            tokio::spawn(probe::run_probe(addr.clone(), login.clone(), interval, connect_timeout, slot.clone()))
-        })
+        .map(|(addr, slot)| tokio::spawn(probe::run_probe(addr.clone(), login.clone(), pacing.clone(), slot.clone())))
         .collect();
     let limits = Freshness {
         max_lag: settings.routing.max_lag,
@@ -97,12 +137,17 @@ async fn run_database(
     loop {
         tokio::select! {
             _ = tick.tick() => {}
+            _ = pacing.landed.notified() => {}
             _ = shutdown.cancelled() => break,
         }
-        let samples: Vec<_> = slots.iter().map(|s| *s.lock()).collect();
-        let next = topology.load().next(samples[0], &samples[1..], Instant::now(), limits);
+        let latest: Vec<_> = slots.iter().map(|s| s.lock().clone()).collect();
+        let samples: Vec<_> = latest.iter().map(|s| s.as_ref().map(|(sample, _)| *sample)).collect();
+        let mut next = topology.load().next(samples[0], &samples[1..], Instant::now(), limits);
+        if let Some((_, standbys)) = &latest[0] {
+            next.standbys = standbys.clone();
+        }
         log_changes(&topology.load(), &next);
-        topology.store(Arc::new(next));
+        topology.publish(next);
     }
     for probe in probes {
         probe.abort();

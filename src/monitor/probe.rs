@@ -7,7 +7,9 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime, 
 use parking_lot::Mutex;
 use tokio_postgres::NoTls;
 
-use super::topology::Sample;
+use tokio::sync::Notify;
+
+use super::topology::{Sample, Standby};
 
 /// One round trip that works on a primary and on a replica alike.
 const SAMPLE_SQL: &str = "SELECT pg_is_in_recovery(), \
@@ -15,6 +17,14 @@ const SAMPLE_SQL: &str = "SELECT pg_is_in_recovery(), \
      (pg_last_wal_replay_lsn() - '0/0')::int8, \
      (pg_last_wal_receive_lsn() - '0/0')::int8, \
      extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8";
+
+/// The primary's view of its standbys; LSNs and lags are NULL without pg_monitor rights.
+const STANDBYS_SQL: &str = "SELECT application_name, client_addr::text, state, \
+     (sent_lsn - '0/0')::int8, (replay_lsn - '0/0')::int8, extract(epoch FROM replay_lag)::float8 \
+     FROM pg_stat_replication ORDER BY application_name, client_addr::text";
+
+/// Shortest pause between two samples of a node, however often reads ask for a fresh one.
+const MIN_PAUSE: Duration = Duration::from_millis(1);
 
 /// Who the monitor logs in as.
 #[derive(Clone, Debug)]
@@ -24,18 +34,24 @@ pub struct ProbeLogin {
     pub dbname: String,
 }
 
-/// The latest sample of one node, written by its probe task and read by the topology round.
-pub type SampleSlot = Arc<Mutex<Option<Sample>>>;
+/// The latest sample of one node (and, from a primary, its standbys), written by its probe task
+/// and read by the topology round.
+pub type SampleSlot = Arc<Mutex<Option<(Sample, Arc<[Standby]>)>>>;
 
-/// Samples `addr` every `interval` into `slot` until the task is dropped; backs off while the
-/// node is unreachable so a dead node costs little.
-pub async fn run_probe(
-    addr: Arc<str>,
-    login: ProbeLogin,
-    interval: Duration,
-    connect_timeout: Duration,
-    slot: SampleSlot,
-) {
+/// How a probe is paced: every `interval`, and at once when `wake` fires; `landed` tells the
+/// topology round that a new sample is in.
+#[derive(Clone)]
+pub struct Pacing {
+    pub interval: Duration,
+    pub connect_timeout: Duration,
+    pub wake: Arc<Notify>,
+    pub landed: Arc<Notify>,
+}
+
+/// Samples `addr` into `slot` until the task is dropped; backs off while the node is
+/// unreachable so a dead node costs little.
+pub async fn run_probe(addr: Arc<str>, login: ProbeLogin, pacing: Pacing, slot: SampleSlot) {
+    let Pacing { interval, connect_timeout, .. } = pacing;
     let Some(pool) = build_pool(&addr, &login, connect_timeout) else {
         tracing::error!(node = %addr, "monitor cannot parse node address");
         return;
@@ -50,12 +66,19 @@ pub async fn run_probe(
                 }
                 failures = 0;
                 *slot.lock() = Some(s);
+                pacing.landed.notify_one();
             }
             Ok(Err(e)) => failures = note_failure(&addr, failures, &e),
             Err(_) => failures = note_failure(&addr, failures, &"sample timed out"),
         }
         let pause = if failures == 0 { interval } else { backoff(interval, failures) };
-        tokio::time::sleep(pause.saturating_sub(started.elapsed())).await;
+        let woken = pacing.wake.notified();
+        tokio::select! {
+            _ = tokio::time::sleep(pause.saturating_sub(started.elapsed())) => {}
+            _ = woken, if failures == 0 => {
+                tokio::time::sleep(MIN_PAUSE.saturating_sub(started.elapsed())).await;
+            }
+        }
     }
 }
 
@@ -72,18 +95,40 @@ fn backoff(interval: Duration, failures: u32) -> Duration {
     (interval * factor).min(Duration::from_secs(5))
 }
 
-async fn sample(pool: &Pool) -> Result<Sample, Box<dyn std::error::Error + Send + Sync>> {
+type SampleError = Box<dyn std::error::Error + Send + Sync>;
+
+async fn sample(pool: &Pool) -> Result<(Sample, Arc<[Standby]>), SampleError> {
     let client = pool.get().await?;
     let row = client.query_one(SAMPLE_SQL, &[]).await?;
-    let lsn = |i: usize| row.get::<_, Option<i64>>(i).map(|v| v.max(0) as u64);
-    Ok(Sample {
+    let sample = Sample {
         taken: Instant::now(),
         in_recovery: row.get(0),
-        current_lsn: lsn(1),
-        replay_lsn: lsn(2),
-        receive_lsn: lsn(3),
+        current_lsn: lsn(&row, 1),
+        replay_lsn: lsn(&row, 2),
+        receive_lsn: lsn(&row, 3),
         replay_age: row.get(4),
-    })
+    };
+    let standbys = match sample.in_recovery {
+        true => Arc::from([]),
+        false => client.query(STANDBYS_SQL, &[]).await?.iter().map(standby).collect(),
+    };
+    Ok((sample, standbys))
+}
+
+/// An LSN column sent as `lsn - '0/0'`.
+fn lsn(row: &tokio_postgres::Row, i: usize) -> Option<u64> {
+    row.get::<_, Option<i64>>(i).map(|v| v.max(0) as u64)
+}
+
+fn standby(row: &tokio_postgres::Row) -> Standby {
+    Standby {
+        application_name: row.get::<_, Option<String>>(0).unwrap_or_default(),
+        client_addr: row.get(1),
+        state: row.get(2),
+        sent_lsn: lsn(row, 3),
+        replay_lsn: lsn(row, 4),
+        replay_lag: row.get::<_, Option<f64>>(5).map(|s| Duration::from_secs_f64(s.clamp(0.0, 1e9))),
+    }
 }
 
 fn build_pool(addr: &str, login: &ProbeLogin, connect_timeout: Duration) -> Option<Pool> {

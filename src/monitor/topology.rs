@@ -22,6 +22,20 @@ pub struct Sample {
     pub replay_age: Option<f64>,
 }
 
+/// A standby as the primary's `pg_stat_replication` shows it: what the primary knows of its
+/// replication connections, for operators (SHOW REPLICAS, metrics), not for routing.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Standby {
+    pub application_name: String,
+    pub client_addr: Option<String>,
+    /// `streaming`, `catchup`, `backup` …
+    pub state: Option<String>,
+    pub sent_lsn: Option<u64>,
+    pub replay_lsn: Option<u64>,
+    /// The primary's measure of replay delay (NULL once caught up and idle).
+    pub replay_lag: Option<Duration>,
+}
+
 /// One node as routing sees it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct NodeStatus {
@@ -31,6 +45,10 @@ pub struct NodeStatus {
     pub up: bool,
     pub in_recovery: Option<bool>,
     pub replay_lsn: Option<u64>,
+    /// `pg_last_wal_receive_lsn()`: streamed but maybe not replayed yet.
+    pub receive_lsn: Option<u64>,
+    /// When the sample behind this status was taken.
+    pub sampled: Option<Instant>,
     /// Bytes of WAL the node has not replayed yet.
     pub lag_bytes: Option<u64>,
     /// How far behind in time; zero once replay has caught up.
@@ -49,6 +67,8 @@ impl NodeStatus {
             up: false,
             in_recovery: None,
             replay_lsn: None,
+            receive_lsn: None,
+            sampled: None,
             lag_bytes: None,
             lag_time: None,
             eligible: false,
@@ -64,6 +84,8 @@ pub struct Topology {
     pub replicas: Vec<NodeStatus>,
     /// The newest WAL position known: the primary's, or the furthest a replica received.
     pub head_lsn: Option<u64>,
+    /// The primary's `pg_stat_replication`, as of its last sample.
+    pub standbys: Arc<[Standby]>,
 }
 
 /// Limits a replica must meet to take reads.
@@ -82,6 +104,7 @@ impl Topology {
             primary: NodeStatus::unknown(primary, 1),
             replicas: replicas.into_iter().map(|(a, w)| NodeStatus::unknown(a, w)).collect(),
             head_lsn: None,
+            standbys: Arc::from([]),
         }
     }
 
@@ -103,6 +126,7 @@ impl Topology {
         next.primary.up = primary.is_some();
         next.primary.in_recovery = primary.map(|s| s.in_recovery);
         next.primary.eligible = primary.is_some();
+        next.primary.sampled = primary.map(|s| s.taken).or(next.primary.sampled);
         for (node, sample) in next.replicas.iter_mut().zip(&replicas) {
             update_replica(node, *sample, head_lsn, limits);
         }
@@ -119,14 +143,22 @@ fn update_replica(node: &mut NodeStatus, sample: Option<Sample>, head_lsn: Optio
         node.good_streak = 0;
         return;
     };
+    // Rounds also run when a sample lands early (a read waiting for a replica asked for it), so
+    // the hysteresis counts distinct samples, not rounds.
+    let new_sample = node.sampled != Some(sample.taken);
+    node.sampled = Some(sample.taken);
     node.up = true;
     node.in_recovery = Some(true);
     node.replay_lsn = sample.replay_lsn;
+    node.receive_lsn = sample.receive_lsn;
     let (lag_bytes, lag_time) = lag(sample, head_lsn);
     node.lag_bytes = lag_bytes;
     node.lag_time = lag_time;
     let within =
         matches!((lag_bytes, lag_time), (Some(b), Some(t)) if b <= limits.max_lag_bytes && t <= limits.max_lag);
+    if within && !new_sample {
+        return;
+    }
     if within {
         node.good_streak = node.good_streak.saturating_add(1);
         node.eligible = node.eligible || node.good_streak >= RECOVER_SAMPLES;

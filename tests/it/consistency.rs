@@ -215,3 +215,32 @@ async fn a_lagging_replica_stops_getting_reads_and_gets_them_back() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_read_asks_the_replicas_instead_of_waiting_for_the_next_check() {
+    let _healthy = REPLICAS.read().await;
+    // Checks every 3 s: a read that waited for the next check would give up after 500 ms and go
+    // to the primary. Asking the replicas at once finds them caught up within a round trip.
+    let config = format!(
+        "{}\n[routing]\ncheck_interval = \"3s\"\nstale_fallback = \"wait\"\nwait_timeout = \"500ms\"\n",
+        harness::split_config("size = 4", "")
+    );
+    let proxy = Proxy::with_config(&config).await;
+    let client = proxy.client().await;
+    wait_for_replicas(&client).await;
+    let t = unique("asks");
+    client.batch_execute(&format!("create table {t} (id int primary key)")).await.unwrap();
+    let (mut stale, mut replica_reads) = (0, 0);
+    for i in 0..20 {
+        client.execute(&format!("insert into {t} values ($1)"), &[&i]).await.unwrap();
+        let row = client
+            .query_one(&format!("select count(*), inet_server_port() from {t} where id = $1"), &[&i])
+            .await
+            .unwrap();
+        stale += usize::from(row.get::<_, i64>(0) != 1);
+        replica_reads += usize::from(cluster().replica_ports.contains(&(row.get::<_, i32>(1) as u16)));
+    }
+    client.batch_execute(&format!("drop table {t}")).await.unwrap();
+    assert_eq!(stale, 0, "stale reads");
+    assert!(replica_reads >= 18, "only {replica_reads} of 20 reads after a write reached a replica");
+}

@@ -96,3 +96,16 @@ fn promoted_replica_takes_no_reads_and_primary_down_keeps_head() {
     assert_eq!(t2.head_lsn, Some(1000));
     assert!(t2.replicas[1].eligible, "a caught-up replica keeps serving reads while the primary is away");
 }
+
+#[test]
+fn the_same_sample_twice_counts_once_toward_recovery() {
+    let now = Instant::now();
+    let mut t = topo();
+    for _ in 0..RECOVER_SAMPLES + 2 {
+        t = t.next(primary(now, 1000), &[replica(now, 1000, 0.0), replica(now, 1000, 0.0)], now, LIMITS);
+    }
+    assert!(!t.replicas[0].eligible, "one sample seen {} times", RECOVER_SAMPLES + 2);
+    assert_eq!(t.replicas[0].sampled, Some(now));
+    let t = rounds(t, RECOVER_SAMPLES as usize - 1, 1000, (1000, 0.0), (1000, 0.0));
+    assert!(t.replicas[0].eligible, "then {RECOVER_SAMPLES} distinct samples in all");
+}
