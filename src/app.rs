@@ -16,7 +16,9 @@ use crate::client::auth::Authenticator;
 use crate::client::cancel::CancelRegistry;
 use crate::client::listener;
 use crate::client::prepared::Registry;
+use crate::client::registry::ClientRegistry;
 use crate::config::Settings;
+use crate::metrics::{Counters, Metrics};
 use crate::monitor::Monitor;
 use crate::pool::PoolManager;
 use crate::route::stats::DecisionCounts;
@@ -35,6 +37,12 @@ pub struct AppContext {
     pub decisions: DecisionCounts,
     /// Server-side names of prepared statements.
     pub statements: Registry,
+    /// Connected clients.
+    pub clients: Arc<ClientRegistry>,
+    /// Counts kept by sessions: refusals, pins, errors.
+    pub counters: Counters,
+    /// This instance's Prometheus recorder.
+    pub metrics: Arc<Metrics>,
     /// Cancelled when pgsplit starts shutting down.
     pub shutdown: CancellationToken,
     client_ids: AtomicU64,
@@ -58,13 +66,17 @@ impl AppContext {
         let classifier =
             ArcSwap::from_pointee(Classifier::new(ClassifierSettings { cache_size: 10_000, write_functions }));
         let monitor = Monitor::start(&settings, shutdown.clone());
+        let metrics = Arc::new(Metrics::new());
         Ok(AppContext {
             classifier,
             policy,
             monitor,
             decisions: DecisionCounts::default(),
             statements: Registry::default(),
-            pools: Arc::new(PoolManager::new(settings.pool.clone())),
+            clients: Arc::default(),
+            counters: Counters::default(),
+            pools: Arc::new(PoolManager::new(settings.pool.clone(), metrics.clone())),
+            metrics,
             settings,
             auth,
             cancels: Arc::default(),
@@ -79,10 +91,39 @@ impl AppContext {
     }
 }
 
+/// The sockets pgsplit serves, bound by the caller (so tests can bind port 0 and know the port).
+pub struct Listeners {
+    /// PostgreSQL clients.
+    pub clients: TcpListener,
+    /// `/metrics` and `/healthz`, when configured.
+    pub metrics: Option<TcpListener>,
+}
+
+impl Listeners {
+    /// Binds the addresses the settings name.
+    pub async fn bind(settings: &Settings) -> std::io::Result<Listeners> {
+        let clients = TcpListener::bind(settings.listen).await?;
+        let metrics = match settings.metrics_addr {
+            Some(addr) => Some(TcpListener::bind(addr).await?),
+            None => None,
+        };
+        Ok(Listeners { clients, metrics })
+    }
+}
+
 /// Serves clients on an already-bound listener until `shutdown` is cancelled, then lets running
 /// transactions finish for up to `limits.shutdown_timeout`.
 pub async fn serve(listener: TcpListener, settings: Settings, shutdown: CancellationToken) -> Result<(), AppError> {
+    serve_all(Listeners { clients: listener, metrics: None }, settings, shutdown).await
+}
+
+/// [`serve`], plus the metrics endpoint when its listener is given.
+pub async fn serve_all(listeners: Listeners, settings: Settings, shutdown: CancellationToken) -> Result<(), AppError> {
+    let Listeners { clients: listener, metrics } = listeners;
     let ctx = Arc::new(AppContext::new(settings, shutdown)?);
+    if let Some(metrics) = metrics {
+        tokio::spawn(crate::metrics::http::serve(metrics, ctx.clone()));
+    }
     let tracker = TaskTracker::new();
     let janitor = tokio::spawn(ctx.pools.clone().run_janitor(Duration::from_secs(1)));
     let functions = tokio::spawn(learn_write_functions(ctx.clone()));

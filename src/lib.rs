@@ -11,6 +11,7 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod explain;
+pub mod metrics;
 pub mod monitor;
 pub mod pool;
 pub mod protocol;

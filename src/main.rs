@@ -31,12 +31,14 @@ fn run(settings: Settings) -> anyhow::Result<()> {
     init_logging(&settings.log_level);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(settings.listen)
-            .await
-            .with_context(|| format!("cannot listen on {}", settings.listen))?;
+        let listeners =
+            pgsplit::app::Listeners::bind(&settings).await.with_context(|| match settings.metrics_addr {
+                Some(metrics) => format!("cannot listen on {} and {metrics}", settings.listen),
+                None => format!("cannot listen on {}", settings.listen),
+            })?;
         let shutdown = CancellationToken::new();
         tokio::spawn(wait_for_signal(shutdown.clone()));
-        pgsplit::app::serve(listener, settings, shutdown).await?;
+        pgsplit::app::serve_all(listeners, settings, shutdown).await?;
         Ok(())
     })
 }

@@ -62,6 +62,7 @@ pub(crate) fn classify_text(sql: &str, functions: &FunctionSet) -> (Classificati
         .collect();
     let mut classification = combine(analyses, hints::scan(&split.comments));
     classification.pins = split.pieces.iter().filter_map(|p| super::pins::detect(p.text, &p.calls)).collect();
+    classification.unpins = split.pieces.iter().filter_map(|p| super::pins::released(p.text, &p.calls)).collect();
     (classification, parsed)
 }
 
@@ -174,8 +175,10 @@ fn combine(analyses: Vec<Analysis>, hints: super::Hints) -> Classification {
         hints,
         statements: analyses.len(),
         has_transaction_control: analyses.iter().any(|a| a.intent.is_transaction_control()),
+        rolls_back: analyses.iter().any(|a| a.intent == Intent::EndTransaction { rollback: true }),
         session_changes: Vec::new(),
         pins: Vec::new(),
+        unpins: Vec::new(),
     };
     for analysis in analyses {
         analysis.tables.into_iter().for_each(|t| push_unique(&mut classification.tables, t));

@@ -187,10 +187,15 @@ pub struct Classification {
     pub statements: usize,
     /// Whether any statement is BEGIN, COMMIT, ROLLBACK, a savepoint command or two-phase commit.
     pub has_transaction_control: bool,
+    /// Whether any statement is ROLLBACK or ABORT of the open transaction, which voids the
+    /// transaction's SETs (in a multi-statement text the intent alone does not show it).
+    pub rolls_back: bool,
     /// Every SET, RESET and DISCARD in the text, in order.
     pub session_changes: Vec<SessionChange>,
     /// What in the text ties the session to its server connection, in order.
     pub pins: Vec<Pin>,
+    /// Pins the text releases entirely (`UNLISTEN *`, `pg_advisory_unlock_all()` …), in order.
+    pub unpins: Vec<Pin>,
 }
 
 /// Why a statement ties a client to its server connection in transaction pooling.

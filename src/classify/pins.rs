@@ -41,6 +41,29 @@ pub(crate) fn detect(text: &str, calls: &[Call<'_>]) -> Option<Pin> {
     })
 }
 
+/// Which pin one statement releases entirely, if any: `UNLISTEN *`, `pg_advisory_unlock_all()`,
+/// `DEALLOCATE ALL`, `DISCARD TEMP`, `CLOSE ALL`, `COMMIT PREPARED`, `ROLLBACK PREPARED`. Releasing
+/// one channel or one lock keeps the pin: pgsplit cannot tell whether it was the last.
+pub(crate) fn released(text: &str, calls: &[Call<'_>]) -> Option<Pin> {
+    let mut tokens = Lexer::new(text).filter(|t| t.kind != TokenKind::Comment);
+    let first = tokens.next().map(|t| identifier(&t));
+    let second = tokens.next();
+    let second_word = second.map(|t| identifier(&t));
+    let third_word = tokens.next().map(|t| identifier(&t));
+    let released = match (first.as_deref(), second_word.as_deref()) {
+        (Some("unlisten"), _) if second.is_some_and(|t| t.is_punct(b'*')) => Some(Pin::Listen),
+        (Some("deallocate"), Some("all")) => Some(Pin::SqlPrepare),
+        (Some("deallocate"), Some("prepare")) if third_word.as_deref() == Some("all") => Some(Pin::SqlPrepare),
+        (Some("discard"), Some("temp" | "temporary")) => Some(Pin::TempTable),
+        (Some("close"), Some("all")) => Some(Pin::HoldCursor),
+        (Some("commit" | "rollback"), Some("prepared")) => Some(Pin::PreparedTransaction),
+        _ => None,
+    };
+    released.or_else(|| {
+        calls.iter().any(|c| c.name.text.eq_ignore_ascii_case("pg_advisory_unlock_all")).then_some(Pin::AdvisoryLock)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use crate::classify::{Classifier, Pin};
@@ -61,5 +84,23 @@ mod tests {
         assert_eq!(pins("declare c cursor for select 1"), vec![]);
         assert_eq!(pins("select 'listen'; /* prepare */ select 1"), vec![]);
         assert_eq!(pins("begin; listen a; commit"), vec![Pin::Listen]);
+    }
+
+    #[test]
+    fn statements_that_release_a_pin() {
+        let c = Classifier::new(Default::default());
+        let unpins = |sql: &str| c.classify(sql).unpins.clone();
+        assert_eq!(unpins("UNLISTEN *"), vec![Pin::Listen]);
+        assert_eq!(unpins("unlisten jobs"), vec![]);
+        assert_eq!(unpins("select pg_advisory_unlock_all()"), vec![Pin::AdvisoryLock]);
+        assert_eq!(unpins("select pg_advisory_unlock(7)"), vec![]);
+        assert_eq!(unpins("DEALLOCATE ALL"), vec![Pin::SqlPrepare]);
+        assert_eq!(unpins("deallocate prepare all"), vec![Pin::SqlPrepare]);
+        assert_eq!(unpins("deallocate q"), vec![]);
+        assert_eq!(unpins("DISCARD TEMP"), vec![Pin::TempTable]);
+        assert_eq!(unpins("close all"), vec![Pin::HoldCursor]);
+        assert_eq!(unpins("COMMIT PREPARED 'g1'"), vec![Pin::PreparedTransaction]);
+        assert_eq!(unpins("commit"), vec![]);
+        assert_eq!(unpins("unlisten *; select 1"), vec![Pin::Listen]);
     }
 }

@@ -1,5 +1,6 @@
 //! Client-side errors, each knowing what the client is told and whether the connection ends.
 
+use crate::metrics::Refusal;
 use crate::pool::PoolError;
 use crate::protocol::frame::FrameError;
 use crate::protocol::sqlstate;
@@ -79,6 +80,17 @@ impl ClientError {
             ClientError::Shutdown => sqlstate::ADMIN_SHUTDOWN,
             ClientError::NoFreshReplica => sqlstate::CANNOT_CONNECT_NOW,
             ClientError::NeedsSession(_) => sqlstate::FEATURE_NOT_SUPPORTED,
+        })
+    }
+
+    /// Why a login failed, for the refusal counters; `None` for a client that just left.
+    pub fn refusal(&self) -> Option<Refusal> {
+        Some(match self {
+            ClientError::Io(_) | ClientError::Gone => return None,
+            ClientError::AuthFailed(_) | ClientError::NoUser | ClientError::AuthProtocol(_) => Refusal::Auth,
+            ClientError::UnknownDatabase(_) => Refusal::UnknownDatabase,
+            ClientError::Shutdown | ClientError::Pool(_) | ClientError::ServerLost(_) => Refusal::Unavailable,
+            _ => Refusal::Handshake,
         })
     }
 

@@ -40,6 +40,8 @@ pub async fn run(listener: TcpListener, ctx: Arc<AppContext>, tracker: TaskTrack
                 });
             }
             Err(_) => {
+                ctx.counters.refused(crate::metrics::Refusal::MaxClients);
+                ctx.counters.error(sqlstate::TOO_MANY_CONNECTIONS);
                 tracker.spawn(refuse_full(stream));
             }
         }

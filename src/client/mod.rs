@@ -9,6 +9,7 @@ pub mod listener;
 pub mod misroute;
 pub mod params;
 pub mod prepared;
+pub mod registry;
 pub mod request;
 pub mod routing;
 pub mod scram;

@@ -18,14 +18,38 @@ use crate::protocol::from_client as c;
 use crate::server::expect::{Fate, Kind, CLOSE_COMPLETE, PARSE_COMPLETE};
 use crate::server::ServerConn;
 
-/// Server-side statement ids by (text, parameter types), shared by all sessions.
+/// Server-side statement ids by (text, parameter types), shared by all sessions, with counts of
+/// the work it causes on servers.
 #[derive(Debug, Default)]
 pub struct Registry {
     ids: Mutex<HashMap<Bytes, u64>>,
     next: AtomicU64,
+    prepares: AtomicU64,
+    evictions: AtomicU64,
+}
+
+/// What the registry has counted, for metrics and SHOW STATS.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PreparedStats {
+    /// Distinct (text, types) statements seen.
+    pub distinct: usize,
+    /// Parse messages sent to servers under pgsplit's names: a client's Parse the connection
+    /// lacked, or a statement prepared on a connection that lacked it.
+    pub prepares: u64,
+    /// Statements closed on a connection because its LRU was full.
+    pub evictions: u64,
 }
 
 impl Registry {
+    /// The counts so far.
+    pub fn stats(&self) -> PreparedStats {
+        PreparedStats {
+            distinct: self.ids.lock().len(),
+            prepares: self.prepares.load(Ordering::Relaxed),
+            evictions: self.evictions.load(Ordering::Relaxed),
+        }
+    }
+
     fn id_for(&self, key: &[u8]) -> u64 {
         let mut ids = self.ids.lock();
         if let Some(id) = ids.get(key) {
@@ -86,9 +110,9 @@ impl Prepared {
                 c::PARSE if body.first().is_some_and(|&b| b != 0) => {
                     skipping = !self.parse(registry, body, server, &mut out)
                 }
-                c::BIND => self.bind(body, whole, server, &mut out),
+                c::BIND => self.bind(registry, body, whole, server, &mut out),
                 c::DESCRIBE | c::CLOSE if c::target(body).is_some_and(|(k, n)| k == b'S' && !n.is_empty()) => {
-                    self.statement_target(tag, body, whole, server, &mut out)
+                    self.statement_target(registry, (tag, body, whole), server, &mut out)
                 }
                 _ => {
                     server.exp.push_client(tag, body);
@@ -116,21 +140,21 @@ impl Prepared {
         if server.prepared.get(&id).is_some() {
             server.exp.push(Kind::Parse, Fate::Synth(Bytes::from_static(PARSE_COMPLETE)), None);
         } else {
-            put_prepared(server, id, out);
+            put_prepared(registry, server, id, out);
             server.exp.push(Kind::Parse, Fate::Forward, Some(id));
             out.put_slice(&parse);
         }
         true
     }
 
-    fn bind(&mut self, body: &[u8], whole: &[u8], server: &mut ServerConn, out: &mut BytesMut) {
+    fn bind(&mut self, registry: &Registry, body: &[u8], whole: &[u8], server: &mut ServerConn, out: &mut BytesMut) {
         let name = c::bind_statement(body).unwrap_or_default();
         let Some(stmt) = self.by_name.get(name).filter(|_| !name.is_empty()).cloned() else {
             server.exp.push_client(c::BIND, body);
             out.put_slice(whole);
             return;
         };
-        ensure_prepared(&stmt, server, out);
+        ensure_prepared(registry, &stmt, server, out);
         let portal_len = body.iter().position(|&b| b == 0).unwrap_or(0);
         let after = &body[portal_len + 1 + name.len() + 1..];
         let mut new_body = Vec::with_capacity(body.len() + 16);
@@ -142,7 +166,14 @@ impl Prepared {
         put_message(out, c::BIND, &new_body);
     }
 
-    fn statement_target(&mut self, tag: u8, body: &[u8], whole: &[u8], server: &mut ServerConn, out: &mut BytesMut) {
+    /// Describe or Close of a named statement; `message` is (tag, body, whole message).
+    fn statement_target(
+        &mut self,
+        registry: &Registry,
+        (tag, body, whole): (u8, &[u8], &[u8]),
+        server: &mut ServerConn,
+        out: &mut BytesMut,
+    ) {
         let name = c::target(body).map(|(_, n)| n).unwrap_or_default();
         if tag == c::CLOSE {
             // The server copy stays for other clients; the client's view forgets it now.
@@ -155,7 +186,7 @@ impl Prepared {
             out.put_slice(whole);
             return;
         };
-        ensure_prepared(&stmt, server, out);
+        ensure_prepared(registry, &stmt, server, out);
         let mut new_body = vec![b'S'];
         new_body.extend_from_slice(server_name(stmt.id).as_bytes());
         new_body.push(0);
@@ -165,19 +196,21 @@ impl Prepared {
 }
 
 /// Prepares `stmt` on the connection first if it lacks it; the reply is swallowed.
-fn ensure_prepared(stmt: &Statement, server: &mut ServerConn, out: &mut BytesMut) {
+fn ensure_prepared(registry: &Registry, stmt: &Statement, server: &mut ServerConn, out: &mut BytesMut) {
     if server.prepared.get(&stmt.id).is_some() {
         return;
     }
-    put_prepared(server, stmt.id, out);
+    put_prepared(registry, server, stmt.id, out);
     server.exp.push(Kind::Parse, Fate::Swallow, Some(stmt.id));
     out.put_slice(&stmt.parse);
 }
 
 /// Records `id` as prepared on the connection (before the reply: a pipelined request must not
 /// prepare it twice; a failed Parse takes it back), closing what the LRU evicts.
-fn put_prepared(server: &mut ServerConn, id: u64, out: &mut BytesMut) {
+fn put_prepared(registry: &Registry, server: &mut ServerConn, id: u64, out: &mut BytesMut) {
+    registry.prepares.fetch_add(1, Ordering::Relaxed);
     if let Some((evicted, ())) = server.prepared.push(id, ()).filter(|(old, _)| *old != id) {
+        registry.evictions.fetch_add(1, Ordering::Relaxed);
         let mut body = vec![b'S'];
         body.extend_from_slice(server_name(evicted).as_bytes());
         body.push(0);

@@ -28,16 +28,22 @@ pub async fn handle_client(ctx: Arc<AppContext>, mut stream: TcpStream) {
     let accepted = match tokio::time::timeout(limit, handshake(&ctx, &mut stream)).await {
         Ok(Ok(Some(accepted))) => accepted,
         Ok(Ok(None)) => return,
-        Ok(Err(e)) => return refuse(&mut stream, e).await,
-        Err(_) => return refuse(&mut stream, ClientError::HandshakeTimeout).await,
+        Ok(Err(e)) => return refuse(&ctx, &mut stream, e).await,
+        Err(_) => return refuse(&ctx, &mut stream, ClientError::HandshakeTimeout).await,
     };
-    match Session::login(ctx, stream, accepted).await {
+    match Session::login(ctx.clone(), stream, accepted).await {
         Ok(session) => session.run().await,
-        Err((mut stream, e)) => refuse(&mut stream, e).await,
+        Err((mut stream, e)) => refuse(&ctx, &mut stream, e).await,
     }
 }
 
-async fn refuse(stream: &mut TcpStream, e: ClientError) {
+async fn refuse(ctx: &AppContext, stream: &mut TcpStream, e: ClientError) {
+    if let Some(why) = e.refusal() {
+        ctx.counters.refused(why);
+    }
+    if let Some(code) = e.sqlstate() {
+        ctx.counters.error(code);
+    }
     match &e {
         ClientError::AuthFailed(_) | ClientError::UnknownDatabase(_) => tracing::info!(error = %e, "login refused"),
         ClientError::Io(_) | ClientError::Gone => tracing::debug!(error = %e, "client left during handshake"),

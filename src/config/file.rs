@@ -30,6 +30,7 @@ pub struct ConfigFile {
 #[serde(deny_unknown_fields)]
 pub struct ListenFile {
     pub addr: Option<String>,
+    pub metrics_addr: Option<String>,
 }
 
 /// `[pool]`

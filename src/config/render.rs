@@ -11,7 +11,10 @@ use super::{AuthMethod, PoolMode, Secret, Settings};
 /// Renders `settings` as TOML.
 pub fn render(settings: &Settings) -> String {
     let file = ConfigFile {
-        listen: ListenFile { addr: Some(settings.listen.to_string()) },
+        listen: ListenFile {
+            addr: Some(settings.listen.to_string()),
+            metrics_addr: settings.metrics_addr.map(|a| a.to_string()),
+        },
         pool: PoolFile {
             mode: Some(mode(settings.pool.mode)),
             size: Some(settings.pool.size),

@@ -14,6 +14,8 @@ use super::ConfigError;
 #[derive(Clone, Debug)]
 pub struct Settings {
     pub listen: SocketAddr,
+    /// Where `/metrics` and `/healthz` are served; off when not set.
+    pub metrics_addr: Option<SocketAddr>,
     pub pool: PoolSettings,
     pub limits: Limits,
     pub log_level: String,
@@ -132,6 +134,14 @@ pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
 pub fn validate(file: ConfigFile, env: EnvLookup) -> Result<Settings, ConfigError> {
     let addr = expand(file.listen.addr.as_deref().unwrap_or("127.0.0.1:6432"), env)?;
     let listen = addr.parse().map_err(|e| invalid(format!("listen.addr {addr:?} is not an ip:port address: {e}")))?;
+    let metrics_addr = match file.listen.metrics_addr.as_deref() {
+        Some(a) => {
+            let a = expand(a, env)?;
+            let parsed = a.parse();
+            Some(parsed.map_err(|e| invalid(format!("listen.metrics_addr {a:?} is not an ip:port address: {e}")))?)
+        }
+        None => None,
+    };
     let pool = PoolSettings {
         mode: parse_mode(file.pool.mode.as_deref().unwrap_or("transaction"), "pool.mode")?,
         size: file.pool.size.unwrap_or(20),
@@ -173,7 +183,7 @@ pub fn validate(file: ConfigFile, env: EnvLookup) -> Result<Settings, ConfigErro
     }
     let log_level = file.log.level.unwrap_or_else(|| "info".into());
     let routing = routing::validate(file.routing)?;
-    Ok(Settings { listen, pool, limits, log_level, routing, users, databases })
+    Ok(Settings { listen, metrics_addr, pool, limits, log_level, routing, users, databases })
 }
 
 fn validate_user(user: UserFile, env: EnvLookup) -> Result<UserSettings, ConfigError> {

@@ -61,18 +61,18 @@ pub struct Monitor {
 }
 
 impl Monitor {
-    /// Starts probing every node of every database with replicas; stops when `shutdown` fires.
+    /// Starts probing every node of every database; stops when `shutdown` fires.
     pub fn start(settings: &Settings, shutdown: CancellationToken) -> Monitor {
         let mut topologies = BTreeMap::new();
         for db in settings.databases.values() {
+            // Every primary is watched (for health and metrics); replicas only matter to routing
+            // where a database has them.
             let topology = Arc::new(TopologyWatch::new(initial(db)));
-            if !db.replicas.is_empty() {
-                let Some(login) = probe_login(settings, db) else {
-                    tracing::error!(database = %db.name, "no user to monitor with: replicas get no reads");
-                    continue;
-                };
-                tokio::spawn(run_database(db.clone(), login, settings.clone(), topology.clone(), shutdown.clone()));
-            }
+            let Some(login) = probe_login(settings, db) else {
+                tracing::error!(database = %db.name, "no user to monitor with: replicas get no reads");
+                continue;
+            };
+            tokio::spawn(run_database(db.clone(), login, settings.clone(), topology.clone(), shutdown.clone()));
             topologies.insert(db.name.clone(), topology);
         }
         Monitor { topologies }

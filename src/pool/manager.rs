@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
-use super::{Pool, PoolKey};
+use super::{Pool, PoolCounters, PoolKey};
 use crate::config::{DatabaseSettings, PoolSettings, UserSettings};
+use crate::metrics::Metrics;
 use crate::route::Route;
 use crate::server::ServerLogin;
 
@@ -16,12 +17,13 @@ use crate::server::ServerLogin;
 pub struct PoolManager {
     settings: PoolSettings,
     pools: Mutex<HashMap<PoolKey, Pool>>,
+    metrics: Arc<Metrics>,
 }
 
 impl PoolManager {
-    /// A manager with no pools yet.
-    pub fn new(settings: PoolSettings) -> Self {
-        PoolManager { settings, pools: Mutex::new(HashMap::new()) }
+    /// A manager with no pools yet; pools record their latencies into `metrics`.
+    pub fn new(settings: PoolSettings, metrics: Arc<Metrics>) -> Self {
+        PoolManager { settings, pools: Mutex::new(HashMap::new()), metrics }
     }
 
     /// The pool serving `route` of `db` for `user`.
@@ -41,7 +43,13 @@ impl PoolManager {
             database: db.server_dbname.clone(),
         };
         let size = db.pool_size.unwrap_or(self.settings.size);
-        let pool = Pool::new(key.clone(), login, size, self.settings.clone());
+        let role = if matches!(route, Route::Primary) { "primary" } else { "replica" };
+        let labels = [("database", db.name.as_str()), ("user", user.name.as_str()), ("node", node), ("role", role)];
+        let counters = Arc::new(PoolCounters::with_histograms(
+            self.metrics.histogram("pgsplit_checkout_wait_seconds", &labels),
+            self.metrics.histogram("pgsplit_query_duration_seconds", &labels),
+        ));
+        let pool = Pool::observed(key.clone(), role, counters, login, size, self.settings.clone());
         pools.insert(key, pool.clone());
         pool
     }

@@ -3,12 +3,14 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use tokio::sync::oneshot;
 
+use super::counters::PoolCounters;
 use super::{Checkout, PoolError};
 use crate::config::PoolSettings;
 use crate::server::{self, ServerConn, ServerLogin};
@@ -35,6 +37,9 @@ pub struct Pool {
 
 struct Inner {
     key: PoolKey,
+    /// `primary` or `replica`, for observation.
+    role: &'static str,
+    counters: Arc<PoolCounters>,
     login: ServerLogin,
     size: usize,
     settings: PoolSettings,
@@ -49,6 +54,8 @@ struct State {
     idle: Vec<ServerConn>,
     /// Connections open or being opened, idle or not.
     total: usize,
+    /// Connections being opened now.
+    connecting: usize,
     waiters: VecDeque<oneshot::Sender<ServerConn>>,
     closed: bool,
 }
@@ -58,14 +65,39 @@ struct State {
 pub struct PoolStats {
     pub idle: usize,
     pub total: usize,
+    pub connecting: usize,
     pub waiting: usize,
+    pub size: usize,
 }
 
 impl Pool {
     /// A new, empty pool; connections open on demand.
     pub fn new(key: PoolKey, login: ServerLogin, size: usize, settings: PoolSettings) -> Self {
-        let inner = Inner { key, login, size, settings, state: Mutex::default(), login_params: Mutex::default() };
+        Pool::observed(key, "primary", Arc::default(), login, size, settings)
+    }
+
+    /// A new pool whose connections count into `counters`.
+    pub fn observed(
+        key: PoolKey,
+        role: &'static str,
+        counters: Arc<PoolCounters>,
+        login: ServerLogin,
+        size: usize,
+        settings: PoolSettings,
+    ) -> Self {
+        let state = Mutex::default();
+        let inner = Inner { key, role, counters, login, size, settings, state, login_params: Mutex::default() };
         Pool { inner: Arc::new(inner) }
+    }
+
+    /// `primary` or `replica`.
+    pub fn role(&self) -> &'static str {
+        self.inner.role
+    }
+
+    /// What the pool's connections did so far.
+    pub fn counters(&self) -> &PoolCounters {
+        &self.inner.counters
     }
 
     /// The pool's key.
@@ -84,7 +116,9 @@ impl Pool {
         PoolStats {
             idle: st.idle.len(),
             total: st.total,
+            connecting: st.connecting,
             waiting: st.waiters.iter().filter(|w| !w.is_closed()).count(),
+            size: self.inner.size,
         }
     }
 
@@ -97,6 +131,19 @@ impl Pool {
     /// Gets a connection: an idle one, a new one while under the cap, or the next one checked in,
     /// waiting at most `checkout_timeout`.
     pub async fn checkout(&self) -> Result<Checkout, PoolError> {
+        let started = Instant::now();
+        let checkout = self.checkout_inner().await;
+        match &checkout {
+            Ok(_) => self.inner.counters.checked_out(started.elapsed()),
+            Err(PoolError::Exhausted { .. }) => {
+                self.inner.counters.checkout_timeouts.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(_) => {}
+        }
+        checkout
+    }
+
+    async fn checkout_inner(&self) -> Result<Checkout, PoolError> {
         let waiter = {
             let mut st = self.inner.state.lock();
             if st.closed {
@@ -139,12 +186,19 @@ impl Pool {
     /// Opens a connection for a slot already counted in `total`; gives the slot back on failure.
     async fn open(&self) -> Result<ServerConn, PoolError> {
         let key = &self.inner.key;
-        match server::connect(key.node.clone(), &self.inner.login, self.inner.settings.connect_timeout).await {
-            Ok(conn) => {
+        let counters = &self.inner.counters;
+        self.inner.state.lock().connecting += 1;
+        let opened = server::connect(key.node.clone(), &self.inner.login, self.inner.settings.connect_timeout).await;
+        self.inner.state.lock().connecting -= 1;
+        match opened {
+            Ok(mut conn) => {
+                counters.connects.fetch_add(1, Ordering::Relaxed);
+                conn.counters = self.inner.counters.clone();
                 *self.inner.login_params.lock() = Some(Arc::new(conn.initial_params.clone()));
                 Ok(conn)
             }
             Err(e) => {
+                counters.connect_failures.fetch_add(1, Ordering::Relaxed);
                 self.inner.state.lock().total -= 1;
                 tracing::warn!(pool = %key, error = %e, "cannot open server connection");
                 Err(e.into())

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::num::NonZeroUsize;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -14,6 +15,7 @@ use tokio::net::TcpStream;
 
 use super::expect::{Expectations, Fate, Kind};
 use super::ServerError;
+use crate::pool::counters::PoolCounters;
 pub use crate::protocol::frame::messages;
 use crate::protocol::frame::{self, FrameError};
 use crate::protocol::lsn::parse_lsn;
@@ -73,6 +75,10 @@ pub struct ServerConn {
     pub broken: bool,
     /// ErrorResponses forwarded so far, so a session can tell whether its SETs took effect.
     pub errors: u64,
+    /// The counters of the pool the connection belongs to.
+    pub counters: Arc<PoolCounters>,
+    /// When the request now running was first sent, for its latency.
+    busy_since: Option<Instant>,
 }
 
 /// What a batch of server output ended with.
@@ -110,6 +116,8 @@ impl ServerConn {
             needs_reset: false,
             broken: false,
             errors: 0,
+            counters: Arc::default(),
+            busy_since: None,
         }
     }
 
@@ -151,7 +159,10 @@ impl ServerConn {
                 self.broken = true;
                 Err(ServerError::Closed)
             }
-            Ok(_) => Ok(()),
+            Ok(n) => {
+                self.counters.received_bytes.fetch_add(n as u64, Ordering::Relaxed);
+                Ok(())
+            }
             Err(e) => {
                 self.broken = true;
                 Err(e.into())
@@ -179,6 +190,9 @@ impl ServerConn {
                 }
                 let step = self.exp.on_reply(tag);
                 self.observe(tag, offset, len);
+                if step.forward {
+                    self.count_forwarded(tag, offset, len);
+                }
                 if let Some(id) = step.unprepared {
                     self.prepared.pop(&id);
                 }
@@ -224,6 +238,21 @@ impl ServerConn {
         }
     }
 
+    /// Counts what reaches the client: requests completed and errors by SQLSTATE class.
+    fn count_forwarded(&mut self, tag: u8, offset: usize, len: usize) {
+        match tag {
+            from_server::READY_FOR_QUERY => {
+                let took = self.busy_since.take().map(|t| t.elapsed());
+                self.counters.ready(took, self.status == b'I');
+            }
+            from_server::ERROR_RESPONSE => {
+                let body = &self.rbuf[offset + 5..offset + len];
+                self.counters.error(from_server::error_field(body, b'C'));
+            }
+            _ => {}
+        }
+    }
+
     /// Sends whole client messages as they are, expecting their replies; `unsynced` says whether
     /// they leave an extended-protocol pipeline open (`None`: unchanged).
     pub async fn send(&mut self, bytes: &[u8], unsynced: Option<bool>) -> Result<(), ServerError> {
@@ -248,6 +277,8 @@ impl ServerConn {
     }
 
     async fn write(&mut self, bytes: &[u8]) -> Result<(), ServerError> {
+        self.busy_since.get_or_insert_with(Instant::now);
+        self.counters.sent_bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
         if let Err(e) = self.stream.write_all(bytes).await {
             self.broken = true;
             return Err(e.into());
@@ -284,6 +315,8 @@ impl ServerConn {
                 }
             }
         }
+        // pgsplit's own statements are not client requests: they add nothing to latency.
+        self.busy_since = None;
         match error {
             None => Ok(()),
             Some((code, message)) => Err(ServerError::Statement {

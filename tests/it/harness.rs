@@ -70,6 +70,8 @@ fn free_port_range() -> u16 {
 /// A pgsplit instance running in this test's runtime; shuts down when dropped.
 pub struct Proxy {
     pub addr: SocketAddr,
+    /// Where `/metrics` and `/healthz` answer.
+    pub metrics_addr: SocketAddr,
     pub shutdown: CancellationToken,
     pub task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -153,12 +155,34 @@ impl Proxy {
         let settings = config::from_str(text, "test config").expect("test config is valid");
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("local addr");
+        let metrics = TcpListener::bind("127.0.0.1:0").await.expect("bind metrics");
+        let metrics_addr = metrics.local_addr().expect("metrics addr");
         let shutdown = CancellationToken::new();
         let token = shutdown.clone();
         let task = tokio::spawn(async move {
-            pgsplit::app::serve(listener, settings, token).await.expect("serve");
+            let listeners = pgsplit::app::Listeners { clients: listener, metrics: Some(metrics) };
+            pgsplit::app::serve_all(listeners, settings, token).await.expect("serve");
         });
-        Proxy { addr, shutdown, task: Some(task) }
+        Proxy { addr, metrics_addr, shutdown, task: Some(task) }
+    }
+
+    /// GETs `path` from the metrics endpoint: the status code and the body.
+    pub async fn http_get(&self, path: &str) -> (u16, String) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut s = tokio::net::TcpStream::connect(self.metrics_addr).await.expect("connect to metrics");
+        s.write_all(format!("GET {path} HTTP/1.1\r\nHost: test\r\n\r\n").as_bytes()).await.expect("send");
+        let mut response = String::new();
+        s.read_to_string(&mut response).await.expect("read response");
+        let status = response.split_whitespace().nth(1).and_then(|c| c.parse().ok()).expect("status code");
+        let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+        (status, body)
+    }
+
+    /// The value of one sample of `/metrics`: `name` with every label in `labels` (others may
+    /// be present); the sum when several series match, `None` when none does.
+    pub async fn metric(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        let (_, body) = self.http_get("/metrics").await;
+        metric_value(&body, name, labels)
     }
 
     /// A libpq-style connection string for this proxy.
@@ -233,3 +257,17 @@ pub async fn replica_admin(i: usize) -> Client {
 /// Tests that stop, pause or lag replicas take this for writing; tests that count on healthy
 /// replicas take it for reading.
 pub static REPLICAS: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
+/// See [`Proxy::metric`].
+pub fn metric_value(body: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    let mut found = None;
+    for line in body.lines().filter(|l| !l.starts_with('#')) {
+        let Some((series, value)) = line.rsplit_once(' ') else { continue };
+        let (series_name, series_labels) = series.split_once('{').unwrap_or((series, ""));
+        if series_name != name || !labels.iter().all(|(k, v)| series_labels.contains(&format!("{k}=\"{v}\""))) {
+            continue;
+        }
+        *found.get_or_insert(0.0) += value.parse::<f64>().unwrap_or(f64::NAN);
+    }
+    found
+}

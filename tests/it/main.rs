@@ -8,6 +8,7 @@ mod consistency;
 mod drivers;
 mod forwarding;
 mod harness;
+mod metrics;
 mod pinning;
 mod pooling;
 mod routing;

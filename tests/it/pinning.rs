@@ -90,3 +90,30 @@ async fn pinning_can_be_refused() {
     assert_eq!(harness::sqlstate(&err).as_deref(), Some("0A000"));
     client.batch_execute("select 1").await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unlisten_all_and_unlock_all_release_the_pin() {
+    let proxy = Proxy::with_config(&harness::test_config("size = 1\ncheckout_timeout = \"1s\"", "")).await;
+    let pinned = proxy.client().await;
+    let other = proxy.client().await;
+    let blocked = |other: tokio_postgres::Client, when: &'static str| async move {
+        let e = other.batch_execute("select 1").await.expect_err(when);
+        assert_eq!(harness::sqlstate(&e).as_deref(), Some("53300"));
+        other
+    };
+    pinned.batch_execute(&format!("listen {}", unique("ch"))).await.unwrap();
+    let other = blocked(other, "pinned by LISTEN").await;
+    pinned.batch_execute("unlisten *").await.unwrap();
+    other.batch_execute("select 1").await.expect("the pin is released after UNLISTEN *");
+    pinned.batch_execute("select pg_advisory_lock(88)").await.unwrap();
+    let other = blocked(other, "pinned by an advisory lock").await;
+    pinned.batch_execute("select pg_advisory_unlock_all()").await.unwrap();
+    other.batch_execute("select 1").await.expect("the pin is released after pg_advisory_unlock_all()");
+    let free: bool = other.query_one("select pg_try_advisory_lock(88)", &[]).await.unwrap().get(0);
+    assert!(free);
+    other.batch_execute("select pg_advisory_unlock_all()").await.unwrap();
+    // A rolled-back UNLISTEN * releases nothing.
+    pinned.batch_execute(&format!("listen {}", unique("ch"))).await.unwrap();
+    pinned.batch_execute("begin; unlisten *; rollback").await.unwrap();
+    blocked(other, "still pinned after a rolled-back UNLISTEN *").await;
+}

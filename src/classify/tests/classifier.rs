@@ -158,8 +158,10 @@ fn an_empty_text_is_an_empty_read() {
         hints: Hints::default(),
         statements: 0,
         has_transaction_control: false,
+        rolls_back: false,
         session_changes: vec![],
         pins: Vec::new(),
+        unpins: Vec::new(),
     };
     assert_eq!(*classify("  -- nothing\n"), want);
 }

@@ -12,6 +12,7 @@ use crate::client::cancel::CancelTarget;
 use crate::client::dispatch::Nodes;
 use crate::client::params::ClientParams;
 use crate::client::prepared::Prepared;
+use crate::client::registry::NewClient;
 use crate::client::routing::RoutingState;
 use crate::client::startup::Accepted;
 use crate::client::ClientError;
@@ -64,6 +65,14 @@ impl Session {
             return Err((client, e.into()));
         }
         let id = ctx.next_client_id();
+        let slot = ctx.clients.join(NewClient {
+            id,
+            addr: client.peer_addr().ok(),
+            user: user.name.clone(),
+            database: db.name.clone(),
+            application_name: params.reported().get("application_name").cloned().unwrap_or_default(),
+            tls: false,
+        });
         let cbuf = BytesMut::with_capacity(READ_RESERVE);
         let held_ready = None;
         let prepared = Prepared::default();
@@ -79,7 +88,9 @@ impl Session {
             nodes,
             routing,
             prepared,
-            pinned: None,
+            pins: Vec::new(),
+            pending_unpins: Vec::new(),
+            pin_logged: false,
             pending_sets: Vec::new(),
             tx_undone: false,
             errors_base: 0,
@@ -87,6 +98,7 @@ impl Session {
             held_ready,
             discarding: false,
             id,
+            slot,
         })
     }
 }

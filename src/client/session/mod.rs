@@ -13,11 +13,12 @@ use super::dispatch::{self, Nodes, Who};
 use super::misroute;
 use super::params::ClientParams;
 use super::prepared::{self, Deallocate, Prepared};
+use super::registry::{ClientSlot, ClientState};
 use super::request::{self, Batch, Summary, Taken};
 use super::routing::{Inspection, RoutingState};
 use super::ClientError;
 use crate::app::AppContext;
-use crate::classify::{Intent, Pin, SessionChange};
+use crate::classify::{Pin, SessionChange};
 use crate::config::{DatabaseSettings, Pinning, PoolMode, UserSettings};
 use crate::pool::Checkout;
 use crate::protocol::build::{self, Severity};
@@ -53,8 +54,12 @@ pub struct Session {
     prepared: Prepared,
     /// The server connection kept between requests: inside a transaction, or in session mode.
     held: Option<Checkout>,
-    /// Why the client keeps its server connection between transactions, if it does.
-    pinned: Option<Pin>,
+    /// Why the client keeps its server connection between transactions; empty when it does not.
+    pins: Vec<Pin>,
+    /// Pins the current transaction releases, once it ends well.
+    pending_unpins: Vec<Pin>,
+    /// The client was pinned once already (logged only the first time).
+    pin_logged: bool,
     /// SET, RESET and DISCARD sent in the current transaction; kept only if it ends well.
     pending_sets: Vec<SessionChange>,
     /// The current transaction was rolled back or failed: its session changes are void.
@@ -66,6 +71,8 @@ pub struct Session {
     /// After a refused Flush-ended request, messages are dropped until Sync, as PostgreSQL does.
     discarding: bool,
     id: u64,
+    /// This client's entry in the registry of connected clients.
+    slot: ClientSlot,
 }
 
 impl Session {
@@ -94,7 +101,7 @@ impl Session {
                 Taken::Terminate => return Ok(None),
                 Taken::NeedMore => {}
             }
-            let between_transactions = self.held.is_none() || (self.pinned.is_some() && self.held_is_idle());
+            let between_transactions = self.held.is_none() || (!self.pins.is_empty() && self.held_is_idle());
             self.cbuf.reserve(READ_RESERVE);
             let held = self.held.as_mut();
             let server_output = async {
@@ -136,16 +143,23 @@ impl Session {
 
     /// Notes a statement that needs its server session kept: pins the client, or refuses it.
     fn pin_for(&mut self, found: &Inspection) -> Result<(), ClientError> {
-        let Some(pin) = found.statements.iter().flat_map(|c| c.pins.iter()).next().copied() else { return Ok(()) };
-        if self.mode != PoolMode::Transaction {
+        let mut pins = found.statements.iter().flat_map(|c| c.pins.iter()).copied().peekable();
+        if self.mode != PoolMode::Transaction || pins.peek().is_none() {
             return Ok(());
         }
         if self.ctx.settings.pool.pinning == Pinning::Refuse {
-            return Err(ClientError::NeedsSession(pin));
+            return Err(ClientError::NeedsSession(pins.next().unwrap_or(Pin::Listen)));
         }
-        if self.pinned.is_none() {
-            tracing::info!(user = %self.user.name, database = %self.db.name, reason = ?pin, "client pinned to its server connection until DISCARD ALL or disconnect");
-            self.pinned = Some(pin);
+        for pin in pins {
+            if self.pins.is_empty() {
+                self.ctx.counters.pinned(pin);
+                if !std::mem::replace(&mut self.pin_logged, true) {
+                    tracing::info!(user = %self.user.name, database = %self.db.name, reason = ?pin, "client pinned to its server connection until released, DISCARD ALL or disconnect");
+                }
+            }
+            if !self.pins.contains(&pin) {
+                self.pins.push(pin);
+            }
         }
         Ok(())
     }
@@ -159,7 +173,7 @@ impl Session {
         let status = self.held.as_ref().map_or(b'I', |s| s.status);
         let tag = match &target {
             // SQL-level statements (a pinned client) live on the server: it must drop them too.
-            Deallocate::All if self.pinned.is_some() => return Ok(false),
+            Deallocate::All if !self.pins.is_empty() => return Ok(false),
             Deallocate::All => "DEALLOCATE ALL",
             Deallocate::Name(name) if self.prepared.forget(name) => "DEALLOCATE",
             Deallocate::Name(_) => return Ok(false),
@@ -216,10 +230,10 @@ impl Session {
         if found.discards_all() {
             self.prepared.clear();
             server.prepared.clear();
-            self.pinned = None;
+            self.pins.clear();
             server.needs_reset = self.mode == PoolMode::Session;
         }
-        if self.pinned.is_some() {
+        if !self.pins.is_empty() {
             server.needs_reset = true;
         }
         self.send_request(&mut server, &batch.bytes, batch.summary.unsynced).await?;
@@ -240,6 +254,7 @@ impl Session {
     /// Runs again on the primary a request a replica refused as a write before anything ran.
     async fn retry_on_primary(&mut self, batch: &Batch, found: &Inspection) -> Result<(), ClientError> {
         let sql = misroute::first_sql(&batch.bytes).unwrap_or_else(|| "(a prepared statement)".into());
+        self.ctx.counters.misroute_retry();
         tracing::warn!(statement = %misroute::fingerprint(&sql), "a replica refused a statement as a write; running it on the primary");
         self.ctx.decisions.count(Route::Primary, Reason::Write);
         let (mut server, _) = dispatch::checkout(&self.ctx, &self.nodes, Route::Primary).await?;
@@ -276,8 +291,18 @@ impl Session {
     async fn checkout(&mut self, found: &Inspection) -> Result<(Checkout, Route), ClientError> {
         let application_name = self.params.reported().get("application_name").map_or("", String::as_str);
         let who = Who { db: &self.db, user: &self.user, application_name, mode: self.mode };
-        let route = dispatch::choose(&self.ctx, &self.nodes, &self.routing, found, &who).await?;
-        let (mut server, route) = dispatch::checkout(&self.ctx, &self.nodes, route).await?;
+        self.slot.set_state(ClientState::Waiting);
+        let route = dispatch::choose(&self.ctx, &self.nodes, &self.routing, found, &who).await;
+        let checkout = match route {
+            Ok(route) => dispatch::checkout(&self.ctx, &self.nodes, route).await.map_err(ClientError::from),
+            Err(e) => Err(e),
+        };
+        let Ok((mut server, route)) = checkout else {
+            self.slot.set_state(ClientState::Idle);
+            return checkout;
+        };
+        self.slot.set_state(ClientState::Active);
+        self.slot.set_server(Some(server.addr.clone()));
         if self.mode == PoolMode::Session {
             server.needs_reset = true;
         }
@@ -329,10 +354,11 @@ impl Session {
     /// Remembers the request's session changes until its transaction's fate is known.
     fn note_session_changes(&mut self, found: &Inspection) {
         for class in &found.statements {
-            if matches!(class.intent, Intent::EndTransaction { rollback: true }) {
+            if class.rolls_back {
                 self.tx_undone = true;
             }
             self.pending_sets.extend(class.session_changes.iter().cloned());
+            self.pending_unpins.extend(class.unpins.iter().copied());
         }
     }
 
@@ -347,6 +373,11 @@ impl Session {
                     }
                     self.params.mark_applied(server);
                 }
+                if !self.tx_undone && server.errors == self.errors_base {
+                    let released = std::mem::take(&mut self.pending_unpins);
+                    self.pins.retain(|p| !released.contains(p));
+                }
+                self.pending_unpins.clear();
                 self.pending_sets.clear();
                 self.tx_undone = false;
             }
@@ -367,8 +398,12 @@ impl Session {
             server.params_changed = false;
         }
         server.params_owner = Some((self.id, self.params.version));
-        if self.mode == PoolMode::Transaction && self.pinned.is_none() && server.is_clean() {
+        // A connection a pin just left still owes a DISCARD ALL: the checkout guard runs it.
+        let releasable = server.status == b'I' && server.is_resettable();
+        if self.mode == PoolMode::Transaction && self.pins.is_empty() && releasable {
             self.cancel.set_target(None);
+            self.slot.set_state(ClientState::Idle);
+            self.slot.set_server(None);
             drop(server);
         } else {
             self.held = Some(server);
@@ -380,7 +415,9 @@ impl Session {
     async fn refuse(&mut self, e: ClientError, summary: Summary) -> Result<(), ClientError> {
         tracing::warn!(user = %self.user.name, database = %self.db.name, error = %e, "request refused");
         let mut out = BytesMut::new();
-        build::error(&mut out, Severity::Error, e.sqlstate().unwrap_or("08006"), &e.to_string(), e.hint());
+        let code = e.sqlstate().unwrap_or("08006");
+        self.ctx.counters.error(code);
+        build::error(&mut out, Severity::Error, code, &e.to_string(), e.hint());
         if summary.readies > 0 {
             build::ready_for_query(&mut out, b'I');
         } else {

@@ -1,0 +1,169 @@
+//! Who is connected: one entry per logged-in client, for SHOW CLIENTS and the client gauges. A
+//! session updates its own entry's state with one relaxed store per request.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use parking_lot::Mutex;
+
+/// What a client is doing now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum ClientState {
+    /// Between requests, holding no server connection (or a pinned idle one).
+    Idle = 0,
+    /// Waiting for a server connection.
+    Waiting = 1,
+    /// Running a request or inside a transaction.
+    Active = 2,
+}
+
+impl ClientState {
+    /// The label used in metrics and SHOW CLIENTS.
+    pub fn label(self) -> &'static str {
+        match self {
+            ClientState::Idle => "idle",
+            ClientState::Waiting => "waiting",
+            ClientState::Active => "active",
+        }
+    }
+
+    fn from_u8(v: u8) -> Self {
+        match v {
+            1 => ClientState::Waiting,
+            2 => ClientState::Active,
+            _ => ClientState::Idle,
+        }
+    }
+}
+
+/// One connected client.
+#[derive(Debug)]
+pub struct ClientEntry {
+    pub id: u64,
+    pub addr: Option<SocketAddr>,
+    pub user: String,
+    pub database: String,
+    pub application_name: String,
+    pub connected_at: SystemTime,
+    pub tls: bool,
+    state: AtomicU8,
+    /// The node of the server connection it holds, if any.
+    server: Mutex<Option<Arc<str>>>,
+}
+
+impl ClientEntry {
+    /// The client's current state.
+    pub fn state(&self) -> ClientState {
+        ClientState::from_u8(self.state.load(Ordering::Relaxed))
+    }
+
+    /// The node it is linked to now.
+    pub fn server(&self) -> Option<Arc<str>> {
+        self.server.lock().clone()
+    }
+}
+
+/// Every connected client.
+#[derive(Debug, Default)]
+pub struct ClientRegistry {
+    clients: Mutex<BTreeMap<u64, Arc<ClientEntry>>>,
+}
+
+/// What a new entry says about its client.
+pub struct NewClient {
+    pub id: u64,
+    pub addr: Option<SocketAddr>,
+    pub user: String,
+    pub database: String,
+    pub application_name: String,
+    pub tls: bool,
+}
+
+impl ClientRegistry {
+    /// Adds a client; the returned slot removes it when dropped.
+    pub fn join(self: &Arc<Self>, new: NewClient) -> ClientSlot {
+        let entry = Arc::new(ClientEntry {
+            id: new.id,
+            addr: new.addr,
+            user: new.user,
+            database: new.database,
+            application_name: new.application_name,
+            connected_at: SystemTime::now(),
+            tls: new.tls,
+            state: AtomicU8::new(ClientState::Idle as u8),
+            server: Mutex::new(None),
+        });
+        self.clients.lock().insert(new.id, entry.clone());
+        ClientSlot { registry: self.clone(), entry }
+    }
+
+    /// A copy of the list.
+    pub fn list(&self) -> Vec<Arc<ClientEntry>> {
+        self.clients.lock().values().cloned().collect()
+    }
+
+    /// How many clients are connected.
+    pub fn len(&self) -> usize {
+        self.clients.lock().len()
+    }
+
+    /// Whether no client is connected.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A session's own entry; leaves the registry when dropped.
+#[derive(Debug)]
+pub struct ClientSlot {
+    registry: Arc<ClientRegistry>,
+    entry: Arc<ClientEntry>,
+}
+
+impl ClientSlot {
+    /// Records what the client is doing.
+    pub fn set_state(&self, state: ClientState) {
+        self.entry.state.store(state as u8, Ordering::Relaxed);
+    }
+
+    /// Records the node of the server connection it holds.
+    pub fn set_server(&self, node: Option<Arc<str>>) {
+        *self.entry.server.lock() = node;
+    }
+}
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        self.registry.clients.lock().remove(&self.entry.id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_join_and_leave() {
+        let registry = Arc::new(ClientRegistry::default());
+        let new = |id| NewClient {
+            id,
+            addr: None,
+            user: "app".into(),
+            database: "app".into(),
+            application_name: String::new(),
+            tls: false,
+        };
+        let a = registry.join(new(1));
+        let b = registry.join(new(2));
+        a.set_state(ClientState::Waiting);
+        assert_eq!(registry.list()[0].state(), ClientState::Waiting);
+        drop(a);
+        assert_eq!(registry.len(), 1);
+        drop(b);
+        assert!(registry.is_empty());
+    }
+}

@@ -1,0 +1,155 @@
+//! What a scrape does before rendering: copies counters kept as atomics into the recorder and
+//! sets gauges from the pools, the connected clients and the monitor's topology.
+
+use std::collections::BTreeMap;
+
+use super::Metrics;
+use crate::app::AppContext;
+use crate::client::registry::ClientState;
+use crate::monitor::{NodeStatus, Topology};
+
+/// Brings every metric up to date and renders the exposition text.
+pub fn scrape(ctx: &AppContext) -> String {
+    let m = &ctx.metrics;
+    pools(ctx, m);
+    clients(ctx, m);
+    topology(ctx, m);
+    routing(ctx, m);
+    sessions(ctx, m);
+    m.render()
+}
+
+fn pools(ctx: &AppContext, m: &Metrics) {
+    let mut server_errors: BTreeMap<String, u64> = BTreeMap::new();
+    for pool in ctx.pools.pools() {
+        let key = pool.key();
+        let labels = [
+            ("database", key.database.as_str()),
+            ("user", key.user.as_str()),
+            ("node", &*key.node),
+            ("role", pool.role()),
+        ];
+        let stats = pool.stats();
+        let active = stats.total.saturating_sub(stats.idle + stats.connecting);
+        for (state, n) in [("idle", stats.idle), ("active", active), ("connecting", stats.connecting)] {
+            let with_state = [labels[0], labels[1], labels[2], labels[3], ("state", state)];
+            m.gauge("pgsplit_server_connections", &with_state).set(n as f64);
+        }
+        m.gauge("pgsplit_pool_waiting_clients", &labels).set(stats.waiting as f64);
+        let c = pool.counters().snapshot();
+        for (name, value) in [
+            ("pgsplit_server_connects_total", c.connects),
+            ("pgsplit_server_connect_failures_total", c.connect_failures),
+            ("pgsplit_checkout_timeouts_total", c.checkout_timeouts),
+            ("pgsplit_transactions_total", c.transactions),
+            ("pgsplit_queries_total", c.queries),
+            ("pgsplit_server_sent_bytes_total", c.sent_bytes),
+            ("pgsplit_server_received_bytes_total", c.received_bytes),
+        ] {
+            m.counter(name, &labels).absolute(value);
+        }
+        for (class, n) in pool.counters().errors() {
+            *server_errors.entry(class).or_default() += n;
+        }
+    }
+    for (class, n) in server_errors {
+        m.counter("pgsplit_errors_total", &[("class", &class), ("source", "server")]).absolute(n);
+    }
+}
+
+fn clients(ctx: &AppContext, m: &Metrics) {
+    let mut counts: BTreeMap<(String, String), [usize; 3]> = BTreeMap::new();
+    for db in ctx.settings.databases.values() {
+        for user in ctx.settings.users.values() {
+            counts.insert((db.name.clone(), user.name.clone()), [0; 3]);
+        }
+    }
+    for client in ctx.clients.list() {
+        let entry = counts.entry((client.database.clone(), client.user.clone())).or_default();
+        entry[client.state() as usize] += 1;
+    }
+    for ((database, user), by_state) in &counts {
+        for state in [ClientState::Idle, ClientState::Waiting, ClientState::Active] {
+            let labels = [("database", database.as_str()), ("user", user.as_str()), ("state", state.label())];
+            m.gauge("pgsplit_clients", &labels).set(by_state[state as usize] as f64);
+        }
+    }
+    for (reason, n) in ctx.counters.refusals() {
+        m.counter("pgsplit_clients_refused_total", &[("reason", reason)]).absolute(n);
+    }
+}
+
+fn topology(ctx: &AppContext, m: &Metrics) {
+    for db in ctx.settings.databases.values() {
+        let Some(topology) = ctx.monitor.topology(&db.name) else { continue };
+        let primary = &topology.primary;
+        let up = if primary.up { 1.0 } else { 0.0 };
+        m.gauge("pgsplit_primary_up", &[("database", &db.name), ("node", &primary.addr)]).set(up);
+        if let Some(lsn) = topology.head_lsn {
+            m.gauge("pgsplit_primary_wal_lsn_bytes", &[("database", &db.name)]).set(lsn as f64);
+        }
+        for replica in &topology.replicas {
+            replica_gauges(m, &db.name, replica);
+        }
+    }
+}
+
+fn replica_gauges(m: &Metrics, database: &str, replica: &NodeStatus) {
+    let labels = [("database", database), ("node", &*replica.addr)];
+    if let Some(bytes) = replica.lag_bytes {
+        m.gauge("pgsplit_replica_lag_bytes", &labels).set(bytes as f64);
+    }
+    if let Some(time) = replica.lag_time {
+        m.gauge("pgsplit_replica_lag_seconds", &labels).set(time.as_secs_f64());
+    }
+    let current = replica_state(replica);
+    for state in ["healthy", "lagging", "down"] {
+        let value = if state == current { 1.0 } else { 0.0 };
+        m.gauge("pgsplit_replica_state", &[labels[0], labels[1], ("state", state)]).set(value);
+    }
+}
+
+/// `healthy` (takes reads), `lagging` (up but not eligible) or `down`.
+pub fn replica_state(replica: &NodeStatus) -> &'static str {
+    match (replica.up && replica.in_recovery == Some(true), replica.eligible) {
+        (true, true) => "healthy",
+        (true, false) => "lagging",
+        (false, _) => "down",
+    }
+}
+
+fn routing(ctx: &AppContext, m: &Metrics) {
+    for d in ctx.decisions.snapshot() {
+        m.counter("pgsplit_routing_decisions_total", &[("target", d.target), ("reason", d.reason)]).absolute(d.count);
+    }
+    let retries = ctx.counters.misroute_retries();
+    if retries > 0 {
+        let labels = [("target", "primary"), ("reason", "misroute_retry")];
+        m.counter("pgsplit_routing_decisions_total", &labels).absolute(retries);
+    }
+    let cache = ctx.classifier.load().stats();
+    m.counter("pgsplit_classifier_cache_hits_total", &[]).absolute(cache.hits);
+    m.counter("pgsplit_classifier_cache_misses_total", &[]).absolute(cache.misses);
+}
+
+fn sessions(ctx: &AppContext, m: &Metrics) {
+    let prepared = ctx.statements.stats();
+    m.counter("pgsplit_prepared_statements_prepared_total", &[]).absolute(prepared.prepares);
+    m.counter("pgsplit_prepared_statements_evicted_total", &[]).absolute(prepared.evictions);
+    m.gauge("pgsplit_prepared_statements_distinct", &[]).set(prepared.distinct as f64);
+    for (reason, n) in ctx.counters.pins() {
+        m.counter("pgsplit_sessions_pinned_total", &[("reason", reason)]).absolute(n);
+    }
+    for (class, n) in ctx.counters.errors() {
+        m.counter("pgsplit_errors_total", &[("class", &class), ("source", "pgsplit")]).absolute(n);
+    }
+}
+
+/// Whether the monitor reaches every database's primary, and it is not in recovery: `/healthz`.
+pub fn primaries_known(ctx: &AppContext) -> bool {
+    ctx.settings.databases.values().all(|db| ctx.monitor.topology(&db.name).is_some_and(|t| primary_up(&t)))
+}
+
+fn primary_up(topology: &Topology) -> bool {
+    topology.primary.up
+}
