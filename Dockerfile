@@ -19,6 +19,7 @@ RUN apt-get update \
     && mkdir -p /etc/pgsplit
 COPY --from=builder /usr/local/bin/pgsplit /usr/local/bin/pgsplit
 USER pgsplit
-EXPOSE 6432
+# 6432: clients; 9930: /metrics and /healthz when [listen] metrics_addr is set
+EXPOSE 6432 9930
 ENTRYPOINT ["/usr/local/bin/pgsplit"]
 CMD ["--config", "/etc/pgsplit/pgsplit.toml"]
