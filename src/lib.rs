@@ -17,3 +17,5 @@ pub mod protocol;
 pub mod route;
 pub mod server;
 pub mod socket;
+pub mod stream;
+pub mod tls;
