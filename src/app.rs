@@ -64,10 +64,10 @@ impl AppContext {
             monitor,
             decisions: DecisionCounts::default(),
             statements: Registry::default(),
-            pools: Arc::new(PoolManager::new(settings.pool.clone())),
+            pools: Arc::new(PoolManager::new(settings.pool.clone(), settings.tls.server.clone())),
+            cancels: Arc::new(CancelRegistry::new(settings.tls.server.clone())),
             settings,
             auth,
-            cancels: Arc::default(),
             shutdown,
             client_ids: AtomicU64::new(1),
         })

@@ -5,9 +5,10 @@ use std::time::{Duration, Instant};
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime, Timeouts};
 use parking_lot::Mutex;
-use tokio_postgres::NoTls;
 
+use super::tls::MakeRustls;
 use super::topology::Sample;
+use crate::tls::ServerTls;
 
 /// One round trip that works on a primary and on a replica alike.
 const SAMPLE_SQL: &str = "SELECT pg_is_in_recovery(), \
@@ -16,12 +17,13 @@ const SAMPLE_SQL: &str = "SELECT pg_is_in_recovery(), \
      (pg_last_wal_receive_lsn() - '0/0')::int8, \
      extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8";
 
-/// Who the monitor logs in as.
+/// Who the monitor logs in as, and over what.
 #[derive(Clone, Debug)]
 pub struct ProbeLogin {
     pub user: String,
     pub password: Option<String>,
     pub dbname: String,
+    pub tls: ServerTls,
 }
 
 /// The latest sample of one node, written by its probe task and read by the topology round.
@@ -87,7 +89,21 @@ async fn sample(pool: &Pool) -> Result<Sample, Box<dyn std::error::Error + Send 
 }
 
 fn build_pool(addr: &str, login: &ProbeLogin, connect_timeout: Duration) -> Option<Pool> {
+    let (config, tls) = client_config(addr, login, connect_timeout)?;
+    let manager = Manager::from_config(config, tls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+    let timeouts =
+        Timeouts { wait: Some(connect_timeout), create: Some(connect_timeout), recycle: Some(connect_timeout) };
+    Pool::builder(manager).max_size(1).timeouts(timeouts).runtime(Runtime::Tokio1).build().ok()
+}
+
+/// The tokio-postgres config and TLS connector for a monitor connection to `addr` (`host:port`).
+pub fn client_config(
+    addr: &str,
+    login: &ProbeLogin,
+    connect_timeout: Duration,
+) -> Option<(tokio_postgres::Config, MakeRustls)> {
     let (host, port) = addr.rsplit_once(':')?;
+    let (tls, ssl_mode) = MakeRustls::new(&login.tls);
     let mut config = tokio_postgres::Config::new();
     config
         .host(host)
@@ -95,12 +111,10 @@ fn build_pool(addr: &str, login: &ProbeLogin, connect_timeout: Duration) -> Opti
         .user(&login.user)
         .dbname(&login.dbname)
         .application_name("pgsplit monitor")
-        .connect_timeout(connect_timeout);
+        .connect_timeout(connect_timeout)
+        .ssl_mode(ssl_mode);
     if let Some(p) = &login.password {
         config.password(p);
     }
-    let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
-    let timeouts =
-        Timeouts { wait: Some(connect_timeout), create: Some(connect_timeout), recycle: Some(connect_timeout) };
-    Pool::builder(manager).max_size(1).timeouts(timeouts).runtime(Runtime::Tokio1).build().ok()
+    Some((config, tls))
 }

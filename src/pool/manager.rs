@@ -11,17 +11,20 @@ use super::{Pool, PoolKey};
 use crate::config::{DatabaseSettings, PoolSettings, UserSettings};
 use crate::route::Route;
 use crate::server::ServerLogin;
+use crate::tls::ServerTls;
 
 /// All server pools, created on first use.
 pub struct PoolManager {
     settings: PoolSettings,
+    /// How every server connection is secured.
+    tls: ServerTls,
     pools: Mutex<HashMap<PoolKey, Pool>>,
 }
 
 impl PoolManager {
     /// A manager with no pools yet.
-    pub fn new(settings: PoolSettings) -> Self {
-        PoolManager { settings, pools: Mutex::new(HashMap::new()) }
+    pub fn new(settings: PoolSettings, tls: ServerTls) -> Self {
+        PoolManager { settings, tls, pools: Mutex::new(HashMap::new()) }
     }
 
     /// The pool serving `route` of `db` for `user`.
@@ -39,6 +42,7 @@ impl PoolManager {
             user: user.server_user.clone(),
             password: user.server_password.clone(),
             database: db.server_dbname.clone(),
+            tls: self.tls.clone(),
         };
         let size = db.pool_size.unwrap_or(self.settings.size);
         let pool = Pool::new(key.clone(), login, size, self.settings.clone());
