@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use rustls::ClientConfig;
+use rustls_pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_postgres::config::SslMode;
 use tokio_postgres::tls::{ChannelBinding, MakeTlsConnect, TlsConnect, TlsStream};
@@ -42,19 +43,18 @@ impl MakeTlsConnect<Socket> for MakeRustls {
     type TlsConnect = RustlsConnect;
     type Error = io::Error;
 
+    /// Never fails here: tokio-postgres asks even under sslmode=disable, where no handshake
+    /// follows, so a missing config or a host that cannot be a TLS name only fails a handshake.
     fn make_tls_connect(&mut self, domain: &str) -> io::Result<RustlsConnect> {
-        let config = self.config.clone().ok_or_else(|| io::Error::other("server_tls is disabled"))?;
         // tokio-postgres hands the bare host; `server_name` expects `host:port`.
-        let name = server_name(&format!("{domain}:0")).map_err(io::Error::other)?;
-        Ok(RustlsConnect { connector: TlsConnector::from(config), name })
+        let name = server_name(&format!("{domain}:0")).map_err(|e| e.to_string());
+        let config = self.config.clone().ok_or_else(|| "server_tls is disabled".to_string());
+        Ok(RustlsConnect(config.and_then(|config| name.map(|name| (TlsConnector::from(config), name)))))
     }
 }
 
-/// One connection's TLS handshake.
-pub struct RustlsConnect {
-    connector: TlsConnector,
-    name: rustls_pki_types::ServerName<'static>,
-}
+/// One connection's TLS handshake, or why there can be none.
+pub struct RustlsConnect(Result<(TlsConnector, ServerName<'static>), String>);
 
 impl TlsConnect<Socket> for RustlsConnect {
     type Stream = RustlsStream;
@@ -63,7 +63,8 @@ impl TlsConnect<Socket> for RustlsConnect {
 
     fn connect(self, socket: Socket) -> Self::Future {
         Box::pin(async move {
-            let stream = self.connector.connect(self.name, socket).await?;
+            let (connector, name) = self.0.map_err(io::Error::other)?;
+            let stream = connector.connect(name, socket).await?;
             Ok(RustlsStream(Box::new(stream)))
         })
     }
@@ -95,5 +96,19 @@ impl AsyncWrite for RustlsStream {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(self.get_mut().0.as_mut()).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plaintext_monitor_connections_are_not_refused_before_the_handshake() {
+        // tokio-postgres asks for a TLS connector even under sslmode=disable.
+        let (mut make, mode) = MakeRustls::new(&ServerTls::disabled());
+        assert!(matches!(mode, SslMode::Disable));
+        assert!(make.make_tls_connect("127.0.0.1").is_ok());
+        assert!(make.make_tls_connect("/var/run/postgresql").is_ok());
     }
 }
