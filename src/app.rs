@@ -75,11 +75,11 @@ impl AppContext {
             statements: Registry::default(),
             clients: Arc::default(),
             counters: Counters::default(),
-            pools: Arc::new(PoolManager::new(settings.pool.clone(), metrics.clone())),
+            pools: Arc::new(PoolManager::new(settings.pool.clone(), settings.tls.server.clone(), metrics.clone())),
+            cancels: Arc::new(CancelRegistry::new(settings.tls.server.clone())),
             metrics,
             settings,
             auth,
-            cancels: Arc::default(),
             shutdown,
             client_ids: AtomicU64::new(1),
         })

@@ -2,7 +2,8 @@
 //!
 //! A request flows `client` → `route` → `pool` → `server` and the replies flow back; `protocol`
 //! frames bytes for all of them, `classify` tells what a query's SQL means for routing, `config`
-//! turns the TOML file into each module's settings, and `app` wires it together. See
+//! turns the TOML file into each module's settings, `stream` and `tls` carry the bytes of client
+//! and server connections (plain or TLS), and `app` wires it together. See
 //! ARCHITECTURE.md for a glossary and one request's sequence.
 
 pub mod app;
@@ -18,3 +19,5 @@ pub mod protocol;
 pub mod route;
 pub mod server;
 pub mod socket;
+pub mod stream;
+pub mod tls;

@@ -6,13 +6,13 @@ use std::collections::HashMap;
 
 use bytes::BytesMut;
 use rand::RngCore;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::AsyncReadExt;
 
 use super::scram::{self, ScramExchange, ScramVerifier};
 use super::ClientError;
 use crate::config::{AuthMethod, Secret, UserSettings};
 use crate::protocol::{build, frame, from_client};
+use crate::stream::Stream;
 
 /// Largest password or SASL message accepted.
 const MAX_AUTH_MESSAGE: usize = 8 * 1024;
@@ -53,7 +53,7 @@ impl Authenticator {
     }
 
     /// Runs the login exchange for `user`; on success the caller sends AuthenticationOk.
-    pub async fn authenticate(&self, stream: &mut TcpStream, user: &str) -> Result<(), ClientError> {
+    pub async fn authenticate(&self, stream: &mut Stream, user: &str) -> Result<(), ClientError> {
         let verdict = match self.users.get(user) {
             Some(Check::Trust) => return Ok(()),
             Some(Check::Md5(secret)) => md5_exchange(stream, secret).await?,
@@ -73,22 +73,22 @@ impl Authenticator {
 }
 
 /// md5: send a random salt, compare the reply. `Ok(false)` on a wrong password.
-async fn md5_exchange(stream: &mut TcpStream, secret: &str) -> Result<bool, ClientError> {
+async fn md5_exchange(stream: &mut Stream, secret: &str) -> Result<bool, ClientError> {
     let mut salt = [0u8; 4];
     rand::thread_rng().fill_bytes(&mut salt);
     let mut out = BytesMut::new();
     build::auth_md5(&mut out, salt);
-    stream.write_all(&out).await?;
+    stream.send(&out).await?;
     let reply = read_password_message(stream).await?;
     let response = reply.strip_suffix(&[0]).ok_or(ClientError::AuthProtocol("password message without terminator"))?;
     Ok(scram::md5_check(secret, salt, response))
 }
 
 /// SCRAM-SHA-256: the three-message SASL exchange. `Ok(false)` on a wrong password.
-async fn scram_exchange(stream: &mut TcpStream, verifier: ScramVerifier) -> Result<bool, ClientError> {
+async fn scram_exchange(stream: &mut Stream, verifier: ScramVerifier) -> Result<bool, ClientError> {
     let mut out = BytesMut::new();
     build::auth_sasl(&mut out);
-    stream.write_all(&out).await?;
+    stream.send(&out).await?;
     let initial = read_password_message(stream).await?;
     let (mechanism, client_first) = from_client::sasl_initial_response(&initial)
         .ok_or(ClientError::AuthProtocol("malformed SASLInitialResponse"))?;
@@ -99,13 +99,13 @@ async fn scram_exchange(stream: &mut TcpStream, verifier: ScramVerifier) -> Resu
         .map_err(|_| ClientError::AuthProtocol("malformed SCRAM client-first-message"))?;
     out.clear();
     build::auth_sasl_continue(&mut out, &server_first);
-    stream.write_all(&out).await?;
+    stream.send(&out).await?;
     let client_final = read_password_message(stream).await?;
     match exchange.finish(&client_final) {
         Ok(server_final) => {
             out.clear();
             build::auth_sasl_final(&mut out, &server_final);
-            stream.write_all(&out).await?;
+            stream.send(&out).await?;
             Ok(true)
         }
         Err(scram::AuthError::WrongPassword) => Ok(false),
@@ -114,7 +114,7 @@ async fn scram_exchange(stream: &mut TcpStream, verifier: ScramVerifier) -> Resu
 }
 
 /// Reads one message that must be a password-family message ('p'); returns its body.
-async fn read_password_message(stream: &mut TcpStream) -> Result<Vec<u8>, ClientError> {
+async fn read_password_message(stream: &mut Stream) -> Result<Vec<u8>, ClientError> {
     let mut buf = BytesMut::with_capacity(512);
     loop {
         if let Some(frame) = frame::split_frame(&mut buf, MAX_AUTH_MESSAGE)? {

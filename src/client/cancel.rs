@@ -9,6 +9,7 @@ use rand::Rng;
 
 use crate::server::connect::send_cancel;
 use crate::server::BackendKey;
+use crate::tls::ServerTls;
 
 /// Where a client's running query lives.
 #[derive(Clone, Debug)]
@@ -20,9 +21,10 @@ pub struct CancelTarget {
 type Slot = Arc<Mutex<Option<CancelTarget>>>;
 
 /// Every live client's cancel key.
-#[derive(Default)]
 pub struct CancelRegistry {
     entries: Mutex<HashMap<i32, (i32, Slot)>>,
+    /// Cancels reach servers the way queries do.
+    tls: ServerTls,
 }
 
 /// A client's registration; unregisters on drop.
@@ -34,6 +36,11 @@ pub struct CancelHandle {
 }
 
 impl CancelRegistry {
+    /// An empty registry whose forwarded cancels use `tls`.
+    pub fn new(tls: ServerTls) -> Self {
+        CancelRegistry { entries: Mutex::default(), tls }
+    }
+
     /// Registers a new client under a fresh random key.
     pub fn register(self: &Arc<Self>) -> CancelHandle {
         let slot: Slot = Arc::default();
@@ -60,7 +67,7 @@ impl CancelRegistry {
             }
         };
         if let Some(target) = target {
-            if let Err(e) = send_cancel(&target.addr, target.key).await {
+            if let Err(e) = send_cancel(&target.addr, target.key, &self.tls).await {
                 tracing::warn!(server = %target.addr, error = %e, "cannot forward cancel request");
             }
         }

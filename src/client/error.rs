@@ -34,6 +34,15 @@ pub enum ClientError {
     /// The client spoke out of turn during authentication.
     #[error("authentication protocol violation: {0}")]
     AuthProtocol(&'static str),
+    /// `tls.client_tls = "require"` and the client logs in without TLS.
+    #[error("pgsplit requires TLS (SSL) from clients and this connection is not using it: connect with sslmode=require (or verify-ca, verify-full)")]
+    TlsRequired,
+    /// The client's TLS handshake failed; rustls has already told it why with an alert.
+    #[error("TLS handshake failed: {0}")]
+    TlsHandshake(std::io::Error),
+    /// TLS negotiation out of order.
+    #[error("TLS protocol violation: {0}")]
+    TlsProtocol(&'static str),
     /// The database is not configured.
     #[error("database \"{0}\" does not exist")]
     UnknownDatabase(String),
@@ -64,12 +73,13 @@ impl ClientError {
     pub fn sqlstate(&self) -> Option<&str> {
         Some(match self {
             ClientError::ServerLost(ServerError::Statement { code, .. }) => code,
-            ClientError::Io(_) | ClientError::Gone => return None,
+            ClientError::Io(_) | ClientError::Gone | ClientError::TlsHandshake(_) => return None,
             ClientError::Frame(FrameError::TooLarge { .. }) => sqlstate::PROGRAM_LIMIT_EXCEEDED,
             ClientError::Frame(_) | ClientError::Startup(_) | ClientError::HandshakeTimeout => {
                 sqlstate::PROTOCOL_VIOLATION
             }
-            ClientError::AuthProtocol(_) => sqlstate::PROTOCOL_VIOLATION,
+            ClientError::AuthProtocol(_) | ClientError::TlsProtocol(_) => sqlstate::PROTOCOL_VIOLATION,
+            ClientError::TlsRequired => sqlstate::INVALID_AUTHORIZATION,
             ClientError::NoUser => sqlstate::INVALID_AUTHORIZATION,
             ClientError::AuthFailed(_) => sqlstate::INVALID_PASSWORD,
             ClientError::UnknownDatabase(_) => sqlstate::INVALID_CATALOG_NAME,
@@ -89,6 +99,7 @@ impl ClientError {
             ClientError::Io(_) | ClientError::Gone => return None,
             ClientError::AuthFailed(_) | ClientError::NoUser | ClientError::AuthProtocol(_) => Refusal::Auth,
             ClientError::UnknownDatabase(_) => Refusal::UnknownDatabase,
+            ClientError::TlsRequired | ClientError::TlsHandshake(_) | ClientError::TlsProtocol(_) => Refusal::Tls,
             ClientError::Shutdown | ClientError::Pool(_) | ClientError::ServerLost(_) => Refusal::Unavailable,
             _ => Refusal::Handshake,
         })
@@ -99,6 +110,9 @@ impl ClientError {
         match self {
             ClientError::UnknownDatabase(_) => {
                 Some("Connect to a database listed under [databases] in the pgsplit config.")
+            }
+            ClientError::TlsRequired => {
+                Some("Connect with sslmode=require (or verify-full), or set tls.client_tls = \"allow\" in the pgsplit config.")
             }
             ClientError::Frame(FrameError::TooLarge { .. }) => {
                 Some("Raise limits.max_message_size in the pgsplit config, or send less data per message.")

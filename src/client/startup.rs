@@ -1,10 +1,10 @@
-//! The handshake before a session: SSLRequest and GSSENCRequest (answered 'N'), CancelRequest,
-//! protocol negotiation, authentication and the database check.
+//! The handshake before a session: TLS (SSLRequest, or a direct TLS handshake), GSSENCRequest
+//! (answered 'N'), CancelRequest, protocol negotiation, authentication and the database check.
 
 use std::sync::Arc;
 
 use bytes::BytesMut;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
 use super::session::{report_fatal, Session};
@@ -14,6 +14,9 @@ use crate::config::{DatabaseSettings, UserSettings};
 use crate::protocol::build;
 use crate::protocol::startup::{self, StartupMessage, StartupPacket};
 use crate::server::BackendKey;
+use crate::stream::Stream;
+use crate::tls::client_side::TLS_HANDSHAKE_RECORD;
+use crate::tls::{ClientTls, ALPN_POSTGRESQL};
 
 /// A client that passed authentication, with where it wants to go.
 pub struct Accepted {
@@ -23,7 +26,8 @@ pub struct Accepted {
 }
 
 /// Serves one client connection from its first byte to its last.
-pub async fn handle_client(ctx: Arc<AppContext>, mut stream: TcpStream) {
+pub async fn handle_client(ctx: Arc<AppContext>, tcp: TcpStream) {
+    let mut stream = Stream::Plain(tcp);
     let limit = ctx.settings.limits.handshake_timeout;
     let accepted = match tokio::time::timeout(limit, handshake(&ctx, &mut stream)).await {
         Ok(Ok(Some(accepted))) => accepted,
@@ -37,7 +41,7 @@ pub async fn handle_client(ctx: Arc<AppContext>, mut stream: TcpStream) {
     }
 }
 
-async fn refuse(ctx: &AppContext, stream: &mut TcpStream, e: ClientError) {
+async fn refuse(ctx: &AppContext, stream: &mut Stream, e: ClientError) {
     if let Some(why) = e.refusal() {
         ctx.counters.refused(why);
     }
@@ -45,7 +49,10 @@ async fn refuse(ctx: &AppContext, stream: &mut TcpStream, e: ClientError) {
         ctx.counters.error(code);
     }
     match &e {
-        ClientError::AuthFailed(_) | ClientError::UnknownDatabase(_) => tracing::info!(error = %e, "login refused"),
+        ClientError::AuthFailed(_) | ClientError::UnknownDatabase(_) | ClientError::TlsRequired => {
+            tracing::info!(error = %e, "login refused")
+        }
+        ClientError::TlsHandshake(_) => tracing::info!(error = %e, "client TLS handshake failed"),
         ClientError::Io(_) | ClientError::Gone => tracing::debug!(error = %e, "client left during handshake"),
         _ => tracing::warn!(error = %e, "client refused"),
     }
@@ -53,29 +60,66 @@ async fn refuse(ctx: &AppContext, stream: &mut TcpStream, e: ClientError) {
 }
 
 /// Reads startup packets until a StartupMessage, then authenticates. `None` after a cancel request.
-async fn handshake(ctx: &AppContext, stream: &mut TcpStream) -> Result<Option<Accepted>, ClientError> {
+async fn handshake(ctx: &AppContext, stream: &mut Stream) -> Result<Option<Accepted>, ClientError> {
+    let tls = &ctx.settings.tls.client;
+    if tls.offered() && starts_with_tls(stream).await? {
+        start_tls(stream, tls).await?;
+        // As PostgreSQL does: ALPN shows the client meant to speak PostgreSQL, not some other
+        // protocol's TLS redirected here.
+        if stream.alpn_protocol() != Some(ALPN_POSTGRESQL) {
+            return Err(ClientError::TlsProtocol("direct TLS connection without ALPN protocol \"postgresql\""));
+        }
+    }
     loop {
         let mut len = [0u8; 4];
         read_exact(stream, &mut len).await?;
         let mut body = vec![0u8; startup::body_len(len)?];
         read_exact(stream, &mut body).await?;
         match startup::parse(&body)? {
-            // TLS and GSSAPI encryption are not offered: 'N' lets the client go on in the clear.
-            StartupPacket::SslRequest | StartupPacket::GssEncRequest => stream.write_all(b"N").await?,
+            StartupPacket::SslRequest if stream.is_tls() => {
+                return Err(ClientError::TlsProtocol("SSLRequest over a connection already using TLS"))
+            }
+            StartupPacket::SslRequest if tls.offered() => {
+                stream.send(b"S").await?;
+                start_tls(stream, tls).await?;
+            }
+            // Encryption not offered: 'N' lets the client go on in the clear (or give up).
+            StartupPacket::SslRequest | StartupPacket::GssEncRequest => stream.send(b"N").await?,
+            // Cancels are honoured in the clear even when logins need TLS: libpq before 17
+            // always sends them unencrypted, and the key itself is the credential.
             StartupPacket::Cancel { pid, secret } => {
                 ctx.cancels.cancel(BackendKey { pid, secret }).await;
                 return Ok(None);
             }
+            StartupPacket::Startup(_) if tls.required() && !stream.is_tls() => return Err(ClientError::TlsRequired),
             StartupPacket::Startup(msg) => return accept(ctx, stream, msg).await.map(Some),
         }
     }
 }
 
-async fn accept(ctx: &AppContext, stream: &mut TcpStream, msg: StartupMessage) -> Result<Accepted, ClientError> {
+/// Whether the client opened with a TLS handshake instead of a startup packet (PostgreSQL 17's
+/// `sslnegotiation=direct`): a startup packet's length would begin with a zero byte.
+async fn starts_with_tls(stream: &mut Stream) -> Result<bool, ClientError> {
+    let Stream::Plain(tcp) = stream else { return Ok(false) };
+    let mut first = [0u8; 1];
+    match tcp.peek(&mut first).await? {
+        0 => Err(ClientError::Gone),
+        _ => Ok(first[0] == TLS_HANDSHAKE_RECORD),
+    }
+}
+
+/// Replaces the client's plain socket with TLS over it.
+async fn start_tls(stream: &mut Stream, tls: &ClientTls) -> Result<(), ClientError> {
+    let tcp = stream.take_plain().ok_or(ClientError::TlsProtocol("TLS requested twice"))?;
+    *stream = tls.accept(tcp).await.map_err(ClientError::TlsHandshake)?;
+    Ok(())
+}
+
+async fn accept(ctx: &AppContext, stream: &mut Stream, msg: StartupMessage) -> Result<Accepted, ClientError> {
     if msg.minor > 0 || !msg.protocol_options.is_empty() {
         let mut out = BytesMut::new();
         build::negotiate_protocol_version(&mut out, msg.protocol_options.clone());
-        stream.write_all(&out).await?;
+        stream.send(&out).await?;
     }
     if msg.get("replication").is_some_and(|v| !matches!(v, "false" | "off" | "no" | "0")) {
         return Err(ClientError::Replication);
@@ -89,7 +133,7 @@ async fn accept(ctx: &AppContext, stream: &mut TcpStream, msg: StartupMessage) -
     Ok(Accepted { startup: msg, user, db })
 }
 
-async fn read_exact(stream: &mut TcpStream, buf: &mut [u8]) -> Result<(), ClientError> {
+async fn read_exact(stream: &mut Stream, buf: &mut [u8]) -> Result<(), ClientError> {
     match stream.read_exact(buf).await {
         Ok(_) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Err(ClientError::Gone),

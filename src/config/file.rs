@@ -20,6 +20,8 @@ pub struct ConfigFile {
     #[serde(default)]
     pub routing: RoutingFile,
     #[serde(default)]
+    pub tls: TlsFile,
+    #[serde(default)]
     pub users: Vec<UserFile>,
     #[serde(default)]
     pub databases: BTreeMap<String, DatabaseFile>,
@@ -61,6 +63,17 @@ pub struct LimitsFile {
 #[serde(deny_unknown_fields)]
 pub struct LogFile {
     pub level: Option<String>,
+}
+
+/// `[tls]`
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFile {
+    pub cert: Option<String>,
+    pub key: Option<String>,
+    pub client_tls: Option<String>,
+    pub server_tls: Option<String>,
+    pub server_ca: Option<String>,
 }
 
 /// One `[[users]]` entry.

@@ -4,11 +4,13 @@
 pub mod file;
 pub mod render;
 pub mod routing;
+pub mod tls;
 pub mod units;
 pub mod validate;
 
 pub use render::render;
 pub use routing::{Balance, RoutingSettings, RuleRoute, RuleSettings, StaleFallback};
+pub use tls::TlsSettings;
 pub use validate::{
     AuthMethod, DatabaseSettings, Limits, Pinning, PoolMode, PoolSettings, ReplicaSettings, Secret, Settings,
     UserSettings,

@@ -2,9 +2,11 @@
 //! in the file's own TOML shape.
 
 use super::file::{
-    ConfigFile, DatabaseFile, LimitsFile, ListenFile, LogFile, PoolFile, ReplicaFile, RoutingFile, RuleFile, UserFile,
+    ConfigFile, DatabaseFile, LimitsFile, ListenFile, LogFile, PoolFile, ReplicaFile, RoutingFile, RuleFile, TlsFile,
+    UserFile,
 };
 use super::routing::{Balance, RoutingSettings, RuleRoute, StaleFallback};
+use super::tls::{client_mode_name, server_mode_name};
 use super::units::{format_duration, format_size};
 use super::{AuthMethod, PoolMode, Secret, Settings};
 
@@ -38,6 +40,13 @@ pub fn render(settings: &Settings) -> String {
         },
         log: LogFile { level: Some(settings.log_level.clone()) },
         routing: routing(&settings.routing),
+        tls: TlsFile {
+            cert: settings.tls.cert.clone(),
+            key: settings.tls.key.clone(),
+            client_tls: Some(client_mode_name(settings.tls.client.mode).into()),
+            server_tls: Some(server_mode_name(settings.tls.server.mode).into()),
+            server_ca: settings.tls.server_ca.clone(),
+        },
         users: settings
             .users
             .values()

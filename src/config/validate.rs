@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use super::file::{ConfigFile, DatabaseFile, ReplicaFile, UserFile};
 use super::routing::{self, RoutingSettings};
+use super::tls::{self, TlsSettings};
 use super::units::{parse_duration, parse_size};
 use super::ConfigError;
 
@@ -20,6 +21,7 @@ pub struct Settings {
     pub limits: Limits,
     pub log_level: String,
     pub routing: RoutingSettings,
+    pub tls: TlsSettings,
     /// Users by name.
     pub users: BTreeMap<String, UserSettings>,
     /// Databases by the name clients connect to.
@@ -183,7 +185,8 @@ pub fn validate(file: ConfigFile, env: EnvLookup) -> Result<Settings, ConfigErro
     }
     let log_level = file.log.level.unwrap_or_else(|| "info".into());
     let routing = routing::validate(file.routing)?;
-    Ok(Settings { listen, metrics_addr, pool, limits, log_level, routing, users, databases })
+    let tls = tls::validate(file.tls, env)?;
+    Ok(Settings { listen, metrics_addr, pool, limits, log_level, routing, tls, users, databases })
 }
 
 fn validate_user(user: UserFile, env: EnvLookup) -> Result<UserSettings, ConfigError> {
@@ -292,7 +295,7 @@ fn size(value: &Option<String>, default: &str, key: &str) -> Result<usize, Confi
 }
 
 /// Expands `${NAME}` from the environment; an unset variable is an error naming it.
-fn expand(text: &str, env: EnvLookup) -> Result<String, ConfigError> {
+pub(super) fn expand(text: &str, env: EnvLookup) -> Result<String, ConfigError> {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(start) = rest.find("${") {

@@ -5,9 +5,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use tokio_postgres::NoTls;
-
-use super::probe::ProbeLogin;
+use super::probe::{client_config, ProbeLogin};
 
 const VOLATILE_SQL: &str = "SELECT n.nspname::text, p.proname::text \
      FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace \
@@ -18,20 +16,9 @@ const VOLATILE_SQL: &str = "SELECT n.nspname::text, p.proname::text \
 
 /// Reads the volatile user functions of the database at `addr`, as `name` and `schema.name`.
 pub async fn volatile_functions(addr: &str, login: &ProbeLogin, timeout: Duration) -> Result<HashSet<String>, String> {
-    let (host, port) = addr.rsplit_once(':').ok_or("bad address")?;
-    let mut config = tokio_postgres::Config::new();
-    config
-        .host(host)
-        .port(port.parse().map_err(|_| "bad port")?)
-        .user(&login.user)
-        .dbname(&login.dbname)
-        .application_name("pgsplit monitor")
-        .connect_timeout(timeout);
-    if let Some(p) = &login.password {
-        config.password(p);
-    }
+    let (config, tls) = client_config(addr, login, timeout).ok_or("bad address")?;
     let work = async {
-        let (client, connection) = config.connect(NoTls).await.map_err(|e| e.to_string())?;
+        let (client, connection) = config.connect(tls).await.map_err(|e| e.to_string())?;
         tokio::spawn(connection);
         let rows = client.query(VOLATILE_SQL, &[]).await.map_err(|e| e.to_string())?;
         let mut names = HashSet::new();

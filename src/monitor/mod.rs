@@ -4,6 +4,7 @@
 
 pub mod functions;
 pub mod probe;
+pub mod tls;
 pub mod topology;
 
 use std::collections::BTreeMap;
@@ -99,7 +100,7 @@ pub fn probe_login(settings: &Settings, db: &DatabaseSettings) -> Option<ProbeLo
     let first = settings.users.values().find(|u| u.server_password.is_some()).or(settings.users.values().next());
     let user = routing.monitor_user.clone().or_else(|| first.map(|u| u.server_user.clone()))?;
     let password = routing.monitor_password.clone().or_else(|| first.and_then(|u| u.server_password.clone()));
-    Some(ProbeLogin { user, password, dbname: db.server_dbname.clone() })
+    Some(ProbeLogin { user, password, dbname: db.server_dbname.clone(), tls: settings.tls.server.clone() })
 }
 
 /// Probes a database's nodes and publishes a new snapshot every check interval.

@@ -5,11 +5,12 @@ use std::time::{Duration, Instant};
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime, Timeouts};
 use parking_lot::Mutex;
-use tokio_postgres::NoTls;
 
 use tokio::sync::Notify;
 
+use super::tls::MakeRustls;
 use super::topology::{Sample, Standby};
+use crate::tls::ServerTls;
 
 /// One round trip that works on a primary and on a replica alike.
 const SAMPLE_SQL: &str = "SELECT pg_is_in_recovery(), \
@@ -26,12 +27,13 @@ const STANDBYS_SQL: &str = "SELECT application_name, client_addr::text, state, \
 /// Shortest pause between two samples of a node, however often reads ask for a fresh one.
 const MIN_PAUSE: Duration = Duration::from_millis(1);
 
-/// Who the monitor logs in as.
+/// Who the monitor logs in as, and over what.
 #[derive(Clone, Debug)]
 pub struct ProbeLogin {
     pub user: String,
     pub password: Option<String>,
     pub dbname: String,
+    pub tls: ServerTls,
 }
 
 /// The latest sample of one node (and, from a primary, its standbys), written by its probe task
@@ -132,7 +134,21 @@ fn standby(row: &tokio_postgres::Row) -> Standby {
 }
 
 fn build_pool(addr: &str, login: &ProbeLogin, connect_timeout: Duration) -> Option<Pool> {
+    let (config, tls) = client_config(addr, login, connect_timeout)?;
+    let manager = Manager::from_config(config, tls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+    let timeouts =
+        Timeouts { wait: Some(connect_timeout), create: Some(connect_timeout), recycle: Some(connect_timeout) };
+    Pool::builder(manager).max_size(1).timeouts(timeouts).runtime(Runtime::Tokio1).build().ok()
+}
+
+/// The tokio-postgres config and TLS connector for a monitor connection to `addr` (`host:port`).
+pub fn client_config(
+    addr: &str,
+    login: &ProbeLogin,
+    connect_timeout: Duration,
+) -> Option<(tokio_postgres::Config, MakeRustls)> {
     let (host, port) = addr.rsplit_once(':')?;
+    let (tls, ssl_mode) = MakeRustls::new(&login.tls);
     let mut config = tokio_postgres::Config::new();
     config
         .host(host)
@@ -140,12 +156,10 @@ fn build_pool(addr: &str, login: &ProbeLogin, connect_timeout: Duration) -> Opti
         .user(&login.user)
         .dbname(&login.dbname)
         .application_name("pgsplit monitor")
-        .connect_timeout(connect_timeout);
+        .connect_timeout(connect_timeout)
+        .ssl_mode(ssl_mode);
     if let Some(p) = &login.password {
         config.password(p);
     }
-    let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
-    let timeouts =
-        Timeouts { wait: Some(connect_timeout), create: Some(connect_timeout), recycle: Some(connect_timeout) };
-    Pool::builder(manager).max_size(1).timeouts(timeouts).runtime(Runtime::Tokio1).build().ok()
+    Some((config, tls))
 }

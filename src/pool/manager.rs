@@ -12,18 +12,21 @@ use crate::config::{DatabaseSettings, PoolSettings, UserSettings};
 use crate::metrics::Metrics;
 use crate::route::Route;
 use crate::server::ServerLogin;
+use crate::tls::ServerTls;
 
 /// All server pools, created on first use.
 pub struct PoolManager {
     settings: PoolSettings,
+    /// How every server connection is secured.
+    tls: ServerTls,
     pools: Mutex<HashMap<PoolKey, Pool>>,
     metrics: Arc<Metrics>,
 }
 
 impl PoolManager {
     /// A manager with no pools yet; pools record their latencies into `metrics`.
-    pub fn new(settings: PoolSettings, metrics: Arc<Metrics>) -> Self {
-        PoolManager { settings, pools: Mutex::new(HashMap::new()), metrics }
+    pub fn new(settings: PoolSettings, tls: ServerTls, metrics: Arc<Metrics>) -> Self {
+        PoolManager { settings, tls, pools: Mutex::new(HashMap::new()), metrics }
     }
 
     /// The pool serving `route` of `db` for `user`.
@@ -41,6 +44,7 @@ impl PoolManager {
             user: user.server_user.clone(),
             password: user.server_password.clone(),
             database: db.server_dbname.clone(),
+            tls: self.tls.clone(),
         };
         let size = db.pool_size.unwrap_or(self.settings.size);
         let role = if matches!(route, Route::Primary) { "primary" } else { "replica" };

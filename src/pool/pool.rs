@@ -149,7 +149,7 @@ impl Pool {
             if st.closed {
                 return Err(PoolError::Closed(self.inner.key.to_string()));
             }
-            while let Some(conn) = st.idle.pop() {
+            while let Some(mut conn) = st.idle.pop() {
                 if self.is_fresh(&conn) && conn.is_alive() {
                     return Ok(Checkout::new(conn, self.clone()));
                 }

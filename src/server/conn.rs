@@ -10,8 +10,7 @@ use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use lru::LruCache;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::AsyncReadExt;
 
 use super::expect::{Expectations, Fate, Kind};
 use super::ServerError;
@@ -20,6 +19,7 @@ pub use crate::protocol::frame::messages;
 use crate::protocol::frame::{self, FrameError};
 use crate::protocol::lsn::parse_lsn;
 use crate::protocol::{build, from_server};
+use crate::stream::Stream;
 
 /// Largest message accepted from a server: PostgreSQL's own 1 GiB field limit.
 const MAX_SERVER_MESSAGE: usize = 1 << 30;
@@ -42,7 +42,7 @@ pub struct BackendKey {
 
 /// One server connection between checkouts and during one.
 pub struct ServerConn {
-    stream: TcpStream,
+    stream: Stream,
     rbuf: BytesMut,
     /// `host:port` of the node.
     pub addr: Arc<str>,
@@ -94,7 +94,7 @@ pub enum BatchEnd {
 
 impl ServerConn {
     /// Wraps a socket that has just finished the login, with what the login reported.
-    pub fn new(stream: TcpStream, addr: Arc<str>, key: BackendKey, params: BTreeMap<String, String>) -> Self {
+    pub fn new(stream: Stream, addr: Arc<str>, key: BackendKey, params: BTreeMap<String, String>) -> Self {
         let now = Instant::now();
         ServerConn {
             stream,
@@ -142,13 +142,9 @@ impl ServerConn {
     }
 
     /// Whether an idle connection still looks usable: no EOF and no unsolicited output (a FATAL
-    /// from a terminated backend, or stray notifications) waiting on the socket. One syscall.
-    pub fn is_alive(&self) -> bool {
-        if self.broken || !self.rbuf.is_empty() {
-            return false;
-        }
-        let mut probe = [0u8; 1];
-        matches!(self.stream.try_read(&mut probe), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+    /// from a terminated backend, or stray notifications) waiting on the socket. Never blocks.
+    pub fn is_alive(&mut self) -> bool {
+        !self.broken && self.rbuf.is_empty() && self.stream.is_idle_and_open()
     }
 
     /// Reads more bytes from the server. Cancel-safe: usable as a `select!` branch.
@@ -279,7 +275,7 @@ impl ServerConn {
     async fn write(&mut self, bytes: &[u8]) -> Result<(), ServerError> {
         self.busy_since.get_or_insert_with(Instant::now);
         self.counters.sent_bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
-        if let Err(e) = self.stream.write_all(bytes).await {
+        if let Err(e) = self.stream.send(bytes).await {
             self.broken = true;
             return Err(e.into());
         }
@@ -337,7 +333,7 @@ impl ServerConn {
 impl Drop for ServerConn {
     fn drop(&mut self) {
         // Say goodbye so the server logs a clean disconnect; a full socket buffer just skips it.
-        let _ = self.stream.try_write(TERMINATE);
+        self.stream.try_send_now(TERMINATE);
     }
 }
 

@@ -1,5 +1,6 @@
-//! Opening a server connection: TCP, StartupMessage at protocol 3.0, and the login (SCRAM-SHA-256,
-//! md5, cleartext or trust) with postgres-protocol doing the client side of the cryptography.
+//! Opening a server connection: TCP, TLS as `server_tls` asks, StartupMessage at protocol 3.0, and
+//! the login (SCRAM-SHA-256, md5, cleartext or trust) with postgres-protocol doing the client side
+//! of the cryptography.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -8,22 +9,25 @@ use std::time::Duration;
 use bytes::{BufMut, BytesMut};
 use postgres_protocol::authentication::{md5_hash, sasl};
 use postgres_protocol::message::frontend;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
 use super::{BackendKey, ServerConn, ServerError};
 use crate::protocol::frame;
 use crate::protocol::from_server;
+use crate::stream::Stream;
+use crate::tls::ServerTls;
 
 /// Largest message expected during a login.
 const MAX_LOGIN_MESSAGE: usize = 64 * 1024;
 
-/// Who pgsplit logs in as, and where.
+/// Who pgsplit logs in as, where, and over what.
 #[derive(Clone, Debug)]
 pub struct ServerLogin {
     pub user: String,
     pub password: Option<String>,
     pub database: String,
+    pub tls: ServerTls,
 }
 
 /// Connects to `addr` and logs in, all within `timeout`.
@@ -35,13 +39,11 @@ pub async fn connect(addr: Arc<str>, login: &ServerLogin, timeout: Duration) -> 
 }
 
 async fn connect_inner(addr: Arc<str>, login: &ServerLogin) -> Result<ServerConn, ServerError> {
-    let mut stream =
-        TcpStream::connect(&*addr).await.map_err(|source| ServerError::Connect { addr: addr.to_string(), source })?;
-    crate::socket::tune(&stream);
+    let mut stream = open(&addr, &login.tls).await?;
     let mut out = BytesMut::new();
     let params = [("user", login.user.as_str()), ("database", login.database.as_str())];
     frontend::startup_message(params.iter().copied(), &mut out)?;
-    stream.write_all(&out).await?;
+    stream.send(&out).await?;
     let mut login_state =
         Login { addr: &addr, login, scram: None, key: BackendKey::default(), params: BTreeMap::new() };
     let mut rbuf = BytesMut::with_capacity(4096);
@@ -59,7 +61,7 @@ async fn connect_inner(addr: Arc<str>, login: &ServerLogin) -> Result<ServerConn
         out.clear();
         let done = login_state.on_message(frame.tag, frame.body(), &mut out)?;
         if !out.is_empty() {
-            stream.write_all(&out).await?;
+            stream.send(&out).await?;
         }
         if done {
             let Login { key, params, .. } = login_state;
@@ -68,6 +70,14 @@ async fn connect_inner(addr: Arc<str>, login: &ServerLogin) -> Result<ServerConn
             return Ok(conn);
         }
     }
+}
+
+/// Opens a socket to `addr` and secures it as `tls` asks.
+async fn open(addr: &str, tls: &ServerTls) -> Result<Stream, ServerError> {
+    let tcp =
+        TcpStream::connect(addr).await.map_err(|source| ServerError::Connect { addr: addr.to_string(), source })?;
+    crate::socket::tune(&tcp);
+    tls.secure(tcp, addr).await.map_err(|source| ServerError::Tls { addr: addr.to_string(), source })
 }
 
 /// The client side of one login in progress.
@@ -169,15 +179,16 @@ impl Login<'_> {
     }
 }
 
-/// Sends a CancelRequest for `key` to the server at `addr`.
-pub async fn send_cancel(addr: &str, key: BackendKey) -> std::io::Result<()> {
-    let mut stream = TcpStream::connect(addr).await?;
+/// Sends a CancelRequest for `key` to the server at `addr`, over TLS when `tls` asks for it (the
+/// key is a credential).
+pub async fn send_cancel(addr: &str, key: BackendKey, tls: &ServerTls) -> Result<(), ServerError> {
+    let mut stream = open(addr, tls).await?;
     let mut buf = BytesMut::with_capacity(16);
     buf.put_u32(16);
     buf.put_u32(80_877_102);
     buf.put_i32(key.pid);
     buf.put_i32(key.secret);
-    stream.write_all(&buf).await?;
+    stream.send(&buf).await?;
     // Wait for the server to close, so the cancel has been delivered when this returns.
     let mut sink = [0u8; 1];
     let _ = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut sink)).await;

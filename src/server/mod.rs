@@ -1,4 +1,5 @@
-//! One PostgreSQL server connection: logging in (`connect`) and exchanging raw messages (`conn`).
+//! One PostgreSQL server connection: connecting, TLS and logging in (`connect`), and exchanging raw
+//! messages (`conn`).
 
 pub mod conn;
 pub mod connect;
@@ -13,6 +14,9 @@ pub enum ServerError {
     /// The TCP connection could not be made.
     #[error("cannot connect to {addr}: {source}")]
     Connect { addr: String, source: std::io::Error },
+    /// TLS could not be set up as `server_tls` asks.
+    #[error("cannot secure the connection to {addr}: {source}")]
+    Tls { addr: String, source: crate::tls::ServerTlsError },
     /// Connecting and logging in took longer than `pool.connect_timeout`.
     #[error("connecting to {addr} timed out after {millis} ms")]
     ConnectTimeout { addr: String, millis: u128 },

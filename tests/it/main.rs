@@ -14,3 +14,4 @@ mod pooling;
 mod routing;
 mod session_state;
 mod shutdown;
+mod tls;

@@ -3,8 +3,6 @@
 use std::sync::Arc;
 
 use bytes::BytesMut;
-use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
 
 use super::{Session, READ_RESERVE};
 use crate::app::AppContext;
@@ -18,6 +16,7 @@ use crate::client::startup::Accepted;
 use crate::client::ClientError;
 use crate::config::PoolMode;
 use crate::protocol::build;
+use crate::stream::Stream;
 
 impl Session {
     /// Completes the login: sends AuthenticationOk, ParameterStatus, BackendKeyData and
@@ -25,9 +24,9 @@ impl Session {
     /// connection; later ones are told the parameters the pool's connections report.
     pub async fn login(
         ctx: Arc<AppContext>,
-        mut client: TcpStream,
+        mut client: Stream,
         accepted: Accepted,
-    ) -> Result<Self, (TcpStream, ClientError)> {
+    ) -> Result<Self, (Stream, ClientError)> {
         let Accepted { startup, user, db } = accepted;
         let mode = ctx.settings.pool_mode_for(&db.name, &user.name);
         let nodes = Nodes::resolve(&ctx, &db, &user);
@@ -61,7 +60,7 @@ impl Session {
             server.needs_reset = true;
             cancel.set_target(Some(CancelTarget { addr: server.addr.clone(), key: server.key }));
         }
-        if let Err(e) = client.write_all(&out).await {
+        if let Err(e) = client.send(&out).await {
             return Err((client, e.into()));
         }
         let id = ctx.next_client_id();
@@ -71,7 +70,7 @@ impl Session {
             user: user.name.clone(),
             database: db.name.clone(),
             application_name: params.reported().get("application_name").cloned().unwrap_or_default(),
-            tls: false,
+            tls: client.is_tls(),
         });
         let cbuf = BytesMut::with_capacity(READ_RESERVE);
         let held_ready = None;

@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 use super::cancel::{CancelHandle, CancelTarget};
 use super::dispatch::{self, Nodes, Who};
@@ -23,6 +22,7 @@ use crate::config::{DatabaseSettings, Pinning, PoolMode, UserSettings};
 use crate::pool::Checkout;
 use crate::protocol::build::{self, Severity};
 use crate::route::{Reason, Route};
+use crate::stream::Stream;
 
 /// How a relay ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,7 +40,7 @@ const READ_RESERVE: usize = 16 * 1024;
 
 /// One logged-in client.
 pub struct Session {
-    client: TcpStream,
+    client: Stream,
     cbuf: BytesMut,
     ctx: Arc<AppContext>,
     user: UserSettings,
@@ -136,7 +136,7 @@ impl Session {
     async fn forward_unasked(&mut self) -> Result<(), ClientError> {
         let Some(server) = self.held.as_mut() else { return Ok(()) };
         while let Some((batch, _)) = server.take_batch()? {
-            self.client.write_all(&batch).await?;
+            self.client.send(&batch).await?;
         }
         Ok(())
     }
@@ -191,7 +191,7 @@ impl Session {
         let mut out = BytesMut::with_capacity(32);
         build::command_complete(&mut out, tag);
         build::ready_for_query(&mut out, status);
-        self.client.write_all(&out).await?;
+        self.client.send(&out).await?;
         Ok(true)
     }
 
@@ -346,7 +346,7 @@ impl Session {
             for (name, value) in &changed {
                 build::parameter_status(&mut out, name, value);
             }
-            self.client.write_all(&out).await?;
+            self.client.send(&out).await?;
         }
         Ok(())
     }
@@ -423,7 +423,7 @@ impl Session {
         } else {
             self.discarding = true;
         }
-        self.client.write_all(&out).await?;
+        self.client.send(&out).await?;
         Ok(())
     }
 
@@ -432,19 +432,19 @@ impl Session {
             self.discarding = false;
             let mut out = BytesMut::new();
             build::ready_for_query(&mut out, b'I');
-            self.client.write_all(&out).await?;
+            self.client.send(&out).await?;
         }
         Ok(())
     }
 }
 
 /// Sends a FATAL ErrorResponse for errors the client can be told about.
-pub async fn report_fatal(client: &mut TcpStream, e: &ClientError) {
+pub async fn report_fatal(client: &mut Stream, e: &ClientError) {
     if let Some(code) = e.sqlstate() {
         let mut out = BytesMut::new();
         build::error(&mut out, Severity::Fatal, code, &e.to_string(), e.hint());
         // The connection is ending either way; a failed write changes nothing.
-        let _ = client.write_all(&out).await;
+        let _ = client.send(&out).await;
         let _ = client.shutdown().await;
     }
 }

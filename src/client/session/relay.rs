@@ -2,7 +2,7 @@
 //! more), and messages the client pipelines meanwhile to the server.
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 
 use super::{Relayed, Session, READ_RESERVE};
 use crate::classify::format_lsn;
@@ -40,7 +40,7 @@ impl Session {
                         }
                         _ => {
                             for piece in held.take().unwrap_or_default() {
-                                self.client.write_all(&piece).await?;
+                                self.client.send(&piece).await?;
                             }
                         }
                     }
@@ -58,10 +58,10 @@ impl Session {
                 };
                 if end != BatchEnd::More && server.settled() && !server.unsynced {
                     self.end_request(server);
-                    self.client.write_all(&batch).await?;
+                    self.client.send(&batch).await?;
                     return Ok(Relayed::Done);
                 }
-                self.client.write_all(&batch).await?;
+                self.client.send(&batch).await?;
             }
             self.cbuf.reserve(READ_RESERVE);
             tokio::select! {

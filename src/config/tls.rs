@@ -1,0 +1,113 @@
+//! `[tls]`: the certificate pgsplit shows clients, and how its connections on either side are
+//! secured. Files are read and parsed here, so a bad one fails the load and `check-config`.
+
+use super::file::TlsFile;
+use super::validate::{expand, EnvLookup};
+use super::ConfigError;
+use crate::tls::{pem, ClientTls, ClientTlsMode, ServerTls, ServerTlsMode, TlsError};
+
+/// TLS on both sides, ready to use.
+#[derive(Clone, Debug)]
+pub struct TlsSettings {
+    /// The file paths as configured, for `check-config`.
+    pub cert: Option<String>,
+    pub key: Option<String>,
+    pub server_ca: Option<String>,
+    pub client: ClientTls,
+    pub server: ServerTls,
+}
+
+/// Validates `[tls]`: mode names, which files each mode needs, and the files themselves. Paths
+/// may use `${VAR}`; relative ones are relative to pgsplit's working directory.
+pub fn validate(mut file: TlsFile, env: EnvLookup) -> Result<TlsSettings, ConfigError> {
+    for path in [&mut file.cert, &mut file.key, &mut file.server_ca].into_iter().flatten() {
+        *path = expand(path, env)?;
+    }
+    let has_cert = file.cert.is_some() && file.key.is_some();
+    if file.cert.is_some() != file.key.is_some() {
+        return Err(invalid("tls.cert and tls.key go together: give both or neither".into()));
+    }
+    let client_mode = match file.client_tls.as_deref() {
+        None if has_cert => ClientTlsMode::Allow,
+        None | Some("disable") => ClientTlsMode::Disable,
+        Some("allow") => ClientTlsMode::Allow,
+        Some("require") => ClientTlsMode::Require,
+        Some(other) => {
+            return Err(invalid(format!("tls.client_tls = {other:?}: use \"disable\", \"allow\" or \"require\"")))
+        }
+    };
+    if client_mode != ClientTlsMode::Disable && !has_cert {
+        return Err(invalid(format!(
+            "tls.client_tls = \"{}\" needs tls.cert and tls.key (the certificate chain and key shown to clients)",
+            client_mode_name(client_mode)
+        )));
+    }
+    let server_mode = match file.server_tls.as_deref().unwrap_or("disable") {
+        "disable" => ServerTlsMode::Disable,
+        "prefer" => ServerTlsMode::Prefer,
+        "require" => ServerTlsMode::Require,
+        "verify-full" => ServerTlsMode::VerifyFull,
+        other => {
+            return Err(invalid(format!(
+                "tls.server_tls = {other:?}: use \"disable\", \"prefer\", \"require\" or \"verify-full\""
+            )))
+        }
+    };
+    match (server_mode, &file.server_ca) {
+        (ServerTlsMode::VerifyFull, None) => {
+            return Err(invalid("tls.server_tls = \"verify-full\" needs tls.server_ca (the CA file servers' certificates must chain to)".into()))
+        }
+        (ServerTlsMode::VerifyFull, Some(_)) | (_, None) => {}
+        (mode, Some(_)) => {
+            return Err(invalid(format!(
+                "tls.server_ca is only used with tls.server_tls = \"verify-full\" (it is \"{}\"), which checks server certificates",
+                server_mode_name(mode)
+            )))
+        }
+    }
+    let client = match (&file.cert, &file.key) {
+        (Some(cert), Some(key)) => {
+            let chain = pem::load_certs(cert).map_err(|e| key_error("tls.cert", e))?;
+            let key = pem::load_key(key).map_err(|e| key_error("tls.key", e))?;
+            // Built even when disabled, so a bad pair is caught before someone enables it.
+            ClientTls::new(client_mode, chain, key).map_err(|e| key_error("tls.cert and tls.key", e))?
+        }
+        _ => ClientTls::disabled(),
+    };
+    let roots = match &file.server_ca {
+        Some(ca) => pem::load_certs(ca).map_err(|e| key_error("tls.server_ca", e))?,
+        None => Vec::new(),
+    };
+    let server = ServerTls::new(server_mode, roots).map_err(|e| key_error("tls.server_ca", e))?;
+    Ok(TlsSettings { cert: file.cert, key: file.key, server_ca: file.server_ca, client, server })
+}
+
+/// The config spelling of a client mode.
+pub fn client_mode_name(mode: ClientTlsMode) -> &'static str {
+    match mode {
+        ClientTlsMode::Disable => "disable",
+        ClientTlsMode::Allow => "allow",
+        ClientTlsMode::Require => "require",
+    }
+}
+
+/// The config spelling of a server mode.
+pub fn server_mode_name(mode: ServerTlsMode) -> &'static str {
+    match mode {
+        ServerTlsMode::Disable => "disable",
+        ServerTlsMode::Prefer => "prefer",
+        ServerTlsMode::Require => "require",
+        ServerTlsMode::VerifyFull => "verify-full",
+    }
+}
+
+fn key_error(key: &str, e: TlsError) -> ConfigError {
+    invalid(format!("{key}: {e}"))
+}
+
+fn invalid(message: String) -> ConfigError {
+    ConfigError::Invalid(message)
+}
+
+#[cfg(test)]
+mod tests;

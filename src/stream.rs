@@ -1,0 +1,142 @@
+//! A connection's byte stream, plain TCP or TLS over TCP, for client and server connections alike.
+//!
+//! One enum rather than a boxed trait object: the data path stays monomorphic, and the few
+//! things only a plain socket can do (a one-syscall liveness probe, a non-blocking goodbye) keep
+//! a fast path. TLS writes may stay buffered inside rustls until flushed, so every write goes
+//! through [`Stream::send`], which flushes.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
+
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::TcpStream;
+
+/// A connection's bytes.
+pub enum Stream {
+    /// Plain TCP.
+    Plain(TcpStream),
+    /// A client's connection, with pgsplit as the TLS server.
+    ClientTls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+    /// pgsplit's connection to a server, with pgsplit as the TLS client.
+    ServerTls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+    /// Only while a plain socket is being wrapped in TLS: every operation fails.
+    Detached,
+}
+
+impl Stream {
+    /// Writes all of `bytes` and flushes, so nothing waits in a TLS buffer.
+    pub async fn send(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.write_all(bytes).await?;
+        self.flush().await
+    }
+
+    /// The address of the other end.
+    pub fn peer_addr(&self) -> io::Result<std::net::SocketAddr> {
+        match self {
+            Stream::Plain(tcp) => tcp.peer_addr(),
+            Stream::ClientTls(s) => s.get_ref().0.peer_addr(),
+            Stream::ServerTls(s) => s.get_ref().0.peer_addr(),
+            Stream::Detached => Err(io::Error::from(io::ErrorKind::NotConnected)),
+        }
+    }
+
+    /// Whether the bytes are encrypted.
+    pub fn is_tls(&self) -> bool {
+        matches!(self, Stream::ClientTls(_) | Stream::ServerTls(_))
+    }
+
+    /// The ALPN protocol the TLS handshake agreed on, if any.
+    pub fn alpn_protocol(&self) -> Option<&[u8]> {
+        match self {
+            Stream::ClientTls(s) => s.get_ref().1.alpn_protocol(),
+            Stream::ServerTls(s) => s.get_ref().1.alpn_protocol(),
+            Stream::Plain(_) | Stream::Detached => None,
+        }
+    }
+
+    /// Takes the socket out of a plain stream, leaving it detached until the caller puts a TLS
+    /// stream back; `None` (and no change) when the stream is not plain.
+    pub fn take_plain(&mut self) -> Option<TcpStream> {
+        match std::mem::replace(self, Stream::Detached) {
+            Stream::Plain(tcp) => Some(tcp),
+            other => {
+                *self = other;
+                None
+            }
+        }
+    }
+
+    /// Whether an idle connection is still open with nothing unasked waiting to be read. Never
+    /// blocks: a plain socket costs one syscall; TLS reads what has arrived, which is fine since a
+    /// connection that sent anything unasked is not reused.
+    pub fn is_idle_and_open(&mut self) -> bool {
+        if let Stream::Plain(tcp) = self {
+            let mut probe = [0u8; 1];
+            return matches!(tcp.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock);
+        }
+        let mut probe = [0u8; 1];
+        let mut buf = ReadBuf::new(&mut probe);
+        let mut cx = Context::from_waker(Waker::noop());
+        matches!(Pin::new(self).poll_read(&mut cx, &mut buf), Poll::Pending)
+    }
+
+    /// Writes `bytes` if the socket takes them right away, for goodbyes from `Drop`; gives up
+    /// otherwise.
+    pub fn try_send_now(&mut self, bytes: &[u8]) {
+        if let Stream::Plain(tcp) = self {
+            let _ = tcp.try_write(bytes);
+            return;
+        }
+        let mut cx = Context::from_waker(Waker::noop());
+        if let Poll::Ready(Ok(n)) = Pin::new(&mut *self).poll_write(&mut cx, bytes) {
+            if n == bytes.len() {
+                let _ = Pin::new(self).poll_flush(&mut cx);
+            }
+        }
+    }
+}
+
+fn detached() -> io::Error {
+    io::Error::new(io::ErrorKind::NotConnected, "stream detached during a TLS upgrade")
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::ClientTls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            Stream::ServerTls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            Stream::Detached => Poll::Ready(Err(detached())),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::ClientTls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            Stream::ServerTls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            Stream::Detached => Poll::Ready(Err(detached())),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Stream::ClientTls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            Stream::ServerTls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            Stream::Detached => Poll::Ready(Err(detached())),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::ClientTls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+            Stream::ServerTls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+            Stream::Detached => Poll::Ready(Err(detached())),
+        }
+    }
+}
