@@ -6,6 +6,7 @@
 //! and server connections (plain or TLS), and `app` wires it together. See
 //! ARCHITECTURE.md for a glossary and one request's sequence.
 
+pub mod admin;
 pub mod app;
 pub mod classify;
 pub mod cli;

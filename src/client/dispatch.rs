@@ -20,15 +20,18 @@ pub struct Nodes {
     pub replicas: Vec<Pool>,
     /// The database's live topology; `None` without replicas.
     pub topology: Option<Arc<TopologyWatch>>,
+    /// The configuration generation these were resolved under.
+    pub generation: u64,
 }
 
 impl Nodes {
     /// Looks up the primary's and each replica's pool.
     pub fn resolve(ctx: &AppContext, db: &DatabaseSettings, user: &UserSettings) -> Nodes {
+        let generation = ctx.generation();
         let primary = ctx.pools.pool(Route::Primary, db, user);
         let replicas = (0..db.replicas.len()).map(|i| ctx.pools.pool(Route::Replica(i), db, user)).collect();
-        let topology = if db.replicas.is_empty() { None } else { ctx.monitor.handle(&db.name) };
-        Nodes { primary, replicas, topology }
+        let topology = if db.replicas.is_empty() { None } else { ctx.monitor().handle(&db.name) };
+        Nodes { primary, replicas, topology, generation }
     }
 
     /// The pool serving a route.
@@ -60,7 +63,7 @@ pub async fn choose(
         ctx.decisions.count(Route::Primary, Reason::PrimaryOnly);
         return Ok(Route::Primary);
     };
-    let settings = &ctx.policy.settings;
+    let settings = &ctx.config().policy.settings;
     let class = state.class_of(found);
     let reads = matches!(class, RequestClass::Read | RequestClass::ReadOnlyTransaction);
     if reads && state.dirty && settings.read_your_writes {
@@ -85,7 +88,7 @@ pub async fn choose(
     let deadline = Instant::now() + settings.wait_timeout;
     let mut waited = false;
     loop {
-        match route::decide(&request, &ctx.policy, &topology.load(), &busy, waited) {
+        match route::decide(&request, &ctx.config().policy, &topology.load(), &busy, waited) {
             Decision::Go(route, reason) => {
                 tracing::trace!(?route, ?reason, min_lsn = ?request.min_lsn, ?class, "routed");
                 ctx.decisions.count(route, reason);
@@ -130,7 +133,7 @@ pub fn wants_probe(
     route: Route,
     was_idle: bool,
 ) -> bool {
-    ctx.policy.settings.read_your_writes
+    ctx.config().policy.settings.read_your_writes
         && !nodes.replicas.is_empty()
         && route == Route::Primary
         && ((was_idle && found.writes()) || (found.has_transaction_control() && state.tx_wrote))

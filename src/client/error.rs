@@ -43,6 +43,9 @@ pub enum ClientError {
     /// TLS negotiation out of order.
     #[error("TLS protocol violation: {0}")]
     TlsProtocol(&'static str),
+    /// An authenticated user not listed in `admin_users` asked for the console.
+    #[error("user \"{0}\" may not open the pgsplit admin console")]
+    NotAdmin(String),
     /// The database is not configured.
     #[error("database \"{0}\" does not exist")]
     UnknownDatabase(String),
@@ -80,7 +83,7 @@ impl ClientError {
             }
             ClientError::AuthProtocol(_) | ClientError::TlsProtocol(_) => sqlstate::PROTOCOL_VIOLATION,
             ClientError::TlsRequired => sqlstate::INVALID_AUTHORIZATION,
-            ClientError::NoUser => sqlstate::INVALID_AUTHORIZATION,
+            ClientError::NoUser | ClientError::NotAdmin(_) => sqlstate::INVALID_AUTHORIZATION,
             ClientError::AuthFailed(_) => sqlstate::INVALID_PASSWORD,
             ClientError::UnknownDatabase(_) => sqlstate::INVALID_CATALOG_NAME,
             ClientError::Replication => sqlstate::FEATURE_NOT_SUPPORTED,
@@ -97,7 +100,10 @@ impl ClientError {
     pub fn refusal(&self) -> Option<Refusal> {
         Some(match self {
             ClientError::Io(_) | ClientError::Gone => return None,
-            ClientError::AuthFailed(_) | ClientError::NoUser | ClientError::AuthProtocol(_) => Refusal::Auth,
+            ClientError::AuthFailed(_)
+            | ClientError::NoUser
+            | ClientError::AuthProtocol(_)
+            | ClientError::NotAdmin(_) => Refusal::Auth,
             ClientError::UnknownDatabase(_) => Refusal::UnknownDatabase,
             ClientError::TlsRequired | ClientError::TlsHandshake(_) | ClientError::TlsProtocol(_) => Refusal::Tls,
             ClientError::Shutdown | ClientError::Pool(_) | ClientError::ServerLost(_) => Refusal::Unavailable,
@@ -111,6 +117,7 @@ impl ClientError {
             ClientError::UnknownDatabase(_) => {
                 Some("Connect to a database listed under [databases] in the pgsplit config.")
             }
+            ClientError::NotAdmin(_) => Some("List the user in admin_users in the pgsplit config."),
             ClientError::TlsRequired => {
                 Some("Connect with sslmode=require (or verify-full), or set tls.client_tls = \"allow\" in the pgsplit config.")
             }

@@ -16,7 +16,7 @@ use crate::protocol::sqlstate;
 
 /// Accepts clients until shutdown; each runs as a task on `tracker`.
 pub async fn run(listener: TcpListener, ctx: Arc<AppContext>, tracker: TaskTracker) {
-    let slots = Arc::new(Semaphore::new(ctx.settings.limits.max_clients));
+    let slots = Arc::new(Semaphore::new(ctx.config().settings.limits.max_clients));
     loop {
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {

@@ -8,6 +8,7 @@ pub mod error;
 pub mod listener;
 pub mod misroute;
 pub mod params;
+pub mod pause;
 pub mod prepared;
 pub mod registry;
 pub mod request;

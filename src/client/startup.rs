@@ -18,6 +18,14 @@ use crate::stream::Stream;
 use crate::tls::client_side::TLS_HANDSHAKE_RECORD;
 use crate::tls::{ClientTls, ALPN_POSTGRESQL};
 
+/// What a client that passed authentication gets.
+pub enum Admitted {
+    /// A session with a database.
+    Session(Box<Accepted>),
+    /// The admin console, as this admin user.
+    Console(String),
+}
+
 /// A client that passed authentication, with where it wants to go.
 pub struct Accepted {
     pub startup: StartupMessage,
@@ -28,12 +36,21 @@ pub struct Accepted {
 /// Serves one client connection from its first byte to its last.
 pub async fn handle_client(ctx: Arc<AppContext>, tcp: TcpStream) {
     let mut stream = Stream::Plain(tcp);
-    let limit = ctx.settings.limits.handshake_timeout;
+    let limit = ctx.config().settings.limits.handshake_timeout;
     let accepted = match tokio::time::timeout(limit, handshake(&ctx, &mut stream)).await {
         Ok(Ok(Some(accepted))) => accepted,
         Ok(Ok(None)) => return,
         Ok(Err(e)) => return refuse(&ctx, &mut stream, e).await,
         Err(_) => return refuse(&ctx, &mut stream, ClientError::HandshakeTimeout).await,
+    };
+    let accepted = match accepted {
+        Admitted::Session(accepted) => *accepted,
+        Admitted::Console(user) => {
+            if let Err(e) = crate::admin::serve(ctx.clone(), stream, &user).await {
+                tracing::debug!(error = %e, "admin console closed");
+            }
+            return;
+        }
     };
     match Session::login(ctx.clone(), stream, accepted).await {
         Ok(session) => session.run().await,
@@ -60,8 +77,9 @@ async fn refuse(ctx: &AppContext, stream: &mut Stream, e: ClientError) {
 }
 
 /// Reads startup packets until a StartupMessage, then authenticates. `None` after a cancel request.
-async fn handshake(ctx: &AppContext, stream: &mut Stream) -> Result<Option<Accepted>, ClientError> {
-    let tls = &ctx.settings.tls.client;
+async fn handshake(ctx: &AppContext, stream: &mut Stream) -> Result<Option<Admitted>, ClientError> {
+    let config = ctx.config();
+    let tls = &config.settings.tls.client;
     if tls.offered() && starts_with_tls(stream).await? {
         start_tls(stream, tls).await?;
         // As PostgreSQL does: ALPN shows the client meant to speak PostgreSQL, not some other
@@ -115,7 +133,7 @@ async fn start_tls(stream: &mut Stream, tls: &ClientTls) -> Result<(), ClientErr
     Ok(())
 }
 
-async fn accept(ctx: &AppContext, stream: &mut Stream, msg: StartupMessage) -> Result<Accepted, ClientError> {
+async fn accept(ctx: &AppContext, stream: &mut Stream, msg: StartupMessage) -> Result<Admitted, ClientError> {
     if msg.minor > 0 || !msg.protocol_options.is_empty() {
         let mut out = BytesMut::new();
         build::negotiate_protocol_version(&mut out, msg.protocol_options.clone());
@@ -126,11 +144,18 @@ async fn accept(ctx: &AppContext, stream: &mut Stream, msg: StartupMessage) -> R
     }
     let user = msg.get("user").filter(|u| !u.is_empty()).ok_or(ClientError::NoUser)?.to_string();
     let database = msg.get("database").filter(|d| !d.is_empty()).unwrap_or(&user).to_string();
-    ctx.auth.authenticate(stream, &user).await?;
+    let config = ctx.config();
+    config.auth.authenticate(stream, &user).await?;
+    if database == crate::admin::DATABASE {
+        return match config.settings.admin_users.contains(&user) {
+            true => Ok(Admitted::Console(user)),
+            false => Err(ClientError::NotAdmin(user)),
+        };
+    }
     // Authentication only succeeds for configured users; a miss here would be a config race.
-    let user = ctx.settings.users.get(&user).cloned().ok_or(ClientError::AuthFailed(user))?;
-    let db = ctx.settings.databases.get(&database).cloned().ok_or(ClientError::UnknownDatabase(database))?;
-    Ok(Accepted { startup: msg, user, db })
+    let user = config.settings.users.get(&user).cloned().ok_or(ClientError::AuthFailed(user))?;
+    let db = config.settings.databases.get(&database).cloned().ok_or(ClientError::UnknownDatabase(database))?;
+    Ok(Admitted::Session(Box::new(Accepted { startup: msg, user, db })))
 }
 
 async fn read_exact(stream: &mut Stream, buf: &mut [u8]) -> Result<(), ClientError> {

@@ -9,6 +9,10 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConfigFile {
+    /// Users who may open the admin console (database `pgsplit`); a top-level key, so it comes
+    /// before the first table in the file.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub admin_users: Vec<String>,
     #[serde(default)]
     pub listen: ListenFile,
     #[serde(default)]

@@ -36,7 +36,9 @@ pub enum ConfigError {
 pub fn load(path: &Path) -> Result<Settings, ConfigError> {
     let text = std::fs::read_to_string(path)
         .map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
-    from_str(&text, &path.display().to_string())
+    let mut settings = from_str(&text, &path.display().to_string())?;
+    settings.source = Some(path.to_path_buf());
+    Ok(settings)
 }
 
 /// Parses and validates config text; `origin` names it in errors.

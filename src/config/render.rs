@@ -13,6 +13,7 @@ use super::{AuthMethod, PoolMode, Secret, Settings};
 /// Renders `settings` as TOML.
 pub fn render(settings: &Settings) -> String {
     let file = ConfigFile {
+        admin_users: settings.admin_users.iter().cloned().collect(),
         listen: ListenFile {
             addr: Some(settings.listen.to_string()),
             metrics_addr: settings.metrics_addr.map(|a| a.to_string()),

@@ -1,7 +1,7 @@
 //! Turns the parsed file into [`Settings`]: expands `${VAR}`, parses units, applies defaults and
 //! checks that the result can run. Each module receives only its own part.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -26,6 +26,10 @@ pub struct Settings {
     pub users: BTreeMap<String, UserSettings>,
     /// Databases by the name clients connect to.
     pub databases: BTreeMap<String, DatabaseSettings>,
+    /// Users who may open the admin console.
+    pub admin_users: BTreeSet<String>,
+    /// The file the settings came from, which RELOAD and SIGHUP read again.
+    pub source: Option<std::path::PathBuf>,
 }
 
 /// How long a server connection stays with one client.
@@ -186,7 +190,22 @@ pub fn validate(file: ConfigFile, env: EnvLookup) -> Result<Settings, ConfigErro
     let log_level = file.log.level.unwrap_or_else(|| "info".into());
     let routing = routing::validate(file.routing)?;
     let tls = tls::validate(file.tls, env)?;
-    Ok(Settings { listen, metrics_addr, pool, limits, log_level, routing, tls, users, databases })
+    if databases.contains_key(crate::admin::DATABASE) {
+        return Err(invalid(format!(
+            "databases.{}: the name is reserved for the admin console",
+            crate::admin::DATABASE
+        )));
+    }
+    let mut admin_users = BTreeSet::new();
+    for name in file.admin_users {
+        let name = expand(&name, env)?;
+        if !users.contains_key(&name) {
+            return Err(invalid(format!("admin_users: {name:?} is not a user listed in [[users]]")));
+        }
+        admin_users.insert(name);
+    }
+    let source = None;
+    Ok(Settings { listen, metrics_addr, pool, limits, log_level, routing, tls, users, databases, admin_users, source })
 }
 
 fn validate_user(user: UserFile, env: EnvLookup) -> Result<UserSettings, ConfigError> {

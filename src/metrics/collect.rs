@@ -59,8 +59,8 @@ fn pools(ctx: &AppContext, m: &Metrics) {
 
 fn clients(ctx: &AppContext, m: &Metrics) {
     let mut counts: BTreeMap<(String, String), [usize; 3]> = BTreeMap::new();
-    for db in ctx.settings.databases.values() {
-        for user in ctx.settings.users.values() {
+    for db in ctx.config().settings.databases.values() {
+        for user in ctx.config().settings.users.values() {
             counts.insert((db.name.clone(), user.name.clone()), [0; 3]);
         }
     }
@@ -80,8 +80,8 @@ fn clients(ctx: &AppContext, m: &Metrics) {
 }
 
 fn topology(ctx: &AppContext, m: &Metrics) {
-    for db in ctx.settings.databases.values() {
-        let Some(topology) = ctx.monitor.topology(&db.name) else { continue };
+    for db in ctx.config().settings.databases.values() {
+        let Some(topology) = ctx.monitor().topology(&db.name) else { continue };
         let primary = &topology.primary;
         let up = if primary.up { 1.0 } else { 0.0 };
         m.gauge("pgsplit_primary_up", &[("database", &db.name), ("node", &primary.addr)]).set(up);
@@ -147,7 +147,7 @@ fn sessions(ctx: &AppContext, m: &Metrics) {
 
 /// Whether the monitor reaches every database's primary, and it is not in recovery: `/healthz`.
 pub fn primaries_known(ctx: &AppContext) -> bool {
-    ctx.settings.databases.values().all(|db| ctx.monitor.topology(&db.name).is_some_and(|t| primary_up(&t)))
+    ctx.config().settings.databases.values().all(|db| ctx.monitor().topology(&db.name).is_some_and(|t| primary_up(&t)))
 }
 
 fn primary_up(topology: &Topology) -> bool {

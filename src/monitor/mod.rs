@@ -97,7 +97,9 @@ fn initial(db: &DatabaseSettings) -> Topology {
 /// Who the monitor logs in as for a database.
 pub fn probe_login(settings: &Settings, db: &DatabaseSettings) -> Option<ProbeLogin> {
     let routing = &settings.routing;
-    let first = settings.users.values().find(|u| u.server_password.is_some()).or(settings.users.values().next());
+    // Console-only users (admin_users) are no server logins; any other user will do.
+    let mut users = settings.users.values().filter(|u| !settings.admin_users.contains(&u.name));
+    let first = users.clone().find(|u| u.server_password.is_some()).or(users.next());
     let user = routing.monitor_user.clone().or_else(|| first.map(|u| u.server_user.clone()))?;
     let password = routing.monitor_password.clone().or_else(|| first.and_then(|u| u.server_password.clone()));
     Some(ProbeLogin { user, password, dbname: db.server_dbname.clone(), tls: settings.tls.server.clone() })

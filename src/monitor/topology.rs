@@ -1,11 +1,16 @@
 //! The topology snapshot and how each round of samples updates it. Pure: the lag arithmetic and
 //! the eligibility hysteresis are unit-tested without a database.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Good samples in a row a replica needs before it gets reads again, so it does not flap.
 pub const RECOVER_SAMPLES: u32 = 3;
+
+/// Head positions remembered for measuring lag in time: at the default 100ms check interval,
+/// over a minute and a half of a busy primary.
+const HISTORY: usize = 1024;
 
 /// What one node answered in one round.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -86,6 +91,9 @@ pub struct Topology {
     pub head_lsn: Option<u64>,
     /// The primary's `pg_stat_replication`, as of its last sample.
     pub standbys: Arc<[Standby]>,
+    /// When the head reached each position (oldest first, bounded): a replica's lag in time is
+    /// how long ago the head first passed its replay position.
+    pub history: VecDeque<(Instant, u64)>,
 }
 
 /// Limits a replica must meet to take reads.
@@ -105,6 +113,7 @@ impl Topology {
             replicas: replicas.into_iter().map(|(a, w)| NodeStatus::unknown(a, w)).collect(),
             head_lsn: None,
             standbys: Arc::from([]),
+            history: VecDeque::new(),
         }
     }
 
@@ -123,18 +132,32 @@ impl Topology {
         let head_lsn = primary.and_then(|s| s.current_lsn).or(received).max(self.head_lsn);
         let mut next = self.clone();
         next.head_lsn = head_lsn;
+        if let Some(head) = head_lsn.filter(|h| next.history.back().is_none_or(|(_, last)| h > last)) {
+            next.history.push_back((now, head));
+            while next.history.len() > HISTORY {
+                next.history.pop_front();
+            }
+        }
         next.primary.up = primary.is_some();
         next.primary.in_recovery = primary.map(|s| s.in_recovery);
         next.primary.eligible = primary.is_some();
         next.primary.sampled = primary.map(|s| s.taken).or(next.primary.sampled);
+        let head = Head { lsn: head_lsn, history: &next.history, now };
         for (node, sample) in next.replicas.iter_mut().zip(&replicas) {
-            update_replica(node, *sample, head_lsn, limits);
+            update_replica(node, *sample, &head, limits);
         }
         next
     }
 }
 
-fn update_replica(node: &mut NodeStatus, sample: Option<Sample>, head_lsn: Option<u64>, limits: Freshness) {
+/// The head position and its history, as of one round.
+pub struct Head<'a> {
+    pub lsn: Option<u64>,
+    pub history: &'a VecDeque<(Instant, u64)>,
+    pub now: Instant,
+}
+
+fn update_replica(node: &mut NodeStatus, sample: Option<Sample>, head: &Head<'_>, limits: Freshness) {
     let Some(sample) = sample.filter(|s| s.in_recovery) else {
         // Unreachable, stale, or promoted: no reads until it proves itself again (fail closed).
         node.up = sample.is_some();
@@ -151,7 +174,7 @@ fn update_replica(node: &mut NodeStatus, sample: Option<Sample>, head_lsn: Optio
     node.in_recovery = Some(true);
     node.replay_lsn = sample.replay_lsn;
     node.receive_lsn = sample.receive_lsn;
-    let (lag_bytes, lag_time) = lag(sample, head_lsn);
+    let (lag_bytes, lag_time) = lag(sample, head);
     node.lag_bytes = lag_bytes;
     node.lag_time = lag_time;
     let within =
@@ -168,15 +191,21 @@ fn update_replica(node: &mut NodeStatus, sample: Option<Sample>, head_lsn: Optio
     }
 }
 
-/// Lag in bytes behind the head, and in time: zero once replay reached the head, since the replay
-/// timestamp only moves when the primary commits and would make an idle primary look like lag.
-pub fn lag(sample: Sample, head_lsn: Option<u64>) -> (Option<u64>, Option<Duration>) {
-    let (Some(replay), Some(head)) = (sample.replay_lsn, head_lsn) else { return (None, None) };
-    let bytes = head.saturating_sub(replay);
-    let time = if bytes == 0 {
-        Duration::ZERO
-    } else {
-        Duration::from_secs_f64(sample.replay_age.unwrap_or(f64::INFINITY).clamp(0.0, 1e9))
+/// Lag in bytes behind the head, and in time: zero once replay reached the head; else how long
+/// ago the head first passed the replica's replay position, from the head's history. Only when
+/// that position predates the history does the replay timestamp stand in: it only moves when the
+/// primary commits, so after an idle spell it overstates lag (which fails closed).
+pub fn lag(sample: Sample, head: &Head<'_>) -> (Option<u64>, Option<Duration>) {
+    let (Some(replay), Some(head_lsn)) = (sample.replay_lsn, head.lsn) else { return (None, None) };
+    let bytes = head_lsn.saturating_sub(replay);
+    if bytes == 0 {
+        return (Some(0), Some(Duration::ZERO));
+    }
+    let covered = head.history.front().is_some_and(|(_, oldest)| *oldest <= replay);
+    let passed = head.history.iter().find(|(_, lsn)| *lsn > replay).filter(|_| covered);
+    let time = match passed {
+        Some((at, _)) => head.now.saturating_duration_since(*at),
+        None => Duration::from_secs_f64(sample.replay_age.unwrap_or(f64::INFINITY).clamp(0.0, 1e9)),
     };
     (Some(bytes), Some(time))
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use parking_lot::Mutex;
 
 use super::{Pool, PoolCounters, PoolKey};
-use crate::config::{DatabaseSettings, PoolSettings, UserSettings};
+use crate::config::{DatabaseSettings, PoolSettings, Settings, UserSettings};
 use crate::metrics::Metrics;
 use crate::route::Route;
 use crate::server::ServerLogin;
@@ -16,7 +16,8 @@ use crate::tls::ServerTls;
 
 /// All server pools, created on first use.
 pub struct PoolManager {
-    settings: PoolSettings,
+    /// Settings for pools created from now on.
+    settings: Mutex<PoolSettings>,
     /// How every server connection is secured.
     tls: ServerTls,
     pools: Mutex<HashMap<PoolKey, Pool>>,
@@ -26,7 +27,7 @@ pub struct PoolManager {
 impl PoolManager {
     /// A manager with no pools yet; pools record their latencies into `metrics`.
     pub fn new(settings: PoolSettings, tls: ServerTls, metrics: Arc<Metrics>) -> Self {
-        PoolManager { settings, tls, pools: Mutex::new(HashMap::new()), metrics }
+        PoolManager { settings: Mutex::new(settings), tls, pools: Mutex::new(HashMap::new()), metrics }
     }
 
     /// The pool serving `route` of `db` for `user`.
@@ -46,16 +47,35 @@ impl PoolManager {
             database: db.server_dbname.clone(),
             tls: self.tls.clone(),
         };
-        let size = db.pool_size.unwrap_or(self.settings.size);
+        let settings = self.settings.lock().clone();
+        let size = db.pool_size.unwrap_or(settings.size);
         let role = if matches!(route, Route::Primary) { "primary" } else { "replica" };
         let labels = [("database", db.name.as_str()), ("user", user.name.as_str()), ("node", node), ("role", role)];
         let counters = Arc::new(PoolCounters::with_histograms(
             self.metrics.histogram("pgsplit_checkout_wait_seconds", &labels),
             self.metrics.histogram("pgsplit_query_duration_seconds", &labels),
         ));
-        let pool = Pool::observed(key.clone(), role, counters, login, size, self.settings.clone());
+        let pool = Pool::observed(key.clone(), role, counters, login, size, settings);
         pools.insert(key, pool.clone());
         pool
+    }
+
+    /// Applies reloaded settings: resizes the pools still configured, and closes (drains) those
+    /// whose node, database or login is gone; sessions move to new pools at their next transaction.
+    pub fn apply(&self, settings: &Settings) {
+        *self.settings.lock() = settings.pool.clone();
+        let mut pools = self.pools.lock();
+        pools.retain(|key, pool| match wanted_size(settings, key, pool) {
+            Some(size) => {
+                pool.set_size(size);
+                true
+            }
+            None => {
+                tracing::info!(pool = %key, "pool no longer configured: draining it");
+                pool.close();
+                false
+            }
+        });
     }
 
     /// Every pool, for observation.
@@ -83,4 +103,18 @@ impl PoolManager {
             pool.close();
         }
     }
+}
+
+/// The size a pool should have under `settings`, or `None` when no database and user map to it
+/// with the same login any more.
+fn wanted_size(settings: &Settings, key: &PoolKey, pool: &Pool) -> Option<usize> {
+    settings.databases.values().find_map(|db| {
+        let on_node = db.primary == *key.node || db.replicas.iter().any(|r| r.addr == *key.node);
+        let user = settings.users.values().find(|u| {
+            u.server_user == key.user
+                && pool.logs_in_as(&u.server_user, u.server_password.as_deref(), &db.server_dbname)
+        });
+        (on_node && db.server_dbname == key.database && user.is_some())
+            .then(|| db.pool_size.unwrap_or(settings.pool.size))
+    })
 }

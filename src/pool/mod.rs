@@ -4,6 +4,7 @@
 pub mod checkout;
 pub mod counters;
 pub mod manager;
+pub mod servers;
 // `pool::pool` is one pool, as the layout in ARCHITECTURE.md names it.
 #[allow(clippy::module_inception)]
 pub mod pool;

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -11,6 +11,7 @@ use parking_lot::Mutex;
 use tokio::sync::oneshot;
 
 use super::counters::PoolCounters;
+use super::servers::{ServerInfo, ServerList, ServerSlot};
 use super::{Checkout, PoolError};
 use crate::config::PoolSettings;
 use crate::server::{self, ServerConn, ServerLogin};
@@ -40,8 +41,11 @@ struct Inner {
     /// `primary` or `replica`, for observation.
     role: &'static str,
     counters: Arc<PoolCounters>,
+    /// Every connection open now, idle or lent.
+    servers: ServerList,
     login: ServerLogin,
-    size: usize,
+    /// The cap on connections; a reload may change it.
+    size: AtomicUsize,
     settings: PoolSettings,
     state: Mutex<State>,
     /// The parameters the newest connection reported at login: what a new client is told at its
@@ -86,13 +90,31 @@ impl Pool {
         settings: PoolSettings,
     ) -> Self {
         let state = Mutex::default();
-        let inner = Inner { key, role, counters, login, size, settings, state, login_params: Mutex::default() };
+        let servers = ServerList::default();
+        let inner = Inner {
+            key,
+            role,
+            counters,
+            servers,
+            login,
+            size: AtomicUsize::new(size),
+            settings,
+            state,
+            login_params: Mutex::default(),
+        };
         Pool { inner: Arc::new(inner) }
     }
 
     /// `primary` or `replica`.
     pub fn role(&self) -> &'static str {
         self.inner.role
+    }
+
+    /// Every open connection, with whether it is idle now.
+    pub fn servers(&self) -> Vec<(ServerInfo, bool)> {
+        let idle: Vec<i32> = self.inner.state.lock().idle.iter().map(|c| c.key.pid).collect();
+        let list = self.inner.servers.lock();
+        list.values().map(|info| (info.clone(), idle.contains(&info.pid))).collect()
     }
 
     /// What the pool's connections did so far.
@@ -118,7 +140,7 @@ impl Pool {
             total: st.total,
             connecting: st.connecting,
             waiting: st.waiters.iter().filter(|w| !w.is_closed()).count(),
-            size: self.inner.size,
+            size: self.size(),
         }
     }
 
@@ -155,7 +177,7 @@ impl Pool {
                 }
                 st.total -= 1;
             }
-            if st.total < self.inner.size {
+            if st.total < self.size() {
                 st.total += 1;
                 None
             } else {
@@ -177,7 +199,7 @@ impl Pool {
             Ok(Err(_)) => Err(PoolError::Closed(self.inner.key.to_string())),
             Err(_) => Err(PoolError::Exhausted {
                 pool: self.inner.key.to_string(),
-                size: self.inner.size,
+                size: self.size(),
                 waited_ms: started.elapsed().as_millis(),
             }),
         }
@@ -194,6 +216,9 @@ impl Pool {
             Ok(mut conn) => {
                 counters.connects.fetch_add(1, Ordering::Relaxed);
                 conn.counters = self.inner.counters.clone();
+                let info =
+                    ServerInfo { pid: conn.key.pid, connected_at: std::time::SystemTime::now(), tls: conn.is_tls() };
+                conn.slot = Some(ServerSlot::new(&self.inner.servers, info));
                 *self.inner.login_params.lock() = Some(Arc::new(conn.initial_params.clone()));
                 Ok(conn)
             }
@@ -217,6 +242,10 @@ impl Pool {
             st.total -= 1;
             return;
         }
+        if st.total > self.size() && st.waiters.is_empty() {
+            st.total -= 1;
+            return;
+        }
         while let Some(tx) = st.waiters.pop_front() {
             match tx.send(conn) {
                 Ok(()) => return,
@@ -233,7 +262,7 @@ impl Pool {
             let mut st = self.inner.state.lock();
             st.total -= 1;
             st.waiters.retain(|w| !w.is_closed());
-            let replace = !st.closed && !st.waiters.is_empty() && st.total < self.inner.size;
+            let replace = !st.closed && !st.waiters.is_empty() && st.total < self.size();
             if replace {
                 st.total += 1;
             }
@@ -280,6 +309,35 @@ impl Pool {
 
     /// The cap on connections.
     pub fn size(&self) -> usize {
-        self.inner.size
+        self.inner.size.load(Ordering::Relaxed)
+    }
+
+    /// Changes the cap (a reload). Clients already waiting get new connections at once when the
+    /// pool grows; when it shrinks, connections over the cap close as they come back idle.
+    pub fn set_size(&self, size: usize) {
+        let old = self.inner.size.swap(size, Ordering::Relaxed);
+        if size > old {
+            let opens = {
+                let mut st = self.inner.state.lock();
+                st.waiters.retain(|w| !w.is_closed());
+                let n = st.waiters.len().min(size.saturating_sub(st.total));
+                st.total += n;
+                n
+            };
+            for _ in 0..opens {
+                let pool = self.clone();
+                tokio::spawn(async move {
+                    if let Ok(conn) = pool.open().await {
+                        pool.checkin(conn);
+                    }
+                });
+            }
+        }
+    }
+
+    /// Whether the pool logs in with this user, password and database.
+    pub fn logs_in_as(&self, user: &str, password: Option<&str>, database: &str) -> bool {
+        let mine = &self.inner.login;
+        mine.user == user && mine.password.as_deref() == password && mine.database == database
     }
 }

@@ -113,6 +113,30 @@ pub fn query(buf: &mut BytesMut, sql: &str) {
     buf.put_u8(0);
 }
 
+/// RowDescription of text-format columns, each `(name, type oid, type size)`.
+pub fn row_description(buf: &mut BytesMut, columns: &[(&str, u32, i16)]) {
+    use pgwire::messages::data::{FieldDescription, RowDescription};
+    let fields =
+        columns.iter().map(|(name, oid, size)| FieldDescription::new(name.to_string(), 0, 0, *oid, *size, -1, 0));
+    put(buf, RowDescription::new(fields.collect()));
+}
+
+/// DataRow of text values; `None` is SQL NULL.
+pub fn data_row(buf: &mut BytesMut, values: &[Option<&str>]) {
+    use bytes::BufMut;
+    let mut data = BytesMut::new();
+    for value in values {
+        match value {
+            Some(v) => {
+                data.put_i32(v.len() as i32);
+                data.put_slice(v.as_bytes());
+            }
+            None => data.put_i32(-1),
+        }
+    }
+    put(buf, pgwire::messages::data::DataRow::new(data, values.len() as i16));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

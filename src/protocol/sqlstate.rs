@@ -11,3 +11,6 @@ pub const TOO_MANY_CONNECTIONS: &str = "53300";
 pub const FEATURE_NOT_SUPPORTED: &str = "0A000";
 pub const PROGRAM_LIMIT_EXCEEDED: &str = "54000";
 pub const INTERNAL_ERROR: &str = "XX000";
+pub const SYNTAX_ERROR: &str = "42601";
+pub const CONFIG_FILE_ERROR: &str = "F0000";
+pub const OBJECT_IN_USE: &str = "55006";

@@ -15,6 +15,7 @@ use tokio::io::AsyncReadExt;
 use super::expect::{Expectations, Fate, Kind};
 use super::ServerError;
 use crate::pool::counters::PoolCounters;
+use crate::pool::servers::ServerSlot;
 pub use crate::protocol::frame::messages;
 use crate::protocol::frame::{self, FrameError};
 use crate::protocol::lsn::parse_lsn;
@@ -79,6 +80,8 @@ pub struct ServerConn {
     pub counters: Arc<PoolCounters>,
     /// When the request now running was first sent, for its latency.
     busy_since: Option<Instant>,
+    /// The connection's entry on its pool's list of open connections.
+    pub slot: Option<ServerSlot>,
 }
 
 /// What a batch of server output ended with.
@@ -118,6 +121,7 @@ impl ServerConn {
             errors: 0,
             counters: Arc::default(),
             busy_since: None,
+            slot: None,
         }
     }
 
@@ -129,6 +133,11 @@ impl ServerConn {
     /// Nothing is owed, so a ROLLBACK or DISCARD ALL can bring the connection back to clean.
     pub fn is_resettable(&self) -> bool {
         !self.broken && self.exp.is_empty() && !self.unsynced
+    }
+
+    /// Whether the connection is encrypted.
+    pub fn is_tls(&self) -> bool {
+        self.stream.is_tls()
     }
 
     /// Nothing is owed to anyone.
@@ -200,6 +209,10 @@ impl ServerConn {
                     if step.probe_done {
                         return Ok(Some((Bytes::new(), BatchEnd::Probe(self.probe_lsn.take()))));
                     }
+                    if step.ready && self.exp.is_empty() {
+                        // pgsplit's own Sync (see `close_pipeline`) settled the connection.
+                        return Ok(Some((Bytes::new(), BatchEnd::Ready)));
+                    }
                     continue;
                 }
                 offset += len;
@@ -264,6 +277,15 @@ impl ServerConn {
             self.unsynced = u;
         }
         self.write(bytes).await
+    }
+
+    /// Ends an open extended-protocol pipeline with a Sync of pgsplit's own, whose ReadyForQuery
+    /// the client never sees: how a client's simple Query that must run elsewhere leaves a
+    /// pipeline it opened with Flush (a simple Query would have ended it on the server anyway).
+    pub async fn close_pipeline(&mut self) -> Result<(), ServerError> {
+        self.exp.push(Kind::Sync, Fate::Swallow, None);
+        self.unsynced = false;
+        self.write(b"S\0\0\0\x04").await
     }
 
     /// Appends the LSN probe after what was sent: its replies follow the client's own.

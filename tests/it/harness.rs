@@ -153,6 +153,20 @@ impl Proxy {
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
             .try_init();
         let settings = config::from_str(text, "test config").expect("test config is valid");
+        Proxy::with_settings(settings).await
+    }
+
+    /// Starts pgsplit from a config file, which RELOAD and SIGHUP read again.
+    pub async fn from_file(path: &std::path::Path) -> Proxy {
+        let settings = config::load(path).expect("test config file is valid");
+        Proxy::with_settings(settings).await
+    }
+
+    async fn with_settings(settings: config::Settings) -> Proxy {
+        let _ = tracing_subscriber::fmt()
+            .with_test_writer()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .try_init();
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("local addr");
         let metrics = TcpListener::bind("127.0.0.1:0").await.expect("bind metrics");

@@ -1,5 +1,6 @@
 //! The integration tests: one binary, one local cluster, pgsplit in-process per test.
 
+mod admin;
 mod auth;
 mod bad_input;
 mod clients;

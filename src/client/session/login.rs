@@ -28,7 +28,7 @@ impl Session {
         accepted: Accepted,
     ) -> Result<Self, (Stream, ClientError)> {
         let Accepted { startup, user, db } = accepted;
-        let mode = ctx.settings.pool_mode_for(&db.name, &user.name);
+        let mode = ctx.config().settings.pool_mode_for(&db.name, &user.name);
         let nodes = Nodes::resolve(&ctx, &db, &user);
         let pool = nodes.primary.clone();
         let mut held = None;

@@ -94,7 +94,7 @@ impl Session {
 
     /// Waits for a whole request. `None` when the client leaves.
     async fn next_request(&mut self) -> Result<Option<Batch>, ClientError> {
-        let max = self.ctx.settings.limits.max_message_size;
+        let max = self.ctx.config().settings.limits.max_message_size;
         loop {
             match request::take(&mut self.cbuf, max, true)? {
                 Taken::Batch(batch) => return Ok(Some(batch)),
@@ -147,7 +147,7 @@ impl Session {
         if self.mode != PoolMode::Transaction || pins.peek().is_none() {
             return Ok(());
         }
-        if self.ctx.settings.pool.pinning == Pinning::Refuse {
+        if self.ctx.config().settings.pool.pinning == Pinning::Refuse {
             return Err(ClientError::NeedsSession(pins.next().unwrap_or(Pin::Listen)));
         }
         for pin in pins {
@@ -203,7 +203,7 @@ impl Session {
         if self.deallocate(&batch).await? {
             return Ok(());
         }
-        let keep_text = !self.ctx.policy.rules.is_empty();
+        let keep_text = !self.ctx.config().policy.rules.is_empty();
         let found = self.routing.inspect(&self.ctx.classifier.load(), &batch.bytes, keep_text);
         if let Err(e) = self.pin_for(&found) {
             return self.refuse(e, batch.summary).await;
@@ -214,7 +214,7 @@ impl Session {
                 let route = self.held_route(&server);
                 (server, route)
             }
-            None => match self.checkout(&found).await {
+            None => match self.follow_reload().checkout(&found).await {
                 Ok(pair) => pair,
                 Err(e) => return self.refuse(e, batch.summary).await,
             },
@@ -263,7 +263,7 @@ impl Session {
         self.routing.wrote();
         self.send_request(&mut server, &batch.bytes, batch.summary.unsynced).await?;
         let copies = found.statements.iter().any(|c| c.kind == crate::classify::StatementKind::Copy);
-        if self.ctx.policy.settings.read_your_writes && !found.has_transaction_control() && !copies {
+        if self.ctx.config().policy.settings.read_your_writes && !found.has_transaction_control() && !copies {
             server.send_lsn_probe().await?;
             self.routing.probe_sent();
         }
@@ -287,11 +287,30 @@ impl Session {
         Ok(())
     }
 
+    /// Moves to the current configuration between transactions: the database's and user's new
+    /// settings, and the pools and topology they now map to.
+    fn follow_reload(&mut self) -> &mut Self {
+        let config = self.ctx.config();
+        if self.nodes.generation != config.generation {
+            if let Some(db) = config.settings.databases.get(&self.db.name) {
+                self.db = db.clone();
+            }
+            if let Some(user) = config.settings.users.get(&self.user.name) {
+                self.user = user.clone();
+            }
+            self.nodes = Nodes::resolve(&self.ctx, &self.db, &self.user);
+        }
+        self
+    }
+
     /// Routes a request and checks out a connection on the chosen node.
     async fn checkout(&mut self, found: &Inspection) -> Result<(Checkout, Route), ClientError> {
         let application_name = self.params.reported().get("application_name").map_or("", String::as_str);
         let who = Who { db: &self.db, user: &self.user, application_name, mode: self.mode };
         self.slot.set_state(ClientState::Waiting);
+        if self.ctx.pause.is_paused(&self.db.name) {
+            self.ctx.pause.wait(&self.db.name).await;
+        }
         let route = dispatch::choose(&self.ctx, &self.nodes, &self.routing, found, &who).await;
         let checkout = match route {
             Ok(route) => dispatch::checkout(&self.ctx, &self.nodes, route).await.map_err(ClientError::from),

@@ -24,7 +24,7 @@ impl Session {
         route: Route,
         guarded: bool,
     ) -> Result<Relayed, ClientError> {
-        let max = self.ctx.settings.limits.max_message_size;
+        let max = self.ctx.config().settings.limits.max_message_size;
         let mut held: Option<Vec<Bytes>> = guarded.then(Vec::new);
         // A pipelined request the current node must not run waits in `cbuf` for its own turn.
         let mut paused = false;
@@ -92,13 +92,16 @@ impl Session {
             Taken::NeedMore => return Ok(false),
         };
         let found = self.routing.inspect(&self.ctx.classifier.load(), &b.bytes, false);
-        // After a Flush the open pipeline lives on this connection: the client's next messages
-        // (a driver's type lookups, say) can go nowhere else.
-        if route != Route::Primary
-            && !server.unsynced
+        let elsewhere = route != Route::Primary
             && !matches!(self.routing.class_of(&found), RequestClass::Read)
-            && self.held.is_none()
-        {
+            && self.held.is_none();
+        // A simple Query ends a Flush-opened pipeline on the server anyway; a write (asyncpg's
+        // COPY after its column lookup) leaves the replica once pgsplit's own Sync closes it.
+        // Extended messages after a Flush must stay: the pipeline lives on this connection.
+        if elsewhere && server.unsynced && b.bytes.first() == Some(&b'Q') && b.summary.readies == 1 {
+            server.close_pipeline().await?;
+        }
+        if elsewhere && !server.unsynced {
             let mut back = BytesMut::with_capacity(b.bytes.len() + self.cbuf.len());
             back.extend_from_slice(&b.bytes);
             back.extend_from_slice(&self.cbuf);

@@ -1,3 +1,5 @@
+use std::collections::VecDeque;
+
 use super::*;
 
 const LIMITS: Freshness =
@@ -41,13 +43,45 @@ fn rounds(mut t: Topology, n: usize, p: u64, r1: (u64, f64), r2: (u64, f64)) -> 
 #[test]
 fn lag_sign_and_idle_primary() {
     let now = Instant::now();
+    let none = VecDeque::new();
+    let head = |lsn| Head { lsn, history: &none, now };
     let s = replica(now, 900, 30.0).unwrap();
-    assert_eq!(lag(s, Some(1000)), (Some(100), Some(Duration::from_secs(30))));
+    // No history covers its position: the replay timestamp stands in.
+    assert_eq!(lag(s, &head(Some(1000))), (Some(100), Some(Duration::from_secs(30))));
     // Caught up: an old replay timestamp is not lag.
-    assert_eq!(lag(s, Some(900)), (Some(0), Some(Duration::ZERO)));
+    assert_eq!(lag(s, &head(Some(900))), (Some(0), Some(Duration::ZERO)));
     // A replica ahead of a stale head never shows negative lag.
-    assert_eq!(lag(s, Some(800)).0, Some(0));
-    assert_eq!(lag(s, None), (None, None));
+    assert_eq!(lag(s, &head(Some(800))).0, Some(0));
+    assert_eq!(lag(s, &head(None)), (None, None));
+}
+
+#[test]
+fn lag_in_time_is_how_long_ago_the_head_passed_the_replica() {
+    let now = Instant::now();
+    let history: VecDeque<(Instant, u64)> =
+        [(now - Duration::from_secs(60), 500), (now - Duration::from_millis(300), 900), (now, 1000)].into();
+    let head = Head { lsn: Some(1000), history: &history, now };
+    // Replayed up to 900 after an idle minute: 30 s since its last replayed commit, but the head
+    // only moved past 900 a moment ago.
+    let s = replica(now, 900, 30.0).unwrap();
+    assert_eq!(lag(s, &head), (Some(100), Some(Duration::ZERO)));
+    let s = replica(now, 899, 30.0).unwrap();
+    assert_eq!(lag(s, &head), (Some(101), Some(Duration::from_millis(300))));
+    let s = replica(now, 600, 90.0).unwrap();
+    assert_eq!(lag(s, &head), (Some(400), Some(Duration::from_millis(300))));
+    // Older than the history: the replay timestamp, never an underestimate from the history.
+    let s = replica(now, 400, 90.0).unwrap();
+    assert_eq!(lag(s, &head), (Some(600), Some(Duration::from_secs(90))));
+}
+
+#[test]
+fn a_replica_catching_up_after_an_idle_primary_stays_eligible() {
+    let t = rounds(topo(), 5, 1000, (1000, 0.0), (1000, 0.0));
+    assert!(t.replicas[0].eligible);
+    // The primary commits after a long idle spell; the replica has not replayed it yet and its
+    // last replayed commit is 600 s old. It is a few bytes and milliseconds behind, not 600 s.
+    let t = rounds(t, 1, 1200, (1000, 600.0), (1200, 0.0));
+    assert!(t.replicas[0].eligible, "{:?}", t.replicas[0]);
 }
 
 #[test]

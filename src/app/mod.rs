@@ -1,20 +1,23 @@
 //! Wiring: builds the pool manager, authenticator and cancel registry from the settings, runs the
-//! listener, and owns shutdown (a CancellationToken and the TaskTracker of client tasks).
+//! listener, owns shutdown (a CancellationToken and the TaskTracker of client tasks) and swaps in
+//! reloaded configurations (see [`reload`]).
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
+use parking_lot::Mutex;
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::classify::{Classifier, ClassifierSettings};
-use crate::client::auth::Authenticator;
 use crate::client::cancel::CancelRegistry;
 use crate::client::listener;
+use crate::client::pause::Pause;
 use crate::client::prepared::Registry;
 use crate::client::registry::ClientRegistry;
 use crate::config::Settings;
@@ -22,18 +25,24 @@ use crate::metrics::{Counters, Metrics};
 use crate::monitor::Monitor;
 use crate::pool::PoolManager;
 use crate::route::stats::DecisionCounts;
-use crate::route::Policy;
 
-/// What every session shares.
+mod reload;
+
+pub use reload::{reload, Config};
+
+/// What every session shares. The settings and what is derived from them live in a [`Config`]
+/// snapshot that a reload replaces whole; sessions load it per request.
 pub struct AppContext {
-    pub settings: Settings,
+    config: ArcSwap<Config>,
+    monitor: ArcSwap<Monitor>,
+    /// Stops the current monitor's tasks when a reload starts a new one.
+    monitor_token: Mutex<CancellationToken>,
     pub pools: Arc<PoolManager>,
-    pub auth: Authenticator,
     pub cancels: Arc<CancelRegistry>,
-    /// Replaced once the monitor has read which user functions are volatile.
+    /// Replaced once the monitor has read which user functions are volatile, and on reload.
     pub classifier: ArcSwap<Classifier>,
-    pub policy: Policy,
-    pub monitor: Monitor,
+    /// User functions the primaries list as VOLATILE, kept for rebuilding the classifier.
+    learned_functions: Mutex<HashSet<String>>,
     pub decisions: DecisionCounts,
     /// Server-side names of prepared statements.
     pub statements: Registry,
@@ -43,6 +52,8 @@ pub struct AppContext {
     pub counters: Counters,
     /// This instance's Prometheus recorder.
     pub metrics: Arc<Metrics>,
+    /// Databases paused from the admin console.
+    pub pause: Pause,
     /// Cancelled when pgsplit starts shutting down.
     pub shutdown: CancellationToken,
     client_ids: AtomicU64,
@@ -60,17 +71,17 @@ pub enum AppError {
 impl AppContext {
     /// Builds the shared state; derives each user's login secret once and starts the monitor.
     pub fn new(settings: Settings, shutdown: CancellationToken) -> Result<Self, AppError> {
-        let auth = Authenticator::new(settings.users.values()).map_err(AppError::Users)?;
-        let policy = Policy::new(settings.routing.clone()).map_err(AppError::Routing)?;
-        let write_functions = settings.routing.write_functions.iter().cloned().collect();
-        let classifier =
-            ArcSwap::from_pointee(Classifier::new(ClassifierSettings { cache_size: 10_000, write_functions }));
-        let monitor = Monitor::start(&settings, shutdown.clone());
+        let config = Config::build(settings, 1)?;
+        let settings = &config.settings;
+        let classifier = ArcSwap::from_pointee(classifier(settings, &HashSet::new()));
+        let monitor_token = shutdown.child_token();
+        let monitor = Monitor::start(settings, monitor_token.clone());
         let metrics = Arc::new(Metrics::new());
         Ok(AppContext {
             classifier,
-            policy,
-            monitor,
+            learned_functions: Mutex::default(),
+            monitor: ArcSwap::from_pointee(monitor),
+            monitor_token: Mutex::new(monitor_token),
             decisions: DecisionCounts::default(),
             statements: Registry::default(),
             clients: Arc::default(),
@@ -78,17 +89,39 @@ impl AppContext {
             pools: Arc::new(PoolManager::new(settings.pool.clone(), settings.tls.server.clone(), metrics.clone())),
             cancels: Arc::new(CancelRegistry::new(settings.tls.server.clone())),
             metrics,
-            settings,
-            auth,
+            pause: Pause::default(),
+            config: ArcSwap::from_pointee(config),
             shutdown,
             client_ids: AtomicU64::new(1),
         })
+    }
+
+    /// The current configuration snapshot.
+    pub fn config(&self) -> Arc<Config> {
+        self.config.load_full()
+    }
+
+    /// Which configuration is current: bumped by every successful reload.
+    pub fn generation(&self) -> u64 {
+        self.config.load().generation
+    }
+
+    /// The monitor of the current configuration.
+    pub fn monitor(&self) -> Arc<Monitor> {
+        self.monitor.load_full()
     }
 
     /// A process-unique client id.
     pub fn next_client_id(&self) -> u64 {
         self.client_ids.fetch_add(1, Ordering::Relaxed)
     }
+}
+
+/// The classifier for `settings`: configured write functions plus the learned volatile ones.
+fn classifier(settings: &Settings, learned: &HashSet<String>) -> Classifier {
+    let mut write_functions: HashSet<String> = settings.routing.write_functions.iter().cloned().collect();
+    write_functions.extend(learned.iter().cloned());
+    Classifier::new(ClassifierSettings { cache_size: 10_000, write_functions })
 }
 
 /// The sockets pgsplit serves, bound by the caller (so tests can bind port 0 and know the port).
@@ -126,19 +159,21 @@ pub async fn serve_all(listeners: Listeners, settings: Settings, shutdown: Cance
     }
     let tracker = TaskTracker::new();
     let janitor = tokio::spawn(ctx.pools.clone().run_janitor(Duration::from_secs(1)));
+    let hangups = tokio::spawn(reload::on_sighup(ctx.clone()));
     let functions = tokio::spawn(learn_write_functions(ctx.clone()));
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "pgsplit listening");
     }
     listener::run(listener, ctx.clone(), tracker.clone()).await;
     tracker.close();
-    let limit = ctx.settings.limits.shutdown_timeout;
+    let limit = ctx.config().settings.limits.shutdown_timeout;
     tracing::info!(clients = tracker.len(), "shutting down: waiting for transactions to finish");
     if tokio::time::timeout(limit, tracker.wait()).await.is_err() {
         tracing::warn!(clients = tracker.len(), "shutdown timeout reached; closing remaining clients");
     }
     janitor.abort();
     functions.abort();
+    hangups.abort();
     ctx.pools.close_all();
     Ok(())
 }
@@ -146,8 +181,9 @@ pub async fn serve_all(listeners: Listeners, settings: Settings, shutdown: Cance
 /// Adds the user functions the primaries list as VOLATILE to the classifier's writes, so a call
 /// to one goes to the primary the first time. Retries while a primary is unreachable.
 async fn learn_write_functions(ctx: Arc<AppContext>) {
-    let settings = &ctx.settings;
-    let mut names: std::collections::HashSet<String> = settings.routing.write_functions.iter().cloned().collect();
+    let config = ctx.config();
+    let settings = &config.settings;
+    let mut names = HashSet::new();
     for db in settings.databases.values().filter(|db| !db.replicas.is_empty()) {
         let Some(login) = crate::monitor::probe_login(settings, db) else { continue };
         loop {
@@ -166,6 +202,7 @@ async fn learn_write_functions(ctx: Arc<AppContext>) {
             }
         }
     }
-    let classifier = Classifier::new(ClassifierSettings { cache_size: 10_000, write_functions: names });
-    ctx.classifier.store(Arc::new(classifier));
+    let current = ctx.config();
+    ctx.classifier.store(Arc::new(classifier(&current.settings, &names)));
+    *ctx.learned_functions.lock() = names;
 }
