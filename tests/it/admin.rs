@@ -241,3 +241,51 @@ async fn reload_changes_rules_and_pool_sizes_under_load_without_errors() {
     setup.batch_execute(&format!("drop table {table}")).await.unwrap();
     let _ = std::fs::remove_file(&path);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_adds_and_removes_replicas_and_changes_passwords() {
+    let _healthy = REPLICAS.read().await;
+    let c = cluster();
+    let name = unique("reload_nodes");
+    let path = std::env::temp_dir().join(format!("{name}.toml"));
+    let write = |replicas: &[u16], password: &str| {
+        let list: Vec<String> = replicas.iter().map(|p| format!("\"127.0.0.1:{p}\"")).collect();
+        let text = format!(
+            "admin_users = [\"postgres\"]\n[listen]\naddr = \"127.0.0.1:0\"\n[pool]\nsize = 4\n\
+             [[users]]\nname = \"app\"\npassword = \"{password}\"\nserver_password = \"app\"\n\
+             [[users]]\nname = \"postgres\"\nauth = \"trust\"\n\
+             [databases.app]\nprimary = \"127.0.0.1:{}\"\nreplicas = [{}]\n\
+             [routing]\nread_your_writes = \"off\"\nmonitor_user = \"postgres\"\n",
+            c.primary_port,
+            list.join(", ")
+        );
+        std::fs::write(&path, text).unwrap();
+    };
+    write(&[], "app");
+    let proxy = Proxy::from_file(&path).await;
+    let client = proxy.client().await;
+    assert_eq!(port(&client, "select inet_server_port()").await, c.primary_port, "no replicas yet");
+    let admin = console(&proxy).await;
+    // Add both replicas: reads spread over them once the new monitor finds them fresh.
+    write(&c.replica_ports, "app");
+    admin.simple_query("RELOAD").await.unwrap();
+    wait_for_replicas(&client).await;
+    // Remove one: it gets no more reads; its pool drains.
+    write(&c.replica_ports[..1], "app");
+    admin.simple_query("RELOAD").await.unwrap();
+    for _ in 0..20 {
+        let p = port(&client, "select inet_server_port()").await;
+        assert_ne!(p, c.replica_ports[1], "a removed replica served a read");
+    }
+    let pools = rows(&admin, "SHOW POOLS").await;
+    let removed = format!("127.0.0.1:{}", c.replica_ports[1]);
+    assert!(!pools.iter().any(|r| value(r, "node") == removed), "the removed replica's pool is gone: {pools:?}");
+    // A new password: new logins need it, the connected client carries on.
+    write(&c.replica_ports[..1], "new-secret");
+    admin.simple_query("RELOAD").await.unwrap();
+    let e = proxy.try_client("app", "app", "app").await.unwrap_err();
+    assert_eq!(harness::sqlstate(&e).as_deref(), Some("28P01"));
+    proxy.try_client("app", "new-secret", "app").await.expect("the new password works");
+    client.batch_execute("select 1").await.expect("the connected client keeps working");
+    let _ = std::fs::remove_file(&path);
+}
