@@ -6,7 +6,7 @@ use clap::Parser;
 use tokio_util::sync::CancellationToken;
 
 use pgsplit::cli::{Cli, Command};
-use pgsplit::config::{self, Settings};
+use pgsplit::config::{self, LogFormat, Settings};
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
@@ -28,7 +28,7 @@ fn main() -> anyhow::Result<()> {
 }
 
 fn run(settings: Settings) -> anyhow::Result<()> {
-    init_logging(&settings.log_level);
+    init_logging(&settings.log_level, settings.log_format);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         let listeners =
@@ -44,10 +44,17 @@ fn run(settings: Settings) -> anyhow::Result<()> {
 }
 
 /// RUST_LOG wins over the config's level, so an operator can raise verbosity without an edit.
-fn init_logging(level: &str) {
+/// Timestamps are RFC 3339 in UTC in both formats (the subscriber's default clock).
+fn init_logging(level: &str, format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("pgsplit={level},warn")));
-    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).init();
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
+    match format {
+        LogFormat::Text => logs.init(),
+        // Event fields at the top level, where collectors index them; the innermost span as
+        // `span` and every enclosing one in `spans`, so a line names its client and server.
+        LogFormat::Json => logs.json().flatten_event(true).with_current_span(true).with_span_list(true).init(),
+    }
 }
 
 async fn wait_for_signal(shutdown: CancellationToken) {

@@ -186,6 +186,7 @@ async fn learn_write_functions(ctx: Arc<AppContext>) {
     let mut names = HashSet::new();
     for db in settings.databases.values().filter(|db| !db.replicas.is_empty()) {
         let Some(login) = crate::monitor::probe_login(settings, db) else { continue };
+        let mut warned = false;
         loop {
             match crate::monitor::functions::volatile_functions(&db.primary, &login, settings.pool.connect_timeout)
                 .await
@@ -196,7 +197,12 @@ async fn learn_write_functions(ctx: Arc<AppContext>) {
                     break;
                 }
                 Err(e) => {
-                    tracing::warn!(database = %db.name, error = %e, "cannot read volatile functions yet; retrying");
+                    // Warned once; the monitor already says while the primary is unreachable.
+                    if std::mem::replace(&mut warned, true) {
+                        tracing::debug!(database = %db.name, error = %e, "still cannot read volatile functions");
+                    } else {
+                        tracing::warn!(database = %db.name, error = %e, "cannot read volatile functions yet; retrying");
+                    }
                     tokio::time::sleep(Duration::from_secs(5)).await;
                 }
             }

@@ -7,7 +7,9 @@ use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument;
 
+use super::logging::client_span;
 use super::startup::handle_client;
 use super::ClientError;
 use crate::app::AppContext;
@@ -18,9 +20,9 @@ use crate::protocol::sqlstate;
 pub async fn run(listener: TcpListener, ctx: Arc<AppContext>, tracker: TaskTracker) {
     let slots = Arc::new(Semaphore::new(ctx.config().settings.limits.max_clients));
     loop {
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _peer)) => stream,
+                Ok(accepted) => accepted,
                 Err(e) => {
                     // Out of file descriptors and the like: back off instead of spinning.
                     tracing::warn!(error = %e, "accept failed");
@@ -32,17 +34,20 @@ pub async fn run(listener: TcpListener, ctx: Arc<AppContext>, tracker: TaskTrack
         };
         crate::socket::tune(&stream);
         let ctx = ctx.clone();
+        // Every line about this client, refused or served, carries its span.
+        let span = client_span(peer);
         match slots.clone().try_acquire_owned() {
             Ok(permit) => {
-                tracker.spawn(async move {
+                let serve = async move {
                     handle_client(ctx, stream).await;
                     drop(permit);
-                });
+                };
+                tracker.spawn(serve.instrument(span));
             }
             Err(_) => {
                 ctx.counters.refused(crate::metrics::Refusal::MaxClients);
                 ctx.counters.error(sqlstate::TOO_MANY_CONNECTIONS);
-                tracker.spawn(refuse_full(stream));
+                tracker.spawn(refuse_full(stream).instrument(span));
             }
         }
     }

@@ -6,6 +6,7 @@ pub mod cancel;
 pub mod dispatch;
 pub mod error;
 pub mod listener;
+pub mod logging;
 pub mod misroute;
 pub mod params;
 pub mod pause;

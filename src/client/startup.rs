@@ -65,14 +65,7 @@ async fn refuse(ctx: &AppContext, stream: &mut Stream, e: ClientError) {
     if let Some(code) = e.sqlstate() {
         ctx.counters.error(code);
     }
-    match &e {
-        ClientError::AuthFailed(_) | ClientError::UnknownDatabase(_) | ClientError::TlsRequired => {
-            tracing::info!(error = %e, "login refused")
-        }
-        ClientError::TlsHandshake(_) => tracing::info!(error = %e, "client TLS handshake failed"),
-        ClientError::Io(_) | ClientError::Gone => tracing::debug!(error = %e, "client left during handshake"),
-        _ => tracing::warn!(error = %e, "client refused"),
-    }
+    super::logging::login_refused(&e);
     report_fatal(stream, &e).await;
 }
 
@@ -144,6 +137,7 @@ async fn accept(ctx: &AppContext, stream: &mut Stream, msg: StartupMessage) -> R
     }
     let user = msg.get("user").filter(|u| !u.is_empty()).ok_or(ClientError::NoUser)?.to_string();
     let database = msg.get("database").filter(|d| !d.is_empty()).unwrap_or(&user).to_string();
+    super::logging::record_startup(&user, &database, msg.get("application_name"));
     let config = ctx.config();
     config.auth.authenticate(stream, &user).await?;
     if database == crate::admin::DATABASE {

@@ -67,6 +67,8 @@ pub struct LimitsFile {
 #[serde(deny_unknown_fields)]
 pub struct LogFile {
     pub level: Option<String>,
+    /// `text` or `json`.
+    pub format: Option<String>,
 }
 
 /// `[tls]`

@@ -2,12 +2,14 @@
 //! settings each module takes (`validate`). Only this module knows the file format.
 
 pub mod file;
+pub mod log;
 pub mod render;
 pub mod routing;
 pub mod tls;
 pub mod units;
 pub mod validate;
 
+pub use log::LogFormat;
 pub use render::render;
 pub use routing::{Balance, RoutingSettings, RuleRoute, RuleSettings, StaleFallback};
 pub use tls::TlsSettings;

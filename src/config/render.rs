@@ -39,7 +39,7 @@ pub fn render(settings: &Settings) -> String {
             handshake_timeout: Some(format_duration(settings.limits.handshake_timeout)),
             shutdown_timeout: Some(format_duration(settings.limits.shutdown_timeout)),
         },
-        log: LogFile { level: Some(settings.log_level.clone()) },
+        log: LogFile { level: Some(settings.log_level.clone()), format: Some(settings.log_format.name().into()) },
         routing: routing(&settings.routing),
         tls: TlsFile {
             cert: settings.tls.cert.clone(),

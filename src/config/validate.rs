@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::file::{ConfigFile, DatabaseFile, ReplicaFile, UserFile};
+use super::log::{self, LogFormat};
 use super::routing::{self, RoutingSettings};
 use super::tls::{self, TlsSettings};
 use super::units::{parse_duration, parse_size};
@@ -20,6 +21,7 @@ pub struct Settings {
     pub pool: PoolSettings,
     pub limits: Limits,
     pub log_level: String,
+    pub log_format: LogFormat,
     pub routing: RoutingSettings,
     pub tls: TlsSettings,
     /// Users by name.
@@ -188,6 +190,7 @@ pub fn validate(file: ConfigFile, env: EnvLookup) -> Result<Settings, ConfigErro
         return Err(invalid("no [databases.NAME] table: clients would have nowhere to go".into()));
     }
     let log_level = file.log.level.unwrap_or_else(|| "info".into());
+    let log_format = log::parse_format(file.log.format.as_deref())?;
     let routing = routing::validate(file.routing)?;
     let tls = tls::validate(file.tls, env)?;
     if databases.contains_key(crate::admin::DATABASE) {
@@ -205,7 +208,20 @@ pub fn validate(file: ConfigFile, env: EnvLookup) -> Result<Settings, ConfigErro
         admin_users.insert(name);
     }
     let source = None;
-    Ok(Settings { listen, metrics_addr, pool, limits, log_level, routing, tls, users, databases, admin_users, source })
+    Ok(Settings {
+        listen,
+        metrics_addr,
+        pool,
+        limits,
+        log_level,
+        log_format,
+        routing,
+        tls,
+        users,
+        databases,
+        admin_users,
+        source,
+    })
 }
 
 fn validate_user(user: UserFile, env: EnvLookup) -> Result<UserSettings, ConfigError> {

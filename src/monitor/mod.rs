@@ -2,6 +2,7 @@
 //! interval (role, WAL positions, replay delay) and publishes a [`Topology`] snapshot that routing
 //! reads without locks.
 
+pub mod changes;
 pub mod functions;
 pub mod probe;
 pub mod tls;
@@ -14,6 +15,7 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 pub use topology::{Freshness, NodeStatus, Standby, Topology};
 
@@ -73,7 +75,10 @@ impl Monitor {
                 tracing::error!(database = %db.name, "no user to monitor with: replicas get no reads");
                 continue;
             };
-            tokio::spawn(run_database(db.clone(), login, settings.clone(), topology.clone(), shutdown.clone()));
+            // Every monitor line names its database; error-level so it is never filtered out alone.
+            let span = tracing::error_span!("monitor", database = %db.name);
+            let run = run_database(db.clone(), login, settings.clone(), topology.clone(), shutdown.clone());
+            tokio::spawn(run.instrument(span));
             topologies.insert(db.name.clone(), topology);
         }
         Monitor { topologies }
@@ -128,7 +133,10 @@ async fn run_database(
     let probes: Vec<_> = addrs
         .iter()
         .zip(&slots)
-        .map(|(addr, slot)| tokio::spawn(probe::run_probe(addr.clone(), login.clone(), pacing.clone(), slot.clone())))
+        .map(|(addr, slot)| {
+            let probe = probe::run_probe(addr.clone(), login.clone(), pacing.clone(), slot.clone());
+            tokio::spawn(probe.instrument(tracing::Span::current()))
+        })
         .collect();
     let limits = Freshness {
         max_lag: settings.routing.max_lag,
@@ -149,18 +157,10 @@ async fn run_database(
         if let Some((_, standbys)) = &latest[0] {
             next.standbys = standbys.clone();
         }
-        log_changes(&topology.load(), &next);
+        changes::log(&changes::changes(&topology.load(), &next));
         topology.publish(next);
     }
     for probe in probes {
         probe.abort();
-    }
-}
-
-fn log_changes(old: &Topology, new: &Topology) {
-    for (a, b) in old.replicas.iter().zip(&new.replicas) {
-        if a.eligible != b.eligible {
-            tracing::info!(replica = %b.addr, eligible = b.eligible, lag_bytes = ?b.lag_bytes, lag = ?b.lag_time, up = b.up, "replica eligibility changed");
-        }
     }
 }

@@ -126,7 +126,10 @@ impl Topology {
         limits: Freshness,
     ) -> Topology {
         let fresh = |s: &Option<Sample>| s.filter(|s| now.saturating_duration_since(s.taken) <= limits.stale_after);
-        let primary = fresh(&primary).filter(|s| !s.in_recovery);
+        // A configured primary that answers in recovery is a standby: not up, but its role is
+        // kept so the monitor can say why writes fail.
+        let sampled = fresh(&primary);
+        let primary = sampled.filter(|s| !s.in_recovery);
         let replicas: Vec<Option<Sample>> = replicas.iter().map(fresh).collect();
         let received = replicas.iter().flatten().filter_map(|s| s.receive_lsn.or(s.replay_lsn)).max();
         let head_lsn = primary.and_then(|s| s.current_lsn).or(received).max(self.head_lsn);
@@ -139,7 +142,7 @@ impl Topology {
             }
         }
         next.primary.up = primary.is_some();
-        next.primary.in_recovery = primary.map(|s| s.in_recovery);
+        next.primary.in_recovery = sampled.map(|s| s.in_recovery);
         next.primary.eligible = primary.is_some();
         next.primary.sampled = primary.map(|s| s.taken).or(next.primary.sampled);
         let head = Head { lsn: head_lsn, history: &next.history, now };

@@ -3,12 +3,13 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use tokio::sync::oneshot;
+use tracing::Instrument;
 
 use super::counters::PoolCounters;
 use super::servers::{ServerInfo, ServerList, ServerSlot};
@@ -51,6 +52,8 @@ struct Inner {
     /// The parameters the newest connection reported at login: what a new client is told at its
     /// own login, so logging in needs no server connection once the pool has opened one.
     login_params: Mutex<Option<Arc<BTreeMap<String, String>>>>,
+    /// Connects failed since the last one that worked: only the first of an outage is a warning.
+    failed_connects: AtomicU32,
 }
 
 #[derive(Default)]
@@ -101,6 +104,7 @@ impl Pool {
             settings,
             state,
             login_params: Mutex::default(),
+            failed_connects: AtomicU32::new(0),
         };
         Pool { inner: Arc::new(inner) }
     }
@@ -206,15 +210,21 @@ impl Pool {
     }
 
     /// Opens a connection for a slot already counted in `total`; gives the slot back on failure.
+    /// Runs in a `server` span (inside the client's, when a client is waiting for it).
     async fn open(&self) -> Result<ServerConn, PoolError> {
         let key = &self.inner.key;
         let counters = &self.inner.counters;
+        // Error-level, as the client span: enabled whenever a line inside it is.
+        let span = tracing::error_span!("server", node = %key.node, database = %key.database, user = %key.user);
         self.inner.state.lock().connecting += 1;
-        let opened = server::connect(key.node.clone(), &self.inner.login, self.inner.settings.connect_timeout).await;
+        let connect = server::connect(key.node.clone(), &self.inner.login, self.inner.settings.connect_timeout);
+        let opened = connect.instrument(span.clone()).await;
         self.inner.state.lock().connecting -= 1;
+        let _in_span = span.enter();
         match opened {
             Ok(mut conn) => {
                 counters.connects.fetch_add(1, Ordering::Relaxed);
+                self.note_connect_worked();
                 conn.counters = self.inner.counters.clone();
                 let info =
                     ServerInfo { pid: conn.key.pid, connected_at: std::time::SystemTime::now(), tls: conn.is_tls() };
@@ -225,9 +235,27 @@ impl Pool {
             Err(e) => {
                 counters.connect_failures.fetch_add(1, Ordering::Relaxed);
                 self.inner.state.lock().total -= 1;
-                tracing::warn!(pool = %key, error = %e, "cannot open server connection");
+                self.note_connect_failed(&e);
                 Err(e.into())
             }
+        }
+    }
+
+    /// Logs a failed connect: a warning for the first of an outage, debug for the rest, so a
+    /// server that is down does not flood the log with one line per waiting client.
+    fn note_connect_failed(&self, e: &server::ServerError) {
+        if self.inner.failed_connects.fetch_add(1, Ordering::Relaxed) == 0 {
+            tracing::warn!(error = %e, "cannot open server connection; more failures are logged at debug until one opens");
+        } else {
+            tracing::debug!(error = %e, "cannot open server connection");
+        }
+    }
+
+    /// Logs a new connection, and the end of an outage if there was one.
+    fn note_connect_worked(&self) {
+        match self.inner.failed_connects.swap(0, Ordering::Relaxed) {
+            0 => tracing::debug!("server connection opened"),
+            failed => tracing::info!(failed, "server connection opened again after failed attempts"),
         }
     }
 

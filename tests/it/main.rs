@@ -9,6 +9,7 @@ mod consistency;
 mod drivers;
 mod forwarding;
 mod harness;
+mod logs;
 mod metrics;
 mod pinning;
 mod pooling;

@@ -64,6 +64,8 @@ impl Session {
             return Err((client, e.into()));
         }
         let id = ctx.next_client_id();
+        crate::client::logging::record_id(id);
+        tracing::info!(tls = client.is_tls(), pool_mode = ?mode, "client logged in");
         let slot = ctx.clients.join(NewClient {
             id,
             addr: client.peer_addr().ok(),

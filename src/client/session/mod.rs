@@ -9,6 +9,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::cancel::{CancelHandle, CancelTarget};
 use super::dispatch::{self, Nodes, Who};
+use super::logging;
 use super::misroute;
 use super::params::ClientParams;
 use super::prepared::{self, Deallocate, Prepared};
@@ -78,10 +79,12 @@ pub struct Session {
 impl Session {
     /// Serves requests until the client leaves; reports a fatal error to the client if one ends it.
     pub async fn run(mut self) {
-        let result = self.serve_all().await;
-        if let Err(e) = result {
-            report_fatal(&mut self.client, &e).await;
-            tracing::debug!(user = %self.user.name, error = ?e, "session ended");
+        match self.serve_all().await {
+            Ok(()) => tracing::debug!("client disconnected"),
+            Err(e) => {
+                report_fatal(&mut self.client, &e).await;
+                logging::session_ended(&e);
+            }
         }
     }
 
@@ -154,7 +157,7 @@ impl Session {
             if self.pins.is_empty() {
                 self.ctx.counters.pinned(pin);
                 if !std::mem::replace(&mut self.pin_logged, true) {
-                    tracing::info!(user = %self.user.name, database = %self.db.name, reason = ?pin, "client pinned to its server connection until released, DISCARD ALL or disconnect");
+                    tracing::info!(reason = ?pin, "client pinned to its server connection until released, DISCARD ALL or disconnect");
                 }
             }
             if !self.pins.contains(&pin) {
@@ -277,7 +280,7 @@ impl Session {
         bytes: &[u8],
         unsynced: Option<bool>,
     ) -> Result<(), ClientError> {
-        tracing::trace!(client = self.id, tags = %crate::server::conn::messages(bytes).map(|(t, _)| t as char).collect::<String>(), "to server");
+        tracing::trace!(tags = %crate::server::conn::messages(bytes).map(|(t, _)| t as char).collect::<String>(), "to server");
         if Prepared::touches_named(bytes) {
             let out = self.prepared.rewrite(&self.ctx.statements, bytes, server);
             server.send_raw(&out, unsynced).await?;
@@ -432,7 +435,7 @@ impl Session {
     /// Answers a request no server could take: an error, then ReadyForQuery if the request
     /// ended in one; after a Flush-ended request, messages are dropped until the next Sync.
     async fn refuse(&mut self, e: ClientError, summary: Summary) -> Result<(), ClientError> {
-        tracing::warn!(user = %self.user.name, database = %self.db.name, error = %e, "request refused");
+        logging::request_refused(&e);
         let mut out = BytesMut::new();
         let code = e.sqlstate().unwrap_or("08006");
         self.ctx.counters.error(code);

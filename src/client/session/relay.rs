@@ -30,7 +30,7 @@ impl Session {
         let mut paused = false;
         loop {
             while let Some((batch, end)) = server.take_batch()? {
-                tracing::trace!(client = self.id, tags = %crate::server::conn::messages(&batch).map(|(t, _)| t as char).collect::<String>(), ?end, "to client");
+                tracing::trace!(tags = %crate::server::conn::messages(&batch).map(|(t, _)| t as char).collect::<String>(), ?end, "to client");
                 if let Some(pieces) = held.as_mut() {
                     match misroute::judge(&batch) {
                         Verdict::Misrouted => return self.drain_misrouted(server).await,

@@ -143,3 +143,13 @@ fn the_same_sample_twice_counts_once_toward_recovery() {
     let t = rounds(t, RECOVER_SAMPLES as usize - 1, 1000, (1000, 0.0), (1000, 0.0));
     assert!(t.replicas[0].eligible, "then {RECOVER_SAMPLES} distinct samples in all");
 }
+
+#[test]
+fn a_primary_in_recovery_is_down_and_says_so() {
+    let now = Instant::now();
+    let t = topo().next(replica(now, 1000, 0.0), &[None, None], now, LIMITS);
+    assert!(!t.primary.up && !t.primary.eligible);
+    assert_eq!(t.primary.in_recovery, Some(true));
+    let t = t.next(None, &[None, None], now, LIMITS);
+    assert_eq!(t.primary.in_recovery, None, "unreachable: role unknown");
+}

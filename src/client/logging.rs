@@ -1,0 +1,93 @@
+//! What client log lines carry and how loud they are: every client runs in a `client` span that
+//! names it (peer, then user, database and application_name once the startup packet is read, then
+//! the id it is listed under once logged in), and each error is logged at a level that says whose
+//! problem it is. Nothing here ever sees a password or a query.
+
+use std::net::SocketAddr;
+
+use tracing::field::Empty;
+use tracing::{Level, Span};
+
+use super::ClientError;
+use crate::pool::PoolError;
+
+/// The span a client accepted from `peer` runs in. It is an error-level span so that it is
+/// enabled whenever any line inside it is: at `level = "warn"` an info span would be filtered out
+/// and warnings would lose the client they are about.
+pub fn client_span(peer: SocketAddr) -> Span {
+    tracing::error_span!("client", client = Empty, peer = %peer, user = Empty, database = Empty, application_name = Empty)
+}
+
+/// Records on the current client span who the startup packet says the client is.
+pub fn record_startup(user: &str, database: &str, application_name: Option<&str>) {
+    let span = Span::current();
+    span.record("user", user);
+    span.record("database", database);
+    if let Some(name) = application_name {
+        span.record("application_name", name);
+    }
+}
+
+/// Records the id a logged-in client is listed under in the registry of connected clients.
+pub fn record_id(id: u64) {
+    Span::current().record("client", id);
+}
+
+/// How loudly an error that refuses or ends a client is logged: pgsplit's or its servers' trouble
+/// is a warning, what the client asked for or did wrong is information, and a client that simply
+/// left (or was let go at shutdown) is debug.
+pub fn level(e: &ClientError) -> Level {
+    match e {
+        ClientError::Io(_) | ClientError::Gone | ClientError::Shutdown => Level::DEBUG,
+        ClientError::Pool(PoolError::Closed(_)) => Level::DEBUG,
+        ClientError::Pool(PoolError::Exhausted { .. }) | ClientError::ServerLost(_) => Level::WARN,
+        // The pool has already warned that the server cannot be reached (once per outage).
+        ClientError::Pool(PoolError::Server(_)) => Level::INFO,
+        _ => Level::INFO,
+    }
+}
+
+/// Logs why a login did not complete.
+pub fn login_refused(e: &ClientError) {
+    let message = match e {
+        ClientError::AuthFailed(_) | ClientError::AuthProtocol(_) | ClientError::NoUser => "authentication failed",
+        ClientError::TlsHandshake(_) => "client TLS handshake failed",
+        ClientError::Io(_) | ClientError::Gone => "client left during the handshake",
+        _ => "login refused",
+    };
+    emit(level(e), e, message);
+}
+
+/// Logs a request answered with an error instead of a server's reply.
+pub fn request_refused(e: &ClientError) {
+    emit(level(e), e, "request refused");
+}
+
+/// Logs the error that ended a logged-in client's session.
+pub fn session_ended(e: &ClientError) {
+    emit(level(e), e, "session ended");
+}
+
+fn emit(level: Level, e: &ClientError, message: &str) {
+    match level {
+        Level::ERROR | Level::WARN => tracing::warn!(error = %e, "{message}"),
+        Level::INFO => tracing::info!(error = %e, "{message}"),
+        _ => tracing::debug!(error = %e, "{message}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn levels_say_whose_problem_it_is() {
+        assert_eq!(level(&ClientError::AuthFailed("app".into())), Level::INFO);
+        assert_eq!(level(&ClientError::UnknownDatabase("nope".into())), Level::INFO);
+        assert_eq!(level(&ClientError::Gone), Level::DEBUG);
+        assert_eq!(level(&ClientError::Shutdown), Level::DEBUG);
+        let exhausted = PoolError::Exhausted { pool: "app@h:5432/app".into(), size: 1, waited_ms: 5000 };
+        assert_eq!(level(&ClientError::Pool(exhausted)), Level::WARN);
+        assert_eq!(level(&ClientError::ServerLost(crate::server::ServerError::Closed)), Level::WARN);
+    }
+}

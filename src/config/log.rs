@@ -1,0 +1,71 @@
+//! `[log]`: how pgsplit's log lines are written. The level stays a plain string in
+//! [`Settings`](super::Settings) since `RUST_LOG` may override it anyway.
+
+use super::ConfigError;
+
+/// How each log line is written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines, for a terminal or journald.
+    #[default]
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+impl LogFormat {
+    /// The config spelling, for `check-config`.
+    pub fn name(self) -> &'static str {
+        match self {
+            LogFormat::Text => "text",
+            LogFormat::Json => "json",
+        }
+    }
+}
+
+/// Parses `log.format`; absent means text.
+pub fn parse_format(value: Option<&str>) -> Result<LogFormat, ConfigError> {
+    match value.unwrap_or("text") {
+        "text" => Ok(LogFormat::Text),
+        "json" => Ok(LogFormat::Json),
+        other => Err(ConfigError::Invalid(format!("log.format = {other:?}: use \"text\" or \"json\""))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::from_str_with_env;
+
+    fn load(log: &str) -> Result<crate::config::Settings, ConfigError> {
+        let text =
+            format!("{log}\n[[users]]\nname = \"app\"\nauth = \"trust\"\n[databases.app]\nprimary = \"h:5432\"\n");
+        from_str_with_env(&text, "test", &|_| None)
+    }
+
+    #[test]
+    fn format_defaults_to_text() {
+        assert_eq!(load("").unwrap().log_format, LogFormat::Text);
+        assert_eq!(load("[log]\nlevel = \"debug\"").unwrap().log_format, LogFormat::Text);
+    }
+
+    #[test]
+    fn format_accepts_text_and_json() {
+        assert_eq!(load("[log]\nformat = \"text\"").unwrap().log_format, LogFormat::Text);
+        assert_eq!(load("[log]\nformat = \"json\"").unwrap().log_format, LogFormat::Json);
+    }
+
+    #[test]
+    fn bad_format_names_the_key_and_the_choices() {
+        let err = load("[log]\nformat = \"yaml\"").unwrap_err().to_string();
+        assert!(err.contains("log.format") && err.contains("yaml") && err.contains("\"json\""), "{err}");
+    }
+
+    #[test]
+    fn check_config_shows_the_format() {
+        let rendered = crate::config::render(&load("[log]\nformat = \"json\"").unwrap());
+        assert!(rendered.contains("[log]\nlevel = \"info\"\nformat = \"json\"\n"), "{rendered}");
+        let rendered = crate::config::render(&load("").unwrap());
+        assert!(rendered.contains("format = \"text\""), "{rendered}");
+    }
+}

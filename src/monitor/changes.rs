@@ -1,0 +1,87 @@
+//! What changed between two topology snapshots, as the monitor logs it: the primary lost or back
+//! (writes stop or resume), a node's role flipping (a failover under way), and replicas gaining or
+//! losing reads. Finding the changes is pure; logging them is one line each.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::topology::{NodeStatus, Topology};
+
+/// One change worth a log line.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Change {
+    /// The primary stopped answering (or its samples went stale): writes fail.
+    PrimaryLost { node: Arc<str> },
+    /// The configured primary answers in recovery: demoted, or the config names a standby.
+    PrimaryInRecovery { node: Arc<str> },
+    /// The primary answers as a primary again after being lost or in recovery.
+    PrimaryBack { node: Arc<str> },
+    /// A replica answers out of recovery: promoted, so it may be the new primary.
+    ReplicaPromoted { node: Arc<str> },
+    /// A node seen out of recovery is a replica again.
+    ReplicaInRecovery { node: Arc<str> },
+    /// A replica started or stopped taking reads.
+    Eligibility { node: Arc<str>, eligible: bool, up: bool, lag_bytes: Option<u64>, lag: Option<Duration> },
+}
+
+/// The changes from `old` to `new`, primary first. A replica whose role flips is reported as
+/// that, not also as an eligibility change.
+pub fn changes(old: &Topology, new: &Topology) -> Vec<Change> {
+    let mut found = Vec::new();
+    let (a, b) = (&old.primary, &new.primary);
+    let node = || b.addr.clone();
+    if b.in_recovery == Some(true) && a.in_recovery != Some(true) {
+        found.push(Change::PrimaryInRecovery { node: node() });
+    } else if a.up && !b.up {
+        found.push(Change::PrimaryLost { node: node() });
+    } else if !a.up && b.up && (a.sampled.is_some() || a.in_recovery.is_some()) {
+        // Not on the first sample after start-up: the primary was never lost then.
+        found.push(Change::PrimaryBack { node: node() });
+    }
+    for (a, b) in old.replicas.iter().zip(&new.replicas) {
+        found.extend(replica_change(a, b));
+    }
+    found
+}
+
+fn replica_change(a: &NodeStatus, b: &NodeStatus) -> Option<Change> {
+    let node = b.addr.clone();
+    match (a.in_recovery, b.in_recovery) {
+        (old, Some(false)) if old != Some(false) => Some(Change::ReplicaPromoted { node }),
+        (Some(false), Some(true)) => Some(Change::ReplicaInRecovery { node }),
+        _ if a.eligible != b.eligible => {
+            Some(Change::Eligibility { node, eligible: b.eligible, up: b.up, lag_bytes: b.lag_bytes, lag: b.lag_time })
+        }
+        _ => None,
+    }
+}
+
+/// Logs each change once (the monitor's span names the database): losing the primary is an
+/// error, a promotion a warning, the rest info.
+pub fn log(changes: &[Change]) {
+    for change in changes {
+        match change {
+            Change::PrimaryLost { node } => {
+                tracing::error!(%node, "primary lost: writes fail until it answers again")
+            }
+            Change::PrimaryInRecovery { node } => tracing::error!(
+                %node,
+                "the configured primary is in recovery (a standby): writes fail until it is promoted or the config names the new primary"
+            ),
+            Change::PrimaryBack { node } => tracing::info!(%node, "primary is back: writes go through again"),
+            Change::ReplicaPromoted { node } => tracing::warn!(
+                %node,
+                "replica is out of recovery (promoted?): it gets no reads; if it is the new primary, name it as primary in the config"
+            ),
+            Change::ReplicaInRecovery { node } => {
+                tracing::info!(%node, "node is in recovery again: a replica once it catches up")
+            }
+            Change::Eligibility { node, eligible, up, lag_bytes, lag } => {
+                tracing::info!(replica = %node, eligible, up, ?lag_bytes, ?lag, "replica eligibility changed")
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,97 @@
+use std::time::Instant;
+
+use super::*;
+
+/// A healthy cluster: the primary up, both replicas streaming and taking reads.
+fn healthy() -> Topology {
+    let mut t = Topology::new("p:1".into(), vec![("r1:1".into(), 1), ("r2:1".into(), 1)]);
+    t.primary.up = true;
+    t.primary.eligible = true;
+    t.primary.in_recovery = Some(false);
+    t.primary.sampled = Some(Instant::now());
+    for r in &mut t.replicas {
+        r.up = true;
+        r.in_recovery = Some(true);
+        r.eligible = true;
+    }
+    t
+}
+
+#[test]
+fn nothing_changed_nothing_logged() {
+    assert_eq!(changes(&healthy(), &healthy()), vec![]);
+}
+
+#[test]
+fn the_first_samples_after_start_are_not_news() {
+    let start = Topology::new("p:1".into(), vec![("r1:1".into(), 1), ("r2:1".into(), 1)]);
+    let mut first = healthy();
+    for r in &mut first.replicas {
+        r.eligible = false;
+    }
+    assert_eq!(changes(&start, &first), vec![]);
+}
+
+#[test]
+fn losing_the_primary_and_getting_it_back() {
+    let mut down = healthy();
+    down.primary.up = false;
+    down.primary.eligible = false;
+    down.primary.in_recovery = None;
+    assert_eq!(changes(&healthy(), &down), vec![Change::PrimaryLost { node: "p:1".into() }]);
+    assert_eq!(changes(&down, &down), vec![]);
+    assert_eq!(changes(&down, &healthy()), vec![Change::PrimaryBack { node: "p:1".into() }]);
+}
+
+#[test]
+fn a_demoted_primary_is_one_change() {
+    let mut demoted = healthy();
+    demoted.primary.up = false;
+    demoted.primary.in_recovery = Some(true);
+    assert_eq!(changes(&healthy(), &demoted), vec![Change::PrimaryInRecovery { node: "p:1".into() }]);
+    assert_eq!(changes(&demoted, &demoted), vec![]);
+    assert_eq!(changes(&demoted, &healthy()), vec![Change::PrimaryBack { node: "p:1".into() }]);
+}
+
+#[test]
+fn a_promotion_is_one_change_not_also_an_eligibility_one() {
+    let mut promoted = healthy();
+    promoted.replicas[0].in_recovery = Some(false);
+    promoted.replicas[0].eligible = false;
+    assert_eq!(changes(&healthy(), &promoted), vec![Change::ReplicaPromoted { node: "r1:1".into() }]);
+    assert_eq!(changes(&promoted, &promoted), vec![]);
+    let mut rejoined = healthy();
+    rejoined.replicas[0].eligible = false;
+    assert_eq!(changes(&promoted, &rejoined), vec![Change::ReplicaInRecovery { node: "r1:1".into() }]);
+}
+
+#[test]
+fn failover_shows_the_primary_lost_and_the_replica_promoted() {
+    let mut after = healthy();
+    after.primary.up = false;
+    after.primary.in_recovery = None;
+    after.replicas[1].in_recovery = Some(false);
+    after.replicas[1].eligible = false;
+    assert_eq!(
+        changes(&healthy(), &after),
+        vec![Change::PrimaryLost { node: "p:1".into() }, Change::ReplicaPromoted { node: "r2:1".into() }]
+    );
+}
+
+#[test]
+fn a_lagging_replica_loses_reads() {
+    let mut lagging = healthy();
+    lagging.replicas[1].eligible = false;
+    lagging.replicas[1].lag_bytes = Some(1 << 20);
+    let found = changes(&healthy(), &lagging);
+    assert_eq!(
+        found,
+        vec![Change::Eligibility {
+            node: "r2:1".into(),
+            eligible: false,
+            up: true,
+            lag_bytes: Some(1 << 20),
+            lag: None
+        }]
+    );
+}
