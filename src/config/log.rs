@@ -23,6 +23,18 @@ impl LogFormat {
     }
 }
 
+/// Checks `log.level`: one of the five tracing levels (absent means info); a typo would otherwise
+/// be ignored silently by the log filter.
+pub fn parse_level(value: Option<&str>) -> Result<String, ConfigError> {
+    let level = value.unwrap_or("info").to_ascii_lowercase();
+    match level.as_str() {
+        "error" | "warn" | "info" | "debug" | "trace" => Ok(level),
+        other => Err(ConfigError::Invalid(format!(
+            "log.level = {other:?}: use \"error\", \"warn\", \"info\", \"debug\" or \"trace\""
+        ))),
+    }
+}
+
 /// Parses `log.format`; absent means text.
 pub fn parse_format(value: Option<&str>) -> Result<LogFormat, ConfigError> {
     match value.unwrap_or("text") {
@@ -41,6 +53,14 @@ mod tests {
         let text =
             format!("{log}\n[[users]]\nname = \"app\"\nauth = \"trust\"\n[databases.app]\nprimary = \"h:5432\"\n");
         from_str_with_env(&text, "test", &|_| None)
+    }
+
+    #[test]
+    fn level_is_one_of_the_five() {
+        assert_eq!(load("").unwrap().log_level, "info");
+        assert_eq!(load("[log]\nlevel = \"DEBUG\"").unwrap().log_level, "debug");
+        let err = load("[log]\nlevel = \"verbose\"").unwrap_err().to_string();
+        assert!(err.contains("log.level") && err.contains("verbose"), "{err}");
     }
 
     #[test]

@@ -189,7 +189,7 @@ pub fn validate(file: ConfigFile, env: EnvLookup) -> Result<Settings, ConfigErro
     if databases.is_empty() {
         return Err(invalid("no [databases.NAME] table: clients would have nowhere to go".into()));
     }
-    let log_level = file.log.level.unwrap_or_else(|| "info".into());
+    let log_level = log::parse_level(file.log.level.as_deref())?;
     let log_format = log::parse_format(file.log.format.as_deref())?;
     let routing = routing::validate(file.routing)?;
     let tls = tls::validate(file.tls, env)?;

@@ -65,8 +65,8 @@ async fn read_your_writes_with_replay_paused_on_one_replica() {
     .await;
 }
 
-/// Runs one simple query over a raw trust login and returns the `pgsplit.write_lsn` it reported.
-async fn raw_write(proxy: &Proxy, sql: &str) -> Option<String> {
+/// A raw connection logged in as `app_trust` (trust auth) to database `app`.
+async fn raw_login(proxy: &Proxy) -> TcpStream {
     let mut s = TcpStream::connect(proxy.addr).await.unwrap();
     let mut startup = 196608u32.to_be_bytes().to_vec();
     startup.extend_from_slice(b"user\0app_trust\0database\0app\0\0");
@@ -75,6 +75,12 @@ async fn raw_write(proxy: &Proxy, sql: &str) -> Option<String> {
     s.write_all(&msg).await.unwrap();
     let login = read_until_ready(&mut s).await;
     assert!(login.iter().any(|(t, _)| *t == b'Z'));
+    s
+}
+
+/// Runs one simple query over a raw trust login and returns the `pgsplit.write_lsn` it reported.
+async fn raw_write(proxy: &Proxy, sql: &str) -> Option<String> {
+    let mut s = raw_login(proxy).await;
     let mut q = vec![b'Q'];
     q.extend_from_slice(&((sql.len() + 5) as u32).to_be_bytes());
     q.extend_from_slice(sql.as_bytes());
@@ -262,13 +268,7 @@ async fn a_write_query_after_a_flushed_read_on_a_replica_runs_on_the_primary() {
     let t = unique("flushed");
     client.batch_execute(&format!("create table {t} (id int); grant all on {t} to public")).await.unwrap();
     wait_for_replicas(&client).await;
-    let mut s = TcpStream::connect(proxy.addr).await.unwrap();
-    let mut startup = 196608u32.to_be_bytes().to_vec();
-    startup.extend_from_slice(b"user\0app_trust\0database\0app\0\0");
-    let mut msg = ((startup.len() + 4) as u32).to_be_bytes().to_vec();
-    msg.extend(startup);
-    s.write_all(&msg).await.unwrap();
-    read_until_ready(&mut s).await;
+    let mut s = raw_login(&proxy).await;
     // asyncpg's COPY: look the columns up with Parse/Describe/Flush (a read, on a replica), then
     // send the write as a simple Query without ever sending Sync.
     let mut lookup = message(b'P', format!("cols\0select id, inet_server_port() from {t} limit 1\0\0\0").as_bytes());
