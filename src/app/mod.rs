@@ -160,6 +160,7 @@ pub async fn serve_all(listeners: Listeners, settings: Settings, shutdown: Cance
     let tracker = TaskTracker::new();
     let janitor = tokio::spawn(ctx.pools.clone().run_janitor(Duration::from_secs(1)));
     let hangups = tokio::spawn(reload::on_sighup(ctx.clone()));
+    let upkeep = tokio::spawn(ctx.metrics.clone().run_upkeep(Duration::from_secs(5)));
     let functions = tokio::spawn(learn_write_functions(ctx.clone()));
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "pgsplit listening");
@@ -174,6 +175,7 @@ pub async fn serve_all(listeners: Listeners, settings: Settings, shutdown: Cance
     janitor.abort();
     functions.abort();
     hangups.abort();
+    upkeep.abort();
     ctx.pools.close_all();
     Ok(())
 }

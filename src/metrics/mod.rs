@@ -104,6 +104,21 @@ impl Metrics {
         self.recorder.register_histogram(&key(name, labels), &METADATA)
     }
 
+    /// Folds recorded histogram samples into their buckets. Samples wait in a lock-free queue
+    /// until then, so this must run periodically whether or not anyone scrapes.
+    pub fn upkeep(&self) {
+        self.handle.run_upkeep();
+    }
+
+    /// Runs [`Metrics::upkeep`] every `period` until the task is dropped.
+    pub async fn run_upkeep(self: std::sync::Arc<Self>, period: std::time::Duration) {
+        let mut tick = tokio::time::interval(period);
+        loop {
+            tick.tick().await;
+            self.upkeep();
+        }
+    }
+
     /// The text exposition of everything recorded so far.
     pub fn render(&self) -> String {
         self.handle.run_upkeep();
