@@ -68,6 +68,7 @@ impl PoolManager {
         pools.retain(|key, pool| match wanted_size(settings, key, pool) {
             Some(size) => {
                 pool.set_size(size);
+                pool.set_settings(settings.pool.clone());
                 true
             }
             None => {

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use arc_swap::ArcSwap;
 use parking_lot::Mutex;
 use tokio::sync::oneshot;
 use tracing::Instrument;
@@ -47,7 +48,8 @@ struct Inner {
     login: ServerLogin,
     /// The cap on connections; a reload may change it.
     size: AtomicUsize,
-    settings: PoolSettings,
+    /// Timeouts and lifetimes; a reload may replace them.
+    settings: ArcSwap<PoolSettings>,
     state: Mutex<State>,
     /// The parameters the newest connection reported at login: what a new client is told at its
     /// own login, so logging in needs no server connection once the pool has opened one.
@@ -101,7 +103,7 @@ impl Pool {
             servers,
             login,
             size: AtomicUsize::new(size),
-            settings,
+            settings: ArcSwap::from_pointee(settings),
             state,
             login_params: Mutex::default(),
             failed_connects: AtomicU32::new(0),
@@ -198,7 +200,7 @@ impl Pool {
 
     async fn wait(&self, rx: oneshot::Receiver<ServerConn>) -> Result<Checkout, PoolError> {
         let started = Instant::now();
-        match tokio::time::timeout(self.inner.settings.checkout_timeout, rx).await {
+        match tokio::time::timeout(self.inner.settings.load().checkout_timeout, rx).await {
             Ok(Ok(conn)) => Ok(Checkout::new(conn, self.clone())),
             Ok(Err(_)) => Err(PoolError::Closed(self.inner.key.to_string())),
             Err(_) => Err(PoolError::Exhausted {
@@ -217,7 +219,7 @@ impl Pool {
         // Error-level, as the client span: enabled whenever a line inside it is.
         let span = tracing::error_span!("server", node = %key.node, database = %key.database, user = %key.user);
         self.inner.state.lock().connecting += 1;
-        let connect = server::connect(key.node.clone(), &self.inner.login, self.inner.settings.connect_timeout);
+        let connect = server::connect(key.node.clone(), &self.inner.login, self.inner.settings.load().connect_timeout);
         let opened = connect.instrument(span.clone()).await;
         self.inner.state.lock().connecting -= 1;
         let _in_span = span.enter();
@@ -262,7 +264,7 @@ impl Pool {
     /// Returns a clean connection: to the first live waiter, else to the idle stack.
     pub(super) fn checkin(&self, mut conn: ServerConn) {
         conn.last_used = Instant::now();
-        if conn.created.elapsed() >= self.inner.settings.max_lifetime {
+        if conn.created.elapsed() >= self.inner.settings.load().max_lifetime {
             return self.discard(conn);
         }
         let mut st = self.inner.state.lock();
@@ -326,13 +328,13 @@ impl Pool {
     }
 
     fn is_fresh(&self, conn: &ServerConn) -> bool {
-        let s = &self.inner.settings;
+        let s = self.inner.settings.load();
         !conn.broken && conn.created.elapsed() < s.max_lifetime && conn.last_used.elapsed() < s.idle_timeout
     }
 
     /// How long checkouts may wait.
     pub fn checkout_timeout(&self) -> Duration {
-        self.inner.settings.checkout_timeout
+        self.inner.settings.load().checkout_timeout
     }
 
     /// The cap on connections.
@@ -361,6 +363,12 @@ impl Pool {
                 });
             }
         }
+    }
+
+    /// Replaces the timeouts and lifetimes (a reload); connections and waits already under way
+    /// keep the old ones.
+    pub fn set_settings(&self, settings: PoolSettings) {
+        self.inner.settings.store(Arc::new(settings));
     }
 
     /// Whether the pool logs in with this user, password and database.
