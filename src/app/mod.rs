@@ -103,6 +103,7 @@ impl AppContext {
 
     /// Which configuration is current: bumped by every successful reload.
     pub fn generation(&self) -> u64 {
+        // A guard, not a clone of the Arc: sessions ask this once per transaction.
         self.config.load().generation
     }
 

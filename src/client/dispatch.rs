@@ -7,31 +7,33 @@ use std::time::Instant;
 
 use super::routing::{kind_name, Inspection, RoutingState};
 use super::ClientError;
-use crate::app::AppContext;
+use crate::app::{AppContext, Config};
 use crate::classify::StatementKind;
 use crate::config::{DatabaseSettings, PoolMode, UserSettings};
 use crate::monitor::TopologyWatch;
 use crate::pool::{Checkout, Pool, PoolError};
 use crate::route::{self, Decision, Reason, Request, RequestClass, Route, RuleContext};
 
-/// The pools a session may use, resolved once at login.
+/// The pools a session may use under one configuration, resolved at login and again when a
+/// reload brings a new one.
 pub struct Nodes {
     pub primary: Pool,
     pub replicas: Vec<Pool>,
     /// The database's live topology; `None` without replicas.
     pub topology: Option<Arc<TopologyWatch>>,
-    /// The configuration generation these were resolved under.
-    pub generation: u64,
+    /// The configuration these were resolved under; the session's settings and rules until the
+    /// next reload (one snapshot per transaction, not a load per message).
+    pub config: Arc<Config>,
 }
 
 impl Nodes {
     /// Looks up the primary's and each replica's pool.
     pub fn resolve(ctx: &AppContext, db: &DatabaseSettings, user: &UserSettings) -> Nodes {
-        let generation = ctx.generation();
+        let config = ctx.config();
         let primary = ctx.pools.pool(Route::Primary, db, user);
         let replicas = (0..db.replicas.len()).map(|i| ctx.pools.pool(Route::Replica(i), db, user)).collect();
         let topology = if db.replicas.is_empty() { None } else { ctx.monitor().handle(&db.name) };
-        Nodes { primary, replicas, topology, generation }
+        Nodes { primary, replicas, topology, config }
     }
 
     /// The pool serving a route.
@@ -63,7 +65,8 @@ pub async fn choose(
         ctx.decisions.count(Route::Primary, Reason::PrimaryOnly);
         return Ok(Route::Primary);
     };
-    let settings = &ctx.config().policy.settings;
+    let policy = &nodes.config.policy;
+    let settings = &policy.settings;
     let class = state.class_of(found);
     let reads = matches!(class, RequestClass::Read | RequestClass::ReadOnlyTransaction);
     if reads && state.dirty && settings.read_your_writes {
@@ -88,7 +91,7 @@ pub async fn choose(
     let deadline = Instant::now() + settings.wait_timeout;
     let mut waited = false;
     loop {
-        match route::decide(&request, &ctx.config().policy, &topology.load(), &busy, waited) {
+        match route::decide(&request, policy, &topology.load(), &busy, waited) {
             Decision::Go(route, reason) => {
                 tracing::trace!(?route, ?reason, min_lsn = ?request.min_lsn, ?class, "routed");
                 ctx.decisions.count(route, reason);
@@ -125,15 +128,8 @@ pub async fn checkout(ctx: &AppContext, nodes: &Nodes, route: Route) -> Result<(
 /// Whether to append the LSN probe: on the primary, when this request may commit a write. Never
 /// behind a COPY: a server in COPY FROM STDIN would take the probe for a protocol violation. The
 /// session then stays "dirty" (reads on the primary) until a later probe.
-pub fn wants_probe(
-    ctx: &AppContext,
-    nodes: &Nodes,
-    state: &RoutingState,
-    found: &Inspection,
-    route: Route,
-    was_idle: bool,
-) -> bool {
-    ctx.config().policy.settings.read_your_writes
+pub fn wants_probe(nodes: &Nodes, state: &RoutingState, found: &Inspection, route: Route, was_idle: bool) -> bool {
+    nodes.config.policy.settings.read_your_writes
         && !nodes.replicas.is_empty()
         && route == Route::Primary
         && ((was_idle && found.writes()) || (found.has_transaction_control() && state.tx_wrote))

@@ -97,7 +97,7 @@ impl Session {
 
     /// Waits for a whole request. `None` when the client leaves.
     async fn next_request(&mut self) -> Result<Option<Batch>, ClientError> {
-        let max = self.ctx.config().settings.limits.max_message_size;
+        let max = self.nodes.config.settings.limits.max_message_size;
         loop {
             match request::take(&mut self.cbuf, max, true)? {
                 Taken::Batch(batch) => return Ok(Some(batch)),
@@ -150,7 +150,7 @@ impl Session {
         if self.mode != PoolMode::Transaction || pins.peek().is_none() {
             return Ok(());
         }
-        if self.ctx.config().settings.pool.pinning == Pinning::Refuse {
+        if self.nodes.config.settings.pool.pinning == Pinning::Refuse {
             return Err(ClientError::NeedsSession(pins.next().unwrap_or(Pin::Listen)));
         }
         for pin in pins {
@@ -206,7 +206,7 @@ impl Session {
         if self.deallocate(&batch).await? {
             return Ok(());
         }
-        let keep_text = !self.ctx.config().policy.rules.is_empty();
+        let keep_text = !self.nodes.config.policy.rules.is_empty();
         let found = self.routing.inspect(&self.ctx.classifier.load(), &batch.bytes, keep_text);
         if let Err(e) = self.pin_for(&found) {
             return self.refuse(e, batch.summary).await;
@@ -240,7 +240,7 @@ impl Session {
             server.needs_reset = true;
         }
         self.send_request(&mut server, &batch.bytes, batch.summary.unsynced).await?;
-        if dispatch::wants_probe(&self.ctx, &self.nodes, &self.routing, &found, route, was_idle) {
+        if dispatch::wants_probe(&self.nodes, &self.routing, &found, route, was_idle) {
             server.send_lsn_probe().await?;
             self.routing.probe_sent();
         }
@@ -266,7 +266,7 @@ impl Session {
         self.routing.wrote();
         self.send_request(&mut server, &batch.bytes, batch.summary.unsynced).await?;
         let copies = found.statements.iter().any(|c| c.kind == crate::classify::StatementKind::Copy);
-        if self.ctx.config().policy.settings.read_your_writes && !found.has_transaction_control() && !copies {
+        if self.nodes.config.policy.settings.read_your_writes && !found.has_transaction_control() && !copies {
             server.send_lsn_probe().await?;
             self.routing.probe_sent();
         }
@@ -293,8 +293,8 @@ impl Session {
     /// Moves to the current configuration between transactions: the database's and user's new
     /// settings, and the pools and topology they now map to.
     fn follow_reload(&mut self) -> &mut Self {
-        let config = self.ctx.config();
-        if self.nodes.generation != config.generation {
+        if self.ctx.generation() != self.nodes.config.generation {
+            let config = self.ctx.config();
             if let Some(db) = config.settings.databases.get(&self.db.name) {
                 self.db = db.clone();
             }

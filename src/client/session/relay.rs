@@ -24,7 +24,7 @@ impl Session {
         route: Route,
         guarded: bool,
     ) -> Result<Relayed, ClientError> {
-        let max = self.ctx.config().settings.limits.max_message_size;
+        let max = self.nodes.config.settings.limits.max_message_size;
         let mut held: Option<Vec<Bytes>> = guarded.then(Vec::new);
         // A pipelined request the current node must not run waits in `cbuf` for its own turn.
         let mut paused = false;
