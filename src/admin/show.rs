@@ -192,7 +192,7 @@ fn replicas(ctx: &AppContext) -> Table {
     ]);
     for db in ctx.config().settings.databases.values() {
         let Some(topology) = ctx.monitor().topology(&db.name) else { continue };
-        let head = opt(topology.head_lsn.map(format_lsn));
+        let head = opt(topology.head_lsn().map(format_lsn));
         let primary_state = if topology.primary.up { "up" } else { "down" };
         let p = &topology.primary;
         t.row(vec![

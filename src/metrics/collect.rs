@@ -85,7 +85,7 @@ fn topology(ctx: &AppContext, m: &Metrics) {
         let primary = &topology.primary;
         let up = if primary.up { 1.0 } else { 0.0 };
         m.gauge("pgsplit_primary_up", &[("database", &db.name), ("node", &primary.addr)]).set(up);
-        if let Some(lsn) = topology.head_lsn {
+        if let Some(lsn) = topology.head_lsn() {
             m.gauge("pgsplit_primary_wal_lsn_bytes", &[("database", &db.name)]).set(lsn as f64);
         }
         for replica in &topology.replicas {

@@ -87,12 +87,11 @@ impl NodeStatus {
 pub struct Topology {
     pub primary: NodeStatus,
     pub replicas: Vec<NodeStatus>,
-    /// The newest WAL position known: the primary's, or the furthest a replica received.
-    pub head_lsn: Option<u64>,
     /// The primary's `pg_stat_replication`, as of its last sample.
     pub standbys: Arc<[Standby]>,
-    /// When the head reached each position (oldest first, bounded): a replica's lag in time is
-    /// how long ago the head first passed its replay position.
+    /// When the head (the newest WAL position known: the primary's, or the furthest a replica
+    /// received) reached each position, oldest first, bounded: a replica's lag in time is how
+    /// long ago the head first passed its replay position.
     pub history: VecDeque<(Instant, u64)>,
 }
 
@@ -111,10 +110,14 @@ impl Topology {
         Topology {
             primary: NodeStatus::unknown(primary, 1),
             replicas: replicas.into_iter().map(|(a, w)| NodeStatus::unknown(a, w)).collect(),
-            head_lsn: None,
             standbys: Arc::from([]),
             history: VecDeque::new(),
         }
+    }
+
+    /// The newest WAL position known: the last entry of the history.
+    pub fn head_lsn(&self) -> Option<u64> {
+        self.history.back().map(|(_, lsn)| *lsn)
     }
 
     /// The next snapshot from the latest sample of each node (`None`: it failed).
@@ -132,9 +135,8 @@ impl Topology {
         let primary = sampled.filter(|s| !s.in_recovery);
         let replicas: Vec<Option<Sample>> = replicas.iter().map(fresh).collect();
         let received = replicas.iter().flatten().filter_map(|s| s.receive_lsn.or(s.replay_lsn)).max();
-        let head_lsn = primary.and_then(|s| s.current_lsn).or(received).max(self.head_lsn);
+        let head_lsn = primary.and_then(|s| s.current_lsn).or(received).max(self.head_lsn());
         let mut next = self.clone();
-        next.head_lsn = head_lsn;
         if let Some(head) = head_lsn.filter(|h| next.history.back().is_none_or(|(_, last)| h > last)) {
             next.history.push_back((now, head));
             while next.history.len() > HISTORY {

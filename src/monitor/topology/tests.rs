@@ -127,7 +127,7 @@ fn promoted_replica_takes_no_reads_and_primary_down_keeps_head() {
     let t2 = t.next(None, &[Some(promoted), replica(now, 1000, 0.0)], now, LIMITS);
     assert!(!t2.replicas[0].eligible);
     assert!(!t2.primary.up);
-    assert_eq!(t2.head_lsn, Some(1000));
+    assert_eq!(t2.head_lsn(), Some(1000));
     assert!(t2.replicas[1].eligible, "a caught-up replica keeps serving reads while the primary is away");
 }
 
