@@ -28,7 +28,7 @@ pub const DATABASE: &str = "pgsplit";
 const MAX_MESSAGE: usize = 64 * 1024;
 
 /// Serves one console client from AuthenticationOk to its last command.
-pub async fn serve(ctx: Arc<AppContext>, mut stream: Stream, user: &str) -> Result<(), ClientError> {
+pub async fn serve(ctx: Arc<AppContext>, stream: &mut Stream, user: &str) -> Result<(), ClientError> {
     tracing::info!(user, "admin console opened");
     let mut out = BytesMut::new();
     build::auth_ok(&mut out);

@@ -46,8 +46,10 @@ pub async fn handle_client(ctx: Arc<AppContext>, tcp: TcpStream) {
     let accepted = match accepted {
         Admitted::Session(accepted) => *accepted,
         Admitted::Console(user) => {
-            if let Err(e) = crate::admin::serve(ctx.clone(), stream, &user).await {
+            if let Err(e) = crate::admin::serve(ctx.clone(), &mut stream, &user).await {
+                // An oversized or malformed message: say so before closing, as sessions do.
                 tracing::debug!(error = %e, "admin console closed");
+                report_fatal(&mut stream, &e).await;
             }
             return;
         }

@@ -289,3 +289,23 @@ async fn reload_adds_and_removes_replicas_and_changes_passwords() {
     client.batch_execute("select 1").await.expect("the connected client keeps working");
     let _ = std::fs::remove_file(&path);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_console_message_gets_an_error_before_the_close() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let proxy = Proxy::with_config(&admin_config("size = 2", "")).await;
+    let mut s = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
+    let mut startup = 196608u32.to_be_bytes().to_vec();
+    startup.extend_from_slice(b"user\0postgres\0database\0pgsplit\0\0");
+    let mut msg = ((startup.len() + 4) as u32).to_be_bytes().to_vec();
+    msg.extend(startup);
+    s.write_all(&msg).await.unwrap();
+    // A Query claiming 1 MiB: more than any console command may be.
+    let mut query = vec![b'Q'];
+    query.extend_from_slice(&(1u32 << 20).to_be_bytes());
+    s.write_all(&query).await.unwrap();
+    let mut got = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut got)).await.expect("closed in time");
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.contains("SFATAL") && text.contains("C54000"), "{text:?}");
+}
