@@ -17,11 +17,17 @@ pub struct Summary {
     pub readies: usize,
     /// Whether the run leaves an extended-protocol pipeline open (`None`: it says nothing about it).
     pub unsynced: Option<bool>,
+    /// Messages that ask the server for something besides a Sync or a Flush. A run without any
+    /// owes nothing but one ReadyForQuery per Sync: pgsplit can answer it without a server.
+    pub work: usize,
 }
 
 impl Summary {
     /// Accounts for one message.
     pub fn note(&mut self, tag: u8) {
+        if !matches!(tag, from_client::SYNC | from_client::FLUSH) {
+            self.work += 1;
+        }
         if from_client::expects_ready(tag) {
             self.readies += 1;
             self.unsynced = Some(false);
@@ -58,25 +64,33 @@ pub enum Taken {
 ///
 /// With `whole_request`, only a complete request (or one over [`MAX_BUFFERED_REQUEST`]) is taken;
 /// otherwise every whole message is, as while a server is already held.
+///
+/// Messages sent before a Terminate are taken first, as PostgreSQL runs them before it reads the
+/// Terminate; the Terminate stays in `buf` until nothing precedes it. A request the Terminate cuts
+/// short (no Sync) is dropped: PostgreSQL would roll back what it ran when the client left.
 pub fn take(buf: &mut BytesMut, max_message: usize, whole_request: bool) -> Result<Taken, FrameError> {
     let mut summary = Summary::default();
+    let mut len = 0;
     let mut terminate = false;
-    let scan = frame::scan(buf, max_message, |tag, _| {
+    let mut complete = false;
+    frame::scan(buf, max_message, |tag, message| {
         if tag == from_client::TERMINATE {
             terminate = true;
             return false;
         }
         summary.note(tag);
-        !(whole_request && from_client::ends_request(tag))
+        len += message.len();
+        complete = whole_request && from_client::ends_request(tag);
+        !complete
     })?;
-    if terminate {
+    if terminate && (len == 0 || whole_request) {
         return Ok(Taken::Terminate);
     }
-    let ready = if whole_request { scan.stopped || scan.len >= MAX_BUFFERED_REQUEST } else { scan.len > 0 };
+    let ready = if whole_request { complete || len >= MAX_BUFFERED_REQUEST } else { len > 0 };
     if !ready {
         return Ok(Taken::NeedMore);
     }
-    let bytes = buf.split_to(scan.len).freeze();
+    let bytes = buf.split_to(len).freeze();
     Ok(Taken::Batch(Batch { bytes, summary }))
 }
 
@@ -98,7 +112,7 @@ mod tests {
         assert!(matches!(take(&mut b, 1024, true).unwrap(), Taken::NeedMore));
         b.extend_from_slice(&buf(b"ES"));
         let Taken::Batch(batch) = take(&mut b, 1024, true).unwrap() else { panic!() };
-        assert_eq!(batch.summary, Summary { readies: 1, unsynced: Some(false) });
+        assert_eq!(batch.summary, Summary { readies: 1, unsynced: Some(false), work: 3 });
         assert_eq!(batch.bytes.len(), 20);
         assert!(b.is_empty());
     }
@@ -109,18 +123,39 @@ mod tests {
         let Taken::Batch(first) = take(&mut b, 1024, true).unwrap() else { panic!() };
         assert_eq!(first.summary.readies, 1);
         let Taken::Batch(second) = take(&mut b, 1024, true).unwrap() else { panic!() };
-        assert_eq!(second.summary, Summary { readies: 0, unsynced: Some(true) });
+        assert_eq!(second.summary, Summary { readies: 0, unsynced: Some(true), work: 2 });
     }
 
     #[test]
     fn held_server_takes_everything_and_copy_does_not_open_a_pipeline() {
         let mut b = buf(b"ddc");
         let Taken::Batch(batch) = take(&mut b, 1024, false).unwrap() else { panic!() };
-        assert_eq!(batch.summary, Summary { readies: 0, unsynced: None });
+        assert_eq!(batch.summary, Summary { readies: 0, unsynced: None, work: 3 });
     }
 
     #[test]
     fn terminate() {
         assert!(matches!(take(&mut buf(b"X"), 1024, true).unwrap(), Taken::Terminate));
+    }
+
+    #[test]
+    fn messages_before_terminate_are_taken_first() {
+        let mut b = buf(b"QPBEX");
+        let Taken::Batch(query) = take(&mut b, 1024, true).unwrap() else { panic!() };
+        assert_eq!(query.bytes.len(), 5);
+        assert!(matches!(take(&mut b, 1024, true).unwrap(), Taken::Terminate), "PBE without Sync is dropped");
+
+        let mut b = buf(b"QPBEX");
+        let Taken::Batch(all) = take(&mut b, 1024, false).unwrap() else { panic!() };
+        assert_eq!(all.bytes.len(), 20);
+        assert!(matches!(take(&mut b, 1024, false).unwrap(), Taken::Terminate));
+    }
+
+    #[test]
+    fn sync_and_flush_are_no_work() {
+        let Taken::Batch(b) = take(&mut buf(b"H"), 1024, true).unwrap() else { panic!() };
+        assert_eq!(b.summary, Summary { readies: 0, unsynced: None, work: 0 }, "a Flush opens no pipeline");
+        let Taken::Batch(b) = take(&mut buf(b"S"), 1024, true).unwrap() else { panic!() };
+        assert_eq!(b.summary, Summary { readies: 1, unsynced: Some(false), work: 0 });
     }
 }

@@ -28,8 +28,9 @@ pub fn expects_ready(tag: u8) -> bool {
 }
 
 /// Whether this message belongs to the extended protocol and leaves the server waiting for a Sync.
+/// Flush does not: it only asks for what is pending, and after a Sync nothing is.
 pub fn opens_pipeline(tag: u8) -> bool {
-    matches!(tag, PARSE | BIND | DESCRIBE | EXECUTE | CLOSE | FLUSH)
+    matches!(tag, PARSE | BIND | DESCRIBE | EXECUTE | CLOSE)
 }
 
 /// Whether a client request is complete after this message, so a server must be found for it.

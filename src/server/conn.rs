@@ -145,6 +145,12 @@ impl ServerConn {
         self.exp.is_empty()
     }
 
+    /// The server waits for the client: an extended-protocol pipeline is open, or a COPY the
+    /// client feeds is under way. What the client already sent must reach it without a new read.
+    pub fn awaits_client(&self) -> bool {
+        self.unsynced || self.exp.copy_in()
+    }
+
     /// The next replies owed are the LSN probe's.
     pub fn probe_next(&self) -> bool {
         self.exp.probe_next()

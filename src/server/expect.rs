@@ -73,6 +73,9 @@ pub struct Expectations {
     q: VecDeque<Exp>,
     /// Copy-out data flows between the start of a COPY and its CommandComplete.
     copying: bool,
+    /// The server waits for the client's COPY data (CopyIn or CopyBoth), until CommandComplete
+    /// or an error ends the COPY.
+    copy_in: bool,
 }
 
 impl Expectations {
@@ -102,6 +105,11 @@ impl Expectations {
     /// Nothing is owed.
     pub fn is_empty(&self) -> bool {
         self.q.is_empty()
+    }
+
+    /// A COPY is under way that the client feeds: the server waits for its data.
+    pub fn copy_in(&self) -> bool {
+        self.copy_in
     }
 
     /// The next replies owed are the probe's.
@@ -138,6 +146,9 @@ impl Expectations {
             Fate::Swallow => tag == b'E' && front.kind == Kind::Parse,
             _ => true,
         };
+        if tag == b'C' || tag == b'E' {
+            self.copy_in = false;
+        }
         if self.copying {
             if tag == b'C' || tag == b'E' {
                 self.copying = false;
@@ -147,6 +158,7 @@ impl Expectations {
         }
         if matches!(tag, b'G' | b'H' | b'W') {
             self.copying = tag != b'G';
+            self.copy_in = tag != b'H';
             if tag == b'G' && front.kind == Kind::Execute {
                 // The server ignores a Sync that reaches it during COPY FROM STDIN; drivers send
                 // one right after the Execute, before they know the COPY started.

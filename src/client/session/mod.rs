@@ -170,9 +170,7 @@ impl Session {
     /// Answers `DEALLOCATE` of protocol-level statements itself: the server knows them under
     /// pgsplit's names, shared with other clients. `true` when the request was answered.
     async fn deallocate(&mut self, batch: &Batch) -> Result<bool, ClientError> {
-        let mut messages = crate::protocol::frame::messages(&batch.bytes);
-        let (Some((b'Q', body)), None) = (messages.next(), messages.next()) else { return Ok(false) };
-        let Some(target) = prepared::deallocate(request::query_sql(body)) else { return Ok(false) };
+        let Some(target) = deallocate_target(&batch.bytes) else { return Ok(false) };
         let status = self.held.as_ref().map_or(b'I', |s| s.status);
         let tag = match &target {
             // SQL-level statements (a pinned client) live on the server: it must drop them too.
@@ -198,10 +196,32 @@ impl Session {
         Ok(true)
     }
 
+    /// Answers a request of only Syncs and Flushes that needs no server: between requests nothing
+    /// is pending (a relay ends only once every reply owed has arrived and no pipeline is open),
+    /// so a Flush asks for nothing, and a Sync with no server held gets ReadyForQuery `I`, as
+    /// PostgreSQL answers it. `false` when a held server must answer (its transaction status).
+    async fn answer_sync_or_flush(&mut self, summary: Summary) -> Result<bool, ClientError> {
+        if summary.readies == 0 {
+            return Ok(true);
+        }
+        if self.held.is_some() {
+            return Ok(false);
+        }
+        let mut out = BytesMut::with_capacity(6 * summary.readies);
+        for _ in 0..summary.readies {
+            build::ready_for_query(&mut out, b'I');
+        }
+        self.client.send(&out).await?;
+        Ok(true)
+    }
+
     /// Runs one request on a server connection and relays the replies.
     async fn serve(&mut self, batch: Batch) -> Result<(), ClientError> {
         if self.discarding {
             return self.discard(batch.summary).await;
+        }
+        if batch.summary.work == 0 && self.answer_sync_or_flush(batch.summary).await? {
+            return Ok(());
         }
         if self.deallocate(&batch).await? {
             return Ok(());
@@ -458,6 +478,18 @@ impl Session {
         }
         Ok(())
     }
+}
+
+/// The statement a request of one `DEALLOCATE` Query names, if it is one.
+fn deallocate_target(bytes: &[u8]) -> Option<Deallocate> {
+    let mut messages = crate::protocol::frame::messages(bytes);
+    let (Some((b'Q', body)), None) = (messages.next(), messages.next()) else { return None };
+    prepared::deallocate(request::query_sql(body))
+}
+
+/// Whether a request is one `DEALLOCATE` Query.
+fn is_deallocate(bytes: &[u8]) -> bool {
+    deallocate_target(bytes).is_some()
 }
 
 /// Sends a FATAL ErrorResponse for errors the client can be told about.

@@ -14,6 +14,17 @@ use crate::protocol::build;
 use crate::route::{RequestClass, Route};
 use crate::server::conn::BatchEnd;
 
+/// What the relay does with the client's side meanwhile.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Intake {
+    /// Reads what the client pipelines and forwards it.
+    Reading,
+    /// A pipelined request must be routed on its own: it waits in the read buffer for its turn.
+    Deferred,
+    /// The client sent Terminate: the replies owed are relayed, then the session ends.
+    Terminated,
+}
+
 impl Session {
     /// Forwards server replies to the client, and further client messages to the server, until
     /// every reply owed has arrived and no pipeline is open. With `guarded`, replies are held
@@ -26,8 +37,7 @@ impl Session {
     ) -> Result<Relayed, ClientError> {
         let max = self.nodes.config.settings.limits.max_message_size;
         let mut held: Option<Vec<Bytes>> = guarded.then(Vec::new);
-        // A pipelined request the current node must not run waits in `cbuf` for its own turn.
-        let mut paused = false;
+        let mut intake = Intake::Reading;
         loop {
             while let Some((batch, end)) = server.take_batch()? {
                 tracing::trace!(tags = %crate::server::conn::messages(&batch).map(|(t, _)| t as char).collect::<String>(), ?end, "to client");
@@ -63,57 +73,90 @@ impl Session {
                 }
                 self.client.send(&batch).await?;
             }
+            if server.settled() && !server.unsynced {
+                // Nothing is owed: the relay ends here, whatever arrived when.
+                for piece in held.take().unwrap_or_default() {
+                    self.client.send(&piece).await?;
+                }
+                self.end_request(server);
+                return Ok(Relayed::Done);
+            }
+            if intake == Intake::Terminated && server.awaits_client() {
+                // The client left a pipeline without a Sync (the server may never flush its
+                // replies) or a COPY unfinished. Dropping the connection rolls that back, as
+                // PostgreSQL does when its client leaves; what was synced before still runs.
+                return Err(ClientError::Gone);
+            }
+            // While the misroute guard holds replies back, the client's next messages wait: if
+            // the request goes to the primary, what follows it must too.
+            let reading = intake == Intake::Reading && held.is_none();
+            if reading && server.awaits_client() && !self.cbuf.is_empty() {
+                // The server waits for what the client already sent (the rest of an open
+                // pipeline, COPY data): no read will bring it again.
+                let before = self.cbuf.len();
+                intake = self.forward_pipelined(&mut server, route, max).await?;
+                if intake != Intake::Reading || self.cbuf.len() != before {
+                    continue;
+                }
+            }
             self.cbuf.reserve(READ_RESERVE);
             tokio::select! {
                 // Replies: forwarded at the top of the loop.
                 read = server.read_more() => read?,
                 // While replies are owed the client may pipeline more, or stream COPY data.
-                read = self.client.read_buf(&mut self.cbuf), if !paused => {
+                read = self.client.read_buf(&mut self.cbuf), if reading => {
                     if read? == 0 {
                         return Err(ClientError::Gone);
                     }
-                    paused = self.forward_pipelined(&mut server, route, max).await?;
+                    intake = self.forward_pipelined(&mut server, route, max).await?;
                 }
             }
         }
     }
 
-    /// Forwards whole messages the client pipelined; `true` when one must wait for its own
-    /// routing (a write or a transaction behind a read on a replica).
+    /// Forwards the whole messages the client pipelined, unless they must wait for their own turn:
+    /// a write or a transaction behind a read on a replica, or a request the session itself must
+    /// look at first (pins, DISCARD ALL, DEALLOCATE of a protocol-level statement).
     async fn forward_pipelined(
         &mut self,
         server: &mut Checkout,
         route: Route,
         max: usize,
-    ) -> Result<bool, ClientError> {
+    ) -> Result<Intake, ClientError> {
         let b = match request::take(&mut self.cbuf, max, false)? {
             Taken::Batch(b) => b,
-            Taken::Terminate => return Err(ClientError::Gone),
-            Taken::NeedMore => return Ok(false),
+            Taken::Terminate => return Ok(Intake::Terminated),
+            Taken::NeedMore => return Ok(Intake::Reading),
         };
         let found = self.routing.inspect(&self.ctx.classifier.load(), &b.bytes, false);
-        let elsewhere = route != Route::Primary
-            && !matches!(self.routing.class_of(&found), RequestClass::Read)
-            && self.held.is_none();
+        let elsewhere = route != Route::Primary && !matches!(self.routing.class_of(&found), RequestClass::Read);
         // A simple Query ends a Flush-opened pipeline on the server anyway; a write (asyncpg's
         // COPY after its column lookup) leaves the replica once pgsplit's own Sync closes it.
         // Extended messages after a Flush must stay: the pipeline lives on this connection.
         if elsewhere && server.unsynced && b.bytes.first() == Some(&b'Q') && b.summary.readies == 1 {
             server.close_pipeline().await?;
         }
-        if elsewhere && !server.unsynced {
+        if (elsewhere || self.needs_own_turn(&b, &found)) && !server.unsynced {
             let mut back = BytesMut::with_capacity(b.bytes.len() + self.cbuf.len());
             back.extend_from_slice(&b.bytes);
             back.extend_from_slice(&self.cbuf);
             self.cbuf = back;
-            return Ok(true);
+            return Ok(Intake::Deferred);
         }
         if found.writes() {
             self.routing.wrote();
         }
         self.note_session_changes(&found);
         self.send_request(server, &b.bytes, b.summary.unsynced).await?;
-        Ok(false)
+        Ok(Intake::Reading)
+    }
+
+    /// Whether pipelined messages hold something [`Session::serve`] handles before sending: a
+    /// statement that pins the session, DISCARD ALL, or a DEALLOCATE pgsplit answers itself.
+    fn needs_own_turn(&self, b: &request::Batch, found: &crate::client::routing::Inspection) -> bool {
+        let pins =
+            self.mode == crate::config::PoolMode::Transaction && found.statements.iter().any(|c| !c.pins.is_empty());
+        pins || found.discards_all() || super::is_deallocate(&b.bytes)
     }
 
     /// Discards a misrouted request's replies and returns the replica connection, clean.

@@ -129,3 +129,21 @@ fn sync_sent_with_a_copy_in_execute_is_ignored_by_the_server() {
     assert!(e.on_reply(b'Z').ready);
     assert!(e.is_empty());
 }
+
+#[test]
+fn copy_in_waits_for_the_client_until_it_ends() {
+    for end in [b'C', b'E'] {
+        let mut e = Expectations::default();
+        e.push_client(b'Q', b"");
+        assert!(!e.copy_in());
+        e.on_reply(b'G');
+        assert!(e.copy_in(), "the server waits for CopyData");
+        e.on_reply(end);
+        assert!(!e.copy_in());
+        assert!(e.on_reply(b'Z').ready && e.is_empty());
+    }
+    let mut e = Expectations::default();
+    e.push_client(b'Q', b"");
+    feed(&mut e, b"Hdd");
+    assert!(!e.copy_in(), "COPY TO STDOUT needs nothing from the client");
+}
