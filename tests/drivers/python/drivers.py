@@ -175,6 +175,58 @@ def psycopg_200_concurrent_connections():
     assert not errors, errors[:3]
 
 
+# Pipeline mode: each round gets this long before it counts as a hang, so a hang fails the
+# scenario instead of stalling the suite.
+ROUND_TIMEOUT = 20
+
+
+async def pipeline_round(conn, table, i):
+    async with conn.pipeline() as pipeline:
+        read = await conn.execute("select %s::int + 1", [i])
+        await conn.execute(f"insert into {table} values (%s, 'auto')", [i])
+        own = await conn.execute(f"select count(*) from {table} where id = %s", [i])
+        async with conn.transaction():
+            await conn.execute(f"insert into {table} values (%s, 'tx')", [i])
+            in_tx = await conn.execute(f"select count(*) from {table} where id = %s", [i])
+        await pipeline.sync()
+        after = await conn.execute(f"select count(*) from {table} where id = %s", [i])
+    assert (await read.fetchone())[0] == i + 1
+    assert (await own.fetchone())[0] == 1, "a read in the pipeline sees the write before it"
+    assert (await in_tx.fetchone())[0] == 2
+    assert (await after.fetchone())[0] == 2
+
+
+@scenario
+async def psycopg_pipeline_mixed_reads_writes_and_a_transaction():
+    """200 rounds of `with conn.pipeline()` around reads, writes and a transaction."""
+    table = f"{TAG}_pipe"
+    async with await psycopg.AsyncConnection.connect(DSN, autocommit=True) as conn:
+        await conn.execute(f"create table {table} (id int, note text)")
+        try:
+            for i in range(200):
+                await asyncio.wait_for(pipeline_round(conn, table, i), ROUND_TIMEOUT)
+            cur = await conn.execute(f"select count(*) from {table}")
+            assert (await cur.fetchone())[0] == 400
+        finally:
+            await conn.execute(f"drop table {table}")
+
+
+@scenario
+async def psycopg_executemany_1000_rows_200_times():
+    table = f"{TAG}_many"
+    async with await psycopg.AsyncConnection.connect(DSN, autocommit=True) as conn:
+        await conn.execute(f"create table {table} (id int, note text)")
+        try:
+            rows = [(n, f"r{n}") for n in range(1000)]
+            for i in range(200):
+                cur = conn.cursor()
+                await asyncio.wait_for(cur.executemany(f"insert into {table} values (%s, %s)", rows), ROUND_TIMEOUT)
+                cur = await asyncio.wait_for(conn.execute(f"select count(*) from {table}"), ROUND_TIMEOUT)
+                assert (await cur.fetchone())[0] == 1000 * (i + 1), f"round {i}"
+        finally:
+            await conn.execute(f"drop table {table}")
+
+
 async def asyncpg_connect():
     return await asyncpg.connect(host=HOST, port=PORT, user=USER, password=PASSWORD, database=DB)
 

@@ -1,0 +1,132 @@
+//! Raw protocol clients: messages written byte for byte, in the writes and with the pauses a test
+//! chooses, so timings that real drivers produce by chance can be reproduced on purpose.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// How long a reply may take before the test calls it a hang.
+pub const HANG: Duration = Duration::from_secs(10);
+
+/// A protocol message: tag, length, body.
+pub fn message(tag: u8, body: &[u8]) -> Vec<u8> {
+    let mut m = vec![tag];
+    m.extend_from_slice(&((body.len() + 4) as u32).to_be_bytes());
+    m.extend_from_slice(body);
+    m
+}
+
+/// A simple Query.
+pub fn query(sql: &str) -> Vec<u8> {
+    message(b'Q', format!("{sql}\0").as_bytes())
+}
+
+/// Parse, Bind, Describe portal and Execute of an unnamed statement, without Sync: what libpq's
+/// `PQsendQueryParams` sends in pipeline mode.
+pub fn extended(sql: &str) -> Vec<u8> {
+    let mut m = message(b'P', format!("\0{sql}\0\0\0").as_bytes());
+    m.extend(message(b'B', b"\0\0\0\0\0\0\0\0"));
+    m.extend(message(b'D', b"P\0"));
+    m.extend(message(b'E', b"\0\0\0\0\0"));
+    m
+}
+
+pub fn sync() -> Vec<u8> {
+    message(b'S', b"")
+}
+
+pub fn flush() -> Vec<u8> {
+    message(b'H', b"")
+}
+
+pub fn terminate() -> Vec<u8> {
+    message(b'X', b"")
+}
+
+/// A logged-in raw connection and what it has read but not yet returned.
+pub struct Raw {
+    pub stream: TcpStream,
+    unread: Vec<u8>,
+}
+
+impl Raw {
+    /// Logs in as `app_trust` (trust auth) to database `app` at `addr`: pgsplit or a node.
+    pub async fn login(addr: SocketAddr) -> Raw {
+        let stream = TcpStream::connect(addr).await.expect("connect");
+        let mut raw = Raw { stream, unread: Vec::new() };
+        let mut startup = 196608u32.to_be_bytes().to_vec();
+        startup.extend_from_slice(b"user\0app_trust\0database\0app\0\0");
+        let mut msg = ((startup.len() + 4) as u32).to_be_bytes().to_vec();
+        msg.extend(startup);
+        raw.send(&msg).await;
+        let login = raw.until_ready(1).await;
+        assert!(!login.iter().any(|(t, _)| *t == b'E'), "login failed: {login:?}");
+        raw
+    }
+
+    pub async fn send(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).await.expect("write to the server");
+    }
+
+    /// Reads until `readies` ReadyForQuery messages have arrived; panics after [`HANG`] without
+    /// one. Returns the messages as (tag, body).
+    pub async fn until_ready(&mut self, readies: usize) -> Vec<(u8, Vec<u8>)> {
+        let mut out = Vec::new();
+        let mut seen = 0;
+        while seen < readies {
+            match self.next_message().await {
+                Some(m) => {
+                    seen += usize::from(m.0 == b'Z');
+                    out.push(m);
+                }
+                None => panic!("no ReadyForQuery {} of {readies} within {HANG:?} after {out:?}", seen + 1),
+            }
+        }
+        out
+    }
+
+    /// Whatever arrives within `wait`, which must be nothing complete.
+    pub async fn expect_silence(&mut self, wait: Duration) {
+        if let Ok(Some(m)) = tokio::time::timeout(wait, self.next_message()).await {
+            panic!("expected no reply, got {m:?}");
+        }
+    }
+
+    /// Reads until the peer closes; `true` if it did within [`HANG`].
+    pub async fn closed(&mut self) -> bool {
+        let mut buf = [0u8; 4096];
+        loop {
+            match tokio::time::timeout(HANG, self.stream.read(&mut buf)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => return true,
+                Ok(Ok(_)) => {}
+                Err(_) => return false,
+            }
+        }
+    }
+
+    /// The next whole message; `None` after [`HANG`] or when the peer closes.
+    async fn next_message(&mut self) -> Option<(u8, Vec<u8>)> {
+        loop {
+            if self.unread.len() >= 5 {
+                let len = u32::from_be_bytes(self.unread[1..5].try_into().unwrap()) as usize;
+                if self.unread.len() > len {
+                    let rest = self.unread.split_off(len + 1);
+                    let whole = std::mem::replace(&mut self.unread, rest);
+                    return Some((whole[0], whole[5..].to_vec()));
+                }
+            }
+            let mut buf = [0u8; 8192];
+            match tokio::time::timeout(HANG, self.stream.read(&mut buf)).await {
+                Ok(Ok(n)) if n > 0 => self.unread.extend_from_slice(&buf[..n]),
+                _ => return None,
+            }
+        }
+    }
+}
+
+/// The tags of `messages`, without ParameterStatus (pgsplit reports its own, `pgsplit.write_lsn`).
+pub fn tags(messages: &[(u8, Vec<u8>)]) -> String {
+    messages.iter().filter(|(t, _)| *t != b'S').map(|(t, _)| *t as char).collect()
+}
