@@ -1,52 +1,12 @@
 //! From text to [`Classification`]: split into statements, decide each (lexer first, sqlparser for
 //! queries), add what the lexer saw (side-effecting calls, row locks), then combine.
 
+use super::analysis::{identifier, push_unique, Analysis};
 use super::functions::FunctionSet;
 use super::keyword::{self, Decision};
-use super::lexer::{self, Call, Piece, Token, TokenKind};
+use super::lexer::{self, Call, Piece};
 use super::{hints, Classification, Intent, StatementKind};
 use super::{simple, statement};
-
-/// What one statement means; combined into a [`Classification`].
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Analysis {
-    pub intent: Intent,
-    pub writes: bool,
-    pub kind: StatementKind,
-    pub tables: Vec<String>,
-    pub functions: Vec<String>,
-}
-
-impl Analysis {
-    /// A statement whose intent alone says whether it needs the primary.
-    pub fn new(intent: Intent, kind: StatementKind) -> Self {
-        let writes = matches!(intent, Intent::Write | Intent::Unknown);
-        Analysis { intent, writes, kind, tables: Vec::new(), functions: Vec::new() }
-    }
-
-    /// A write of this kind.
-    pub fn write(kind: StatementKind) -> Self {
-        Analysis::new(Intent::Write, kind)
-    }
-
-    /// A read of this kind.
-    pub fn read(kind: StatementKind) -> Self {
-        Analysis::new(Intent::Read, kind)
-    }
-
-    /// A statement not understood.
-    pub fn unknown() -> Self {
-        Analysis::new(Intent::Unknown, StatementKind::Other)
-    }
-
-    /// Makes a read a write (an unknown stays unknown); both must go to the primary.
-    fn make_write(&mut self) {
-        if self.intent == Intent::Read {
-            self.intent = Intent::Write;
-        }
-        self.writes = true;
-    }
-}
 
 /// Classifies a whole text; the flag says whether sqlparser was needed (so the answer is worth caching).
 pub(crate) fn classify_text(sql: &str, functions: &FunctionSet) -> (Classification, bool) {
@@ -136,24 +96,6 @@ fn copy(inner: Analysis, to_client: bool) -> Analysis {
 /// A call as `(schema, name)`, each folded as PostgreSQL folds identifiers.
 fn normalize_call(call: &Call<'_>) -> (Option<String>, String) {
     (call.schema.map(|t| identifier(&t)), identifier(&call.name))
-}
-
-/// An identifier as PostgreSQL stores it: unquoted folded to lowercase, quoted taken verbatim.
-pub(crate) fn identifier(token: &Token<'_>) -> String {
-    match token.kind {
-        TokenKind::QuotedIdent if token.text.contains("\"\"") => {
-            token.text[1..token.text.len() - 1].replace("\"\"", "\"")
-        }
-        TokenKind::QuotedIdent => token.text[1..token.text.len() - 1].to_string(),
-        _ => token.text.to_ascii_lowercase(),
-    }
-}
-
-/// Appends `item` unless it is already there; lists are short, so a scan is cheapest.
-pub(crate) fn push_unique(list: &mut Vec<String>, item: String) {
-    if !list.contains(&item) {
-        list.push(item);
-    }
 }
 
 /// Combines the statements of one text; see [`Classification::intent`] for the precedence.

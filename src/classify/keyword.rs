@@ -2,8 +2,8 @@
 //! (SELECT, WITH, VALUES, TABLE, a parenthesis) go to sqlparser; COPY (…) TO and EXPLAIN hand on
 //! the statement they run.
 
-use super::analyze::{identifier, Analysis};
-use super::lexer::{Lexer, Token, TokenKind};
+use super::analysis::{push_unique, qualified_name, Analysis};
+use super::lexer::{Lexer, TokenKind};
 use super::{session, StatementKind as Kind};
 
 /// What the first keyword says about a statement.
@@ -75,7 +75,7 @@ fn targets(kind: Kind, mut lexer: Lexer<'_>, skip: &[&str], many: bool) -> Analy
         next = lexer.next_significant();
     }
     while let Some(name) = next.and_then(|t| qualified_name(t, &mut lexer)) {
-        super::analyze::push_unique(&mut analysis.tables, name);
+        push_unique(&mut analysis.tables, name);
         next = lexer.next_significant();
         while next.is_some_and(|t| t.is_punct(b'*')) {
             next = lexer.next_significant();
@@ -105,23 +105,6 @@ fn table_only(mut lexer: Lexer<'_>) -> Option<Analysis> {
     let mut analysis = Analysis::read(Kind::Select);
     analysis.tables.push(table);
     Some(analysis)
-}
-
-/// A possibly qualified name starting at `first`, as `schema.table`; `None` if `first` is no name.
-pub(crate) fn qualified_name(first: Token<'_>, lexer: &mut Lexer<'_>) -> Option<String> {
-    if !first.is_name() {
-        return None;
-    }
-    let mut name = identifier(&first);
-    while lexer.peek().is_some_and(|t| t.is_punct(b'.')) {
-        let mut after = lexer.clone();
-        after.next_significant();
-        let Some(part) = after.next_significant().filter(Token::is_name) else { break };
-        *lexer = after;
-        name.push('.');
-        name.push_str(&identifier(&part));
-    }
-    Some(name)
 }
 
 /// `EXPLAIN [ANALYZE] [VERBOSE] stmt` or `EXPLAIN (option [value], …) stmt`.

@@ -6,6 +6,7 @@
 //! sqlparser, and those answers are kept in a bounded cache keyed by the full text. Whatever cannot be
 //! understood is [`Intent::Unknown`], which must go to the primary.
 
+mod analysis;
 mod analyze;
 mod cache;
 mod functions;

@@ -2,7 +2,7 @@
 //! session (a LISTEN, a SQL-level prepared statement, a session advisory lock, a temporary table,
 //! a cursor WITH HOLD, a prepared transaction), so the next transaction must find the same one.
 
-use super::analyze::identifier;
+use super::analysis::identifier;
 use super::lexer::{Call, Lexer, TokenKind};
 use super::Pin;
 

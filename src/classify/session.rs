@@ -1,8 +1,8 @@
 //! Session and transaction commands, read token by token: SET, RESET, DISCARD, and BEGIN, COMMIT,
 //! ROLLBACK, savepoints and two-phase commit.
 
-use super::analyze::{identifier, Analysis};
-use super::keyword::qualified_name;
+use super::analysis::qualified_name;
+use super::analysis::{identifier, Analysis};
 use super::lexer::{Lexer, TokenKind};
 use super::{DiscardKind, Intent, SessionChange, StatementKind as Kind};
 

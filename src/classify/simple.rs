@@ -6,7 +6,7 @@
 //! right about what it accepts. A unit test checks it against the parser on every SELECT of the
 //! statement table: same tables, same functions.
 
-use super::analyze::{identifier, push_unique, Analysis};
+use super::analysis::{identifier, push_unique, Analysis};
 use super::lexer::{Lexer, Token, TokenKind};
 use super::StatementKind;
 

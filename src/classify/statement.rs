@@ -6,7 +6,7 @@ use sqlparser::ast::{SetExpr, Statement};
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::{Parser, ParserError};
 
-use super::analyze::{push_unique, Analysis};
+use super::analysis::{push_unique, Analysis};
 use super::walk::{QualifiedCall, Walk};
 use super::StatementKind;
 

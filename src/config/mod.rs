@@ -1,6 +1,7 @@
 //! Configuration: the TOML file's shape (`file`), its units (`units`), and validation into the
 //! settings each module takes (`validate`). Only this module knows the file format.
 
+pub mod env;
 pub mod file;
 pub mod log;
 pub mod render;
@@ -49,7 +50,7 @@ pub fn from_str(text: &str, origin: &str) -> Result<Settings, ConfigError> {
 }
 
 /// As [`from_str`], with `${VAR}` looked up through `env`.
-pub fn from_str_with_env(text: &str, origin: &str, env: validate::EnvLookup) -> Result<Settings, ConfigError> {
+pub fn from_str_with_env(text: &str, origin: &str, env: env::EnvLookup) -> Result<Settings, ConfigError> {
     let file: file::ConfigFile =
         toml::from_str(text).map_err(|e| ConfigError::Parse { path: origin.to_string(), message: e.to_string() })?;
     validate::validate(file, env)

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use super::env::invalid;
 use super::file::{RoutingFile, RuleFile};
 use super::units::{parse_duration, parse_size};
 use super::ConfigError;
@@ -148,8 +149,4 @@ fn validate_rule(index: usize, rule: RuleFile) -> Result<RuleSettings, ConfigErr
         max_lag,
         name,
     })
-}
-
-fn invalid(message: String) -> ConfigError {
-    ConfigError::Invalid(message)
 }

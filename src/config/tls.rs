@@ -1,8 +1,8 @@
 //! `[tls]`: the certificate pgsplit shows clients, and how its connections on either side are
 //! secured. Files are read and parsed here, so a bad one fails the load and `check-config`.
 
+use super::env::{expand, EnvLookup};
 use super::file::TlsFile;
-use super::validate::{expand, EnvLookup};
 use super::ConfigError;
 use crate::tls::{pem, ClientTls, ClientTlsMode, ServerTls, ServerTlsMode, TlsError};
 

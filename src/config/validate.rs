@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use super::env::{expand, invalid, EnvLookup};
 use super::file::{ConfigFile, DatabaseFile, ReplicaFile, UserFile};
 use super::log::{self, LogFormat};
 use super::routing::{self, RoutingSettings};
@@ -134,9 +135,6 @@ impl Settings {
         user_mode.or(db_mode).unwrap_or(self.pool.mode)
     }
 }
-
-/// Looks up an environment variable; a parameter so tests need not touch the process environment.
-pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
 
 /// Validates a parsed file.
 pub fn validate(file: ConfigFile, env: EnvLookup) -> Result<Settings, ConfigError> {
@@ -327,29 +325,6 @@ fn duration(value: &Option<String>, default: &str, key: &str) -> Result<Duration
 fn size(value: &Option<String>, default: &str, key: &str) -> Result<usize, ConfigError> {
     let bytes = parse_size(value.as_deref().unwrap_or(default)).map_err(|e| invalid(format!("{key}: {e}")))?;
     Ok(bytes.min(1 << 30) as usize)
-}
-
-/// Expands `${NAME}` from the environment; an unset variable is an error naming it.
-pub(super) fn expand(text: &str, env: EnvLookup) -> Result<String, ConfigError> {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(start) = rest.find("${") {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + 2..];
-        let end = after.find('}').ok_or_else(|| invalid(format!("unclosed ${{ in {text:?}")))?;
-        let name = &after[..end];
-        let value = env(name).ok_or_else(|| {
-            invalid(format!("environment variable {name} is not set (used in the config as ${{{name}}})"))
-        })?;
-        out.push_str(&value);
-        rest = &after[end + 1..];
-    }
-    out.push_str(rest);
-    Ok(out)
-}
-
-fn invalid(message: String) -> ConfigError {
-    ConfigError::Invalid(message)
 }
 
 #[cfg(test)]
