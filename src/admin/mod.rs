@@ -1,8 +1,11 @@
 //! The admin console: the virtual database `pgsplit`, open to the users listed in `admin_users`.
 //! It speaks the simple query protocol (psql works) and answers SHOW commands, RELOAD,
-//! PAUSE/RESUME and SHUTDOWN; anything else gets 42601 with the list of commands.
+//! PAUSE/RESUME and SHUTDOWN; anything else gets 42601 with the list of commands. The other
+//! operator's door is beside it: the metrics scrape (`scrape`) and its HTTP endpoint (`http`).
 
 pub mod command;
+pub mod http;
+pub mod scrape;
 pub mod show;
 pub mod table;
 
@@ -20,9 +23,6 @@ use crate::protocol::frame;
 use crate::protocol::sqlstate;
 use crate::stream::Stream;
 use command::{Command, COMMANDS};
-
-/// The name clients connect to for the console.
-pub const DATABASE: &str = "pgsplit";
 
 /// Longest console message: commands are short.
 const MAX_MESSAGE: usize = 64 * 1024;

@@ -9,7 +9,6 @@ use crate::app::AppContext;
 use crate::classify::format_lsn;
 use crate::client::registry::ClientState;
 use crate::config::{PoolMode, RuleRoute};
-use crate::metrics::collect::replica_state;
 
 /// Builds the table for one SHOW.
 pub fn table(ctx: &AppContext, what: Show) -> Table {
@@ -212,7 +211,7 @@ fn replicas(ctx: &AppContext) -> Table {
                 text(&db.name),
                 text(&r.addr),
                 text("replica"),
-                text(replica_state(r)),
+                text(r.state()),
                 text(r.weight),
                 opt(r.lag_bytes),
                 opt(r.lag_time.map(|d| d.as_secs_f64())),

@@ -156,7 +156,7 @@ pub async fn serve_all(listeners: Listeners, settings: Settings, shutdown: Cance
     let Listeners { clients: listener, metrics } = listeners;
     let ctx = Arc::new(AppContext::new(settings, shutdown)?);
     if let Some(metrics) = metrics {
-        tokio::spawn(crate::metrics::http::serve(metrics, ctx.clone()));
+        tokio::spawn(crate::admin::http::serve(metrics, ctx.clone()));
     }
     let tracker = TaskTracker::new();
     let janitor = tokio::spawn(ctx.pools.clone().run_janitor(Duration::from_secs(1)));

@@ -2,8 +2,8 @@
 //! refuses as a write (SQLSTATE 25006) has run nothing; if none of its replies reached the client
 //! yet, it is run again on the primary and the client sees success.
 
+use crate::protocol::frame::messages;
 use crate::protocol::from_server;
-use crate::server::conn::messages;
 
 /// SQLSTATE read_only_sql_transaction.
 const READ_ONLY_SQL_TRANSACTION: &[u8] = b"25006";

@@ -142,7 +142,7 @@ async fn accept(ctx: &AppContext, stream: &mut Stream, msg: StartupMessage) -> R
     super::logging::record_startup(&user, &database, msg.get("application_name"));
     let config = ctx.config();
     config.auth.authenticate(stream, &user).await?;
-    if database == crate::admin::DATABASE {
+    if database == crate::config::ADMIN_DATABASE {
         return match config.settings.admin_users.contains(&user) {
             true => Ok(Admitted::Console(user)),
             false => Err(ClientError::NotAdmin(user)),

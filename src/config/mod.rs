@@ -21,6 +21,10 @@ pub use validate::{
 
 use std::path::Path;
 
+/// The virtual database clients connect to for the admin console; no configured database may
+/// take its name.
+pub const ADMIN_DATABASE: &str = "pgsplit";
+
 /// Why a configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {

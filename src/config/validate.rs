@@ -191,10 +191,10 @@ pub fn validate(file: ConfigFile, env: EnvLookup) -> Result<Settings, ConfigErro
     let log_format = log::parse_format(file.log.format.as_deref())?;
     let routing = routing::validate(file.routing)?;
     let tls = tls::validate(file.tls, env)?;
-    if databases.contains_key(crate::admin::DATABASE) {
+    if databases.contains_key(super::ADMIN_DATABASE) {
         return Err(invalid(format!(
             "databases.{}: the name is reserved for the admin console",
-            crate::admin::DATABASE
+            super::ADMIN_DATABASE
         )));
     }
     let mut admin_users = BTreeSet::new();

@@ -3,11 +3,9 @@
 //!
 //! The request path keeps plain atomics (pool counters, routing decisions, prepared statements,
 //! pins) and records only histograms directly; a scrape copies the atomics in and reads gauges
-//! from the pools, the client registry and the topology (see [`collect`]).
+//! from the pools, the client registry and the topology (see `admin::scrape`).
 
-pub mod collect;
 pub mod counters;
-pub mod http;
 
 use ::metrics::{Counter, Gauge, Histogram, Key, Label, Level, Metadata, Recorder, Unit};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder};

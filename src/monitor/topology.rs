@@ -64,6 +64,16 @@ pub struct NodeStatus {
 }
 
 impl NodeStatus {
+    /// `healthy` (takes reads), `lagging` (up but not eligible) or `down`: as SHOW REPLICAS and
+    /// `pgsplit_replica_state` say it.
+    pub fn state(&self) -> &'static str {
+        match (self.up && self.in_recovery == Some(true), self.eligible) {
+            (true, true) => "healthy",
+            (true, false) => "lagging",
+            (false, _) => "down",
+        }
+    }
+
     /// A node not sampled yet: down and ineligible until proven otherwise.
     pub fn unknown(addr: Arc<str>, weight: u32) -> Self {
         NodeStatus {

@@ -2,15 +2,13 @@
 //! A checkout is an RAII guard that returns the connection, or discards it, when dropped.
 
 pub mod checkout;
-pub mod counters;
 pub mod manager;
-pub mod servers;
 // `pool::pool` is one pool, as the layout in ARCHITECTURE.md names it.
 #[allow(clippy::module_inception)]
 pub mod pool;
 
+pub use crate::server::counters::{CountersSnapshot, PoolCounters};
 pub use checkout::Checkout;
-pub use counters::{CountersSnapshot, PoolCounters};
 pub use manager::PoolManager;
 pub use pool::{Pool, PoolKey};
 

@@ -12,10 +12,10 @@ use parking_lot::Mutex;
 use tokio::sync::oneshot;
 use tracing::Instrument;
 
-use super::counters::PoolCounters;
-use super::servers::{ServerInfo, ServerList, ServerSlot};
 use super::{Checkout, PoolError};
 use crate::config::PoolSettings;
+use crate::server::counters::PoolCounters;
+use crate::server::list::{ServerInfo, ServerList, ServerSlot};
 use crate::server::{self, ServerConn, ServerLogin};
 
 /// What a pool serves: one node, one server database, one server user.

@@ -121,6 +121,11 @@ pub fn messages(bytes: &[u8]) -> impl Iterator<Item = (u8, &[u8])> {
     whole_messages(bytes).map(|m| (m[0], &m[5..]))
 }
 
+/// The tags of the whole messages in `bytes` as text ("PBDES"), for trace logs.
+pub fn tags(bytes: &[u8]) -> String {
+    messages(bytes).map(|(tag, _)| tag as char).collect()
+}
+
 /// Reads the header of the first message, if all five header bytes are there.
 fn peek_len(buf: &[u8], max: usize) -> Result<Option<usize>, FrameError> {
     if buf.len() < 5 {

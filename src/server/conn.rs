@@ -12,12 +12,11 @@ use bytes::{Bytes, BytesMut};
 use lru::LruCache;
 use tokio::io::AsyncReadExt;
 
+use super::counters::PoolCounters;
 use super::expect::{Expectations, Fate, Kind};
+use super::list::ServerSlot;
 use super::ServerError;
-use crate::pool::counters::PoolCounters;
-use crate::pool::servers::ServerSlot;
-pub use crate::protocol::frame::messages;
-use crate::protocol::frame::{self, FrameError};
+use crate::protocol::frame::{self, messages, FrameError};
 use crate::protocol::lsn::parse_lsn;
 use crate::protocol::{build, from_server};
 use crate::stream::Stream;

@@ -3,7 +3,9 @@
 
 pub mod conn;
 pub mod connect;
+pub mod counters;
 pub mod expect;
+pub mod list;
 
 pub use conn::{BackendKey, ServerConn};
 pub use connect::{connect, ServerLogin};

@@ -300,7 +300,7 @@ impl Session {
         bytes: &[u8],
         unsynced: Option<bool>,
     ) -> Result<(), ClientError> {
-        tracing::trace!(tags = %crate::server::conn::messages(bytes).map(|(t, _)| t as char).collect::<String>(), "to server");
+        tracing::trace!(tags = %crate::protocol::frame::tags(bytes), "to server");
         if Prepared::touches_named(bytes) {
             let out = self.prepared.rewrite(&self.ctx.statements, bytes, server);
             server.send_raw(&out, unsynced).await?;

@@ -10,7 +10,7 @@ use crate::client::misroute::{self, Verdict};
 use crate::client::request::{self, Taken};
 use crate::client::ClientError;
 use crate::pool::Checkout;
-use crate::protocol::build;
+use crate::protocol::{build, frame};
 use crate::route::{RequestClass, Route};
 use crate::server::conn::BatchEnd;
 
@@ -40,7 +40,7 @@ impl Session {
         let mut intake = Intake::Reading;
         loop {
             while let Some((batch, end)) = server.take_batch()? {
-                tracing::trace!(tags = %crate::server::conn::messages(&batch).map(|(t, _)| t as char).collect::<String>(), ?end, "to client");
+                tracing::trace!(tags = %frame::tags(&batch), ?end, "to client");
                 if let Some(pieces) = held.as_mut() {
                     match misroute::judge(&batch) {
                         Verdict::Misrouted => return self.drain_misrouted(server).await,

@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use super::collect;
+use super::scrape;
 use crate::app::AppContext;
 
 /// Longest request head read; scrapers send a few hundred bytes.
@@ -79,8 +79,8 @@ fn respond(head: &str, ctx: &AppContext) -> (&'static str, &'static str, String)
     let (method, target) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
     let path = target.split('?').next().unwrap_or("");
     match (method, path) {
-        ("GET", "/metrics") => ("200 OK", "text/plain; version=0.0.4; charset=utf-8", collect::scrape(ctx)),
-        ("GET", "/healthz") if collect::primaries_known(ctx) => ("200 OK", TEXT, "ok\n".into()),
+        ("GET", "/metrics") => ("200 OK", "text/plain; version=0.0.4; charset=utf-8", scrape::scrape(ctx)),
+        ("GET", "/healthz") if scrape::primaries_known(ctx) => ("200 OK", TEXT, "ok\n".into()),
         ("GET", "/healthz") => ("503 Service Unavailable", TEXT, "no primary reachable\n".into()),
         ("GET", _) => ("404 Not Found", TEXT, "try /metrics or /healthz\n".into()),
         _ => ("405 Method Not Allowed", TEXT, "only GET\n".into()),

@@ -3,9 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use super::Metrics;
 use crate::app::AppContext;
 use crate::client::registry::ClientState;
+use crate::metrics::Metrics;
 use crate::monitor::{NodeStatus, Topology};
 
 /// Brings every metric up to date and renders the exposition text.
@@ -102,19 +102,10 @@ fn replica_gauges(m: &Metrics, database: &str, replica: &NodeStatus) {
     if let Some(time) = replica.lag_time {
         m.gauge("pgsplit_replica_lag_seconds", &labels).set(time.as_secs_f64());
     }
-    let current = replica_state(replica);
+    let current = replica.state();
     for state in ["healthy", "lagging", "down"] {
         let value = if state == current { 1.0 } else { 0.0 };
         m.gauge("pgsplit_replica_state", &[labels[0], labels[1], ("state", state)]).set(value);
-    }
-}
-
-/// `healthy` (takes reads), `lagging` (up but not eligible) or `down`.
-pub fn replica_state(replica: &NodeStatus) -> &'static str {
-    match (replica.up && replica.in_recovery == Some(true), replica.eligible) {
-        (true, true) => "healthy",
-        (true, false) => "lagging",
-        (false, _) => "down",
     }
 }
 
