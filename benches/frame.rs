@@ -8,8 +8,8 @@ use std::hint::black_box;
 
 use bytes::{BufMut, BytesMut};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use pgsplit::client::request::{self, Taken};
 use pgsplit::protocol::frame::{split_batch, split_frame};
+use pgsplit::session::request::{self, Taken};
 
 /// The size of the read buffer the server output is placed in.
 const READ_BUFFER: usize = 64 * 1024;

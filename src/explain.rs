@@ -5,11 +5,11 @@ use std::fmt::Write;
 use std::time::{Duration, Instant};
 
 use crate::classify::{Classifier, ClassifierSettings};
-use crate::client::routing::{kind_name, Inspection, RoutingState};
 use crate::config::{Settings, StaleFallback};
 use crate::monitor::topology::{Freshness, Sample};
 use crate::monitor::Topology;
 use crate::route::{self, Decision, Policy, Request, RuleContext};
+use crate::session::routing::{kind_name, Inspection, RoutingState};
 
 /// Who runs the statement, for rules.
 pub struct Context<'a> {

@@ -8,6 +8,7 @@
 
 pub mod admin;
 pub mod app;
+pub mod auth;
 pub mod classify;
 pub mod cli;
 pub mod client;
@@ -19,6 +20,8 @@ pub mod pool;
 pub mod protocol;
 pub mod route;
 pub mod server;
+pub mod session;
 pub mod socket;
+pub mod state;
 pub mod stream;
 pub mod tls;

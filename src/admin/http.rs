@@ -9,7 +9,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use super::scrape;
-use crate::app::AppContext;
+use crate::state::Shared;
 
 /// Longest request head read; scrapers send a few hundred bytes.
 const MAX_HEAD: usize = 8 * 1024;
@@ -18,7 +18,7 @@ const MAX_HEAD: usize = 8 * 1024;
 const READ_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Serves scrapes until shutdown.
-pub async fn serve(listener: TcpListener, ctx: Arc<AppContext>) {
+pub async fn serve(listener: TcpListener, ctx: Arc<Shared>) {
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "metrics endpoint listening");
     }
@@ -43,7 +43,7 @@ pub async fn serve(listener: TcpListener, ctx: Arc<AppContext>) {
     }
 }
 
-async fn answer(mut stream: TcpStream, ctx: &AppContext) -> std::io::Result<()> {
+async fn answer(mut stream: TcpStream, ctx: &Shared) -> std::io::Result<()> {
     let head = match tokio::time::timeout(READ_TIMEOUT, read_head(&mut stream)).await {
         Ok(head) => head?,
         Err(_) => return Ok(()),
@@ -73,7 +73,7 @@ async fn read_head(stream: &mut TcpStream) -> std::io::Result<String> {
 }
 
 /// Status line, content type and body for a request head.
-fn respond(head: &str, ctx: &AppContext) -> (&'static str, &'static str, String) {
+fn respond(head: &str, ctx: &Shared) -> (&'static str, &'static str, String) {
     const TEXT: &str = "text/plain; charset=utf-8";
     let mut words = head.lines().next().unwrap_or("").split_whitespace();
     let (method, target) = (words.next().unwrap_or(""), words.next().unwrap_or(""));

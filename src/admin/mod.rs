@@ -15,12 +15,11 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use tokio::io::AsyncReadExt;
 
-use crate::app::AppContext;
-use crate::client::request;
-use crate::client::ClientError;
 use crate::protocol::build::{self, Severity};
-use crate::protocol::frame;
 use crate::protocol::sqlstate;
+use crate::protocol::{frame, from_client};
+use crate::session::ClientError;
+use crate::state::Shared;
 use crate::stream::Stream;
 use command::{Command, COMMANDS};
 
@@ -28,7 +27,7 @@ use command::{Command, COMMANDS};
 const MAX_MESSAGE: usize = 64 * 1024;
 
 /// Serves one console client from AuthenticationOk to its last command.
-pub async fn serve(ctx: Arc<AppContext>, stream: &mut Stream, user: &str) -> Result<(), ClientError> {
+pub async fn serve(ctx: Arc<Shared>, stream: &mut Stream, user: &str) -> Result<(), ClientError> {
     tracing::info!(user, "admin console opened");
     let mut out = BytesMut::new();
     build::auth_ok(&mut out);
@@ -56,7 +55,7 @@ pub async fn serve(ctx: Arc<AppContext>, stream: &mut Stream, user: &str) -> Res
         let mut out = BytesMut::new();
         match frame.tag {
             b'Q' => {
-                let sql = String::from_utf8_lossy(request::query_sql(frame.body())).into_owned();
+                let sql = String::from_utf8_lossy(from_client::query_sql(frame.body())).into_owned();
                 run(&ctx, &sql, &mut out).await;
             }
             b'X' => return Ok(()),
@@ -80,11 +79,11 @@ pub async fn serve(ctx: Arc<AppContext>, stream: &mut Stream, user: &str) -> Res
 }
 
 /// Runs one command and appends its reply (without ReadyForQuery).
-async fn run(ctx: &AppContext, sql: &str, out: &mut BytesMut) {
+async fn run(ctx: &Shared, sql: &str, out: &mut BytesMut) {
     match command::parse(sql) {
         Ok(Command::Empty) => out.extend_from_slice(&[b'I', 0, 0, 0, 4]),
         Ok(Command::Show(what)) => show::table(ctx, what).encode(out),
-        Ok(Command::Reload) => match crate::app::reload(ctx) {
+        Ok(Command::Reload) => match ctx.reload() {
             Ok(()) => build::command_complete(out, "RELOAD"),
             Err(e) => build::error(out, Severity::Error, sqlstate::CONFIG_FILE_ERROR, &e, None),
         },
@@ -108,7 +107,7 @@ async fn run(ctx: &AppContext, sql: &str, out: &mut BytesMut) {
 }
 
 /// Pauses, then waits for the transactions running on the database's pools to end.
-async fn pause(ctx: &AppContext, db: Option<String>, out: &mut BytesMut) {
+async fn pause(ctx: &Shared, db: Option<String>, out: &mut BytesMut) {
     if let Some(name) = db.as_deref().filter(|n| !ctx.config().settings.databases.contains_key(*n)) {
         let message = format!("database \"{name}\" is not configured");
         return build::error(out, Severity::Error, sqlstate::INVALID_CATALOG_NAME, &message, None);
@@ -131,7 +130,7 @@ async fn pause(ctx: &AppContext, db: Option<String>, out: &mut BytesMut) {
 }
 
 /// Server connections lent out in the pools of `db` (or of every database).
-fn busy_servers(ctx: &AppContext, db: Option<&str>) -> usize {
+fn busy_servers(ctx: &Shared, db: Option<&str>) -> usize {
     let config = ctx.config();
     let server_db = db.and_then(|d| config.settings.databases.get(d)).map(|d| d.server_dbname.as_str());
     ctx.pools.pools().iter().filter(|p| server_db.is_none_or(|d| p.key().database == d)).map(|p| p.in_use()).sum()

@@ -3,13 +3,13 @@
 
 use std::collections::BTreeMap;
 
-use crate::app::AppContext;
-use crate::client::registry::ClientState;
 use crate::metrics::Metrics;
 use crate::monitor::{NodeStatus, Topology};
+use crate::state::clients::ClientState;
+use crate::state::Shared;
 
 /// Brings every metric up to date and renders the exposition text.
-pub fn scrape(ctx: &AppContext) -> String {
+pub fn scrape(ctx: &Shared) -> String {
     let m = &ctx.metrics;
     pools(ctx, m);
     clients(ctx, m);
@@ -19,7 +19,7 @@ pub fn scrape(ctx: &AppContext) -> String {
     m.render()
 }
 
-fn pools(ctx: &AppContext, m: &Metrics) {
+fn pools(ctx: &Shared, m: &Metrics) {
     let mut server_errors: BTreeMap<String, u64> = BTreeMap::new();
     for pool in ctx.pools.pools() {
         let key = pool.key();
@@ -57,7 +57,7 @@ fn pools(ctx: &AppContext, m: &Metrics) {
     }
 }
 
-fn clients(ctx: &AppContext, m: &Metrics) {
+fn clients(ctx: &Shared, m: &Metrics) {
     let mut counts: BTreeMap<(String, String), [usize; 3]> = BTreeMap::new();
     for db in ctx.config().settings.databases.values() {
         for user in ctx.config().settings.users.values() {
@@ -79,7 +79,7 @@ fn clients(ctx: &AppContext, m: &Metrics) {
     }
 }
 
-fn topology(ctx: &AppContext, m: &Metrics) {
+fn topology(ctx: &Shared, m: &Metrics) {
     for db in ctx.config().settings.databases.values() {
         let Some(topology) = ctx.monitor().topology(&db.name) else { continue };
         let primary = &topology.primary;
@@ -109,7 +109,7 @@ fn replica_gauges(m: &Metrics, database: &str, replica: &NodeStatus) {
     }
 }
 
-fn routing(ctx: &AppContext, m: &Metrics) {
+fn routing(ctx: &Shared, m: &Metrics) {
     for d in ctx.decisions.snapshot() {
         m.counter("pgsplit_routing_decisions_total", &[("target", d.target), ("reason", d.reason)]).absolute(d.count);
     }
@@ -123,7 +123,7 @@ fn routing(ctx: &AppContext, m: &Metrics) {
     m.counter("pgsplit_classifier_cache_misses_total", &[]).absolute(cache.misses);
 }
 
-fn sessions(ctx: &AppContext, m: &Metrics) {
+fn sessions(ctx: &Shared, m: &Metrics) {
     let prepared = ctx.statements.stats();
     m.counter("pgsplit_prepared_statements_prepared_total", &[]).absolute(prepared.prepares);
     m.counter("pgsplit_prepared_statements_evicted_total", &[]).absolute(prepared.evictions);
@@ -137,7 +137,7 @@ fn sessions(ctx: &AppContext, m: &Metrics) {
 }
 
 /// Whether the monitor reaches every database's primary, and it is not in recovery: `/healthz`.
-pub fn primaries_known(ctx: &AppContext) -> bool {
+pub fn primaries_known(ctx: &Shared) -> bool {
     ctx.config().settings.databases.values().all(|db| ctx.monitor().topology(&db.name).is_some_and(|t| primary_up(&t)))
 }
 

@@ -5,13 +5,13 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::command::{Show, HELP};
 use super::table::{opt, text, Table, Type};
-use crate::app::AppContext;
 use crate::classify::format_lsn;
-use crate::client::registry::ClientState;
 use crate::config::{PoolMode, RuleRoute};
+use crate::state::clients::ClientState;
+use crate::state::Shared;
 
 /// Builds the table for one SHOW.
-pub fn table(ctx: &AppContext, what: Show) -> Table {
+pub fn table(ctx: &Shared, what: Show) -> Table {
     match what {
         Show::Pools => pools(ctx),
         Show::Servers => servers(ctx),
@@ -29,7 +29,7 @@ pub fn table(ctx: &AppContext, what: Show) -> Table {
 const T: Type = Type::Text;
 const I: Type = Type::Int;
 
-fn pools(ctx: &AppContext) -> Table {
+fn pools(ctx: &Shared) -> Table {
     let mut t = Table::new(&[
         ("database", T),
         ("user", T),
@@ -70,7 +70,7 @@ fn pools(ctx: &AppContext) -> Table {
     t
 }
 
-fn servers(ctx: &AppContext) -> Table {
+fn servers(ctx: &Shared) -> Table {
     let mut t = Table::new(&[
         ("type", T),
         ("user", T),
@@ -103,7 +103,7 @@ fn servers(ctx: &AppContext) -> Table {
     t
 }
 
-fn clients(ctx: &AppContext) -> Table {
+fn clients(ctx: &Shared) -> Table {
     let mut t = Table::new(&[
         ("type", T),
         ("user", T),
@@ -135,7 +135,7 @@ fn clients(ctx: &AppContext) -> Table {
     t
 }
 
-fn stats(ctx: &AppContext) -> Table {
+fn stats(ctx: &Shared) -> Table {
     let mut t = Table::new(&[
         ("database", T),
         ("user", T),
@@ -176,7 +176,7 @@ fn stats(ctx: &AppContext) -> Table {
     t
 }
 
-fn replicas(ctx: &AppContext) -> Table {
+fn replicas(ctx: &Shared) -> Table {
     let mut t = Table::new(&[
         ("database", T),
         ("node", T),
@@ -224,7 +224,7 @@ fn replicas(ctx: &AppContext) -> Table {
     t
 }
 
-fn standbys(ctx: &AppContext) -> Table {
+fn standbys(ctx: &Shared) -> Table {
     let mut t = Table::new(&[
         ("database", T),
         ("application_name", T),
@@ -251,7 +251,7 @@ fn standbys(ctx: &AppContext) -> Table {
     t
 }
 
-fn rules(ctx: &AppContext) -> Table {
+fn rules(ctx: &Shared) -> Table {
     let mut t = Table::new(&[("position", I), ("name", T), ("matches", T), ("route", T), ("max_lag", T)]);
     for (i, rule) in ctx.config().policy.settings.rules.iter().enumerate() {
         let mut matches = Vec::new();
@@ -286,7 +286,7 @@ fn rules(ctx: &AppContext) -> Table {
     t
 }
 
-fn config(ctx: &AppContext) -> Table {
+fn config(ctx: &Shared) -> Table {
     let mut t = Table::new(&[("key", T), ("value", T)]);
     let rendered = crate::config::render(&ctx.config().settings);
     if let Ok(value) = rendered.parse::<toml::Table>() {
@@ -308,7 +308,7 @@ fn flatten(t: &mut Table, prefix: &str, value: &toml::Value) {
     }
 }
 
-fn databases(ctx: &AppContext) -> Table {
+fn databases(ctx: &Shared) -> Table {
     let mut t = Table::new(&[
         ("name", T),
         ("host", T),
@@ -341,7 +341,7 @@ fn help() -> Table {
     t
 }
 
-fn sorted_pools(ctx: &AppContext) -> Vec<crate::pool::Pool> {
+fn sorted_pools(ctx: &Shared) -> Vec<crate::pool::Pool> {
     let mut pools = ctx.pools.pools();
     pools.sort_by(|a, b| {
         (&a.key().database, &a.key().user, &a.key().node).cmp(&(&b.key().database, &b.key().user, &b.key().node))

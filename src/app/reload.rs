@@ -1,101 +1,11 @@
-//! Live reload: SIGHUP and the console's RELOAD read the config file again. A valid file takes
-//! effect without dropping a client: new logins see the new users, every session picks up the
-//! new rules and pools at its next transaction, pool sizes change in place, pools no longer
-//! configured drain, and the monitor restarts only if what it watches changed. An invalid file
-//! is rejected whole and the running configuration stays.
+//! Reloads the configuration on SIGHUP; what a reload does is [`crate::state::Shared::reload`].
 
 use std::sync::Arc;
 
-use super::{classifier, AppContext, AppError};
-use crate::client::auth::Authenticator;
-use crate::config::{self, Settings};
-use crate::monitor::Monitor;
-use crate::route::Policy;
-
-/// One configuration: the settings and what is derived from them, replaced whole by a reload.
-pub struct Config {
-    pub settings: Settings,
-    pub auth: Authenticator,
-    pub policy: Policy,
-    /// 1 at start, one more for each successful reload.
-    pub generation: u64,
-}
-
-impl Config {
-    /// Derives the login secrets and compiles the rules.
-    pub fn build(settings: Settings, generation: u64) -> Result<Config, AppError> {
-        let auth = Authenticator::new(settings.users.values()).map_err(AppError::Users)?;
-        let policy = Policy::new(settings.routing.clone()).map_err(AppError::Routing)?;
-        Ok(Config { settings, auth, policy, generation })
-    }
-}
-
-/// Reads the config file again and applies it; the error says why nothing changed.
-pub fn reload(ctx: &AppContext) -> Result<(), String> {
-    let current = ctx.config();
-    let Some(path) = current.settings.source.clone() else {
-        return Err("pgsplit was not started from a config file; nothing to reload".into());
-    };
-    let settings = config::load(&path).map_err(|e| format!("config not reloaded, the running one stays: {e}"))?;
-    let fixed = restart_only(&current.settings, &settings);
-    let next = Config::build(settings, current.generation + 1).map_err(|e| format!("config not reloaded: {e}"))?;
-    if monitor_key(&current.settings) != monitor_key(&next.settings) {
-        let token = ctx.shutdown.child_token();
-        let monitor = Monitor::start(&next.settings, token.clone());
-        ctx.monitor.store(Arc::new(monitor));
-        std::mem::replace(&mut *ctx.monitor_token.lock(), token).cancel();
-        tracing::info!("monitor restarted for the new databases or limits");
-    }
-    ctx.pools.apply(&next.settings);
-    let learned = ctx.learned_functions.lock().clone();
-    ctx.classifier.store(Arc::new(classifier(&next.settings, &learned)));
-    let generation = next.generation;
-    ctx.config.store(Arc::new(next));
-    match fixed.is_empty() {
-        true => tracing::info!(generation, path = %path.display(), "configuration reloaded"),
-        false => {
-            tracing::warn!(generation, path = %path.display(), needs_restart = ?fixed, "configuration reloaded; some changes need a restart")
-        }
-    }
-    Ok(())
-}
-
-/// Settings a running pgsplit cannot change: they are bound or built at start.
-fn restart_only(old: &Settings, new: &Settings) -> Vec<&'static str> {
-    let mut changed = Vec::new();
-    if old.listen != new.listen {
-        changed.push("listen.addr");
-    }
-    if old.metrics_addr != new.metrics_addr {
-        changed.push("listen.metrics_addr");
-    }
-    if old.limits.max_clients != new.limits.max_clients {
-        changed.push("limits.max_clients");
-    }
-    if format!("{:?}", old.tls) != format!("{:?}", new.tls) {
-        changed.push("tls");
-    }
-    changed
-}
-
-/// What the monitor watches: a new monitor starts when this changes.
-fn monitor_key(s: &Settings) -> String {
-    let r = &s.routing;
-    format!(
-        "{:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?}",
-        s.databases,
-        r.check_interval,
-        r.max_lag,
-        r.max_lag_bytes,
-        r.monitor_user,
-        r.monitor_password,
-        s.pool.connect_timeout,
-        s.users.values().map(|u| (&u.server_user, &u.server_password)).collect::<Vec<_>>(),
-    )
-}
+use crate::state::Shared;
 
 /// Reloads on every SIGHUP until the task is dropped.
-pub async fn on_sighup(ctx: Arc<AppContext>) {
+pub async fn on_sighup(ctx: Arc<Shared>) {
     use tokio::signal::unix::{signal, SignalKind};
     let Ok(mut hangups) = signal(SignalKind::hangup()) else {
         tracing::warn!("cannot listen for SIGHUP; reload from the admin console instead");
@@ -103,7 +13,7 @@ pub async fn on_sighup(ctx: Arc<AppContext>) {
     };
     while hangups.recv().await.is_some() {
         tracing::info!("SIGHUP received: reloading the configuration");
-        if let Err(e) = reload(&ctx) {
+        if let Err(e) = ctx.reload() {
             tracing::error!(error = %e, "reload failed");
         }
     }

@@ -9,15 +9,15 @@ use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
-use super::logging::client_span;
 use super::startup::handle_client;
-use super::ClientError;
-use crate::app::AppContext;
 use crate::protocol::build::{self, Severity};
 use crate::protocol::sqlstate;
+use crate::session::logging::client_span;
+use crate::session::ClientError;
+use crate::state::Shared;
 
 /// Accepts clients until shutdown; each runs as a task on `tracker`.
-pub async fn run(listener: TcpListener, ctx: Arc<AppContext>, tracker: TaskTracker) {
+pub async fn run(listener: TcpListener, ctx: Arc<Shared>, tracker: TaskTracker) {
     let slots = Arc::new(Semaphore::new(ctx.config().settings.limits.max_clients));
     loop {
         let (stream, peer) = tokio::select! {

@@ -7,13 +7,12 @@ use bytes::BytesMut;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
-use super::session::{report_fatal, Session};
-use super::ClientError;
-use crate::app::AppContext;
-use crate::config::{DatabaseSettings, UserSettings};
 use crate::protocol::build;
 use crate::protocol::startup::{self, StartupMessage, StartupPacket};
 use crate::server::BackendKey;
+use crate::session::ClientError;
+use crate::session::{logging, report_fatal, Accepted, Session};
+use crate::state::Shared;
 use crate::stream::Stream;
 use crate::tls::client_side::TLS_HANDSHAKE_RECORD;
 use crate::tls::{ClientTls, ALPN_POSTGRESQL};
@@ -26,15 +25,8 @@ pub enum Admitted {
     Console(String),
 }
 
-/// A client that passed authentication, with where it wants to go.
-pub struct Accepted {
-    pub startup: StartupMessage,
-    pub user: UserSettings,
-    pub db: DatabaseSettings,
-}
-
 /// Serves one client connection from its first byte to its last.
-pub async fn handle_client(ctx: Arc<AppContext>, tcp: TcpStream) {
+pub async fn handle_client(ctx: Arc<Shared>, tcp: TcpStream) {
     let mut stream = Stream::Plain(tcp);
     let limit = ctx.config().settings.limits.handshake_timeout;
     let accepted = match tokio::time::timeout(limit, handshake(&ctx, &mut stream)).await {
@@ -60,19 +52,19 @@ pub async fn handle_client(ctx: Arc<AppContext>, tcp: TcpStream) {
     }
 }
 
-async fn refuse(ctx: &AppContext, stream: &mut Stream, e: ClientError) {
+async fn refuse(ctx: &Shared, stream: &mut Stream, e: ClientError) {
     if let Some(why) = e.refusal() {
         ctx.counters.refused(why);
     }
     if let Some(code) = e.sqlstate() {
         ctx.counters.error(code);
     }
-    super::logging::login_refused(&e);
+    logging::login_refused(&e);
     report_fatal(stream, &e).await;
 }
 
 /// Reads startup packets until a StartupMessage, then authenticates. `None` after a cancel request.
-async fn handshake(ctx: &AppContext, stream: &mut Stream) -> Result<Option<Admitted>, ClientError> {
+async fn handshake(ctx: &Shared, stream: &mut Stream) -> Result<Option<Admitted>, ClientError> {
     let config = ctx.config();
     let tls = &config.settings.tls.client;
     if tls.offered() && starts_with_tls(stream).await? {
@@ -128,7 +120,7 @@ async fn start_tls(stream: &mut Stream, tls: &ClientTls) -> Result<(), ClientErr
     Ok(())
 }
 
-async fn accept(ctx: &AppContext, stream: &mut Stream, msg: StartupMessage) -> Result<Admitted, ClientError> {
+async fn accept(ctx: &Shared, stream: &mut Stream, msg: StartupMessage) -> Result<Admitted, ClientError> {
     if msg.minor > 0 || !msg.protocol_options.is_empty() {
         let mut out = BytesMut::new();
         build::negotiate_protocol_version(&mut out, msg.protocol_options.clone());
@@ -139,7 +131,7 @@ async fn accept(ctx: &AppContext, stream: &mut Stream, msg: StartupMessage) -> R
     }
     let user = msg.get("user").filter(|u| !u.is_empty()).ok_or(ClientError::NoUser)?.to_string();
     let database = msg.get("database").filter(|d| !d.is_empty()).unwrap_or(&user).to_string();
-    super::logging::record_startup(&user, &database, msg.get("application_name"));
+    logging::record_startup(&user, &database, msg.get("application_name"));
     let config = ctx.config();
     config.auth.authenticate(stream, &user).await?;
     if database == crate::config::ADMIN_DATABASE {

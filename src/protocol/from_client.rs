@@ -43,6 +43,11 @@ pub fn query_text(body: &[u8]) -> Option<&[u8]> {
     body.strip_suffix(&[0])
 }
 
+/// The SQL of a Query body: without its terminator, or the whole body if it lacks one.
+pub fn query_sql(body: &[u8]) -> &[u8] {
+    query_text(body).unwrap_or(body)
+}
+
 /// Parse body: the statement name and its SQL text.
 pub fn parse_message(body: &[u8]) -> Option<(&[u8], &[u8])> {
     let (name, rest) = cstr(body)?;

@@ -7,12 +7,12 @@ use std::time::Instant;
 
 use super::routing::{kind_name, Inspection, RoutingState};
 use super::ClientError;
-use crate::app::{AppContext, Config};
 use crate::classify::StatementKind;
 use crate::config::{DatabaseSettings, PoolMode, UserSettings};
 use crate::monitor::TopologyWatch;
 use crate::pool::{Checkout, Pool, PoolError};
 use crate::route::{self, Decision, Reason, Request, RequestClass, Route, RuleContext};
+use crate::state::{Config, Shared};
 
 /// The pools a session may use under one configuration, resolved at login and again when a
 /// reload brings a new one.
@@ -28,7 +28,7 @@ pub struct Nodes {
 
 impl Nodes {
     /// Looks up the primary's and each replica's pool.
-    pub fn resolve(ctx: &AppContext, db: &DatabaseSettings, user: &UserSettings) -> Nodes {
+    pub fn resolve(ctx: &Shared, db: &DatabaseSettings, user: &UserSettings) -> Nodes {
         let config = ctx.config();
         let primary = ctx.pools.pool(Route::Primary, db, user);
         let replicas = (0..db.replicas.len()).map(|i| ctx.pools.pool(Route::Replica(i), db, user)).collect();
@@ -55,7 +55,7 @@ pub struct Who<'a> {
 
 /// Decides where a request goes, waiting for a replica when the policy says so.
 pub async fn choose(
-    ctx: &AppContext,
+    ctx: &Shared,
     nodes: &Nodes,
     state: &RoutingState,
     found: &Inspection,
@@ -113,7 +113,7 @@ pub async fn choose(
 }
 
 /// Checks out a connection for `route`; an unreachable replica falls back to the primary.
-pub async fn checkout(ctx: &AppContext, nodes: &Nodes, route: Route) -> Result<(Checkout, Route), PoolError> {
+pub async fn checkout(ctx: &Shared, nodes: &Nodes, route: Route) -> Result<(Checkout, Route), PoolError> {
     match nodes.pool(route).checkout().await {
         Ok(server) => Ok((server, route)),
         Err(PoolError::Server(e)) if route != Route::Primary => {

@@ -37,11 +37,6 @@ impl Summary {
     }
 }
 
-/// The SQL of a Query body, without its terminator.
-pub fn query_sql(body: &[u8]) -> &[u8] {
-    crate::protocol::from_client::query_text(body).unwrap_or(body)
-}
-
 /// Whole client messages ready to send to a server.
 #[derive(Debug)]
 pub struct Batch {

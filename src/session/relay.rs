@@ -6,13 +6,13 @@ use tokio::io::AsyncReadExt;
 
 use super::{Relayed, Session, READ_RESERVE};
 use crate::classify::format_lsn;
-use crate::client::misroute::{self, Verdict};
-use crate::client::request::{self, Taken};
-use crate::client::ClientError;
 use crate::pool::Checkout;
 use crate::protocol::{build, frame};
 use crate::route::{RequestClass, Route};
 use crate::server::conn::BatchEnd;
+use crate::session::misroute::{self, Verdict};
+use crate::session::request::{self, Taken};
+use crate::session::ClientError;
 
 /// What the relay does with the client's side meanwhile.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -153,7 +153,7 @@ impl Session {
 
     /// Whether pipelined messages hold something [`Session::serve`] handles before sending: a
     /// statement that pins the session, DISCARD ALL, or a DEALLOCATE pgsplit answers itself.
-    fn needs_own_turn(&self, b: &request::Batch, found: &crate::client::routing::Inspection) -> bool {
+    fn needs_own_turn(&self, b: &request::Batch, found: &crate::session::routing::Inspection) -> bool {
         let pins =
             self.mode == crate::config::PoolMode::Transaction && found.statements.iter().any(|c| !c.pins.is_empty());
         pins || found.discards_all() || super::is_deallocate(&b.bytes)

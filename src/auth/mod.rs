@@ -8,11 +8,33 @@ use bytes::BytesMut;
 use rand::RngCore;
 use tokio::io::AsyncReadExt;
 
-use super::scram::{self, ScramExchange, ScramVerifier};
-use super::ClientError;
 use crate::config::{AuthMethod, Secret, UserSettings};
+use crate::protocol::frame::FrameError;
 use crate::protocol::{build, frame, from_client};
 use crate::stream::Stream;
+use scram::{ScramExchange, ScramVerifier};
+
+pub mod scram;
+
+/// Why a login did not succeed. The session maps each to what the client is told.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// Wrong password or unknown user: the same answer for both.
+    #[error("password authentication failed for user \"{0}\"")]
+    Failed(String),
+    /// The client spoke out of turn.
+    #[error("authentication protocol violation: {0}")]
+    Protocol(&'static str),
+    /// The client broke message framing.
+    #[error(transparent)]
+    Frame(#[from] FrameError),
+    /// The client's socket failed.
+    #[error("client connection lost: {0}")]
+    Io(#[from] std::io::Error),
+    /// The client left in the middle of the exchange.
+    #[error("client disconnected")]
+    Gone,
+}
 
 /// Largest password or SASL message accepted.
 const MAX_AUTH_MESSAGE: usize = 8 * 1024;
@@ -53,7 +75,7 @@ impl Authenticator {
     }
 
     /// Runs the login exchange for `user`; on success the caller sends AuthenticationOk.
-    pub async fn authenticate(&self, stream: &mut Stream, user: &str) -> Result<(), ClientError> {
+    pub async fn authenticate(&self, stream: &mut Stream, user: &str) -> Result<(), AuthError> {
         let verdict = match self.users.get(user) {
             Some(Check::Trust) => return Ok(()),
             Some(Check::Md5(secret)) => md5_exchange(stream, secret).await?,
@@ -67,36 +89,36 @@ impl Authenticator {
         if verdict {
             Ok(())
         } else {
-            Err(ClientError::AuthFailed(user.to_string()))
+            Err(AuthError::Failed(user.to_string()))
         }
     }
 }
 
 /// md5: send a random salt, compare the reply. `Ok(false)` on a wrong password.
-async fn md5_exchange(stream: &mut Stream, secret: &str) -> Result<bool, ClientError> {
+async fn md5_exchange(stream: &mut Stream, secret: &str) -> Result<bool, AuthError> {
     let mut salt = [0u8; 4];
     rand::thread_rng().fill_bytes(&mut salt);
     let mut out = BytesMut::new();
     build::auth_md5(&mut out, salt);
     stream.send(&out).await?;
     let reply = read_password_message(stream).await?;
-    let response = reply.strip_suffix(&[0]).ok_or(ClientError::AuthProtocol("password message without terminator"))?;
+    let response = reply.strip_suffix(&[0]).ok_or(AuthError::Protocol("password message without terminator"))?;
     Ok(scram::md5_check(secret, salt, response))
 }
 
 /// SCRAM-SHA-256: the three-message SASL exchange. `Ok(false)` on a wrong password.
-async fn scram_exchange(stream: &mut Stream, verifier: ScramVerifier) -> Result<bool, ClientError> {
+async fn scram_exchange(stream: &mut Stream, verifier: ScramVerifier) -> Result<bool, AuthError> {
     let mut out = BytesMut::new();
     build::auth_sasl(&mut out);
     stream.send(&out).await?;
     let initial = read_password_message(stream).await?;
-    let (mechanism, client_first) = from_client::sasl_initial_response(&initial)
-        .ok_or(ClientError::AuthProtocol("malformed SASLInitialResponse"))?;
+    let (mechanism, client_first) =
+        from_client::sasl_initial_response(&initial).ok_or(AuthError::Protocol("malformed SASLInitialResponse"))?;
     if mechanism != b"SCRAM-SHA-256" {
-        return Err(ClientError::AuthProtocol("client chose a SASL mechanism that was not offered"));
+        return Err(AuthError::Protocol("client chose a SASL mechanism that was not offered"));
     }
     let (exchange, server_first) = ScramExchange::start(verifier, client_first)
-        .map_err(|_| ClientError::AuthProtocol("malformed SCRAM client-first-message"))?;
+        .map_err(|_| AuthError::Protocol("malformed SCRAM client-first-message"))?;
     out.clear();
     build::auth_sasl_continue(&mut out, &server_first);
     stream.send(&out).await?;
@@ -108,23 +130,23 @@ async fn scram_exchange(stream: &mut Stream, verifier: ScramVerifier) -> Result<
             stream.send(&out).await?;
             Ok(true)
         }
-        Err(scram::AuthError::WrongPassword) => Ok(false),
-        Err(_) => Err(ClientError::AuthProtocol("malformed SCRAM client-final-message")),
+        Err(scram::ScramError::WrongPassword) => Ok(false),
+        Err(_) => Err(AuthError::Protocol("malformed SCRAM client-final-message")),
     }
 }
 
 /// Reads one message that must be a password-family message ('p'); returns its body.
-async fn read_password_message(stream: &mut Stream) -> Result<Vec<u8>, ClientError> {
+async fn read_password_message(stream: &mut Stream) -> Result<Vec<u8>, AuthError> {
     let mut buf = BytesMut::with_capacity(512);
     loop {
         if let Some(frame) = frame::split_frame(&mut buf, MAX_AUTH_MESSAGE)? {
             if frame.tag != from_client::PASSWORD {
-                return Err(ClientError::AuthProtocol("expected a password message"));
+                return Err(AuthError::Protocol("expected a password message"));
             }
             return Ok(frame.body().to_vec());
         }
         if stream.read_buf(&mut buf).await? == 0 {
-            return Err(ClientError::Gone);
+            return Err(AuthError::Gone);
         }
     }
 }

@@ -5,25 +5,32 @@ use std::sync::Arc;
 use bytes::BytesMut;
 
 use super::{Session, READ_RESERVE};
-use crate::app::AppContext;
-use crate::client::cancel::CancelTarget;
-use crate::client::dispatch::Nodes;
-use crate::client::params::ClientParams;
-use crate::client::prepared::Prepared;
-use crate::client::registry::NewClient;
-use crate::client::routing::RoutingState;
-use crate::client::startup::Accepted;
-use crate::client::ClientError;
-use crate::config::PoolMode;
+use crate::config::{DatabaseSettings, PoolMode, UserSettings};
 use crate::protocol::build;
+use crate::protocol::startup::StartupMessage;
+use crate::session::dispatch::Nodes;
+use crate::session::params::ClientParams;
+use crate::session::prepared::Prepared;
+use crate::session::routing::RoutingState;
+use crate::session::ClientError;
+use crate::state::cancel::CancelTarget;
+use crate::state::clients::NewClient;
+use crate::state::Shared;
 use crate::stream::Stream;
+
+/// A client that passed authentication, with where it wants to go.
+pub struct Accepted {
+    pub startup: StartupMessage,
+    pub user: UserSettings,
+    pub db: DatabaseSettings,
+}
 
 impl Session {
     /// Completes the login: sends AuthenticationOk, ParameterStatus, BackendKeyData and
     /// ReadyForQuery. Only the very first login of a pool (or session pooling) needs a server
     /// connection; later ones are told the parameters the pool's connections report.
     pub async fn login(
-        ctx: Arc<AppContext>,
+        ctx: Arc<Shared>,
         mut client: Stream,
         accepted: Accepted,
     ) -> Result<Self, (Stream, ClientError)> {
@@ -64,7 +71,7 @@ impl Session {
             return Err((client, e.into()));
         }
         let id = ctx.next_client_id();
-        crate::client::logging::record_id(id);
+        crate::session::logging::record_id(id);
         tracing::info!(tls = client.is_tls(), pool_mode = ?mode, "client logged in");
         let slot = ctx.clients.join(NewClient {
             id,

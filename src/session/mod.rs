@@ -7,23 +7,20 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::cancel::{CancelHandle, CancelTarget};
-use super::dispatch::{self, Nodes, Who};
-use super::logging;
-use super::misroute;
-use super::params::ClientParams;
-use super::prepared::{self, Deallocate, Prepared};
-use super::registry::{ClientSlot, ClientState};
-use super::request::{self, Batch, Summary, Taken};
-use super::routing::{Inspection, RoutingState};
-use super::ClientError;
-use crate::app::AppContext;
 use crate::classify::{Pin, SessionChange};
 use crate::config::{DatabaseSettings, Pinning, PoolMode, UserSettings};
 use crate::pool::Checkout;
 use crate::protocol::build::{self, Severity};
 use crate::route::{Reason, Route};
+use crate::state::cancel::{CancelHandle, CancelTarget};
+use crate::state::clients::{ClientSlot, ClientState};
+use crate::state::Shared;
 use crate::stream::Stream;
+use dispatch::{Nodes, Who};
+use params::ClientParams;
+use prepared::{Deallocate, Prepared};
+use request::{Batch, Summary, Taken};
+use routing::{Inspection, RoutingState};
 
 /// How a relay ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,8 +30,19 @@ enum Relayed {
     Misrouted,
 }
 
+pub mod dispatch;
+pub mod error;
+pub mod logging;
 mod login;
+pub mod misroute;
+pub mod params;
+pub mod prepared;
 mod relay;
+pub mod request;
+pub mod routing;
+
+pub use error::ClientError;
+pub use login::Accepted;
 
 /// Spare room kept in the client read buffer.
 const READ_RESERVE: usize = 16 * 1024;
@@ -43,7 +51,7 @@ const READ_RESERVE: usize = 16 * 1024;
 pub struct Session {
     client: Stream,
     cbuf: BytesMut,
-    ctx: Arc<AppContext>,
+    ctx: Arc<Shared>,
     user: UserSettings,
     db: DatabaseSettings,
     mode: PoolMode,
@@ -484,7 +492,7 @@ impl Session {
 fn deallocate_target(bytes: &[u8]) -> Option<Deallocate> {
     let mut messages = crate::protocol::frame::messages(bytes);
     let (Some((b'Q', body)), None) = (messages.next(), messages.next()) else { return None };
-    prepared::deallocate(request::query_sql(body))
+    prepared::deallocate(crate::protocol::from_client::query_sql(body))
 }
 
 /// Whether a request is one `DEALLOCATE` Query.

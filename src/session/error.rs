@@ -1,5 +1,6 @@
 //! Client-side errors, each knowing what the client is told and whether the connection ends.
 
+use crate::auth::AuthError;
 use crate::metrics::Refusal;
 use crate::pool::PoolError;
 use crate::protocol::frame::FrameError;
@@ -69,6 +70,18 @@ pub enum ClientError {
     /// No replica is fresh enough for a read and `stale_fallback = "error"`.
     #[error("no replica is fresh enough for this read")]
     NoFreshReplica,
+}
+
+impl From<AuthError> for ClientError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::Failed(user) => ClientError::AuthFailed(user),
+            AuthError::Protocol(what) => ClientError::AuthProtocol(what),
+            AuthError::Frame(e) => ClientError::Frame(e),
+            AuthError::Io(e) => ClientError::Io(e),
+            AuthError::Gone => ClientError::Gone,
+        }
+    }
 }
 
 impl ClientError {

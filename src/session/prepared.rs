@@ -6,60 +6,16 @@
 //! statement, are answered by pgsplit itself.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use parking_lot::Mutex;
 
 use crate::protocol::build::{self, Severity};
 use crate::protocol::frame::{messages, whole_messages};
 use crate::protocol::from_client as c;
 use crate::server::expect::{Fate, Kind, CLOSE_COMPLETE, PARSE_COMPLETE};
 use crate::server::ServerConn;
-
-/// Server-side statement ids by (text, parameter types), shared by all sessions, with counts of
-/// the work it causes on servers.
-#[derive(Debug, Default)]
-pub struct Registry {
-    ids: Mutex<HashMap<Bytes, u64>>,
-    next: AtomicU64,
-    prepares: AtomicU64,
-    evictions: AtomicU64,
-}
-
-/// What the registry has counted, for metrics and SHOW STATS.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct PreparedStats {
-    /// Distinct (text, types) statements seen.
-    pub distinct: usize,
-    /// Parse messages sent to servers under pgsplit's names: a client's Parse the connection
-    /// lacked, or a statement prepared on a connection that lacked it.
-    pub prepares: u64,
-    /// Statements closed on a connection because its LRU was full.
-    pub evictions: u64,
-}
-
-impl Registry {
-    /// The counts so far.
-    pub fn stats(&self) -> PreparedStats {
-        PreparedStats {
-            distinct: self.ids.lock().len(),
-            prepares: self.prepares.load(Ordering::Relaxed),
-            evictions: self.evictions.load(Ordering::Relaxed),
-        }
-    }
-
-    fn id_for(&self, key: &[u8]) -> u64 {
-        let mut ids = self.ids.lock();
-        if let Some(id) = ids.get(key) {
-            return *id;
-        }
-        let id = self.next.fetch_add(1, Ordering::Relaxed) + 1;
-        ids.insert(Bytes::copy_from_slice(key), id);
-        id
-    }
-}
+use crate::state::statements::StatementIds;
 
 /// One of the client's named statements.
 #[derive(Debug)]
@@ -97,7 +53,7 @@ impl Prepared {
     }
 
     /// Rewrites a request for `server`, queueing the expectations of what it sends.
-    pub fn rewrite(&mut self, registry: &Registry, batch: &[u8], server: &mut ServerConn) -> BytesMut {
+    pub fn rewrite(&mut self, registry: &StatementIds, batch: &[u8], server: &mut ServerConn) -> BytesMut {
         let mut out = BytesMut::with_capacity(batch.len() + 64);
         let mut skipping = false;
         for whole in whole_messages(batch) {
@@ -124,7 +80,7 @@ impl Prepared {
     }
 
     /// A named Parse; `false` when it is refused (the name is taken) and the server would skip to Sync.
-    fn parse(&mut self, registry: &Registry, body: &[u8], server: &mut ServerConn, out: &mut BytesMut) -> bool {
+    fn parse(&mut self, registry: &StatementIds, body: &[u8], server: &mut ServerConn, out: &mut BytesMut) -> bool {
         let Some((name, _)) = c::parse_message(body) else { return forward_raw(c::PARSE, body, server, out) };
         if self.by_name.contains_key(name) {
             let mut err = BytesMut::new();
@@ -147,7 +103,14 @@ impl Prepared {
         true
     }
 
-    fn bind(&mut self, registry: &Registry, body: &[u8], whole: &[u8], server: &mut ServerConn, out: &mut BytesMut) {
+    fn bind(
+        &mut self,
+        registry: &StatementIds,
+        body: &[u8],
+        whole: &[u8],
+        server: &mut ServerConn,
+        out: &mut BytesMut,
+    ) {
         let name = c::bind_statement(body).unwrap_or_default();
         let Some(stmt) = self.by_name.get(name).filter(|_| !name.is_empty()).cloned() else {
             server.exp.push_client(c::BIND, body);
@@ -169,7 +132,7 @@ impl Prepared {
     /// Describe or Close of a named statement; `message` is (tag, body, whole message).
     fn statement_target(
         &mut self,
-        registry: &Registry,
+        registry: &StatementIds,
         (tag, body, whole): (u8, &[u8], &[u8]),
         server: &mut ServerConn,
         out: &mut BytesMut,
@@ -196,7 +159,7 @@ impl Prepared {
 }
 
 /// Prepares `stmt` on the connection first if it lacks it; the reply is swallowed.
-fn ensure_prepared(registry: &Registry, stmt: &Statement, server: &mut ServerConn, out: &mut BytesMut) {
+fn ensure_prepared(registry: &StatementIds, stmt: &Statement, server: &mut ServerConn, out: &mut BytesMut) {
     if server.prepared.get(&stmt.id).is_some() {
         return;
     }
@@ -207,10 +170,10 @@ fn ensure_prepared(registry: &Registry, stmt: &Statement, server: &mut ServerCon
 
 /// Records `id` as prepared on the connection (before the reply: a pipelined request must not
 /// prepare it twice; a failed Parse takes it back), closing what the LRU evicts.
-fn put_prepared(registry: &Registry, server: &mut ServerConn, id: u64, out: &mut BytesMut) {
-    registry.prepares.fetch_add(1, Ordering::Relaxed);
+fn put_prepared(registry: &StatementIds, server: &mut ServerConn, id: u64, out: &mut BytesMut) {
+    registry.count_prepare();
     if let Some((evicted, ())) = server.prepared.push(id, ()).filter(|(old, _)| *old != id) {
-        registry.evictions.fetch_add(1, Ordering::Relaxed);
+        registry.count_eviction();
         let mut body = vec![b'S'];
         body.extend_from_slice(server_name(evicted).as_bytes());
         body.push(0);

@@ -9,7 +9,7 @@ use md5::Md5;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
-use AuthError::Malformed;
+use ScramError::Malformed;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -108,7 +108,7 @@ impl fmt::Display for ScramVerifier {
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum AuthError {
+pub enum ScramError {
     #[error("malformed SCRAM message: {0}")]
     Malformed(&'static str),
     #[error("password authentication failed")]
@@ -143,11 +143,11 @@ impl ScramExchange {
     /// exchange and the server-first-message to send in AuthenticationSASLContinue. Accept gs2 flags "n" and "y"
     /// (client supports binding but we did not offer it); reject "p=..." with ChannelBinding. The user name in
     /// n= is ignored (PostgreSQL uses the startup user). Server nonce: 18 random bytes, base64.
-    pub fn start(verifier: ScramVerifier, client_first: &[u8]) -> Result<(Self, Vec<u8>), AuthError> {
+    pub fn start(verifier: ScramVerifier, client_first: &[u8]) -> Result<(Self, Vec<u8>), ScramError> {
         let mut gs2 = client_first.splitn(3, |&b| b == b',');
         match gs2.next() {
             Some(b"n" | b"y") => {}
-            Some(flag) if flag.starts_with(b"p=") => return Err(AuthError::ChannelBinding),
+            Some(flag) if flag.starts_with(b"p=") => return Err(ScramError::ChannelBinding),
             _ => return Err(Malformed("unknown channel-binding flag")),
         }
         // As PostgreSQL: the role is fixed by the startup packet, there is nothing to switch to.
@@ -183,7 +183,7 @@ impl ScramExchange {
     /// Takes the SASLResponse payload (client-final-message); checks channel-binding attr c= equals base64 of the
     /// gs2 header, the nonce, and the proof (constant-time compare). Ok: the server-final-message ("v=...") for
     /// AuthenticationSASLFinal. Err(WrongPassword) when the proof does not match.
-    pub fn finish(self, client_final: &[u8]) -> Result<Vec<u8>, AuthError> {
+    pub fn finish(self, client_final: &[u8]) -> Result<Vec<u8>, ScramError> {
         // The proof is always the last attribute and everything before it is signed, so split there.
         let at = client_final.windows(3).rposition(|w| w == b",p=");
         let at = at.ok_or(Malformed("missing proof attribute"))?;
@@ -205,7 +205,7 @@ impl ScramExchange {
         let signature = hmac(&self.verifier.stored_key, &auth_message);
         client_key.iter_mut().zip(signature).for_each(|(k, s)| *k ^= s);
         if !constant_time_eq(&Sha256::digest(client_key), &self.verifier.stored_key) {
-            return Err(AuthError::WrongPassword);
+            return Err(ScramError::WrongPassword);
         }
         let server_signature = hmac(&self.verifier.server_key, &auth_message);
         Ok(format!("v={}", STANDARD.encode(server_signature)).into_bytes())
@@ -265,13 +265,13 @@ fn attr<'a>(
     attrs: &mut impl Iterator<Item = &'a [u8]>,
     prefix: &[u8],
     missing: &'static str,
-) -> Result<&'a [u8], AuthError> {
+) -> Result<&'a [u8], ScramError> {
     let value = attrs.next().and_then(|a| a.strip_prefix(prefix));
     value.ok_or(Malformed(missing))
 }
 
 /// Optional attributes are ignored as PostgreSQL does, but must still look like "x=...".
-fn check_extensions<'a>(mut attrs: impl Iterator<Item = &'a [u8]>) -> Result<(), AuthError> {
+fn check_extensions<'a>(mut attrs: impl Iterator<Item = &'a [u8]>) -> Result<(), ScramError> {
     let valid = |a: &[u8]| a.len() >= 2 && a[0].is_ascii_alphabetic() && a[1] == b'=';
     attrs.all(valid).then_some(()).ok_or(Malformed("invalid attribute"))
 }
@@ -292,7 +292,7 @@ mod tests {
     use postgres_protocol::{authentication::sasl::ScramSha256, password};
 
     /// A whole exchange with the real client: our verdict, and whether it accepted our server-final.
-    fn run(v: ScramVerifier, password: &str, cb: Cb) -> Result<bool, AuthError> {
+    fn run(v: ScramVerifier, password: &str, cb: Cb) -> Result<bool, ScramError> {
         let mut client = ScramSha256::new(password.as_bytes(), cb);
         let (server, server_first) = ScramExchange::start(v, client.message())?;
         client.update(&server_first).expect("accepts server-first");
@@ -300,7 +300,7 @@ mod tests {
         Ok(client.finish(&server_final).is_ok())
     }
 
-    fn malformed<T>(r: Result<T, AuthError>) -> bool {
+    fn malformed<T>(r: Result<T, ScramError>) -> bool {
         matches!(r, Err(Malformed(_)))
     }
 
@@ -312,14 +312,14 @@ mod tests {
         }
         let client = ScramSha256::new(b"pw", Cb::tls_server_end_point(vec![1, 2, 3]));
         let r = ScramExchange::start(v, client.message());
-        assert_eq!(r.unwrap_err(), AuthError::ChannelBinding);
+        assert_eq!(r.unwrap_err(), ScramError::ChannelBinding);
     }
 
     #[test]
     fn wrong_password_fails() {
         let v = ScramVerifier::generate("right");
         let r = run(v, "wrong", Cb::unsupported());
-        assert_eq!(r, Err(AuthError::WrongPassword));
+        assert_eq!(r, Err(ScramError::WrongPassword));
     }
 
     #[test]
@@ -342,7 +342,7 @@ mod tests {
         assert_ne!(m.salt, ScramVerifier::mock(&k, "bob").salt);
         assert_ne!(m.salt, ScramVerifier::mock(&other, "alice").salt);
         assert_eq!((m.salt.len(), m.iterations), (16, 4096));
-        assert_eq!(run(m, "", Cb::unsupported()), Err(AuthError::WrongPassword));
+        assert_eq!(run(m, "", Cb::unsupported()), Err(ScramError::WrongPassword));
     }
 
     #[test]
@@ -416,7 +416,7 @@ mod tests {
         // Well-formed but unsigned extension: parsed, then caught by the proof.
         let (x, s) = live();
         let unsigned = s.replacen(",p=", ",x=\u{ff},p=", 1);
-        assert_eq!(x.finish(unsigned.as_bytes()), Err(AuthError::WrongPassword));
+        assert_eq!(x.finish(unsigned.as_bytes()), Err(ScramError::WrongPassword));
 
         let mut rng = rand::thread_rng();
         for _ in 0..500 {
