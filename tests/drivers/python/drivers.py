@@ -5,8 +5,10 @@ Environment: PGSPLIT_HOST, PGSPLIT_PORT (pgsplit), PGSPLIT_USER, PGSPLIT_PASSWOR
 """
 
 import asyncio
+import contextlib
 import datetime
 import decimal
+import faulthandler
 import json
 import os
 import threading
@@ -175,9 +177,19 @@ def psycopg_200_concurrent_connections():
     assert not errors, errors[:3]
 
 
-# Pipeline mode: each round gets this long before it counts as a hang, so a hang fails the
-# scenario instead of stalling the suite.
+# Pipeline mode: each round gets this long before it counts as a hang.
 ROUND_TIMEOUT = 20
+
+
+@contextlib.contextmanager
+def hang_guard(seconds=ROUND_TIMEOUT):
+    """Ends the whole suite, printing every thread's traceback, if the block takes longer: a hang
+    must fail the run, not stall it (a cancelled pipeline can hang again while it unwinds)."""
+    faulthandler.dump_traceback_later(seconds, exit=True)
+    try:
+        yield
+    finally:
+        faulthandler.cancel_dump_traceback_later()
 
 
 async def pipeline_round(conn, table, i):
@@ -204,7 +216,8 @@ async def psycopg_pipeline_mixed_reads_writes_and_a_transaction():
         await conn.execute(f"create table {table} (id int, note text)")
         try:
             for i in range(200):
-                await asyncio.wait_for(pipeline_round(conn, table, i), ROUND_TIMEOUT)
+                with hang_guard():
+                    await pipeline_round(conn, table, i)
             cur = await conn.execute(f"select count(*) from {table}")
             assert (await cur.fetchone())[0] == 400
         finally:
@@ -219,9 +232,9 @@ async def psycopg_executemany_1000_rows_200_times():
         try:
             rows = [(n, f"r{n}") for n in range(1000)]
             for i in range(200):
-                cur = conn.cursor()
-                await asyncio.wait_for(cur.executemany(f"insert into {table} values (%s, %s)", rows), ROUND_TIMEOUT)
-                cur = await asyncio.wait_for(conn.execute(f"select count(*) from {table}"), ROUND_TIMEOUT)
+                with hang_guard():
+                    await conn.cursor().executemany(f"insert into {table} values (%s, %s)", rows)
+                    cur = await conn.execute(f"select count(*) from {table}")
                 assert (await cur.fetchone())[0] == 1000 * (i + 1), f"round {i}"
         finally:
             await conn.execute(f"drop table {table}")
