@@ -6,22 +6,22 @@
 //! and server connections (plain or TLS), and `app` wires it together. See
 //! ARCHITECTURE.md for a glossary and one request's sequence.
 
-pub mod admin;
+pub(crate) mod admin;
 pub mod app;
-pub mod auth;
+pub(crate) mod auth;
 pub mod classify;
 pub mod cli;
-pub mod client;
+pub(crate) mod client;
 pub mod config;
 pub mod explain;
-pub mod metrics;
-pub mod monitor;
-pub mod pool;
+pub(crate) mod metrics;
+pub(crate) mod monitor;
+pub(crate) mod pool;
 pub mod protocol;
-pub mod route;
-pub mod server;
+pub(crate) mod route;
+pub(crate) mod server;
 pub mod session;
-pub mod socket;
-pub mod state;
-pub mod stream;
-pub mod tls;
+pub(crate) mod socket;
+pub(crate) mod state;
+pub(crate) mod stream;
+pub(crate) mod tls;

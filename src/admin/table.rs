@@ -43,11 +43,6 @@ impl Table {
         self.rows.push(values);
     }
 
-    /// The rows, for tests.
-    pub fn rows(&self) -> &[Vec<Option<String>>] {
-        &self.rows
-    }
-
     /// Encodes the result with the command tag `SHOW`.
     pub fn encode(&self, out: &mut BytesMut) {
         let columns: Vec<(&str, u32, i16)> = self

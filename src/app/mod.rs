@@ -36,13 +36,8 @@ impl Listeners {
     }
 }
 
-/// Serves clients on an already-bound listener until `shutdown` is cancelled, then lets running
+/// Serves clients on the bound listeners until `shutdown` is cancelled, then lets running
 /// transactions finish for up to `limits.shutdown_timeout`.
-pub async fn serve(listener: TcpListener, settings: Settings, shutdown: CancellationToken) -> Result<(), AppError> {
-    serve_all(Listeners { clients: listener, metrics: None }, settings, shutdown).await
-}
-
-/// [`serve`], plus the metrics endpoint when its listener is given.
 pub async fn serve_all(listeners: Listeners, settings: Settings, shutdown: CancellationToken) -> Result<(), AppError> {
     let Listeners { clients: listener, metrics } = listeners;
     let ctx = Arc::new(Shared::new(settings, shutdown)?);

@@ -17,7 +17,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-pub use topology::{Freshness, NodeStatus, Standby, Topology};
+pub use topology::{Freshness, NodeStatus, Topology};
 
 use crate::config::{DatabaseSettings, Settings};
 use probe::{Pacing, ProbeLogin, SampleSlot};

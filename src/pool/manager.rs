@@ -55,7 +55,7 @@ impl PoolManager {
             self.metrics.histogram("pgsplit_checkout_wait_seconds", &labels),
             self.metrics.histogram("pgsplit_query_duration_seconds", &labels),
         ));
-        let pool = Pool::observed(key.clone(), role, counters, login, size, settings);
+        let pool = Pool::with_counters(key.clone(), role, counters, login, size, settings);
         pools.insert(key, pool.clone());
         pool
     }

@@ -7,7 +7,7 @@ pub mod manager;
 #[allow(clippy::module_inception)]
 pub mod pool;
 
-pub use crate::server::counters::{CountersSnapshot, PoolCounters};
+pub use crate::server::counters::PoolCounters;
 pub use checkout::Checkout;
 pub use manager::PoolManager;
 pub use pool::{Pool, PoolKey};

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use arc_swap::ArcSwap;
 use parking_lot::Mutex;
@@ -80,13 +80,8 @@ pub struct PoolStats {
 }
 
 impl Pool {
-    /// A new, empty pool; connections open on demand.
-    pub fn new(key: PoolKey, login: ServerLogin, size: usize, settings: PoolSettings) -> Self {
-        Pool::observed(key, "primary", Arc::default(), login, size, settings)
-    }
-
-    /// A new pool whose connections count into `counters`.
-    pub fn observed(
+    /// A new, empty pool whose connections count into `counters`; they open on demand.
+    pub fn with_counters(
         key: PoolKey,
         role: &'static str,
         counters: Arc<PoolCounters>,
@@ -330,11 +325,6 @@ impl Pool {
     fn is_fresh(&self, conn: &ServerConn) -> bool {
         let s = self.inner.settings.load();
         !conn.broken && conn.created.elapsed() < s.max_lifetime && conn.last_used.elapsed() < s.idle_timeout
-    }
-
-    /// How long checkouts may wait.
-    pub fn checkout_timeout(&self) -> Duration {
-        self.inner.settings.load().checkout_timeout
     }
 
     /// The cap on connections.

@@ -1,7 +1,7 @@
 //! Messages pgsplit sends itself, encoded with pgwire. Forwarded traffic never passes through here.
 
 use bytes::BytesMut;
-use pgwire::messages::response::{ErrorResponse, NoticeResponse, ReadyForQuery, TransactionStatus};
+use pgwire::messages::response::{ErrorResponse, ReadyForQuery, TransactionStatus};
 use pgwire::messages::startup::{Authentication, BackendKeyData, NegotiateProtocolVersion, ParameterStatus, SecretKey};
 use pgwire::messages::Message;
 
@@ -32,17 +32,6 @@ pub fn error(buf: &mut BytesMut, severity: Severity, code: &str, message: &str, 
         fields.push((b'H', hint.to_string()));
     }
     put(buf, ErrorResponse::new(fields));
-}
-
-/// NoticeResponse at WARNING level.
-pub fn warning(buf: &mut BytesMut, code: &str, message: &str) {
-    let fields = vec![
-        (b'S', "WARNING".to_string()),
-        (b'V', "WARNING".to_string()),
-        (b'C', code.to_string()),
-        (b'M', message.to_string()),
-    ];
-    put(buf, NoticeResponse::new(fields));
 }
 
 /// ReadyForQuery with the given status byte ('I', 'T' or 'E').

@@ -13,10 +13,6 @@ pub const SYNC: u8 = b'S';
 pub const FLUSH: u8 = b'H';
 /// Fast-path function call; answered with its own ReadyForQuery.
 pub const FUNCTION_CALL: u8 = b'F';
-/// COPY sub-protocol.
-pub const COPY_DATA: u8 = b'd';
-pub const COPY_DONE: u8 = b'c';
-pub const COPY_FAIL: u8 = b'f';
 /// The client is leaving.
 pub const TERMINATE: u8 = b'X';
 /// Password, SASLInitialResponse and SASLResponse share this tag.
@@ -118,7 +114,7 @@ mod tests {
         for tag in [QUERY, SYNC, FLUSH, FUNCTION_CALL] {
             assert!(ends_request(tag));
         }
-        for tag in [PARSE, BIND, EXECUTE, COPY_DATA] {
+        for tag in [PARSE, BIND, EXECUTE, b'd'] {
             assert!(!ends_request(tag));
         }
         assert!(!expects_ready(FLUSH));

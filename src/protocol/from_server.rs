@@ -13,6 +13,16 @@ pub const COPY_IN_RESPONSE: u8 = b'G';
 pub const COPY_OUT_RESPONSE: u8 = b'H';
 pub const COPY_BOTH_RESPONSE: u8 = b'W';
 
+/// Messages that belong to no request: a server may send them at any time.
+pub fn is_async(tag: u8) -> bool {
+    matches!(tag, NOTICE_RESPONSE | NOTIFICATION_RESPONSE | PARAMETER_STATUS)
+}
+
+/// The start of a COPY: the server then streams data, waits for it, or both.
+pub fn starts_copy(tag: u8) -> bool {
+    matches!(tag, COPY_IN_RESPONSE | COPY_OUT_RESPONSE | COPY_BOTH_RESPONSE)
+}
+
 /// The transaction status of a ReadyForQuery body.
 pub fn ready_status(body: &[u8]) -> Option<u8> {
     match body {

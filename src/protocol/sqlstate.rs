@@ -10,7 +10,9 @@ pub const INVALID_CATALOG_NAME: &str = "3D000";
 pub const TOO_MANY_CONNECTIONS: &str = "53300";
 pub const FEATURE_NOT_SUPPORTED: &str = "0A000";
 pub const PROGRAM_LIMIT_EXCEEDED: &str = "54000";
-pub const INTERNAL_ERROR: &str = "XX000";
 pub const SYNTAX_ERROR: &str = "42601";
 pub const CONFIG_FILE_ERROR: &str = "F0000";
 pub const OBJECT_IN_USE: &str = "55006";
+pub const DUPLICATE_PREPARED_STATEMENT: &str = "42P05";
+/// A replica refusing a write; the misroute guard looks for it.
+pub const READ_ONLY_SQL_TRANSACTION: &str = "25006";

@@ -8,7 +8,7 @@ pub mod rules;
 pub mod stats;
 
 pub use policy::{decide, Policy, Request, RequestClass};
-pub use rules::{RuleContext, Rules};
+pub use rules::RuleContext;
 
 /// The node a request is sent to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -194,7 +194,7 @@ impl ServerConn {
             let mut offset = 0;
             while let Some(len) = self.whole_message_at(offset)? {
                 let tag = self.rbuf[offset];
-                let fate = if matches!(tag, b'N' | b'A' | b'S') { &Fate::Forward } else { self.exp.front_fate() };
+                let fate = if from_server::is_async(tag) { &Fate::Forward } else { self.exp.front_fate() };
                 if (offset > 0 && *fate != Fate::Forward) || matches!(fate, Fate::Synth(_)) {
                     break;
                 }

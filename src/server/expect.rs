@@ -9,6 +9,7 @@ use std::collections::VecDeque;
 use bytes::Bytes;
 
 use crate::protocol::from_client as c;
+use crate::protocol::from_server;
 
 /// Which message a reply sequence answers; decides when that sequence ends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,7 +48,8 @@ pub const CLOSE_COMPLETE: &[u8] = b"3\0\0\0\x04";
 struct Exp {
     kind: Kind,
     fate: Fate,
-    /// A statement this Parse puts on the connection, recorded once ParseComplete arrives.
+    /// A statement this Parse puts on the connection. It is recorded as prepared when sent, so a
+    /// pipelined request does not prepare it twice; an ErrorResponse takes it back.
     prepares: Option<u64>,
     /// For DescribeStatement: the ParameterDescription has arrived.
     halfway: bool,
@@ -61,8 +63,6 @@ pub struct Step {
     pub ready: bool,
     /// The probe's replies are complete.
     pub probe_done: bool,
-    /// A statement is now prepared on the connection.
-    pub prepared: Option<u64>,
     /// A Parse meant to prepare this statement failed.
     pub unprepared: Option<u64>,
 }
@@ -136,9 +136,9 @@ impl Expectations {
 
     /// Accounts for one server message with tag `tag`.
     pub fn on_reply(&mut self, tag: u8) -> Step {
-        let mut step = Step { forward: true, ready: false, probe_done: false, prepared: None, unprepared: None };
+        let mut step = Step { forward: true, ready: false, probe_done: false, unprepared: None };
         // Asynchronous messages belong to no request.
-        if matches!(tag, b'N' | b'A' | b'S') {
+        if from_server::is_async(tag) {
             return step;
         }
         let Some(front) = self.q.front_mut() else { return step };
@@ -156,10 +156,10 @@ impl Expectations {
                 return step;
             }
         }
-        if matches!(tag, b'G' | b'H' | b'W') {
-            self.copying = tag != b'G';
-            self.copy_in = tag != b'H';
-            if tag == b'G' && front.kind == Kind::Execute {
+        if from_server::starts_copy(tag) {
+            self.copying = tag != from_server::COPY_IN_RESPONSE;
+            self.copy_in = tag != from_server::COPY_OUT_RESPONSE;
+            if tag == from_server::COPY_IN_RESPONSE && front.kind == Kind::Execute {
                 // The server ignores a Sync that reaches it during COPY FROM STDIN; drivers send
                 // one right after the Execute, before they know the COPY started.
                 while self.q.get(1).is_some_and(|e| e.kind == Kind::Sync) {
@@ -176,10 +176,7 @@ impl Expectations {
                 self.fail_front();
                 return step;
             }
-            (Kind::Parse, b'1') => {
-                step.prepared = front.prepares;
-                true
-            }
+            (Kind::Parse, b'1') => true,
             (Kind::Bind, b'2') | (Kind::Close, b'3') => true,
             (Kind::DescribeStatement, b't') => {
                 front.halfway = true;

@@ -3,10 +3,7 @@
 //! yet, it is run again on the primary and the client sees success.
 
 use crate::protocol::frame::messages;
-use crate::protocol::from_server;
-
-/// SQLSTATE read_only_sql_transaction.
-const READ_ONLY_SQL_TRANSACTION: &[u8] = b"25006";
+use crate::protocol::{from_server, sqlstate};
 
 /// What the replies so far say about a request sent to a replica.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,7 +22,11 @@ pub fn judge(replies: &[u8]) -> Verdict {
         match tag {
             from_server::ERROR_RESPONSE => {
                 let code = from_server::error_field(body, b'C');
-                return if code == Some(READ_ONLY_SQL_TRANSACTION) { Verdict::Misrouted } else { Verdict::Ran };
+                return if code == Some(sqlstate::READ_ONLY_SQL_TRANSACTION.as_bytes()) {
+                    Verdict::Misrouted
+                } else {
+                    Verdict::Ran
+                };
             }
             b'D' | b'C' | b'I' | b's' | b'G' | b'H' | b'W' | b'V' | b'A' => return Verdict::Ran,
             _ => {}

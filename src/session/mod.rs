@@ -11,6 +11,7 @@ use crate::classify::{Pin, SessionChange};
 use crate::config::{DatabaseSettings, Pinning, PoolMode, UserSettings};
 use crate::pool::Checkout;
 use crate::protocol::build::{self, Severity};
+use crate::protocol::sqlstate;
 use crate::route::{Reason, Route};
 use crate::state::cancel::{CancelHandle, CancelTarget};
 use crate::state::clients::{ClientSlot, ClientState};
@@ -30,19 +31,19 @@ enum Relayed {
     Misrouted,
 }
 
-pub mod dispatch;
-pub mod error;
-pub mod logging;
+pub(crate) mod dispatch;
+pub(crate) mod error;
+pub(crate) mod logging;
 mod login;
-pub mod misroute;
-pub mod params;
-pub mod prepared;
+pub(crate) mod misroute;
+pub(crate) mod params;
+pub(crate) mod prepared;
 mod relay;
 pub mod request;
-pub mod routing;
+pub(crate) mod routing;
 
-pub use error::ClientError;
-pub use login::Accepted;
+pub(crate) use error::ClientError;
+pub(crate) use login::Accepted;
 
 /// Spare room kept in the client read buffer.
 const READ_RESERVE: usize = 16 * 1024;
@@ -465,7 +466,7 @@ impl Session {
     async fn refuse(&mut self, e: ClientError, summary: Summary) -> Result<(), ClientError> {
         logging::request_refused(&e);
         let mut out = BytesMut::new();
-        let code = e.sqlstate().unwrap_or("08006");
+        let code = e.sqlstate().unwrap_or(sqlstate::CONNECTION_FAILURE);
         self.ctx.counters.error(code);
         build::error(&mut out, Severity::Error, code, &e.to_string(), e.hint());
         if summary.readies > 0 {

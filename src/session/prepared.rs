@@ -13,6 +13,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use crate::protocol::build::{self, Severity};
 use crate::protocol::frame::{messages, whole_messages};
 use crate::protocol::from_client as c;
+use crate::protocol::sqlstate;
 use crate::server::expect::{Fate, Kind, CLOSE_COMPLETE, PARSE_COMPLETE};
 use crate::server::ServerConn;
 use crate::state::statements::StatementIds;
@@ -85,7 +86,7 @@ impl Prepared {
         if self.by_name.contains_key(name) {
             let mut err = BytesMut::new();
             let message = format!("prepared statement \"{}\" already exists", String::from_utf8_lossy(name));
-            build::error(&mut err, Severity::Error, "42P05", &message, None);
+            build::error(&mut err, Severity::Error, sqlstate::DUPLICATE_PREPARED_STATEMENT, &message, None);
             server.exp.push(Kind::Parse, Fate::Synth(err.freeze()), None);
             return false;
         }
