@@ -60,15 +60,12 @@ impl Drop for Checkout {
 /// Rolls back and, for session pooling, runs DISCARD ALL; returns the connection if that worked.
 async fn reset_and_return(pool: Pool, mut conn: ServerConn) {
     let mut ok = true;
-    if conn.status != b'I' {
+    if conn.status() != b'I' {
         ok = conn.run_internal("ROLLBACK").await.is_ok();
     }
-    if ok && conn.needs_reset {
+    if ok && conn.needs_reset() {
         ok = conn.run_internal("DISCARD ALL").await.is_ok();
-        conn.applied.clear();
-        conn.prepared.clear();
-        conn.params_owner = None;
-        conn.needs_reset = false;
+        conn.discarded_all();
     }
     if ok && conn.is_clean() {
         pool.checkin(conn);

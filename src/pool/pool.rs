@@ -113,7 +113,7 @@ impl Pool {
 
     /// Every open connection, with whether it is idle now.
     pub fn servers(&self) -> Vec<(ServerInfo, bool)> {
-        let idle: Vec<i32> = self.inner.state.lock().idle.iter().map(|c| c.key.pid).collect();
+        let idle: Vec<i32> = self.inner.state.lock().idle.iter().map(|c| c.key().pid).collect();
         let list = self.inner.servers.lock();
         list.values().map(|info| (info.clone(), idle.contains(&info.pid))).collect()
     }
@@ -222,11 +222,10 @@ impl Pool {
             Ok(mut conn) => {
                 counters.connects.fetch_add(1, Ordering::Relaxed);
                 self.note_connect_worked();
-                conn.counters = self.inner.counters.clone();
                 let info =
-                    ServerInfo { pid: conn.key.pid, connected_at: std::time::SystemTime::now(), tls: conn.is_tls() };
-                conn.slot = Some(ServerSlot::new(&self.inner.servers, info));
-                *self.inner.login_params.lock() = Some(Arc::new(conn.initial_params.clone()));
+                    ServerInfo { pid: conn.key().pid, connected_at: std::time::SystemTime::now(), tls: conn.is_tls() };
+                conn.join_pool(self.inner.counters.clone(), ServerSlot::new(&self.inner.servers, info));
+                *self.inner.login_params.lock() = Some(Arc::new(conn.login_params().clone()));
                 Ok(conn)
             }
             Err(e) => {
@@ -258,8 +257,7 @@ impl Pool {
 
     /// Returns a clean connection: to the first live waiter, else to the idle stack.
     pub(super) fn checkin(&self, mut conn: ServerConn) {
-        conn.last_used = Instant::now();
-        if conn.created.elapsed() >= self.inner.settings.load().max_lifetime {
+        if !conn.back_in_pool(self.inner.settings.load().max_lifetime) {
             return self.discard(conn);
         }
         let mut st = self.inner.state.lock();
@@ -324,7 +322,7 @@ impl Pool {
 
     fn is_fresh(&self, conn: &ServerConn) -> bool {
         let s = self.inner.settings.load();
-        !conn.broken && conn.created.elapsed() < s.max_lifetime && conn.last_used.elapsed() < s.idle_timeout
+        !conn.expired(s.max_lifetime, s.idle_timeout)
     }
 
     /// The cap on connections.

@@ -18,6 +18,18 @@ pub const TERMINATE: u8 = b'X';
 /// Password, SASLInitialResponse and SASLResponse share this tag.
 pub const PASSWORD: u8 = b'p';
 
+/// What a run of client messages leaves of an extended-protocol pipeline on the server.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Pipeline {
+    /// Nothing in the run opens or closes one (COPY data, Flush).
+    #[default]
+    Unchanged,
+    /// Extended-protocol messages after the last Sync: the server waits for more.
+    Open,
+    /// A Sync, Query or FunctionCall closed it.
+    Closed,
+}
+
 /// Whether the server answers this message with its own ReadyForQuery.
 pub fn expects_ready(tag: u8) -> bool {
     matches!(tag, QUERY | SYNC | FUNCTION_CALL)

@@ -1,6 +1,7 @@
-//! A logged-in server connection. It forwards raw bytes and tracks only what pooling needs: the
-//! transaction status, the replies still owed (see [`super::expect`]), the statements prepared on
-//! it, and the reported parameters.
+//! A logged-in server connection. It forwards raw bytes and tracks what pooling and sessions
+//! need, all private to `server/`: the transaction status and whether a pipeline is open, the
+//! replies still owed (see [`super::expect`]), the statements prepared on it, the parameters it
+//! carries and for which client (`state.rs` has the methods that read and change them).
 
 use std::collections::BTreeMap;
 use std::num::NonZeroUsize;
@@ -15,11 +16,16 @@ use tokio::io::AsyncReadExt;
 use super::counters::PoolCounters;
 use super::expect::{Expectations, Fate, Kind};
 use super::list::ServerSlot;
+use super::outgoing::{Outgoing, Owed};
+use super::params::ParamSet;
 use super::ServerError;
 use crate::protocol::frame::{self, messages, FrameError};
+use crate::protocol::from_client::Pipeline;
 use crate::protocol::lsn::parse_lsn;
 use crate::protocol::{build, from_server};
 use crate::stream::Stream;
+
+mod state;
 
 /// Largest message accepted from a server: PostgreSQL's own 1 GiB field limit.
 const MAX_SERVER_MESSAGE: usize = 1 << 30;
@@ -45,42 +51,41 @@ pub struct ServerConn {
     stream: Stream,
     rbuf: BytesMut,
     /// `host:port` of the node.
-    pub addr: Arc<str>,
-    pub key: BackendKey,
-    /// Current values of the parameters the server reports (ParameterStatus).
-    pub params: BTreeMap<String, String>,
+    addr: Arc<str>,
+    key: BackendKey,
+    /// The session parameters the connection carries: reported ones as ParameterStatus last
+    /// said, unreported ones as pgsplit last set them for a client.
+    params: ParamSet,
     /// The reported parameters as they were right after login.
-    pub initial_params: BTreeMap<String, String>,
+    initial_params: BTreeMap<String, String>,
     /// A ParameterStatus arrived since the session last looked.
-    pub params_changed: bool,
-    /// Unreported parameters pgsplit set on this connection for a client.
-    pub applied: BTreeMap<String, String>,
+    params_changed: bool,
     /// Which client's parameters the connection last carried, and at which version.
-    pub params_owner: Option<(u64, u64)>,
-    pub created: Instant,
-    pub last_used: Instant,
+    params_owner: Option<(u64, u64)>,
+    created: Instant,
+    last_used: Instant,
     /// The status byte of the last ReadyForQuery.
-    pub status: u8,
+    status: u8,
     /// Replies the server still owes, in order, and what becomes of them.
-    pub exp: Expectations,
+    exp: Expectations,
     /// pgsplit's statements prepared on this connection, by id, least recently used first out.
-    pub prepared: LruCache<u64, ()>,
+    prepared: LruCache<u64, ()>,
     /// The LSN the probe's row carried, until its ReadyForQuery.
     probe_lsn: Option<u64>,
     /// Extended-protocol messages were sent after the last Sync.
-    pub unsynced: bool,
+    unsynced: bool,
     /// Whether the session holding the connection still owes it a DISCARD ALL.
-    pub needs_reset: bool,
+    needs_reset: bool,
     /// The socket failed or the protocol broke: never reuse.
-    pub broken: bool,
+    broken: bool,
     /// ErrorResponses forwarded so far, so a session can tell whether its SETs took effect.
-    pub errors: u64,
+    errors: u64,
     /// The counters of the pool the connection belongs to.
-    pub counters: Arc<PoolCounters>,
+    counters: Arc<PoolCounters>,
     /// When the request now running was first sent, for its latency.
     busy_since: Option<Instant>,
     /// The connection's entry on its pool's list of open connections.
-    pub slot: Option<ServerSlot>,
+    slot: Option<ServerSlot>,
 }
 
 /// What a batch of server output ended with.
@@ -104,9 +109,8 @@ impl ServerConn {
             addr,
             key,
             initial_params: params.clone(),
-            params,
+            params: ParamSet { reported: params, unreported: BTreeMap::new() },
             params_changed: false,
-            applied: BTreeMap::new(),
             params_owner: None,
             created: now,
             last_used: now,
@@ -181,21 +185,21 @@ impl ServerConn {
     }
 
     /// Takes the next piece of server output for the client: a run of whole messages to forward
-    /// as they are, or a reply pgsplit synthesizes. Swallowed replies never show.
+    /// as they are, or pgsplit's own answer to a client message it did not send. Swallowed replies never show.
     ///
     /// A run stops right after the ReadyForQuery that settles the client's requests so far
     /// ([`BatchEnd::Ready`]), so the caller can release the connection before forwarding it; the
     /// probe's end comes back as [`BatchEnd::Probe`] with an empty piece.
     pub fn take_batch(&mut self) -> Result<Option<(Bytes, BatchEnd)>, ServerError> {
         loop {
-            if let Some(bytes) = self.exp.take_synth() {
+            if let Some(bytes) = self.exp.take_answer() {
                 return Ok(Some((bytes, BatchEnd::More)));
             }
             let mut offset = 0;
             while let Some(len) = self.whole_message_at(offset)? {
                 let tag = self.rbuf[offset];
                 let fate = if from_server::is_async(tag) { &Fate::Forward } else { self.exp.front_fate() };
-                if (offset > 0 && *fate != Fate::Forward) || matches!(fate, Fate::Synth(_)) {
+                if (offset > 0 && *fate != Fate::Forward) || matches!(fate, Fate::Answer(_)) {
                     break;
                 }
                 let step = self.exp.on_reply(tag);
@@ -228,7 +232,7 @@ impl ServerConn {
             if offset > 0 {
                 return Ok(Some((self.rbuf.split_to(offset).freeze(), BatchEnd::More)));
             }
-            if !matches!(self.exp.front_fate(), Fate::Synth(_)) {
+            if !matches!(self.exp.front_fate(), Fate::Answer(_)) {
                 return Ok(None);
             }
         }
@@ -246,7 +250,7 @@ impl ServerConn {
         let body = &self.rbuf[offset + 5..offset + len];
         match tag {
             from_server::READY_FOR_QUERY => self.status = from_server::ready_status(body).unwrap_or(b'E'),
-            from_server::PARAMETER_STATUS => self.params_changed |= record_param(&mut self.params, body),
+            from_server::PARAMETER_STATUS => self.params_changed |= record_param(&mut self.params.reported, body),
             from_server::ERROR_RESPONSE => self.errors += 1,
             _ => {}
         }
@@ -267,21 +271,50 @@ impl ServerConn {
         }
     }
 
-    /// Sends whole client messages as they are, expecting their replies; `unsynced` says whether
-    /// they leave an extended-protocol pipeline open (`None`: unchanged).
-    pub async fn send(&mut self, bytes: &[u8], unsynced: Option<bool>) -> Result<(), ServerError> {
+    /// Sends whole client messages as they are, expecting their replies; `pipeline` says what
+    /// they leave of an extended-protocol pipeline.
+    pub async fn send(&mut self, bytes: &[u8], pipeline: Pipeline) -> Result<(), ServerError> {
         for (tag, body) in messages(bytes) {
             self.exp.push_client(tag, body);
         }
-        self.send_raw(bytes, unsynced).await
+        self.send_raw(bytes, pipeline).await
     }
 
-    /// Sends bytes whose expectations the caller already queued (a rewritten request).
-    pub async fn send_raw(&mut self, bytes: &[u8], unsynced: Option<bool>) -> Result<(), ServerError> {
-        if let Some(u) = unsynced {
-            self.unsynced = u;
+    /// Sends a rewritten request and expects what it owes.
+    pub async fn send_outgoing(&mut self, out: Outgoing, pipeline: Pipeline) -> Result<(), ServerError> {
+        for owed in out.owed {
+            match owed {
+                Owed::Client { tag, first } => self.exp.push_client(tag, &[first]),
+                Owed::Own { kind, fate, prepares } => self.exp.push(kind, fate, prepares),
+            }
+        }
+        self.send_raw(&out.bytes, pipeline).await
+    }
+
+    async fn send_raw(&mut self, bytes: &[u8], pipeline: Pipeline) -> Result<(), ServerError> {
+        match pipeline {
+            Pipeline::Open => self.unsynced = true,
+            Pipeline::Closed => self.unsynced = false,
+            Pipeline::Unchanged => {}
         }
         self.write(bytes).await
+    }
+
+    /// Whether statement `id` is prepared here (and now the most recently used).
+    pub fn has_statement(&mut self, id: u64) -> bool {
+        self.prepared.get(&id).is_some()
+    }
+
+    /// Records statement `id` as prepared here (before its reply: a pipelined request must not
+    /// prepare it twice; a failed Parse takes it back). Returns the statement the LRU evicted,
+    /// which the caller must close.
+    pub fn add_statement(&mut self, id: u64) -> Option<u64> {
+        self.prepared.push(id, ()).map(|(old, ())| old).filter(|old| *old != id)
+    }
+
+    /// Forgets every statement prepared here: DISCARD ALL dropped them on the server.
+    pub fn forget_statements(&mut self) {
+        self.prepared.clear();
     }
 
     /// Ends an open extended-protocol pipeline with a Sync of pgsplit's own, whose ReadyForQuery
@@ -314,7 +347,7 @@ impl ServerConn {
         debug_assert!(self.exp.is_empty(), "internal statement while replies are owed");
         let mut msg = BytesMut::new();
         build::query(&mut msg, sql);
-        self.send(&msg, None).await?;
+        self.send(&msg, Pipeline::Closed).await?;
         let mut error: Option<(String, String)> = None;
         while !self.exp.is_empty() {
             self.read_more().await?;
@@ -327,7 +360,9 @@ impl ServerConn {
                         self.exp.on_reply(frame.tag);
                         self.status = from_server::ready_status(body).unwrap_or(b'E');
                     }
-                    from_server::PARAMETER_STATUS => self.params_changed |= record_param(&mut self.params, body),
+                    from_server::PARAMETER_STATUS => {
+                        self.params_changed |= record_param(&mut self.params.reported, body)
+                    }
                     from_server::ERROR_RESPONSE if error.is_none() => {
                         let field = |f| {
                             String::from_utf8_lossy(from_server::error_field(body, f).unwrap_or_default()).into_owned()

@@ -37,7 +37,7 @@ pub enum Fate {
     /// why its statement cannot run.
     Swallow,
     /// The message was never sent; pgsplit answers with these bytes when its turn comes.
-    Synth(Bytes),
+    Answer(Bytes),
 }
 
 /// ParseComplete and CloseComplete, for dropped Parse and Close messages.
@@ -117,19 +117,19 @@ impl Expectations {
         self.q.front().is_some_and(|e| e.kind == Kind::Probe)
     }
 
-    /// Whether the next server message will be swallowed (`Some(true)`), forwarded, or whether a
-    /// synthesized reply is due first (`None`).
+    /// What becomes of the next server message: forwarded, swallowed, or neither because
+    /// pgsplit's own answer to a dropped client message is due first.
     pub fn front_fate(&self) -> &Fate {
         self.q.front().map_or(&Fate::Forward, |e| &e.fate)
     }
 
-    /// Pops a synthesized reply due now.
-    pub fn take_synth(&mut self) -> Option<Bytes> {
-        if !matches!(self.q.front()?.fate, Fate::Synth(_)) {
+    /// Pops pgsplit's own answer, if one is due now.
+    pub fn take_answer(&mut self) -> Option<Bytes> {
+        if !matches!(self.q.front()?.fate, Fate::Answer(_)) {
             return None;
         }
         match self.q.pop_front()?.fate {
-            Fate::Synth(bytes) => Some(bytes),
+            Fate::Answer(bytes) => Some(bytes),
             _ => None,
         }
     }

@@ -6,9 +6,12 @@ pub mod connect;
 pub mod counters;
 pub mod expect;
 pub mod list;
+pub mod outgoing;
+pub mod params;
 
 pub use conn::{BackendKey, ServerConn};
 pub use connect::{connect, ServerLogin};
+pub use outgoing::Outgoing;
 
 /// What went wrong with a server connection.
 #[derive(Debug, thiserror::Error)]

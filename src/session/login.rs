@@ -43,7 +43,7 @@ impl Session {
             (Some(initial), PoolMode::Transaction) => initial,
             _ => match pool.checkout().await {
                 Ok(server) => {
-                    let initial = Arc::new(server.initial_params.clone());
+                    let initial = Arc::new(server.login_params().clone());
                     held = Some(server);
                     initial
                 }
@@ -64,8 +64,8 @@ impl Session {
         if mode == PoolMode::Transaction {
             held = None;
         } else if let Some(server) = held.as_mut() {
-            server.needs_reset = true;
-            cancel.set_target(Some(CancelTarget { addr: server.addr.clone(), key: server.key }));
+            server.set_needs_reset(true);
+            cancel.set_target(Some(CancelTarget { addr: server.addr().clone(), key: server.key() }));
         }
         if let Err(e) = client.send(&out).await {
             return Err((client, e.into()));

@@ -11,6 +11,7 @@ use crate::classify::{Pin, SessionChange};
 use crate::config::{DatabaseSettings, Pinning, PoolMode, UserSettings};
 use crate::pool::Checkout;
 use crate::protocol::build::{self, Severity};
+use crate::protocol::from_client::Pipeline;
 use crate::protocol::sqlstate;
 use crate::route::{Reason, Route};
 use crate::state::cancel::{CancelHandle, CancelTarget};
@@ -19,6 +20,7 @@ use crate::state::Shared;
 use crate::stream::Stream;
 use dispatch::{Nodes, Who};
 use params::ClientParams;
+
 use prepared::{Deallocate, Prepared};
 use request::{Batch, Summary, Taken};
 use routing::{Inspection, RoutingState};
@@ -141,7 +143,7 @@ impl Session {
 
     /// Whether the held connection is outside a transaction (a pinned session between requests).
     fn held_is_idle(&self) -> bool {
-        self.held.as_ref().is_some_and(|s| s.status == b'I' && s.settled())
+        self.held.as_ref().is_some_and(|s| s.status() == b'I' && s.settled())
     }
 
     /// Forwards what a held connection sent between requests.
@@ -180,7 +182,7 @@ impl Session {
     /// pgsplit's names, shared with other clients. `true` when the request was answered.
     async fn deallocate(&mut self, batch: &Batch) -> Result<bool, ClientError> {
         let Some(target) = deallocate_target(&batch.bytes) else { return Ok(false) };
-        let status = self.held.as_ref().map_or(b'I', |s| s.status);
+        let status = self.held.as_ref().map_or(b'I', |s| s.status());
         let tag = match &target {
             // SQL-level statements (a pinned client) live on the server: it must drop them too.
             Deallocate::All if !self.pins.is_empty() => return Ok(false),
@@ -253,7 +255,7 @@ impl Session {
         };
         self.sync_params(&mut server).await?;
         if was_idle {
-            self.errors_base = server.errors;
+            self.errors_base = server.errors();
         }
         self.note_session_changes(&found);
         if found.writes() {
@@ -261,21 +263,21 @@ impl Session {
         }
         if found.discards_all() {
             self.prepared.clear();
-            server.prepared.clear();
+            server.forget_statements();
             self.pins.clear();
-            server.needs_reset = self.mode == PoolMode::Session;
+            server.set_needs_reset(self.mode == PoolMode::Session);
         }
         if !self.pins.is_empty() {
-            server.needs_reset = true;
+            server.set_needs_reset(true);
         }
-        self.send_request(&mut server, &batch.bytes, batch.summary.unsynced).await?;
+        self.send_request(&mut server, &batch.bytes, batch.summary.pipeline).await?;
         if dispatch::wants_probe(&self.nodes, &self.routing, &found, route, was_idle) {
             server.send_lsn_probe().await?;
             self.routing.probe_sent();
         }
         // Holding replies back is only possible when the client waits for a ReadyForQuery, not
         // after a Flush, where it waits for the replies themselves.
-        let ends_in_sync = batch.summary.readies > 0 && batch.summary.unsynced != Some(true);
+        let ends_in_sync = batch.summary.readies > 0 && batch.summary.pipeline != Pipeline::Open;
         let guarded = was_idle && route != Route::Primary && ends_in_sync;
         if self.relay(server, route, guarded).await? == Relayed::Misrouted {
             self.retry_on_primary(&batch, &found).await?;
@@ -290,10 +292,10 @@ impl Session {
         tracing::warn!(statement = %misroute::fingerprint(&sql), "a replica refused a statement as a write; running it on the primary");
         self.ctx.decisions.count(Route::Primary, Reason::Write);
         let (mut server, _) = dispatch::checkout(&self.ctx, &self.nodes, Route::Primary).await?;
-        self.cancel.set_target(Some(CancelTarget { addr: server.addr.clone(), key: server.key }));
+        self.cancel.set_target(Some(CancelTarget { addr: server.addr().clone(), key: server.key() }));
         self.sync_params(&mut server).await?;
         self.routing.wrote();
-        self.send_request(&mut server, &batch.bytes, batch.summary.unsynced).await?;
+        self.send_request(&mut server, &batch.bytes, batch.summary.pipeline).await?;
         let copies = found.statements.iter().any(|c| c.kind == crate::classify::StatementKind::Copy);
         if self.nodes.config.policy.settings.read_your_writes && !found.has_transaction_control() && !copies {
             server.send_lsn_probe().await?;
@@ -307,14 +309,14 @@ impl Session {
         &mut self,
         server: &mut Checkout,
         bytes: &[u8],
-        unsynced: Option<bool>,
+        pipeline: Pipeline,
     ) -> Result<(), ClientError> {
         tracing::trace!(tags = %crate::protocol::frame::tags(bytes), "to server");
         if Prepared::touches_named(bytes) {
             let out = self.prepared.rewrite(&self.ctx.statements, bytes, server);
-            server.send_raw(&out, unsynced).await?;
+            server.send_outgoing(out, pipeline).await?;
         } else {
-            server.send(bytes, unsynced).await?;
+            server.send(bytes, pipeline).await?;
         }
         Ok(())
     }
@@ -353,11 +355,11 @@ impl Session {
             return checkout;
         };
         self.slot.set_state(ClientState::Active);
-        self.slot.set_server(Some(server.addr.clone()));
+        self.slot.set_server(Some(server.addr().clone()));
         if self.mode == PoolMode::Session {
-            server.needs_reset = true;
+            server.set_needs_reset(true);
         }
-        self.cancel.set_target(Some(CancelTarget { addr: server.addr.clone(), key: server.key }));
+        self.cancel.set_target(Some(CancelTarget { addr: server.addr().clone(), key: server.key() }));
         Ok((server, route))
     }
 
@@ -372,26 +374,25 @@ impl Session {
 
     /// Brings the connection to this client's parameters, unless it already carries them.
     async fn sync_params(&mut self, server: &mut Checkout) -> Result<(), ClientError> {
-        let me = Some((self.id, self.params.version));
-        if server.params_owner == me {
+        let me = (self.id, self.params.version);
+        if server.carries(me) {
             return Ok(());
         }
-        if let Some(sql) = self.params.sync_sql(server) {
+        if let Some(sql) = params::diff(self.params.expected(), server.params()) {
             server.run_internal(&sql).await?;
         }
-        self.params.mark_applied(server);
-        if server.params_changed {
+        server.set_unreported(self.params.expected().unreported.clone());
+        if server.take_params_changed() {
             // The server's spelling of what the client asked for ("ISO" reads back "ISO, MDY").
             self.tell_changes(server).await?;
         }
-        server.params_owner = Some((self.id, self.params.version));
+        server.set_owner((self.id, self.params.version));
         Ok(())
     }
 
     /// Adopts the connection's parameter values and reports the changed ones to the client.
     async fn tell_changes(&mut self, server: &mut Checkout) -> Result<(), ClientError> {
-        server.params_changed = false;
-        let changed = self.params.adopt_changes(&server.params);
+        let changed = self.params.adopt_changes(&server.params().reported);
         if !changed.is_empty() {
             let mut out = BytesMut::new();
             for (name, value) in &changed {
@@ -415,16 +416,16 @@ impl Session {
 
     /// Applies the session changes of a transaction that just ended, if it ended well.
     fn settle_session_changes(&mut self, server: &mut Checkout) {
-        match server.status {
+        match server.status() {
             b'E' => self.tx_undone = true,
             b'I' => {
-                if !self.pending_sets.is_empty() && !self.tx_undone && server.errors == self.errors_base {
+                if !self.pending_sets.is_empty() && !self.tx_undone && server.errors() == self.errors_base {
                     for change in std::mem::take(&mut self.pending_sets) {
                         self.params.apply(&change);
                     }
-                    self.params.mark_applied(server);
+                    server.set_unreported(self.params.expected().unreported.clone());
                 }
-                if !self.tx_undone && server.errors == self.errors_base {
+                if !self.tx_undone && server.errors() == self.errors_base {
                     let released = std::mem::take(&mut self.pending_unpins);
                     self.pins.retain(|p| !released.contains(p));
                 }
@@ -440,17 +441,16 @@ impl Session {
     /// the next client gets it sooner), or keeps it while a transaction is open or in session mode.
     fn end_request(&mut self, mut server: Checkout) {
         self.settle_session_changes(&mut server);
-        if server.status == b'I' {
+        if server.status() == b'I' {
             self.routing.tx_wrote = false;
         }
-        if server.params_changed {
+        if server.take_params_changed() {
             // The client saw these ParameterStatus messages go by; only remember them.
-            self.params.adopt_changes(&server.params);
-            server.params_changed = false;
+            self.params.adopt_changes(&server.params().reported);
         }
-        server.params_owner = Some((self.id, self.params.version));
+        server.set_owner((self.id, self.params.version));
         // A connection a pin just left still owes a DISCARD ALL: the checkout guard runs it.
-        let releasable = server.status == b'I' && server.is_resettable();
+        let releasable = server.status() == b'I' && server.is_resettable();
         if self.mode == PoolMode::Transaction && self.pins.is_empty() && releasable {
             self.cancel.set_target(None);
             self.slot.set_state(ClientState::Idle);

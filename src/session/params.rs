@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use crate::classify::{DiscardKind, SessionChange};
 use crate::protocol::startup::StartupMessage;
-use crate::server::ServerConn;
+use crate::server::params::ParamSet;
 
 /// Reported parameters a client cannot set; never compared or replayed.
 const READ_ONLY: &[&str] = &[
@@ -25,10 +25,7 @@ const NOT_PARAMS: &[&str] = &["user", "database", "options", "replication"];
 /// A client's expected parameters.
 #[derive(Debug, Default)]
 pub struct ClientParams {
-    /// Reported parameters, by the name the server reports them under.
-    reported: BTreeMap<String, String>,
-    /// Parameters the server does not report, as the client asked for them.
-    unreported: BTreeMap<String, String>,
+    set: ParamSet,
     /// Bumped on every change, to skip comparing when a connection last served this same state.
     pub version: u64,
 }
@@ -48,14 +45,15 @@ impl ClientParams {
     /// overlaid with what the client asked for. Values are the client's own spelling until the
     /// first server connection normalises them (see [`ClientParams::adopt_changes`]).
     pub fn at_login(initial: &BTreeMap<String, String>, requested: &[(String, String)]) -> Self {
-        let mut params = ClientParams { reported: initial.clone(), ..Default::default() };
+        let mut params = ClientParams::default();
+        params.set.reported = initial.clone();
         for (name, value) in requested {
             match initial.keys().find(|k| k.eq_ignore_ascii_case(name)) {
                 Some(key) => {
-                    params.reported.insert(key.clone(), value.clone());
+                    params.set.reported.insert(key.clone(), value.clone());
                 }
                 None => {
-                    params.unreported.insert(name.to_ascii_lowercase(), value.clone());
+                    params.set.unreported.insert(name.to_ascii_lowercase(), value.clone());
                 }
             }
         }
@@ -68,11 +66,11 @@ impl ClientParams {
     pub fn adopt_changes(&mut self, params: &BTreeMap<String, String>) -> Vec<(String, String)> {
         let changed: Vec<(String, String)> = params
             .iter()
-            .filter(|(k, v)| self.reported.get(*k) != Some(*v))
+            .filter(|(k, v)| self.set.reported.get(*k) != Some(*v))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         for (k, v) in &changed {
-            self.reported.insert(k.clone(), v.clone());
+            self.set.reported.insert(k.clone(), v.clone());
         }
         self.version += 1;
         changed
@@ -80,51 +78,52 @@ impl ClientParams {
 
     /// The reported parameters, for the ParameterStatus messages at login.
     pub fn reported(&self) -> &BTreeMap<String, String> {
-        &self.reported
+        &self.set.reported
     }
 
-    /// SETs and RESETs that bring `server` to this client's parameters, or `None` if it has them.
-    pub fn sync_sql(&self, server: &ServerConn) -> Option<String> {
-        let mut stmts = Vec::new();
-        for (name, value) in &self.reported {
-            if server.params.get(name) != Some(value) && !READ_ONLY.contains(&name.as_str()) {
-                stmts.extend(set_stmt(name, value));
-            }
-        }
-        for (name, value) in &self.unreported {
-            if server.applied.get(name) != Some(value) {
-                stmts.extend(config_stmt(name, value));
-            }
-        }
-        for name in server.applied.keys().filter(|k| !self.unreported.contains_key(*k)) {
-            if is_plain_name(name) {
-                stmts.push(format!("RESET \"{name}\""));
-            }
-        }
-        join(stmts)
+    /// The parameters the client expects.
+    pub fn expected(&self) -> &ParamSet {
+        &self.set
     }
 
     /// Takes a session change that ran (outside a transaction, or in one that committed).
     /// Reported parameters are left to ParameterStatus, which already carried them.
     pub fn apply(&mut self, change: &SessionChange) {
-        let reported = |name: &str| self.reported.keys().any(|k| k.eq_ignore_ascii_case(name));
+        let reported = |name: &str| self.set.reported.keys().any(|k| k.eq_ignore_ascii_case(name));
         match change {
             SessionChange::Set { name, value, local: false } if !reported(name) => {
-                self.unreported.insert(name.to_ascii_lowercase(), value.clone());
+                self.set.unreported.insert(name.to_ascii_lowercase(), value.clone());
             }
             SessionChange::Reset { name } => {
-                self.unreported.remove(&name.to_ascii_lowercase());
+                self.set.unreported.remove(&name.to_ascii_lowercase());
             }
-            SessionChange::ResetAll | SessionChange::Discard(DiscardKind::All) => self.unreported.clear(),
+            SessionChange::ResetAll | SessionChange::Discard(DiscardKind::All) => self.set.unreported.clear(),
             _ => return,
         }
         self.version += 1;
     }
+}
 
-    /// Records on `server` the unreported values just applied for this client.
-    pub fn mark_applied(&self, server: &mut ServerConn) {
-        server.applied = self.unreported.clone();
+/// The SETs and RESETs that bring a connection carrying `have` to `want`, or `None` if it
+/// already carries them.
+pub fn diff(want: &ParamSet, have: &ParamSet) -> Option<String> {
+    let mut stmts = Vec::new();
+    for (name, value) in &want.reported {
+        if have.reported.get(name) != Some(value) && !READ_ONLY.contains(&name.as_str()) {
+            stmts.extend(set_stmt(name, value));
+        }
     }
+    for (name, value) in &want.unreported {
+        if have.unreported.get(name) != Some(value) {
+            stmts.extend(config_stmt(name, value));
+        }
+    }
+    for name in have.unreported.keys().filter(|k| !want.unreported.contains_key(*k)) {
+        if is_plain_name(name) {
+            stmts.push(format!("RESET \"{name}\""));
+        }
+    }
+    join(stmts)
 }
 
 fn join(stmts: Vec<String>) -> Option<String> {
@@ -212,6 +211,21 @@ mod tests {
                 ("x".into(), "with space".into()),
             ]
         );
+    }
+
+    #[test]
+    fn diff_sets_only_what_differs_and_resets_what_the_client_no_longer_has() {
+        let map = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let have = ParamSet {
+            reported: map(&[("TimeZone", "UTC"), ("server_version", "15")]),
+            unreported: map(&[("work_mem", "4MB"), ("search_path", "a")]),
+        };
+        assert_eq!(diff(&have, &have), None);
+        let want = ParamSet {
+            reported: map(&[("TimeZone", "Europe/Paris"), ("server_version", "16")]),
+            unreported: map(&[("search_path", "a")]),
+        };
+        assert_eq!(diff(&want, &have).as_deref(), Some("SET \"timezone\" = 'Europe/Paris'; RESET \"work_mem\""));
     }
 
     #[test]

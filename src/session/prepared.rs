@@ -8,14 +8,15 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 
 use crate::protocol::build::{self, Severity};
 use crate::protocol::frame::{messages, whole_messages};
 use crate::protocol::from_client as c;
 use crate::protocol::sqlstate;
-use crate::server::expect::{Fate, Kind, CLOSE_COMPLETE, PARSE_COMPLETE};
-use crate::server::ServerConn;
+use crate::server::expect::{Kind, CLOSE_COMPLETE, PARSE_COMPLETE};
+use crate::server::outgoing::put_message;
+use crate::server::{Outgoing, ServerConn};
 use crate::state::statements::StatementIds;
 
 /// One of the client's named statements.
@@ -53,9 +54,9 @@ impl Prepared {
         self.by_name.clear();
     }
 
-    /// Rewrites a request for `server`, queueing the expectations of what it sends.
-    pub fn rewrite(&mut self, registry: &StatementIds, batch: &[u8], server: &mut ServerConn) -> BytesMut {
-        let mut out = BytesMut::with_capacity(batch.len() + 64);
+    /// Rewrites a request for `server`: the bytes to send and the replies they owe.
+    pub fn rewrite(&mut self, registry: &StatementIds, batch: &[u8], server: &mut ServerConn) -> Outgoing {
+        let mut out = Outgoing::with_capacity(batch.len() + 64);
         let mut skipping = false;
         for whole in whole_messages(batch) {
             let (tag, body) = (whole[0], &whole[5..]);
@@ -67,56 +68,46 @@ impl Prepared {
                 c::PARSE if body.first().is_some_and(|&b| b != 0) => {
                     skipping = !self.parse(registry, body, server, &mut out)
                 }
-                c::BIND => self.bind(registry, body, whole, server, &mut out),
+                c::BIND => self.bind(registry, body, server, &mut out),
                 c::DESCRIBE | c::CLOSE if c::target(body).is_some_and(|(k, n)| k == b'S' && !n.is_empty()) => {
-                    self.statement_target(registry, (tag, body, whole), server, &mut out)
+                    self.statement_target(registry, tag, body, server, &mut out)
                 }
-                _ => {
-                    server.exp.push_client(tag, body);
-                    out.put_slice(whole);
-                }
+                _ => out.forward(tag, body),
             }
         }
         out
     }
 
     /// A named Parse; `false` when it is refused (the name is taken) and the server would skip to Sync.
-    fn parse(&mut self, registry: &StatementIds, body: &[u8], server: &mut ServerConn, out: &mut BytesMut) -> bool {
-        let Some((name, _)) = c::parse_message(body) else { return forward_raw(c::PARSE, body, server, out) };
+    fn parse(&mut self, registry: &StatementIds, body: &[u8], server: &mut ServerConn, out: &mut Outgoing) -> bool {
+        let Some((name, _)) = c::parse_message(body) else {
+            out.forward(c::PARSE, body);
+            return true;
+        };
         if self.by_name.contains_key(name) {
             let mut err = BytesMut::new();
             let message = format!("prepared statement \"{}\" already exists", String::from_utf8_lossy(name));
             build::error(&mut err, Severity::Error, sqlstate::DUPLICATE_PREPARED_STATEMENT, &message, None);
-            server.exp.push(Kind::Parse, Fate::Synth(err.freeze()), None);
+            out.answer(Kind::Parse, err.freeze());
             return false;
         }
         let rest = &body[name.len() + 1..];
         let id = registry.id_for(rest);
         let parse = parse_message(&server_name(id), rest);
         self.by_name.insert(name.into(), Arc::new(Statement { id, parse: parse.clone() }));
-        if server.prepared.get(&id).is_some() {
-            server.exp.push(Kind::Parse, Fate::Synth(Bytes::from_static(PARSE_COMPLETE)), None);
+        if server.has_statement(id) {
+            out.answer(Kind::Parse, Bytes::from_static(PARSE_COMPLETE));
         } else {
-            put_prepared(registry, server, id, out);
-            server.exp.push(Kind::Parse, Fate::Forward, Some(id));
-            out.put_slice(&parse);
+            add_statement(registry, server, id, out);
+            out.forward_parse(&parse, id);
         }
         true
     }
 
-    fn bind(
-        &mut self,
-        registry: &StatementIds,
-        body: &[u8],
-        whole: &[u8],
-        server: &mut ServerConn,
-        out: &mut BytesMut,
-    ) {
+    fn bind(&mut self, registry: &StatementIds, body: &[u8], server: &mut ServerConn, out: &mut Outgoing) {
         let name = c::bind_statement(body).unwrap_or_default();
         let Some(stmt) = self.by_name.get(name).filter(|_| !name.is_empty()).cloned() else {
-            server.exp.push_client(c::BIND, body);
-            out.put_slice(whole);
-            return;
+            return out.forward(c::BIND, body);
         };
         ensure_prepared(registry, &stmt, server, out);
         let portal_len = body.iter().position(|&b| b == 0).unwrap_or(0);
@@ -126,67 +117,56 @@ impl Prepared {
         new_body.extend_from_slice(server_name(stmt.id).as_bytes());
         new_body.push(0);
         new_body.extend_from_slice(after);
-        server.exp.push_client(c::BIND, &new_body);
-        put_message(out, c::BIND, &new_body);
+        out.forward(c::BIND, &new_body);
     }
 
-    /// Describe or Close of a named statement; `message` is (tag, body, whole message).
+    /// Describe or Close of a named statement.
     fn statement_target(
         &mut self,
         registry: &StatementIds,
-        (tag, body, whole): (u8, &[u8], &[u8]),
+        tag: u8,
+        body: &[u8],
         server: &mut ServerConn,
-        out: &mut BytesMut,
+        out: &mut Outgoing,
     ) {
         let name = c::target(body).map(|(_, n)| n).unwrap_or_default();
         if tag == c::CLOSE {
             // The server copy stays for other clients; the client's view forgets it now.
             self.by_name.remove(name);
-            server.exp.push(Kind::Close, Fate::Synth(Bytes::from_static(CLOSE_COMPLETE)), None);
-            return;
+            return out.answer(Kind::Close, Bytes::from_static(CLOSE_COMPLETE));
         }
-        let Some(stmt) = self.by_name.get(name).cloned() else {
-            server.exp.push_client(tag, body);
-            out.put_slice(whole);
-            return;
-        };
+        let Some(stmt) = self.by_name.get(name).cloned() else { return out.forward(tag, body) };
         ensure_prepared(registry, &stmt, server, out);
-        let mut new_body = vec![b'S'];
-        new_body.extend_from_slice(server_name(stmt.id).as_bytes());
-        new_body.push(0);
-        server.exp.push_client(tag, &new_body);
-        put_message(out, tag, &new_body);
+        out.forward(tag, &statement_target(stmt.id));
     }
+}
+
+/// The body of a Describe or Close of server statement `id`: `S name \0`.
+fn statement_target(id: u64) -> Vec<u8> {
+    let mut body = vec![b'S'];
+    body.extend_from_slice(server_name(id).as_bytes());
+    body.push(0);
+    body
 }
 
 /// Prepares `stmt` on the connection first if it lacks it; the reply is swallowed.
-fn ensure_prepared(registry: &StatementIds, stmt: &Statement, server: &mut ServerConn, out: &mut BytesMut) {
-    if server.prepared.get(&stmt.id).is_some() {
+fn ensure_prepared(registry: &StatementIds, stmt: &Statement, server: &mut ServerConn, out: &mut Outgoing) {
+    if server.has_statement(stmt.id) {
         return;
     }
-    put_prepared(registry, server, stmt.id, out);
-    server.exp.push(Kind::Parse, Fate::Swallow, Some(stmt.id));
-    out.put_slice(&stmt.parse);
+    add_statement(registry, server, stmt.id, out);
+    out.inject(Kind::Parse, &stmt.parse, Some(stmt.id));
 }
 
-/// Records `id` as prepared on the connection (before the reply: a pipelined request must not
-/// prepare it twice; a failed Parse takes it back), closing what the LRU evicts.
-fn put_prepared(registry: &StatementIds, server: &mut ServerConn, id: u64, out: &mut BytesMut) {
+/// Records `id` as prepared on the connection and counts it; closes what the LRU evicts.
+fn add_statement(registry: &StatementIds, server: &mut ServerConn, id: u64, out: &mut Outgoing) {
     registry.count_prepare();
-    if let Some((evicted, ())) = server.prepared.push(id, ()).filter(|(old, _)| *old != id) {
+    if let Some(evicted) = server.add_statement(id) {
         registry.count_eviction();
-        let mut body = vec![b'S'];
-        body.extend_from_slice(server_name(evicted).as_bytes());
-        body.push(0);
-        server.exp.push(Kind::Close, Fate::Swallow, None);
-        put_message(out, c::CLOSE, &body);
+        let mut close = BytesMut::new();
+        put_message(&mut close, c::CLOSE, &statement_target(evicted));
+        out.inject(Kind::Close, &close, None);
     }
-}
-
-fn forward_raw(tag: u8, body: &[u8], server: &mut ServerConn, out: &mut BytesMut) -> bool {
-    server.exp.push_client(tag, body);
-    put_message(out, tag, body);
-    true
 }
 
 /// A Parse message for `name` with the rest of a client's Parse body (text and types).
@@ -198,12 +178,6 @@ fn parse_message(name: &str, rest: &[u8]) -> Bytes {
     let mut out = BytesMut::with_capacity(body.len() + 5);
     put_message(&mut out, c::PARSE, &body);
     out.freeze()
-}
-
-fn put_message(out: &mut BytesMut, tag: u8, body: &[u8]) {
-    out.put_u8(tag);
-    out.put_u32((body.len() + 4) as u32);
-    out.put_slice(body);
 }
 
 /// A `DEALLOCATE` a client sends as SQL.

@@ -66,14 +66,14 @@ impl Session {
                     BatchEnd::Ready => batch,
                     BatchEnd::Probe(lsn) => self.after_probe(lsn),
                 };
-                if end != BatchEnd::More && server.settled() && !server.unsynced {
+                if end != BatchEnd::More && server.settled() && !server.in_pipeline() {
                     self.end_request(server);
                     self.client.send(&batch).await?;
                     return Ok(Relayed::Done);
                 }
                 self.client.send(&batch).await?;
             }
-            if server.settled() && !server.unsynced {
+            if server.settled() && !server.in_pipeline() {
                 // Nothing is owed: the relay ends here, whatever arrived when.
                 for piece in held.take().unwrap_or_default() {
                     self.client.send(&piece).await?;
@@ -133,10 +133,10 @@ impl Session {
         // A simple Query ends a Flush-opened pipeline on the server anyway; a write (asyncpg's
         // COPY after its column lookup) leaves the replica once pgsplit's own Sync closes it.
         // Extended messages after a Flush must stay: the pipeline lives on this connection.
-        if elsewhere && server.unsynced && b.bytes.first() == Some(&b'Q') && b.summary.readies == 1 {
+        if elsewhere && server.in_pipeline() && b.bytes.first() == Some(&b'Q') && b.summary.readies == 1 {
             server.close_pipeline().await?;
         }
-        if (elsewhere || self.needs_own_turn(&b, &found)) && !server.unsynced {
+        if (elsewhere || self.needs_own_turn(&b, &found)) && !server.in_pipeline() {
             let mut back = BytesMut::with_capacity(b.bytes.len() + self.cbuf.len());
             back.extend_from_slice(&b.bytes);
             back.extend_from_slice(&self.cbuf);
@@ -147,7 +147,7 @@ impl Session {
             self.routing.wrote();
         }
         self.note_session_changes(&found);
-        self.send_request(server, &b.bytes, b.summary.unsynced).await?;
+        self.send_request(server, &b.bytes, b.summary.pipeline).await?;
         Ok(Intake::Reading)
     }
 

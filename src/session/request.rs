@@ -4,7 +4,7 @@
 use bytes::{Bytes, BytesMut};
 
 use crate::protocol::frame::{self, FrameError};
-use crate::protocol::from_client;
+use crate::protocol::from_client::{self, Pipeline};
 
 /// A buffered request grows no larger than this before it is sent on, so a client streaming
 /// messages without a Sync cannot make pgsplit buffer without bound.
@@ -15,8 +15,8 @@ pub const MAX_BUFFERED_REQUEST: usize = 256 * 1024;
 pub struct Summary {
     /// ReadyForQuery messages the server will send back.
     pub readies: usize,
-    /// Whether the run leaves an extended-protocol pipeline open (`None`: it says nothing about it).
-    pub unsynced: Option<bool>,
+    /// What the run leaves of an extended-protocol pipeline.
+    pub pipeline: Pipeline,
     /// Messages that ask the server for something besides a Sync or a Flush. A run without any
     /// owes nothing but one ReadyForQuery per Sync: pgsplit can answer it without a server.
     pub work: usize,
@@ -30,9 +30,9 @@ impl Summary {
         }
         if from_client::expects_ready(tag) {
             self.readies += 1;
-            self.unsynced = Some(false);
+            self.pipeline = Pipeline::Closed;
         } else if from_client::opens_pipeline(tag) {
-            self.unsynced = Some(true);
+            self.pipeline = Pipeline::Open;
         }
     }
 }
@@ -107,7 +107,7 @@ mod tests {
         assert!(matches!(take(&mut b, 1024, true).unwrap(), Taken::NeedMore));
         b.extend_from_slice(&buf(b"ES"));
         let Taken::Batch(batch) = take(&mut b, 1024, true).unwrap() else { panic!() };
-        assert_eq!(batch.summary, Summary { readies: 1, unsynced: Some(false), work: 3 });
+        assert_eq!(batch.summary, Summary { readies: 1, pipeline: Pipeline::Closed, work: 3 });
         assert_eq!(batch.bytes.len(), 20);
         assert!(b.is_empty());
     }
@@ -118,14 +118,14 @@ mod tests {
         let Taken::Batch(first) = take(&mut b, 1024, true).unwrap() else { panic!() };
         assert_eq!(first.summary.readies, 1);
         let Taken::Batch(second) = take(&mut b, 1024, true).unwrap() else { panic!() };
-        assert_eq!(second.summary, Summary { readies: 0, unsynced: Some(true), work: 2 });
+        assert_eq!(second.summary, Summary { readies: 0, pipeline: Pipeline::Open, work: 2 });
     }
 
     #[test]
     fn held_server_takes_everything_and_copy_does_not_open_a_pipeline() {
         let mut b = buf(b"ddc");
         let Taken::Batch(batch) = take(&mut b, 1024, false).unwrap() else { panic!() };
-        assert_eq!(batch.summary, Summary { readies: 0, unsynced: None, work: 3 });
+        assert_eq!(batch.summary, Summary { readies: 0, pipeline: Pipeline::Unchanged, work: 3 });
     }
 
     #[test]
@@ -149,8 +149,12 @@ mod tests {
     #[test]
     fn sync_and_flush_are_no_work() {
         let Taken::Batch(b) = take(&mut buf(b"H"), 1024, true).unwrap() else { panic!() };
-        assert_eq!(b.summary, Summary { readies: 0, unsynced: None, work: 0 }, "a Flush opens no pipeline");
+        assert_eq!(
+            b.summary,
+            Summary { readies: 0, pipeline: Pipeline::Unchanged, work: 0 },
+            "a Flush opens no pipeline"
+        );
         let Taken::Batch(b) = take(&mut buf(b"S"), 1024, true).unwrap() else { panic!() };
-        assert_eq!(b.summary, Summary { readies: 1, unsynced: Some(false), work: 0 });
+        assert_eq!(b.summary, Summary { readies: 1, pipeline: Pipeline::Closed, work: 0 });
     }
 }

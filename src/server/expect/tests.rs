@@ -48,12 +48,12 @@ fn injected_parse_is_swallowed_and_records_the_statement() {
 fn error_skips_to_sync_and_drops_pending_synths() {
     let mut e = Expectations::default();
     e.push_client(b'B', b"");
-    e.push(Kind::Parse, Fate::Synth(Bytes::from_static(PARSE_COMPLETE)), None);
+    e.push(Kind::Parse, Fate::Answer(Bytes::from_static(PARSE_COMPLETE)), None);
     e.push_client(b'E', b"");
     e.push_client(b'S', b"");
     let err = e.on_reply(b'E');
     assert!(err.forward);
-    assert_eq!(e.take_synth(), None, "the server skipped past the dropped Parse's turn");
+    assert_eq!(e.take_answer(), None, "the server skipped past the dropped Parse's turn");
     assert!(e.on_reply(b'Z').ready);
     assert!(e.is_empty());
 }
@@ -74,11 +74,11 @@ fn injected_parse_error_reaches_the_client() {
 fn synth_replies_come_out_in_order() {
     let mut e = Expectations::default();
     e.push_client(b'B', b"");
-    e.push(Kind::Close, Fate::Synth(Bytes::from_static(CLOSE_COMPLETE)), None);
+    e.push(Kind::Close, Fate::Answer(Bytes::from_static(CLOSE_COMPLETE)), None);
     e.push_client(b'S', b"");
-    assert_eq!(e.take_synth(), None, "the Bind's reply comes first");
+    assert_eq!(e.take_answer(), None, "the Bind's reply comes first");
     e.on_reply(b'2');
-    assert_eq!(e.take_synth().as_deref(), Some(CLOSE_COMPLETE));
+    assert_eq!(e.take_answer().as_deref(), Some(CLOSE_COMPLETE));
     assert!(e.on_reply(b'Z').ready);
 }
 

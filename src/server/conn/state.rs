@@ -1,0 +1,105 @@
+//! What a connection tracks for pooling and sessions, read and changed through methods so the
+//! fields stay private to the connection: its identity, transaction status, pipeline, the
+//! parameters it carries and for whom, and its place in its pool.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::{BackendKey, ServerConn};
+use crate::server::counters::PoolCounters;
+use crate::server::list::ServerSlot;
+use crate::server::params::ParamSet;
+
+impl ServerConn {
+    /// `host:port` of the node.
+    pub fn addr(&self) -> &Arc<str> {
+        &self.addr
+    }
+
+    /// The server's cancel key for this connection.
+    pub fn key(&self) -> BackendKey {
+        self.key
+    }
+
+    /// The status byte of the last ReadyForQuery: `I`, `T` or `E`.
+    pub fn status(&self) -> u8 {
+        self.status
+    }
+
+    /// Extended-protocol messages were sent after the last Sync: the client's pipeline is open.
+    pub fn in_pipeline(&self) -> bool {
+        self.unsynced
+    }
+
+    /// ErrorResponses forwarded so far, so a session can tell whether its SETs took effect.
+    pub fn errors(&self) -> u64 {
+        self.errors
+    }
+
+    /// Whether the session that held the connection left it needing a DISCARD ALL.
+    pub fn needs_reset(&self) -> bool {
+        self.needs_reset
+    }
+
+    /// The session holding the connection leaves it needing a DISCARD ALL before reuse (or not,
+    /// once it ran one itself).
+    pub fn set_needs_reset(&mut self, needed: bool) {
+        self.needs_reset = needed;
+    }
+
+    /// What a DISCARD ALL leaves: no unreported parameters, no prepared statements, no owner.
+    pub(crate) fn discarded_all(&mut self) {
+        self.params.unreported.clear();
+        self.prepared.clear();
+        self.params_owner = None;
+        self.needs_reset = false;
+    }
+
+    /// The session parameters the connection carries.
+    pub fn params(&self) -> &ParamSet {
+        &self.params
+    }
+
+    /// The reported parameters as they were right after login.
+    pub fn login_params(&self) -> &BTreeMap<String, String> {
+        &self.initial_params
+    }
+
+    /// Records the unreported parameters just set on the connection for a client.
+    pub fn set_unreported(&mut self, unreported: BTreeMap<String, String>) {
+        self.params.unreported = unreported;
+    }
+
+    /// Whether a ParameterStatus arrived since the last call.
+    pub fn take_params_changed(&mut self) -> bool {
+        std::mem::take(&mut self.params_changed)
+    }
+
+    /// Whether the connection carries the parameters of client `owner` (id, parameter version).
+    pub fn carries(&self, owner: (u64, u64)) -> bool {
+        self.params_owner == Some(owner)
+    }
+
+    /// Notes whose parameters the connection now carries.
+    pub fn set_owner(&mut self, owner: (u64, u64)) {
+        self.params_owner = Some(owner);
+    }
+
+    /// Ties the connection to its pool: its counters and its entry on the pool's list.
+    pub(crate) fn join_pool(&mut self, counters: Arc<PoolCounters>, slot: ServerSlot) {
+        self.counters = counters;
+        self.slot = Some(slot);
+    }
+
+    /// Whether the connection is older than `max_lifetime` or was idle longer than `idle_timeout`.
+    pub(crate) fn expired(&self, max_lifetime: Duration, idle_timeout: Duration) -> bool {
+        self.broken || self.created.elapsed() >= max_lifetime || self.last_used.elapsed() >= idle_timeout
+    }
+
+    /// Notes that the connection goes back to the pool now; `false` if it lived past `max_lifetime`.
+    pub(crate) fn back_in_pool(&mut self, max_lifetime: Duration) -> bool {
+        self.last_used = Instant::now();
+        self.created.elapsed() < max_lifetime
+    }
+}
