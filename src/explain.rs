@@ -28,9 +28,9 @@ pub fn explain(settings: &Settings, sql: &str, who: &Context) -> Result<String, 
     let write_functions = settings.routing.write_functions.iter().cloned().collect();
     let classifier = Classifier::new(ClassifierSettings { cache_size: 0, write_functions });
     let class = classifier.classify(sql);
-    let found = Inspection { statements: vec![class.clone()], opaque: false, first_text: Some(sql.to_string()) };
+    let inspection = Inspection { statements: vec![class.clone()], opaque: false, first_text: Some(sql.to_string()) };
     let state = RoutingState::default();
-    let request_class = state.class_of(&found);
+    let request_class = state.class_of(&inspection);
     let rule = RuleContext {
         database: who.database,
         user: who.user,
@@ -40,7 +40,7 @@ pub fn explain(settings: &Settings, sql: &str, who: &Context) -> Result<String, 
         functions: &class.functions,
         sql,
     };
-    let request = Request { class: request_class, hint: state.hint(&found), min_lsn: class.hints.min_lsn, rule };
+    let request = Request { class: request_class, hint: state.hint(&inspection), min_lsn: class.hints.min_lsn, rule };
     let topology = healthy(db.replicas.iter().map(|r| (r.addr.as_str(), r.weight)).collect());
     let decision = route::decide(&request, &policy, &topology, &|_| 0, true);
     let mut out = String::new();

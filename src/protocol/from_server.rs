@@ -3,6 +3,8 @@
 
 /// ReadyForQuery: the end of a request; its status byte says whether a transaction is open.
 pub const READY_FOR_QUERY: u8 = b'Z';
+/// A whole ReadyForQuery: tag, length 5, status.
+pub const READY_FOR_QUERY_LEN: usize = 6;
 pub const ERROR_RESPONSE: u8 = b'E';
 pub const NOTICE_RESPONSE: u8 = b'N';
 pub const NOTIFICATION_RESPONSE: u8 = b'A';

@@ -49,7 +49,7 @@ pub struct BackendKey {
 /// One server connection between checkouts and during one.
 pub struct ServerConn {
     stream: Stream,
-    rbuf: BytesMut,
+    read_buf: BytesMut,
     /// `host:port` of the node.
     addr: Arc<str>,
     key: BackendKey,
@@ -67,7 +67,7 @@ pub struct ServerConn {
     /// The status byte of the last ReadyForQuery.
     status: u8,
     /// Replies the server still owes, in order, and what becomes of them.
-    exp: Expectations,
+    owed: Expectations,
     /// pgsplit's statements prepared on this connection, by id, least recently used first out.
     prepared: LruCache<u64, ()>,
     /// The LSN the probe's row carried, until its ReadyForQuery.
@@ -105,7 +105,7 @@ impl ServerConn {
         let now = Instant::now();
         ServerConn {
             stream,
-            rbuf: BytesMut::with_capacity(READ_RESERVE * 2),
+            read_buf: BytesMut::with_capacity(READ_RESERVE * 2),
             addr,
             key,
             initial_params: params.clone(),
@@ -115,7 +115,7 @@ impl ServerConn {
             created: now,
             last_used: now,
             status: b'I',
-            exp: Expectations::default(),
+            owed: Expectations::default(),
             prepared: LruCache::new(NonZeroUsize::new(PREPARED_PER_CONNECTION).expect("non-zero")),
             probe_lsn: None,
             unsynced: false,
@@ -130,12 +130,12 @@ impl ServerConn {
 
     /// Idle outside a transaction with nothing owed: safe to hand to another client.
     pub fn is_clean(&self) -> bool {
-        !self.broken && self.exp.is_empty() && !self.unsynced && self.status == b'I' && !self.needs_reset
+        !self.broken && self.owed.is_empty() && !self.unsynced && self.status == b'I' && !self.needs_reset
     }
 
     /// Nothing is owed, so a ROLLBACK or DISCARD ALL can bring the connection back to clean.
     pub fn is_resettable(&self) -> bool {
-        !self.broken && self.exp.is_empty() && !self.unsynced
+        !self.broken && self.owed.is_empty() && !self.unsynced
     }
 
     /// Whether the connection is encrypted.
@@ -145,30 +145,30 @@ impl ServerConn {
 
     /// Nothing is owed to anyone.
     pub fn settled(&self) -> bool {
-        self.exp.is_empty()
+        self.owed.is_empty()
     }
 
     /// The server waits for the client: an extended-protocol pipeline is open, or a COPY the
     /// client feeds is under way. What the client already sent must reach it without a new read.
     pub fn awaits_client(&self) -> bool {
-        self.unsynced || self.exp.copy_in()
+        self.unsynced || self.owed.copy_in()
     }
 
     /// The next replies owed are the LSN probe's.
     pub fn probe_next(&self) -> bool {
-        self.exp.probe_next()
+        self.owed.probe_next()
     }
 
     /// Whether an idle connection still looks usable: no EOF and no unsolicited output (a FATAL
     /// from a terminated backend, or stray notifications) waiting on the socket. Never blocks.
     pub fn is_alive(&mut self) -> bool {
-        !self.broken && self.rbuf.is_empty() && self.stream.is_idle_and_open()
+        !self.broken && self.read_buf.is_empty() && self.stream.is_idle_and_open()
     }
 
     /// Reads more bytes from the server. Cancel-safe: usable as a `select!` branch.
     pub async fn read_more(&mut self) -> Result<(), ServerError> {
-        self.rbuf.reserve(READ_RESERVE);
-        match self.stream.read_buf(&mut self.rbuf).await {
+        self.read_buf.reserve(READ_RESERVE);
+        match self.stream.read_buf(&mut self.read_buf).await {
             Ok(0) => {
                 self.broken = true;
                 Err(ServerError::Closed)
@@ -192,17 +192,17 @@ impl ServerConn {
     /// probe's end comes back as [`BatchEnd::Probe`] with an empty piece.
     pub fn take_batch(&mut self) -> Result<Option<(Bytes, BatchEnd)>, ServerError> {
         loop {
-            if let Some(bytes) = self.exp.take_answer() {
+            if let Some(bytes) = self.owed.take_answer() {
                 return Ok(Some((bytes, BatchEnd::More)));
             }
             let mut offset = 0;
             while let Some(len) = self.whole_message_at(offset)? {
-                let tag = self.rbuf[offset];
-                let fate = if from_server::is_async(tag) { &Fate::Forward } else { self.exp.front_fate() };
+                let tag = self.read_buf[offset];
+                let fate = if from_server::is_async(tag) { &Fate::Forward } else { self.owed.front_fate() };
                 if (offset > 0 && *fate != Fate::Forward) || matches!(fate, Fate::Answer(_)) {
                     break;
                 }
-                let step = self.exp.on_reply(tag);
+                let step = self.owed.on_reply(tag);
                 self.observe(tag, offset, len);
                 if step.forward {
                     self.count_forwarded(tag, offset, len);
@@ -211,28 +211,28 @@ impl ServerConn {
                     self.prepared.pop(&id);
                 }
                 if !step.forward {
-                    if tag == b'D' && self.exp.probe_next() {
-                        self.probe_lsn = probe_row_lsn(&self.rbuf[offset + 5..offset + len]);
+                    if tag == b'D' && self.owed.probe_next() {
+                        self.probe_lsn = probe_row_lsn(&self.read_buf[offset + 5..offset + len]);
                     }
-                    drop(self.rbuf.split_to(len));
+                    drop(self.read_buf.split_to(len));
                     if step.probe_done {
                         return Ok(Some((Bytes::new(), BatchEnd::Probe(self.probe_lsn.take()))));
                     }
-                    if step.ready && self.exp.is_empty() {
+                    if step.ready && self.owed.is_empty() {
                         // pgsplit's own Sync (see `close_pipeline`) settled the connection.
                         return Ok(Some((Bytes::new(), BatchEnd::Ready)));
                     }
                     continue;
                 }
                 offset += len;
-                if step.ready && (self.exp.is_empty() || self.exp.probe_next()) {
-                    return Ok(Some((self.rbuf.split_to(offset).freeze(), BatchEnd::Ready)));
+                if step.ready && (self.owed.is_empty() || self.owed.probe_next()) {
+                    return Ok(Some((self.read_buf.split_to(offset).freeze(), BatchEnd::Ready)));
                 }
             }
             if offset > 0 {
-                return Ok(Some((self.rbuf.split_to(offset).freeze(), BatchEnd::More)));
+                return Ok(Some((self.read_buf.split_to(offset).freeze(), BatchEnd::More)));
             }
-            if !matches!(self.exp.front_fate(), Fate::Answer(_)) {
+            if !matches!(self.owed.front_fate(), Fate::Answer(_)) {
                 return Ok(None);
             }
         }
@@ -240,14 +240,14 @@ impl ServerConn {
 
     /// The length of the whole message at `offset` of the read buffer, if it has all arrived.
     fn whole_message_at(&mut self, offset: usize) -> Result<Option<usize>, ServerError> {
-        let scan = frame::scan(&self.rbuf[offset..], MAX_SERVER_MESSAGE, |_, _| false);
+        let scan = frame::scan(&self.read_buf[offset..], MAX_SERVER_MESSAGE, |_, _| false);
         let scan = scan.map_err(|e| self.protocol_error(e))?;
         Ok((scan.count == 1).then_some(scan.len))
     }
 
     /// Tracks what pooling needs from a message: the transaction status and parameters.
     fn observe(&mut self, tag: u8, offset: usize, len: usize) {
-        let body = &self.rbuf[offset + 5..offset + len];
+        let body = &self.read_buf[offset + 5..offset + len];
         match tag {
             from_server::READY_FOR_QUERY => self.status = from_server::ready_status(body).unwrap_or(b'E'),
             from_server::PARAMETER_STATUS => self.params_changed |= record_param(&mut self.params.reported, body),
@@ -264,7 +264,7 @@ impl ServerConn {
                 self.counters.ready(took, self.status == b'I');
             }
             from_server::ERROR_RESPONSE => {
-                let body = &self.rbuf[offset + 5..offset + len];
+                let body = &self.read_buf[offset + 5..offset + len];
                 self.counters.error(from_server::error_field(body, b'C'));
             }
             _ => {}
@@ -275,7 +275,7 @@ impl ServerConn {
     /// they leave of an extended-protocol pipeline.
     pub async fn send(&mut self, bytes: &[u8], pipeline: Pipeline) -> Result<(), ServerError> {
         for (tag, body) in messages(bytes) {
-            self.exp.push_client(tag, body);
+            self.owed.push_client(tag, body);
         }
         self.send_raw(bytes, pipeline).await
     }
@@ -284,8 +284,8 @@ impl ServerConn {
     pub async fn send_outgoing(&mut self, out: Outgoing, pipeline: Pipeline) -> Result<(), ServerError> {
         for owed in out.owed {
             match owed {
-                Owed::Client { tag, first } => self.exp.push_client(tag, &[first]),
-                Owed::Own { kind, fate, prepares } => self.exp.push(kind, fate, prepares),
+                Owed::Client { tag, first } => self.owed.push_client(tag, &[first]),
+                Owed::Own { kind, fate, prepares } => self.owed.push(kind, fate, prepares),
             }
         }
         self.send_raw(&out.bytes, pipeline).await
@@ -321,14 +321,14 @@ impl ServerConn {
     /// the client never sees: how a client's simple Query that must run elsewhere leaves a
     /// pipeline it opened with Flush (a simple Query would have ended it on the server anyway).
     pub async fn close_pipeline(&mut self) -> Result<(), ServerError> {
-        self.exp.push(Kind::Sync, Fate::Swallow, None);
+        self.owed.push(Kind::Sync, Fate::Swallow, None);
         self.unsynced = false;
         self.write(b"S\0\0\0\x04").await
     }
 
     /// Appends the LSN probe after what was sent: its replies follow the client's own.
     pub async fn send_lsn_probe(&mut self) -> Result<(), ServerError> {
-        self.exp.push(Kind::Probe, Fate::Swallow, None);
+        self.owed.push(Kind::Probe, Fate::Swallow, None);
         self.write(LSN_PROBE).await
     }
 
@@ -344,20 +344,20 @@ impl ServerConn {
 
     /// Runs a statement of pgsplit's own and swallows its replies (ParameterStatus still recorded).
     pub async fn run_internal(&mut self, sql: &str) -> Result<(), ServerError> {
-        debug_assert!(self.exp.is_empty(), "internal statement while replies are owed");
+        debug_assert!(self.owed.is_empty(), "internal statement while replies are owed");
         let mut msg = BytesMut::new();
         build::query(&mut msg, sql);
         self.send(&msg, Pipeline::Closed).await?;
         let mut error: Option<(String, String)> = None;
-        while !self.exp.is_empty() {
+        while !self.owed.is_empty() {
             self.read_more().await?;
             while let Some(frame) =
-                frame::split_frame(&mut self.rbuf, MAX_SERVER_MESSAGE).map_err(|e| self.protocol_error(e))?
+                frame::split_frame(&mut self.read_buf, MAX_SERVER_MESSAGE).map_err(|e| self.protocol_error(e))?
             {
                 let body = frame.body();
                 match frame.tag {
                     from_server::READY_FOR_QUERY => {
-                        self.exp.on_reply(frame.tag);
+                        self.owed.on_reply(frame.tag);
                         self.status = from_server::ready_status(body).unwrap_or(b'E');
                     }
                     from_server::PARAMETER_STATUS => {
@@ -418,7 +418,7 @@ impl ServerConn {
     /// Takes over bytes read past the end of the login.
     pub(super) fn absorb(&mut self, leftover: BytesMut) {
         if !leftover.is_empty() {
-            self.rbuf.extend_from_slice(&leftover);
+            self.read_buf.extend_from_slice(&leftover);
         }
     }
 }

@@ -46,15 +46,15 @@ async fn connect_inner(addr: Arc<str>, login: &ServerLogin) -> Result<ServerConn
     stream.send(&out).await?;
     let mut login_state =
         Login { addr: &addr, login, scram: None, key: BackendKey::default(), params: BTreeMap::new() };
-    let mut rbuf = BytesMut::with_capacity(4096);
+    let mut read_buf = BytesMut::with_capacity(4096);
     loop {
         let frame = loop {
-            if let Some(f) =
-                frame::split_frame(&mut rbuf, MAX_LOGIN_MESSAGE).map_err(|e| ServerError::Protocol(e.to_string()))?
+            if let Some(f) = frame::split_frame(&mut read_buf, MAX_LOGIN_MESSAGE)
+                .map_err(|e| ServerError::Protocol(e.to_string()))?
             {
                 break f;
             }
-            if stream.read_buf(&mut rbuf).await? == 0 {
+            if stream.read_buf(&mut read_buf).await? == 0 {
                 return Err(ServerError::Closed);
             }
         };
@@ -66,7 +66,7 @@ async fn connect_inner(addr: Arc<str>, login: &ServerLogin) -> Result<ServerConn
         if done {
             let Login { key, params, .. } = login_state;
             let mut conn = ServerConn::new(stream, addr, key, params);
-            conn.absorb(rbuf);
+            conn.absorb(read_buf);
             return Ok(conn);
         }
     }

@@ -45,14 +45,14 @@ pub const PARSE_COMPLETE: &[u8] = b"1\0\0\0\x04";
 pub const CLOSE_COMPLETE: &[u8] = b"3\0\0\0\x04";
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-struct Exp {
+struct Owed {
     kind: Kind,
     fate: Fate,
     /// A statement this Parse puts on the connection. It is recorded as prepared when sent, so a
     /// pipelined request does not prepare it twice; an ErrorResponse takes it back.
     prepares: Option<u64>,
     /// For DescribeStatement: the ParameterDescription has arrived.
-    halfway: bool,
+    got_parameters: bool,
 }
 
 /// What to do with one server message.
@@ -70,7 +70,7 @@ pub struct Step {
 /// The queue.
 #[derive(Debug, Default)]
 pub struct Expectations {
-    q: VecDeque<Exp>,
+    q: VecDeque<Owed>,
     /// Copy-out data flows between the start of a COPY and its CommandComplete.
     copying: bool,
     /// The server waits for the client's COPY data (CopyIn or CopyBoth), until CommandComplete
@@ -81,7 +81,7 @@ pub struct Expectations {
 impl Expectations {
     /// Expects replies to one message.
     pub fn push(&mut self, kind: Kind, fate: Fate, prepares: Option<u64>) {
-        self.q.push_back(Exp { kind, fate, prepares, halfway: false });
+        self.q.push_back(Owed { kind, fate, prepares, got_parameters: false });
     }
 
     /// Expects the replies to a client message, forwarded; `body` tells Describe's target.
@@ -179,10 +179,10 @@ impl Expectations {
             (Kind::Parse, b'1') => true,
             (Kind::Bind, b'2') | (Kind::Close, b'3') => true,
             (Kind::DescribeStatement, b't') => {
-                front.halfway = true;
+                front.got_parameters = true;
                 false
             }
-            (Kind::DescribeStatement, b'T' | b'n') => front.halfway,
+            (Kind::DescribeStatement, b'T' | b'n') => front.got_parameters,
             (Kind::DescribePortal, b'T' | b'n') => true,
             (Kind::Execute, b'C' | b's' | b'I') => true,
             (Kind::Sync | Kind::Query | Kind::FunctionCall | Kind::Probe, b'Z') => {

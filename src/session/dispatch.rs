@@ -7,7 +7,6 @@ use std::time::Instant;
 
 use super::routing::{kind_name, Inspection, RoutingState};
 use super::ClientError;
-use crate::classify::StatementKind;
 use crate::config::{DatabaseSettings, PoolMode, UserSettings};
 use crate::monitor::TopologyWatch;
 use crate::pool::{Checkout, Pool, PoolError};
@@ -58,7 +57,7 @@ pub async fn choose(
     ctx: &Shared,
     nodes: &Nodes,
     state: &RoutingState,
-    found: &Inspection,
+    inspection: &Inspection,
     who: &Who<'_>,
 ) -> Result<Route, ClientError> {
     let Some(topology) = nodes.topology.as_ref().filter(|_| who.mode == PoolMode::Transaction) else {
@@ -67,14 +66,14 @@ pub async fn choose(
     };
     let policy = &nodes.config.policy;
     let settings = &policy.settings;
-    let class = state.class_of(found);
+    let class = state.class_of(inspection);
     let reads = matches!(class, RequestClass::Read | RequestClass::ReadOnlyTransaction);
     if reads && state.dirty && settings.read_your_writes {
         // A write's LSN is not known yet: only the primary is sure to have it.
         ctx.decisions.count(Route::Primary, Reason::ReadYourWrites);
         return Ok(Route::Primary);
     }
-    let first = found.first();
+    let first = inspection.first();
     let empty: &[String] = &[];
     let rule = RuleContext {
         database: &who.db.name,
@@ -83,10 +82,14 @@ pub async fn choose(
         kind: first.map_or("other", |c| kind_name(c.kind)),
         tables: first.map_or(empty, |c| &c.tables),
         functions: first.map_or(empty, |c| &c.functions),
-        sql: found.first_text.as_deref().unwrap_or(""),
+        sql: inspection.first_text.as_deref().unwrap_or(""),
     };
-    let request =
-        Request { class, hint: state.hint(found), min_lsn: state.min_lsn(found, settings.read_your_writes), rule };
+    let request = Request {
+        class,
+        hint: state.hint(inspection),
+        min_lsn: state.min_lsn(inspection, settings.read_your_writes),
+        rule,
+    };
     let busy = |route: Route| nodes.pool(route).in_use();
     let deadline = Instant::now() + settings.wait_timeout;
     let mut waited = false;
@@ -123,15 +126,4 @@ pub async fn checkout(ctx: &Shared, nodes: &Nodes, route: Route) -> Result<(Chec
         }
         Err(e) => Err(e),
     }
-}
-
-/// Whether to append the LSN probe: on the primary, when this request may commit a write. Never
-/// behind a COPY: a server in COPY FROM STDIN would take the probe for a protocol violation. The
-/// session then stays "dirty" (reads on the primary) until a later probe.
-pub fn wants_probe(nodes: &Nodes, state: &RoutingState, found: &Inspection, route: Route, was_idle: bool) -> bool {
-    nodes.config.policy.settings.read_your_writes
-        && !nodes.replicas.is_empty()
-        && route == Route::Primary
-        && ((was_idle && found.writes()) || (found.has_transaction_control() && state.tx_wrote))
-        && !found.statements.iter().any(|c| c.kind == StatementKind::Copy)
 }

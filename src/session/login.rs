@@ -81,12 +81,12 @@ impl Session {
             application_name: params.reported().get("application_name").cloned().unwrap_or_default(),
             tls: client.is_tls(),
         });
-        let cbuf = BytesMut::with_capacity(READ_RESERVE);
-        let held_ready = None;
+        let client_in = BytesMut::with_capacity(READ_RESERVE);
+        let ready_after_probe = None;
         let prepared = Prepared::default();
         Ok(Session {
             client,
-            cbuf,
+            client_in,
             ctx,
             user,
             db,
@@ -96,14 +96,9 @@ impl Session {
             nodes,
             routing,
             prepared,
-            pins: Vec::new(),
-            pending_unpins: Vec::new(),
-            pin_logged: false,
-            pending_sets: Vec::new(),
-            tx_undone: false,
-            errors_base: 0,
-            held,
-            held_ready,
+            tx: Default::default(),
+            server: held,
+            ready_after_probe,
             discarding: false,
             id,
             slot,

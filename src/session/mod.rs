@@ -7,7 +7,7 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::classify::{Pin, SessionChange};
+use crate::classify::Pin;
 use crate::config::{DatabaseSettings, Pinning, PoolMode, UserSettings};
 use crate::pool::Checkout;
 use crate::protocol::build::{self, Severity};
@@ -24,6 +24,7 @@ use params::ClientParams;
 use prepared::{Deallocate, Prepared};
 use request::{Batch, Summary, Taken};
 use routing::{Inspection, RoutingState};
+use tx::TxState;
 
 /// How a relay ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,6 +44,7 @@ pub(crate) mod prepared;
 mod relay;
 pub mod request;
 pub(crate) mod routing;
+mod tx;
 
 pub(crate) use error::ClientError;
 pub(crate) use login::Accepted;
@@ -53,7 +55,7 @@ const READ_RESERVE: usize = 16 * 1024;
 /// One logged-in client.
 pub struct Session {
     client: Stream,
-    cbuf: BytesMut,
+    client_in: BytesMut,
     ctx: Arc<Shared>,
     user: UserSettings,
     db: DatabaseSettings,
@@ -65,21 +67,11 @@ pub struct Session {
     routing: RoutingState,
     prepared: Prepared,
     /// The server connection kept between requests: inside a transaction, or in session mode.
-    held: Option<Checkout>,
-    /// Why the client keeps its server connection between transactions; empty when it does not.
-    pins: Vec<Pin>,
-    /// Pins the current transaction releases, once it ends well.
-    pending_unpins: Vec<Pin>,
-    /// The client was pinned once already (logged only the first time).
-    pin_logged: bool,
-    /// SET, RESET and DISCARD sent in the current transaction; kept only if it ends well.
-    pending_sets: Vec<SessionChange>,
-    /// The current transaction was rolled back or failed: its session changes are void.
-    tx_undone: bool,
-    /// The connection's error count when the current transaction began.
-    errors_base: u64,
+    server: Option<Checkout>,
+    /// Pins, and what the current transaction leaves behind if it ends well.
+    tx: TxState,
     /// The client's ReadyForQuery, held back until the LSN probe behind it answers.
-    held_ready: Option<Bytes>,
+    ready_after_probe: Option<Bytes>,
     /// After a refused Flush-ended request, messages are dropped until Sync, as PostgreSQL does.
     discarding: bool,
     id: u64,
@@ -110,14 +102,14 @@ impl Session {
     async fn next_request(&mut self) -> Result<Option<Batch>, ClientError> {
         let max = self.nodes.config.settings.limits.max_message_size;
         loop {
-            match request::take(&mut self.cbuf, max, true)? {
+            match request::take(&mut self.client_in, max, true)? {
                 Taken::Batch(batch) => return Ok(Some(batch)),
                 Taken::Terminate => return Ok(None),
                 Taken::NeedMore => {}
             }
-            let between_transactions = self.held.is_none() || (!self.pins.is_empty() && self.held_is_idle());
-            self.cbuf.reserve(READ_RESERVE);
-            let held = self.held.as_mut();
+            let between_transactions = self.server.is_none() || (self.tx.pinned() && self.kept_is_idle());
+            self.client_in.reserve(READ_RESERVE);
+            let held = self.server.as_mut();
             let server_output = async {
                 match held {
                     Some(server) => server.read_more().await,
@@ -125,7 +117,7 @@ impl Session {
                 }
             };
             tokio::select! {
-                read = self.client.read_buf(&mut self.cbuf) => {
+                read = self.client.read_buf(&mut self.client_in) => {
                     if read? == 0 {
                         return Ok(None);
                     }
@@ -142,13 +134,13 @@ impl Session {
     }
 
     /// Whether the held connection is outside a transaction (a pinned session between requests).
-    fn held_is_idle(&self) -> bool {
-        self.held.as_ref().is_some_and(|s| s.status() == b'I' && s.settled())
+    fn kept_is_idle(&self) -> bool {
+        self.server.as_ref().is_some_and(|s| s.status() == b'I' && s.settled())
     }
 
     /// Forwards what a held connection sent between requests.
     async fn forward_unasked(&mut self) -> Result<(), ClientError> {
-        let Some(server) = self.held.as_mut() else { return Ok(()) };
+        let Some(server) = self.server.as_mut() else { return Ok(()) };
         while let Some((batch, _)) = server.take_batch()? {
             self.client.send(&batch).await?;
         }
@@ -156,25 +148,15 @@ impl Session {
     }
 
     /// Notes a statement that needs its server session kept: pins the client, or refuses it.
-    fn pin_for(&mut self, found: &Inspection) -> Result<(), ClientError> {
-        let mut pins = found.statements.iter().flat_map(|c| c.pins.iter()).copied().peekable();
+    fn pin_for(&mut self, inspection: &Inspection) -> Result<(), ClientError> {
+        let mut pins = inspection.statements.iter().flat_map(|c| c.pins.iter()).copied().peekable();
         if self.mode != PoolMode::Transaction || pins.peek().is_none() {
             return Ok(());
         }
         if self.nodes.config.settings.pool.pinning == Pinning::Refuse {
             return Err(ClientError::NeedsSession(pins.next().unwrap_or(Pin::Listen)));
         }
-        for pin in pins {
-            if self.pins.is_empty() {
-                self.ctx.counters.pinned(pin);
-                if !std::mem::replace(&mut self.pin_logged, true) {
-                    tracing::info!(reason = ?pin, "client pinned to its server connection until released, DISCARD ALL or disconnect");
-                }
-            }
-            if !self.pins.contains(&pin) {
-                self.pins.push(pin);
-            }
-        }
+        self.tx.pin(pins, &self.ctx.counters);
         Ok(())
     }
 
@@ -182,10 +164,10 @@ impl Session {
     /// pgsplit's names, shared with other clients. `true` when the request was answered.
     async fn deallocate(&mut self, batch: &Batch) -> Result<bool, ClientError> {
         let Some(target) = deallocate_target(&batch.bytes) else { return Ok(false) };
-        let status = self.held.as_ref().map_or(b'I', |s| s.status());
+        let status = self.server.as_ref().map_or(b'I', |s| s.status());
         let tag = match &target {
             // SQL-level statements (a pinned client) live on the server: it must drop them too.
-            Deallocate::All if !self.pins.is_empty() => return Ok(false),
+            Deallocate::All if self.tx.pinned() => return Ok(false),
             Deallocate::All => "DEALLOCATE ALL",
             Deallocate::Name(name) if self.prepared.forget(name) => "DEALLOCATE",
             Deallocate::Name(_) => return Ok(false),
@@ -215,7 +197,7 @@ impl Session {
         if summary.readies == 0 {
             return Ok(true);
         }
-        if self.held.is_some() {
+        if self.server.is_some() {
             return Ok(false);
         }
         let mut out = BytesMut::with_capacity(6 * summary.readies);
@@ -226,67 +208,103 @@ impl Session {
         Ok(true)
     }
 
-    /// Runs one request on a server connection and relays the replies.
+    /// Runs one request: each stage once, in data-path order.
     async fn serve(&mut self, batch: Batch) -> Result<(), ClientError> {
-        if self.discarding {
-            return self.discard(batch.summary).await;
-        }
-        if batch.summary.work == 0 && self.answer_sync_or_flush(batch.summary).await? {
+        if self.answered_here(&batch).await? {
             return Ok(());
         }
-        if self.deallocate(&batch).await? {
-            return Ok(());
-        }
-        let keep_text = !self.nodes.config.policy.rules.is_empty();
-        let found = self.routing.inspect(&self.ctx.classifier.load(), &batch.bytes, keep_text);
-        if let Err(e) = self.pin_for(&found) {
+        let inspection = self.inspect(&batch);
+        if let Err(e) = self.pin_for(&inspection) {
             return self.refuse(e, batch.summary).await;
         }
-        let was_idle = self.held.is_none();
-        let (mut server, route) = match self.held.take() {
-            Some(server) => {
-                let route = self.held_route(&server);
-                (server, route)
-            }
-            None => match self.follow_reload().checkout(&found).await {
-                Ok(pair) => pair,
-                Err(e) => return self.refuse(e, batch.summary).await,
-            },
+        let fresh = self.server.is_none();
+        let (mut server, route) = match self.acquire(&inspection).await {
+            Ok(pair) => pair,
+            Err(e) => return self.refuse(e, batch.summary).await,
         };
         self.sync_params(&mut server).await?;
-        if was_idle {
-            self.errors_base = server.errors();
+        self.begin_request(&mut server, &inspection, fresh);
+        self.send_request(&mut server, &batch.bytes, batch.summary.pipeline).await?;
+        self.probe_if_owed(&mut server, &inspection, route, fresh && inspection.writes()).await?;
+        // Replies can be held back only while the client waits for a ReadyForQuery, not after a
+        // Flush, where it waits for the replies themselves.
+        let guarded = fresh && route != Route::Primary && batch.summary.waits_for_ready();
+        if self.relay(server, route, guarded).await? == Relayed::Misrouted {
+            self.retry_on_primary(&batch, &inspection).await?;
         }
-        self.note_session_changes(&found);
-        if found.writes() {
+        Ok(())
+    }
+
+    /// Answers what needs no server: a request while discarding up to Sync, Syncs and Flushes
+    /// with nothing pending, and DEALLOCATE of protocol-level statements.
+    async fn answered_here(&mut self, batch: &Batch) -> Result<bool, ClientError> {
+        if self.discarding {
+            self.discard(batch.summary).await?;
+            return Ok(true);
+        }
+        if batch.summary.work == 0 && self.answer_sync_or_flush(batch.summary).await? {
+            return Ok(true);
+        }
+        self.deallocate(batch).await
+    }
+
+    /// Classifies the request's statements (texts kept only when a rule matches on text).
+    fn inspect(&mut self, batch: &Batch) -> Inspection {
+        let keep_text = !self.nodes.config.policy.rules.is_empty();
+        self.routing.inspect(&self.ctx.classifier.load(), &batch.bytes, keep_text)
+    }
+
+    /// The server connection for a request: the one kept (inside a transaction, pinned, or in
+    /// session mode), else one checked out on the node the request is routed to.
+    async fn acquire(&mut self, inspection: &Inspection) -> Result<(Checkout, Route), ClientError> {
+        if let Some(server) = self.server.take() {
+            let route = self.kept_route(&server);
+            return Ok((server, route));
+        }
+        self.follow_reload();
+        self.checkout(inspection).await
+    }
+
+    /// Notes what the request starts: its transaction's base, session changes and writes, and
+    /// what DISCARD ALL or a pin leaves the connection owing.
+    fn begin_request(&mut self, server: &mut Checkout, inspection: &Inspection, fresh: bool) {
+        if fresh {
+            self.tx.begin(server.errors());
+        }
+        self.tx.note(inspection);
+        if inspection.writes() {
             self.routing.wrote();
         }
-        if found.discards_all() {
+        if inspection.discards_all() {
             self.prepared.clear();
             server.forget_statements();
-            self.pins.clear();
+            self.tx.unpin_all();
             server.set_needs_reset(self.mode == PoolMode::Session);
         }
-        if !self.pins.is_empty() {
+        if self.tx.pinned() {
             server.set_needs_reset(true);
         }
-        self.send_request(&mut server, &batch.bytes, batch.summary.pipeline).await?;
-        if dispatch::wants_probe(&self.nodes, &self.routing, &found, route, was_idle) {
+    }
+
+    /// Appends the LSN probe when the one rule says the request may commit a write.
+    async fn probe_if_owed(
+        &mut self,
+        server: &mut Checkout,
+        inspection: &Inspection,
+        route: Route,
+        writes: bool,
+    ) -> Result<(), ClientError> {
+        let settings = &self.nodes.config.policy.settings;
+        let on = settings.read_your_writes && !self.nodes.replicas.is_empty();
+        if on && self.routing.wants_probe(inspection, route, writes) {
             server.send_lsn_probe().await?;
             self.routing.probe_sent();
-        }
-        // Holding replies back is only possible when the client waits for a ReadyForQuery, not
-        // after a Flush, where it waits for the replies themselves.
-        let ends_in_sync = batch.summary.readies > 0 && batch.summary.pipeline != Pipeline::Open;
-        let guarded = was_idle && route != Route::Primary && ends_in_sync;
-        if self.relay(server, route, guarded).await? == Relayed::Misrouted {
-            self.retry_on_primary(&batch, &found).await?;
         }
         Ok(())
     }
 
     /// Runs again on the primary a request a replica refused as a write before anything ran.
-    async fn retry_on_primary(&mut self, batch: &Batch, found: &Inspection) -> Result<(), ClientError> {
+    async fn retry_on_primary(&mut self, batch: &Batch, inspection: &Inspection) -> Result<(), ClientError> {
         let sql = misroute::first_sql(&batch.bytes).unwrap_or_else(|| "(a prepared statement)".into());
         self.ctx.counters.misroute_retry();
         tracing::warn!(statement = %misroute::fingerprint(&sql), "a replica refused a statement as a write; running it on the primary");
@@ -296,11 +314,7 @@ impl Session {
         self.sync_params(&mut server).await?;
         self.routing.wrote();
         self.send_request(&mut server, &batch.bytes, batch.summary.pipeline).await?;
-        let copies = found.statements.iter().any(|c| c.kind == crate::classify::StatementKind::Copy);
-        if self.nodes.config.policy.settings.read_your_writes && !found.has_transaction_control() && !copies {
-            server.send_lsn_probe().await?;
-            self.routing.probe_sent();
-        }
+        self.probe_if_owed(&mut server, inspection, Route::Primary, true).await?;
         self.relay(server, Route::Primary, false).await.map(|_| ())
     }
 
@@ -323,7 +337,7 @@ impl Session {
 
     /// Moves to the current configuration between transactions: the database's and user's new
     /// settings, and the pools and topology they now map to.
-    fn follow_reload(&mut self) -> &mut Self {
+    fn follow_reload(&mut self) {
         if self.ctx.generation() != self.nodes.config.generation {
             let config = self.ctx.config();
             if let Some(db) = config.settings.databases.get(&self.db.name) {
@@ -334,18 +348,17 @@ impl Session {
             }
             self.nodes = Nodes::resolve(&self.ctx, &self.db, &self.user);
         }
-        self
     }
 
     /// Routes a request and checks out a connection on the chosen node.
-    async fn checkout(&mut self, found: &Inspection) -> Result<(Checkout, Route), ClientError> {
+    async fn checkout(&mut self, inspection: &Inspection) -> Result<(Checkout, Route), ClientError> {
         let application_name = self.params.reported().get("application_name").map_or("", String::as_str);
         let who = Who { db: &self.db, user: &self.user, application_name, mode: self.mode };
         self.slot.set_state(ClientState::Waiting);
         if self.ctx.pause.is_paused(&self.db.name) {
             self.ctx.pause.wait(&self.db.name).await;
         }
-        let route = dispatch::choose(&self.ctx, &self.nodes, &self.routing, found, &who).await;
+        let route = dispatch::choose(&self.ctx, &self.nodes, &self.routing, inspection, &who).await;
         let checkout = match route {
             Ok(route) => dispatch::checkout(&self.ctx, &self.nodes, route).await.map_err(ClientError::from),
             Err(e) => Err(e),
@@ -364,7 +377,7 @@ impl Session {
     }
 
     /// Which node a held connection is on.
-    fn held_route(&self, server: &Checkout) -> Route {
+    fn kept_route(&self, server: &Checkout) -> Route {
         if server.pool().key() == self.nodes.primary.key() {
             return Route::Primary;
         }
@@ -403,37 +416,14 @@ impl Session {
         Ok(())
     }
 
-    /// Remembers the request's session changes until its transaction's fate is known.
-    fn note_session_changes(&mut self, found: &Inspection) {
-        for class in &found.statements {
-            if class.rolls_back {
-                self.tx_undone = true;
-            }
-            self.pending_sets.extend(class.session_changes.iter().cloned());
-            self.pending_unpins.extend(class.unpins.iter().copied());
-        }
-    }
-
-    /// Applies the session changes of a transaction that just ended, if it ended well.
+    /// Applies the session changes of a transaction that just ended well.
     fn settle_session_changes(&mut self, server: &mut Checkout) {
-        match server.status() {
-            b'E' => self.tx_undone = true,
-            b'I' => {
-                if !self.pending_sets.is_empty() && !self.tx_undone && server.errors() == self.errors_base {
-                    for change in std::mem::take(&mut self.pending_sets) {
-                        self.params.apply(&change);
-                    }
-                    server.set_unreported(self.params.expected().unreported.clone());
-                }
-                if !self.tx_undone && server.errors() == self.errors_base {
-                    let released = std::mem::take(&mut self.pending_unpins);
-                    self.pins.retain(|p| !released.contains(p));
-                }
-                self.pending_unpins.clear();
-                self.pending_sets.clear();
-                self.tx_undone = false;
+        let keep = self.tx.settle(server.status(), server.errors());
+        if !keep.is_empty() {
+            for change in &keep {
+                self.params.apply(change);
             }
-            _ => {}
+            server.set_unreported(self.params.expected().unreported.clone());
         }
     }
 
@@ -451,13 +441,13 @@ impl Session {
         server.set_owner((self.id, self.params.version));
         // A connection a pin just left still owes a DISCARD ALL: the checkout guard runs it.
         let releasable = server.status() == b'I' && server.is_resettable();
-        if self.mode == PoolMode::Transaction && self.pins.is_empty() && releasable {
+        if self.mode == PoolMode::Transaction && !self.tx.pinned() && releasable {
             self.cancel.set_target(None);
             self.slot.set_state(ClientState::Idle);
             self.slot.set_server(None);
             drop(server);
         } else {
-            self.held = Some(server);
+            self.server = Some(server);
         }
     }
 

@@ -7,7 +7,7 @@ use tokio::io::AsyncReadExt;
 use super::{Relayed, Session, READ_RESERVE};
 use crate::classify::format_lsn;
 use crate::pool::Checkout;
-use crate::protocol::{build, frame};
+use crate::protocol::{build, frame, from_server};
 use crate::route::{RequestClass, Route};
 use crate::server::conn::BatchEnd;
 use crate::session::misroute::{self, Verdict};
@@ -36,12 +36,12 @@ impl Session {
         guarded: bool,
     ) -> Result<Relayed, ClientError> {
         let max = self.nodes.config.settings.limits.max_message_size;
-        let mut held: Option<Vec<Bytes>> = guarded.then(Vec::new);
+        let mut withheld: Option<Vec<Bytes>> = guarded.then(Vec::new);
         let mut intake = Intake::Reading;
         loop {
             while let Some((batch, end)) = server.take_batch()? {
                 tracing::trace!(tags = %frame::tags(&batch), ?end, "to client");
-                if let Some(pieces) = held.as_mut() {
+                if let Some(pieces) = withheld.as_mut() {
                     match misroute::judge(&batch) {
                         Verdict::Misrouted => return self.drain_misrouted(server).await,
                         Verdict::Undecided if end == BatchEnd::More => {
@@ -49,7 +49,7 @@ impl Session {
                             continue;
                         }
                         _ => {
-                            for piece in held.take().unwrap_or_default() {
+                            for piece in withheld.take().unwrap_or_default() {
                                 self.client.send(&piece).await?;
                             }
                         }
@@ -59,8 +59,8 @@ impl Session {
                     BatchEnd::More => batch,
                     BatchEnd::Ready if server.probe_next() => {
                         // Hold the ReadyForQuery back: the write's LSN goes out before it.
-                        let split = batch.len() - 6;
-                        self.held_ready = Some(batch.slice(split..));
+                        let split = batch.len() - from_server::READY_FOR_QUERY_LEN;
+                        self.ready_after_probe = Some(batch.slice(split..));
                         batch.slice(..split)
                     }
                     BatchEnd::Ready => batch,
@@ -75,7 +75,7 @@ impl Session {
             }
             if server.settled() && !server.in_pipeline() {
                 // Nothing is owed: the relay ends here, whatever arrived when.
-                for piece in held.take().unwrap_or_default() {
+                for piece in withheld.take().unwrap_or_default() {
                     self.client.send(&piece).await?;
                 }
                 self.end_request(server);
@@ -89,22 +89,22 @@ impl Session {
             }
             // While the misroute guard holds replies back, the client's next messages wait: if
             // the request goes to the primary, what follows it must too.
-            let reading = intake == Intake::Reading && held.is_none();
-            if reading && server.awaits_client() && !self.cbuf.is_empty() {
+            let reading = intake == Intake::Reading && withheld.is_none();
+            if reading && server.awaits_client() && !self.client_in.is_empty() {
                 // The server waits for what the client already sent (the rest of an open
                 // pipeline, COPY data): no read will bring it again.
-                let before = self.cbuf.len();
+                let before = self.client_in.len();
                 intake = self.forward_pipelined(&mut server, route, max).await?;
-                if intake != Intake::Reading || self.cbuf.len() != before {
+                if intake != Intake::Reading || self.client_in.len() != before {
                     continue;
                 }
             }
-            self.cbuf.reserve(READ_RESERVE);
+            self.client_in.reserve(READ_RESERVE);
             tokio::select! {
                 // Replies: forwarded at the top of the loop.
                 read = server.read_more() => read?,
                 // While replies are owed the client may pipeline more, or stream COPY data.
-                read = self.client.read_buf(&mut self.cbuf), if reading => {
+                read = self.client.read_buf(&mut self.client_in), if reading => {
                     if read? == 0 {
                         return Err(ClientError::Gone);
                     }
@@ -123,40 +123,40 @@ impl Session {
         route: Route,
         max: usize,
     ) -> Result<Intake, ClientError> {
-        let b = match request::take(&mut self.cbuf, max, false)? {
+        let b = match request::take(&mut self.client_in, max, false)? {
             Taken::Batch(b) => b,
             Taken::Terminate => return Ok(Intake::Terminated),
             Taken::NeedMore => return Ok(Intake::Reading),
         };
-        let found = self.routing.inspect(&self.ctx.classifier.load(), &b.bytes, false);
-        let elsewhere = route != Route::Primary && !matches!(self.routing.class_of(&found), RequestClass::Read);
+        let inspection = self.routing.inspect(&self.ctx.classifier.load(), &b.bytes, false);
+        let elsewhere = route != Route::Primary && !matches!(self.routing.class_of(&inspection), RequestClass::Read);
         // A simple Query ends a Flush-opened pipeline on the server anyway; a write (asyncpg's
         // COPY after its column lookup) leaves the replica once pgsplit's own Sync closes it.
         // Extended messages after a Flush must stay: the pipeline lives on this connection.
         if elsewhere && server.in_pipeline() && b.bytes.first() == Some(&b'Q') && b.summary.readies == 1 {
             server.close_pipeline().await?;
         }
-        if (elsewhere || self.needs_own_turn(&b, &found)) && !server.in_pipeline() {
-            let mut back = BytesMut::with_capacity(b.bytes.len() + self.cbuf.len());
+        if (elsewhere || self.needs_own_turn(&b, &inspection)) && !server.in_pipeline() {
+            let mut back = BytesMut::with_capacity(b.bytes.len() + self.client_in.len());
             back.extend_from_slice(&b.bytes);
-            back.extend_from_slice(&self.cbuf);
-            self.cbuf = back;
+            back.extend_from_slice(&self.client_in);
+            self.client_in = back;
             return Ok(Intake::Deferred);
         }
-        if found.writes() {
+        if inspection.writes() {
             self.routing.wrote();
         }
-        self.note_session_changes(&found);
+        self.tx.note(&inspection);
         self.send_request(server, &b.bytes, b.summary.pipeline).await?;
         Ok(Intake::Reading)
     }
 
     /// Whether pipelined messages hold something [`Session::serve`] handles before sending: a
     /// statement that pins the session, DISCARD ALL, or a DEALLOCATE pgsplit answers itself.
-    fn needs_own_turn(&self, b: &request::Batch, found: &crate::session::routing::Inspection) -> bool {
-        let pins =
-            self.mode == crate::config::PoolMode::Transaction && found.statements.iter().any(|c| !c.pins.is_empty());
-        pins || found.discards_all() || super::is_deallocate(&b.bytes)
+    fn needs_own_turn(&self, b: &request::Batch, inspection: &crate::session::routing::Inspection) -> bool {
+        let pins = self.mode == crate::config::PoolMode::Transaction
+            && inspection.statements.iter().any(|c| !c.pins.is_empty());
+        pins || inspection.discards_all() || super::is_deallocate(&b.bytes)
     }
 
     /// Discards a misrouted request's replies and returns the replica connection, clean.
@@ -176,8 +176,8 @@ impl Session {
     /// Records the LSN a commit reached and returns what the client gets now: ParameterStatus
     /// `pgsplit.write_lsn` (after a commit) and the held-back ReadyForQuery.
     fn after_probe(&mut self, lsn: Option<u64>) -> Bytes {
-        let ready = self.held_ready.take().unwrap_or_default();
-        let committed = ready.get(5) == Some(&b'I');
+        let ready = self.ready_after_probe.take().unwrap_or_default();
+        let committed = ready.get(5..).and_then(from_server::ready_status) == Some(b'I');
         let mut out = BytesMut::with_capacity(64);
         if let Some(lsn) = self.routing.probe_answered(lsn, committed) {
             build::parameter_status(&mut out, "pgsplit.write_lsn", &format_lsn(lsn));

@@ -37,6 +37,13 @@ impl Summary {
     }
 }
 
+impl Summary {
+    /// The client waits for a ReadyForQuery, not for the replies themselves (as after a Flush).
+    pub fn waits_for_ready(&self) -> bool {
+        self.readies > 0 && self.pipeline != Pipeline::Open
+    }
+}
+
 /// Whole client messages ready to send to a server.
 #[derive(Debug)]
 pub struct Batch {

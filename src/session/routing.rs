@@ -8,7 +8,7 @@ use crate::classify::{Classification, Classifier, Intent, RouteHint, SessionChan
 use crate::config::RuleRoute;
 use crate::protocol::frame::messages;
 use crate::protocol::from_client;
-use crate::route::RequestClass;
+use crate::route::{RequestClass, Route};
 
 /// What the messages of one request hold, as far as routing cares.
 #[derive(Debug, Default)]
@@ -25,6 +25,11 @@ impl Inspection {
     /// Some statement must run on the primary.
     pub fn writes(&self) -> bool {
         self.opaque || self.statements.iter().any(|c| c.writes && !matches!(c.intent, Intent::Begin { .. }))
+    }
+
+    /// Some statement is a COPY.
+    pub fn copies(&self) -> bool {
+        self.statements.iter().any(|c| c.kind == StatementKind::Copy)
     }
 
     /// Some statement begins, ends or marks a transaction.
@@ -96,6 +101,16 @@ impl RoutingState {
         self.tx_wrote = true;
     }
 
+    /// The one rule for the LSN probe: on the primary, behind a request that may commit a write
+    /// (`writes` outside a transaction, or the end of a transaction that wrote). Never behind a
+    /// COPY: a server in COPY FROM STDIN would take the probe for a protocol violation; the
+    /// session then stays dirty (reads on the primary) until a later probe.
+    pub fn wants_probe(&self, inspection: &Inspection, route: Route, writes: bool) -> bool {
+        route == Route::Primary
+            && (writes || (inspection.has_transaction_control() && self.tx_wrote))
+            && !inspection.copies()
+    }
+
     /// Notes an LSN probe sent behind everything sent so far.
     pub fn probe_sent(&mut self) {
         self.probes.push_back(self.writes_sent);
@@ -120,25 +135,25 @@ impl RoutingState {
     /// Reads the request's messages: classifies Query and Parse texts, remembers named statements,
     /// forgets closed ones, and applies pgsplit's own settings.
     pub fn inspect(&mut self, classifier: &Classifier, batch: &[u8], keep_text: bool) -> Inspection {
-        let mut found = Inspection::default();
+        let mut inspection = Inspection::default();
         let mut parsed_here: Vec<&[u8]> = Vec::new();
         for (tag, body) in messages(batch) {
             match tag {
                 from_client::QUERY => {
                     let text = String::from_utf8_lossy(from_client::query_text(body).unwrap_or_default());
-                    found.statements.push(classifier.classify(&text));
-                    keep(&mut found.first_text, &text, keep_text);
+                    inspection.statements.push(classifier.classify(&text));
+                    keep(&mut inspection.first_text, &text, keep_text);
                 }
                 from_client::PARSE => {
                     let Some((name, text)) = from_client::parse_message(body) else { continue };
                     let text = String::from_utf8_lossy(text);
                     let class = classifier.classify(&text);
-                    keep(&mut found.first_text, &text, keep_text);
+                    keep(&mut inspection.first_text, &text, keep_text);
                     if !name.is_empty() {
                         self.prepared.insert(name.into(), class.clone());
                     }
                     parsed_here.push(name);
-                    found.statements.push(class);
+                    inspection.statements.push(class);
                 }
                 from_client::BIND => {
                     let Some(name) = from_client::bind_statement(body) else { continue };
@@ -146,8 +161,8 @@ impl RoutingState {
                         continue;
                     }
                     match self.prepared.get(name) {
-                        Some(class) => found.statements.push(class.clone()),
-                        None => found.opaque = true,
+                        Some(class) => inspection.statements.push(class.clone()),
+                        None => inspection.opaque = true,
                     }
                 }
                 from_client::CLOSE => {
@@ -158,12 +173,12 @@ impl RoutingState {
                 _ => {}
             }
         }
-        for class in &found.statements {
+        for class in &inspection.statements {
             for change in &class.session_changes {
                 self.apply_change(change);
             }
         }
-        found
+        inspection
     }
 
     fn apply_change(&mut self, change: &SessionChange) {
@@ -198,26 +213,26 @@ impl RoutingState {
     }
 
     /// The routing class of a request that starts with no server held.
-    pub fn class_of(&self, found: &Inspection) -> RequestClass {
-        let begin = found.statements.iter().find_map(|c| match c.intent {
+    pub fn class_of(&self, inspection: &Inspection) -> RequestClass {
+        let begin = inspection.statements.iter().find_map(|c| match c.intent {
             Intent::Begin { read_only } => Some(read_only),
             _ => None,
         });
-        let others_write =
-            found.opaque || found.statements.iter().any(|c| c.writes && !matches!(c.intent, Intent::Begin { .. }));
+        let others_write = inspection.opaque
+            || inspection.statements.iter().any(|c| c.writes && !matches!(c.intent, Intent::Begin { .. }));
         match begin {
             _ if others_write => RequestClass::Write,
             Some(Some(true)) => RequestClass::ReadOnlyTransaction,
             Some(None) if self.read_only_default => RequestClass::ReadOnlyTransaction,
             Some(_) => RequestClass::Transaction,
-            None if found.statements.iter().all(is_plain_read) => RequestClass::Read,
+            None if inspection.statements.iter().all(is_plain_read) => RequestClass::Read,
             None => RequestClass::Write,
         }
     }
 
     /// The route hint in force: the statement's beats the session's.
-    pub fn hint(&self, found: &Inspection) -> Option<RuleRoute> {
-        let statement = found.first().and_then(|c| c.hints.route).map(|h| match h {
+    pub fn hint(&self, inspection: &Inspection) -> Option<RuleRoute> {
+        let statement = inspection.first().and_then(|c| c.hints.route).map(|h| match h {
             RouteHint::Primary => RuleRoute::Primary,
             RouteHint::Replica => RuleRoute::Replica,
             RouteHint::Any => RuleRoute::Any,
@@ -227,9 +242,9 @@ impl RoutingState {
 
     /// The LSN a replica must have replayed for this read: the session's own writes (when
     /// read-your-writes is on), `SET pgsplit.min_lsn`, and a `min_lsn` hint.
-    pub fn min_lsn(&self, found: &Inspection, read_your_writes: bool) -> Option<u64> {
+    pub fn min_lsn(&self, inspection: &Inspection, read_your_writes: bool) -> Option<u64> {
         let own = self.write_lsn.filter(|_| read_your_writes);
-        let hinted = found.statements.iter().filter_map(|c| c.hints.min_lsn).max();
+        let hinted = inspection.statements.iter().filter_map(|c| c.hints.min_lsn).max();
         [own, self.min_lsn, hinted].into_iter().flatten().max()
     }
 }
