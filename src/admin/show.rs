@@ -6,7 +6,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use super::command::{Show, HELP};
 use super::table::{opt, text, Table, Type};
 use crate::classify::format_lsn;
-use crate::config::{PoolMode, RuleRoute};
+use crate::config::PoolMode;
 use crate::state::clients::ClientState;
 use crate::state::Shared;
 
@@ -270,16 +270,11 @@ fn rules(ctx: &Shared) -> Table {
         if let Some(regex) = &rule.regex {
             matches.push(format!("regex = {regex:?}"));
         }
-        let route = match rule.route {
-            RuleRoute::Primary => "primary",
-            RuleRoute::Replica => "replica",
-            RuleRoute::Any => "any",
-        };
         t.row(vec![
             text(i + 1),
             text(&rule.name),
             text(matches.join(", ")),
-            text(route),
+            text(rule.route.name()),
             opt(rule.max_lag.map(|d| format!("{d:?}"))),
         ]);
     }

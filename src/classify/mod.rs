@@ -139,15 +139,35 @@ pub enum StatementKind {
     Other,
 }
 
-/// Where a `pgsplit: route=…` hint asks the query to go.
+/// Where a query should go, as a `pgsplit: route=…` hint, `SET pgsplit.route` or a routing rule's
+/// `route` asks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RouteHint {
-    /// `route=primary`.
+pub enum RouteTarget {
+    /// `primary`.
     Primary,
-    /// `route=replica`.
+    /// `replica`.
     Replica,
-    /// `route=any`: no preference.
+    /// `any`: no preference.
     Any,
+}
+
+impl RouteTarget {
+    /// Every target, in the order messages list them.
+    pub const ALL: [RouteTarget; 3] = [RouteTarget::Primary, RouteTarget::Replica, RouteTarget::Any];
+
+    /// The spelling in hints, settings and the config file.
+    pub fn name(self) -> &'static str {
+        match self {
+            RouteTarget::Primary => "primary",
+            RouteTarget::Replica => "replica",
+            RouteTarget::Any => "any",
+        }
+    }
+
+    /// Reads a target in any ASCII case (`Replica`, `ANY`), as hints and `SET pgsplit.route` take it.
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.name().eq_ignore_ascii_case(text))
+    }
 }
 
 /// Routing hints found in the query's comments (`/* pgsplit: route=replica min_lsn=16/B374D848 */`).
@@ -157,7 +177,7 @@ pub enum RouteHint {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Hints {
     /// The requested node, if any comment asked for one.
-    pub route: Option<RouteHint>,
+    pub route: Option<RouteTarget>,
     /// A WAL position a replica must have replayed before it may answer.
     pub min_lsn: Option<u64>,
 }

@@ -12,7 +12,7 @@ pub mod validate;
 
 pub use log::LogFormat;
 pub use render::render;
-pub use routing::{Balance, RoutingSettings, RuleRoute, RuleSettings, StaleFallback};
+pub use routing::{Balance, RoutingSettings, RuleSettings, StaleFallback};
 pub use tls::TlsSettings;
 pub use validate::{
     AuthMethod, DatabaseSettings, Limits, Pinning, PoolMode, PoolSettings, ReplicaSettings, Secret, Settings,

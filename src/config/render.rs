@@ -5,7 +5,7 @@ use super::file::{
     ConfigFile, DatabaseFile, LimitsFile, ListenFile, LogFile, PoolFile, ReplicaFile, RoutingFile, RuleFile, TlsFile,
     UserFile,
 };
-use super::routing::{Balance, RoutingSettings, RuleRoute, StaleFallback};
+use super::routing::{Balance, RoutingSettings, StaleFallback};
 use super::tls::{client_mode_name, server_mode_name};
 use super::units::{format_duration, format_size};
 use super::{AuthMethod, PoolMode, Secret, Settings};
@@ -123,12 +123,7 @@ fn routing(r: &RoutingSettings) -> RoutingFile {
                 tables: some(&rule.tables),
                 functions: some(&rule.functions),
                 regex: rule.regex.clone(),
-                route: match rule.route {
-                    RuleRoute::Primary => "primary",
-                    RuleRoute::Replica => "replica",
-                    RuleRoute::Any => "any",
-                }
-                .into(),
+                route: rule.route.name().into(),
                 max_lag: rule.max_lag.map(format_duration),
             })
             .collect(),

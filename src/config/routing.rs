@@ -6,6 +6,7 @@ use super::env::invalid;
 use super::file::{RoutingFile, RuleFile};
 use super::units::{parse_duration, parse_size};
 use super::ConfigError;
+use crate::classify::RouteTarget;
 
 /// What to do with a read when no replica qualifies.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,14 +30,6 @@ pub enum Balance {
     Random,
 }
 
-/// Where a rule sends what it matches.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RuleRoute {
-    Primary,
-    Replica,
-    Any,
-}
-
 /// One routing rule; every matcher present must match.
 #[derive(Clone, Debug)]
 pub struct RuleSettings {
@@ -49,7 +42,8 @@ pub struct RuleSettings {
     pub tables: Vec<String>,
     pub functions: Vec<String>,
     pub regex: Option<String>,
-    pub route: RuleRoute,
+    /// Where the rule sends what it matches.
+    pub route: RouteTarget,
     pub max_lag: Option<Duration>,
 }
 
@@ -122,13 +116,10 @@ pub fn validate(file: RoutingFile) -> Result<RoutingSettings, ConfigError> {
 
 fn validate_rule(index: usize, rule: RuleFile) -> Result<RuleSettings, ConfigError> {
     let name = rule.name.unwrap_or_else(|| format!("rule {}", index + 1));
-    let route = match rule.route.as_str() {
-        "primary" => RuleRoute::Primary,
-        "replica" => RuleRoute::Replica,
-        "any" => RuleRoute::Any,
-        other => {
-            return Err(invalid(format!("routing.rules {name:?}: route = {other:?}: use primary, replica or any")))
-        }
+    // Only the lowercase spelling, as for every other config value (hints take any case).
+    let Some(route) = RouteTarget::parse(&rule.route).filter(|r| r.name() == rule.route) else {
+        let other = &rule.route;
+        return Err(invalid(format!("routing.rules {name:?}: route = {other:?}: use primary, replica or any")));
     };
     let max_lag = rule
         .max_lag
