@@ -1,6 +1,7 @@
 //! Configuration: the TOML file's shape (`file`), its units (`units`), and validation into the
 //! settings each module takes (`validate`). Only this module knows the file format.
 
+mod choices;
 pub mod env;
 pub mod file;
 pub mod log;

@@ -1,7 +1,8 @@
 //! `[tls]`: the certificate pgsplit shows clients, and how its connections on either side are
 //! secured. Files are read and parsed here, so a bad one fails the load and `check-config`.
 
-use super::env::{expand, EnvLookup};
+use super::choices;
+use super::env::{expand, invalid, EnvLookup};
 use super::file::TlsFile;
 use super::ConfigError;
 use crate::tls::{pem, ClientTls, ClientTlsMode, ServerTls, ServerTlsMode, TlsError};
@@ -29,29 +30,24 @@ pub fn validate(mut file: TlsFile, env: EnvLookup) -> Result<TlsSettings, Config
     }
     let client_mode = match file.client_tls.as_deref() {
         None if has_cert => ClientTlsMode::Allow,
-        None | Some("disable") => ClientTlsMode::Disable,
-        Some("allow") => ClientTlsMode::Allow,
-        Some("require") => ClientTlsMode::Require,
-        Some(other) => {
-            return Err(invalid(format!("tls.client_tls = {other:?}: use \"disable\", \"allow\" or \"require\"")))
-        }
+        None => ClientTlsMode::Disable,
+        Some(text) => ClientTlsMode::parse(text).ok_or_else(|| {
+            let names = choices::quoted(&ClientTlsMode::ALL.map(ClientTlsMode::name));
+            invalid(format!("tls.client_tls = {text:?}: use {names}"))
+        })?,
     };
     if client_mode != ClientTlsMode::Disable && !has_cert {
         return Err(invalid(format!(
             "tls.client_tls = \"{}\" needs tls.cert and tls.key (the certificate chain and key shown to clients)",
-            client_mode_name(client_mode)
+            client_mode.name()
         )));
     }
-    let server_mode = match file.server_tls.as_deref().unwrap_or("disable") {
-        "disable" => ServerTlsMode::Disable,
-        "prefer" => ServerTlsMode::Prefer,
-        "require" => ServerTlsMode::Require,
-        "verify-full" => ServerTlsMode::VerifyFull,
-        other => {
-            return Err(invalid(format!(
-                "tls.server_tls = {other:?}: use \"disable\", \"prefer\", \"require\" or \"verify-full\""
-            )))
-        }
+    let server_mode = match file.server_tls.as_deref() {
+        None => ServerTlsMode::Disable,
+        Some(text) => ServerTlsMode::parse(text).ok_or_else(|| {
+            let names = choices::quoted(&ServerTlsMode::ALL.map(ServerTlsMode::name));
+            invalid(format!("tls.server_tls = {text:?}: use {names}"))
+        })?,
     };
     match (server_mode, &file.server_ca) {
         (ServerTlsMode::VerifyFull, None) => {
@@ -61,7 +57,7 @@ pub fn validate(mut file: TlsFile, env: EnvLookup) -> Result<TlsSettings, Config
         (mode, Some(_)) => {
             return Err(invalid(format!(
                 "tls.server_ca is only used with tls.server_tls = \"verify-full\" (it is \"{}\"), which checks server certificates",
-                server_mode_name(mode)
+                mode.name()
             )))
         }
     }
@@ -82,31 +78,8 @@ pub fn validate(mut file: TlsFile, env: EnvLookup) -> Result<TlsSettings, Config
     Ok(TlsSettings { cert: file.cert, key: file.key, server_ca: file.server_ca, client, server })
 }
 
-/// The config spelling of a client mode.
-pub fn client_mode_name(mode: ClientTlsMode) -> &'static str {
-    match mode {
-        ClientTlsMode::Disable => "disable",
-        ClientTlsMode::Allow => "allow",
-        ClientTlsMode::Require => "require",
-    }
-}
-
-/// The config spelling of a server mode.
-pub fn server_mode_name(mode: ServerTlsMode) -> &'static str {
-    match mode {
-        ServerTlsMode::Disable => "disable",
-        ServerTlsMode::Prefer => "prefer",
-        ServerTlsMode::Require => "require",
-        ServerTlsMode::VerifyFull => "verify-full",
-    }
-}
-
 fn key_error(key: &str, e: TlsError) -> ConfigError {
     invalid(format!("{key}: {e}"))
-}
-
-fn invalid(message: String) -> ConfigError {
-    ConfigError::Invalid(message)
 }
 
 #[cfg(test)]

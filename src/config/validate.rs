@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use super::choices;
 use super::env::{expand, invalid, EnvLookup};
 use super::file::{ConfigFile, DatabaseFile, ReplicaFile, UserFile};
 use super::log::{self, LogFormat};
@@ -44,6 +45,24 @@ pub enum PoolMode {
     Session,
 }
 
+impl PoolMode {
+    /// Every mode, in the order messages list them.
+    pub const ALL: [PoolMode; 2] = [PoolMode::Transaction, PoolMode::Session];
+
+    /// The config spelling, also shown by `check-config`, SHOW POOLS and SHOW DATABASES.
+    pub fn name(self) -> &'static str {
+        match self {
+            PoolMode::Transaction => "transaction",
+            PoolMode::Session => "session",
+        }
+    }
+
+    /// Reads the config spelling (exactly, lowercase).
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|m| m.name() == text)
+    }
+}
+
 /// Pool limits and timeouts.
 #[derive(Clone, Debug)]
 pub struct PoolSettings {
@@ -67,6 +86,24 @@ pub enum Pinning {
     Refuse,
 }
 
+impl Pinning {
+    /// Every answer, in the order messages list them.
+    pub const ALL: [Pinning; 2] = [Pinning::Pin, Pinning::Refuse];
+
+    /// The config spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            Pinning::Pin => "pin",
+            Pinning::Refuse => "refuse",
+        }
+    }
+
+    /// Reads the config spelling (exactly, lowercase).
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.name() == text)
+    }
+}
+
 /// Protection against clients that send too much, too slowly, or too many.
 #[derive(Clone, Debug)]
 pub struct Limits {
@@ -82,6 +119,25 @@ pub enum AuthMethod {
     ScramSha256,
     Md5,
     Trust,
+}
+
+impl AuthMethod {
+    /// Every method, in the order messages list them.
+    pub const ALL: [AuthMethod; 3] = [AuthMethod::ScramSha256, AuthMethod::Md5, AuthMethod::Trust];
+
+    /// The config spelling, as in `pg_hba.conf`.
+    pub fn name(self) -> &'static str {
+        match self {
+            AuthMethod::ScramSha256 => "scram-sha-256",
+            AuthMethod::Md5 => "md5",
+            AuthMethod::Trust => "trust",
+        }
+    }
+
+    /// Reads the config spelling (exactly, lowercase).
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.name() == text)
+    }
 }
 
 /// A user's configured secret, as written in the file.
@@ -149,16 +205,17 @@ pub fn validate(file: ConfigFile, env: EnvLookup) -> Result<Settings, ConfigErro
         None => None,
     };
     let pool = PoolSettings {
-        mode: parse_mode(file.pool.mode.as_deref().unwrap_or("transaction"), "pool.mode")?,
+        mode: file.pool.mode.as_deref().map_or(Ok(PoolMode::Transaction), |m| parse_mode(m, "pool.mode"))?,
         size: file.pool.size.unwrap_or(20),
         checkout_timeout: duration(&file.pool.checkout_timeout, "5s", "pool.checkout_timeout")?,
         idle_timeout: duration(&file.pool.idle_timeout, "10m", "pool.idle_timeout")?,
         max_lifetime: duration(&file.pool.max_lifetime, "1h", "pool.max_lifetime")?,
         connect_timeout: duration(&file.pool.connect_timeout, "3s", "pool.connect_timeout")?,
-        pinning: match file.pool.pinning.as_deref().unwrap_or("pin") {
-            "pin" => Pinning::Pin,
-            "refuse" => Pinning::Refuse,
-            other => return Err(invalid(format!("pool.pinning = {other:?}: use \"pin\" or \"refuse\""))),
+        pinning: match file.pool.pinning.as_deref() {
+            None => Pinning::Pin,
+            Some(text) => Pinning::parse(text).ok_or_else(|| {
+                invalid(format!("pool.pinning = {text:?}: use {}", choices::quoted(&Pinning::ALL.map(Pinning::name))))
+            })?,
         },
     };
     if pool.size == 0 {
@@ -232,12 +289,11 @@ fn validate_user(user: UserFile, env: EnvLookup) -> Result<UserSettings, ConfigE
         Some(p) => Secret::Plain(p),
     };
     let auth = match user.auth.as_deref() {
-        None | Some("scram-sha-256") => AuthMethod::ScramSha256,
-        Some("md5") => AuthMethod::Md5,
-        Some("trust") => AuthMethod::Trust,
-        Some(other) => {
-            return Err(invalid(format!("user {name:?}: auth {other:?} is not one of scram-sha-256, md5, trust")))
-        }
+        None => AuthMethod::ScramSha256,
+        Some(text) => AuthMethod::parse(text).ok_or_else(|| {
+            let names = AuthMethod::ALL.map(AuthMethod::name).join(", ");
+            invalid(format!("user {name:?}: auth {text:?} is not one of {names}"))
+        })?,
     };
     match (&auth, &secret) {
         (AuthMethod::Trust, _) => {}
@@ -311,11 +367,9 @@ fn check_host_port(addr: &str, db: &str) -> Result<String, ConfigError> {
 }
 
 fn parse_mode(text: &str, key: &str) -> Result<PoolMode, ConfigError> {
-    match text {
-        "transaction" => Ok(PoolMode::Transaction),
-        "session" => Ok(PoolMode::Session),
-        other => Err(invalid(format!("{key} = {other:?}: use \"transaction\" or \"session\""))),
-    }
+    PoolMode::parse(text).ok_or_else(|| {
+        invalid(format!("{key} = {text:?}: use {}", choices::quoted(&PoolMode::ALL.map(PoolMode::name))))
+    })
 }
 
 fn duration(value: &Option<String>, default: &str, key: &str) -> Result<Duration, ConfigError> {
