@@ -7,7 +7,7 @@ use super::file::{
 };
 use super::routing::{ReadYourWrites, RoutingSettings};
 use super::units::{format_duration, format_size};
-use super::{PoolMode, Secret, Settings};
+use super::{DatabaseSettings, PoolMode, Secret, Settings, UserSettings};
 
 /// Renders `settings` as TOML.
 pub fn render(settings: &Settings) -> String {
@@ -41,39 +41,36 @@ pub fn render(settings: &Settings) -> String {
             server_tls: Some(settings.tls.server.mode.name().into()),
             server_ca: settings.tls.server_ca.clone(),
         },
-        users: settings
-            .users
-            .values()
-            .map(|u| UserFile {
-                name: u.name.clone(),
-                password: secret(&u.secret),
-                auth: Some(u.auth.name().into()),
-                server_user: Some(u.server_user.clone()),
-                server_password: u.server_password.as_ref().map(|_| "(hidden)".into()),
-                pool_mode: u.pool_mode.map(mode),
-            })
-            .collect(),
-        databases: settings
-            .databases
-            .values()
-            .map(|d| {
-                let file = DatabaseFile {
-                    primary: d.primary.clone(),
-                    replicas: d
-                        .replicas
-                        .iter()
-                        .map(|r| ReplicaFile::Weighted { addr: r.addr.clone(), weight: Some(r.weight) })
-                        .collect(),
-                    server_dbname: Some(d.server_dbname.clone()),
-                    pool_mode: d.pool_mode.map(mode),
-                    pool_size: d.pool_size,
-                };
-                (d.name.clone(), file)
-            })
-            .collect(),
+        users: settings.users.values().map(user).collect(),
+        databases: settings.databases.values().map(|d| (d.name.clone(), database(d))).collect(),
     };
     // Every field is a plain string, number or table: serialisation cannot fail.
     toml::to_string_pretty(&file).expect("settings render as TOML")
+}
+
+fn user(u: &UserSettings) -> UserFile {
+    UserFile {
+        name: u.name.clone(),
+        password: secret(&u.secret),
+        auth: Some(u.auth.name().into()),
+        server_user: Some(u.server_user.clone()),
+        server_password: u.server_password.as_ref().map(|_| "(hidden)".into()),
+        pool_mode: u.pool_mode.map(mode),
+    }
+}
+
+fn database(d: &DatabaseSettings) -> DatabaseFile {
+    DatabaseFile {
+        primary: d.primary.clone(),
+        replicas: d
+            .replicas
+            .iter()
+            .map(|r| ReplicaFile::Weighted { addr: r.addr.clone(), weight: Some(r.weight) })
+            .collect(),
+        server_dbname: Some(d.server_dbname.clone()),
+        pool_mode: d.pool_mode.map(mode),
+        pool_size: d.pool_size,
+    }
 }
 
 fn routing(r: &RoutingSettings) -> RoutingFile {

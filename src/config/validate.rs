@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::choices;
 use super::env::{expand, invalid, EnvLookup};
-use super::file::{ConfigFile, DatabaseFile, ReplicaFile, UserFile};
+use super::file::{ConfigFile, DatabaseFile, LimitsFile, ListenFile, PoolFile, ReplicaFile, UserFile};
 use super::log::{self, LogFormat};
 use super::routing::{self, RoutingSettings};
 use super::tls::{self, TlsSettings};
@@ -192,77 +192,18 @@ impl Settings {
     }
 }
 
-/// Validates a parsed file.
+/// Validates a parsed file, section by section; the first problem found is the error.
 pub fn validate(file: ConfigFile, env: EnvLookup) -> Result<Settings, ConfigError> {
-    let addr = expand(file.listen.addr.as_deref().unwrap_or("127.0.0.1:6432"), env)?;
-    let listen = addr.parse().map_err(|e| invalid(format!("listen.addr {addr:?} is not an ip:port address: {e}")))?;
-    let metrics_addr = match file.listen.metrics_addr.as_deref() {
-        Some(a) => {
-            let a = expand(a, env)?;
-            let parsed = a.parse();
-            Some(parsed.map_err(|e| invalid(format!("listen.metrics_addr {a:?} is not an ip:port address: {e}")))?)
-        }
-        None => None,
-    };
-    let pool = PoolSettings {
-        mode: file.pool.mode.as_deref().map_or(Ok(PoolMode::Transaction), |m| parse_mode(m, "pool.mode"))?,
-        size: file.pool.size.unwrap_or(20),
-        checkout_timeout: duration(&file.pool.checkout_timeout, "5s", "pool.checkout_timeout")?,
-        idle_timeout: duration(&file.pool.idle_timeout, "10m", "pool.idle_timeout")?,
-        max_lifetime: duration(&file.pool.max_lifetime, "1h", "pool.max_lifetime")?,
-        connect_timeout: duration(&file.pool.connect_timeout, "3s", "pool.connect_timeout")?,
-        pinning: match file.pool.pinning.as_deref() {
-            None => Pinning::Pin,
-            Some(text) => Pinning::parse(text).ok_or_else(|| {
-                invalid(format!("pool.pinning = {text:?}: use {}", choices::quoted(&Pinning::ALL.map(Pinning::name))))
-            })?,
-        },
-    };
-    if pool.size == 0 {
-        return Err(invalid("pool.size must be at least 1".into()));
-    }
-    let limits = Limits {
-        max_clients: file.limits.max_clients.unwrap_or(10_000),
-        max_message_size: size(&file.limits.max_message_size, "64MiB", "limits.max_message_size")?,
-        handshake_timeout: duration(&file.limits.handshake_timeout, "10s", "limits.handshake_timeout")?,
-        shutdown_timeout: duration(&file.limits.shutdown_timeout, "30s", "limits.shutdown_timeout")?,
-    };
-    if limits.max_message_size < 1024 {
-        return Err(invalid("limits.max_message_size must be at least 1KiB".into()));
-    }
-    let mut users = BTreeMap::new();
-    for user in file.users {
-        let user = validate_user(user, env)?;
-        if users.insert(user.name.clone(), user).is_some() {
-            return Err(invalid("a user is listed twice in [[users]]".into()));
-        }
-    }
-    let mut databases = BTreeMap::new();
-    for (name, db) in file.databases {
-        databases.insert(name.clone(), validate_database(name, db, env)?);
-    }
-    if databases.is_empty() {
-        return Err(invalid("no [databases.NAME] table: clients would have nowhere to go".into()));
-    }
+    let (listen, metrics_addr) = validate_listen(&file.listen, env)?;
+    let pool = validate_pool(&file.pool)?;
+    let limits = validate_limits(&file.limits)?;
+    let users = validate_users(file.users, env)?;
+    let databases = validate_databases(file.databases, env)?;
     let log_level = log::parse_level(file.log.level.as_deref())?;
     let log_format = log::parse_format(file.log.format.as_deref())?;
     let routing = routing::validate(file.routing)?;
     let tls = tls::validate(file.tls, env)?;
-    if databases.contains_key(super::ADMIN_DATABASE) {
-        return Err(invalid(format!(
-            "databases.{}: the name is reserved for the admin console",
-            super::ADMIN_DATABASE
-        )));
-    }
-    let mut admin_users = BTreeSet::new();
-    for name in file.admin_users {
-        let name = expand(&name, env)?;
-        if !users.contains_key(&name) {
-            return Err(invalid(format!("admin_users: {name:?} is not a user listed in [[users]]")));
-        }
-        admin_users.insert(name);
-    }
-    let source = None;
+    let admin_users = validate_admin(file.admin_users, &users, &databases, env)?;
     Ok(Settings {
         listen,
         metrics_addr,
@@ -275,8 +216,110 @@ pub fn validate(file: ConfigFile, env: EnvLookup) -> Result<Settings, ConfigErro
         users,
         databases,
         admin_users,
-        source,
+        source: None,
     })
+}
+
+/// `[listen]`: the clients' address and the optional metrics address.
+fn validate_listen(listen: &ListenFile, env: EnvLookup) -> Result<(SocketAddr, Option<SocketAddr>), ConfigError> {
+    let addr = expand(listen.addr.as_deref().unwrap_or("127.0.0.1:6432"), env)?;
+    let parsed = addr.parse().map_err(|e| invalid(format!("listen.addr {addr:?} is not an ip:port address: {e}")))?;
+    let metrics_addr = match listen.metrics_addr.as_deref() {
+        Some(a) => {
+            let a = expand(a, env)?;
+            let parsed = a.parse();
+            Some(parsed.map_err(|e| invalid(format!("listen.metrics_addr {a:?} is not an ip:port address: {e}")))?)
+        }
+        None => None,
+    };
+    Ok((parsed, metrics_addr))
+}
+
+/// `[pool]`: the global mode, size, timeouts and pinning answer.
+fn validate_pool(pool: &PoolFile) -> Result<PoolSettings, ConfigError> {
+    let settings = PoolSettings {
+        mode: pool.mode.as_deref().map_or(Ok(PoolMode::Transaction), |m| parse_mode(m, "pool.mode"))?,
+        size: pool.size.unwrap_or(20),
+        checkout_timeout: duration(&pool.checkout_timeout, "5s", "pool.checkout_timeout")?,
+        idle_timeout: duration(&pool.idle_timeout, "10m", "pool.idle_timeout")?,
+        max_lifetime: duration(&pool.max_lifetime, "1h", "pool.max_lifetime")?,
+        connect_timeout: duration(&pool.connect_timeout, "3s", "pool.connect_timeout")?,
+        pinning: match pool.pinning.as_deref() {
+            None => Pinning::Pin,
+            Some(text) => Pinning::parse(text).ok_or_else(|| {
+                invalid(format!("pool.pinning = {text:?}: use {}", choices::quoted(&Pinning::ALL.map(Pinning::name))))
+            })?,
+        },
+    };
+    if settings.size == 0 {
+        return Err(invalid("pool.size must be at least 1".into()));
+    }
+    Ok(settings)
+}
+
+/// `[limits]`.
+fn validate_limits(limits: &LimitsFile) -> Result<Limits, ConfigError> {
+    let settings = Limits {
+        max_clients: limits.max_clients.unwrap_or(10_000),
+        max_message_size: size(&limits.max_message_size, "64MiB", "limits.max_message_size")?,
+        handshake_timeout: duration(&limits.handshake_timeout, "10s", "limits.handshake_timeout")?,
+        shutdown_timeout: duration(&limits.shutdown_timeout, "30s", "limits.shutdown_timeout")?,
+    };
+    if settings.max_message_size < 1024 {
+        return Err(invalid("limits.max_message_size must be at least 1KiB".into()));
+    }
+    Ok(settings)
+}
+
+/// `[[users]]`, by name; a name listed twice is an error.
+fn validate_users(files: Vec<UserFile>, env: EnvLookup) -> Result<BTreeMap<String, UserSettings>, ConfigError> {
+    let mut users = BTreeMap::new();
+    for user in files {
+        let user = validate_user(user, env)?;
+        if users.insert(user.name.clone(), user).is_some() {
+            return Err(invalid("a user is listed twice in [[users]]".into()));
+        }
+    }
+    Ok(users)
+}
+
+/// `[databases.NAME]`; there must be at least one.
+fn validate_databases(
+    files: BTreeMap<String, DatabaseFile>,
+    env: EnvLookup,
+) -> Result<BTreeMap<String, DatabaseSettings>, ConfigError> {
+    let mut databases = BTreeMap::new();
+    for (name, db) in files {
+        databases.insert(name.clone(), validate_database(name, db, env)?);
+    }
+    if databases.is_empty() {
+        return Err(invalid("no [databases.NAME] table: clients would have nowhere to go".into()));
+    }
+    Ok(databases)
+}
+
+/// The admin console: no database may take its name, and `admin_users` must be listed users.
+fn validate_admin(
+    names: Vec<String>,
+    users: &BTreeMap<String, UserSettings>,
+    databases: &BTreeMap<String, DatabaseSettings>,
+    env: EnvLookup,
+) -> Result<BTreeSet<String>, ConfigError> {
+    if databases.contains_key(super::ADMIN_DATABASE) {
+        return Err(invalid(format!(
+            "databases.{}: the name is reserved for the admin console",
+            super::ADMIN_DATABASE
+        )));
+    }
+    let mut admin_users = BTreeSet::new();
+    for name in names {
+        let name = expand(&name, env)?;
+        if !users.contains_key(&name) {
+            return Err(invalid(format!("admin_users: {name:?} is not a user listed in [[users]]")));
+        }
+        admin_users.insert(name);
+    }
+    Ok(admin_users)
 }
 
 fn validate_user(user: UserFile, env: EnvLookup) -> Result<UserSettings, ConfigError> {
