@@ -121,6 +121,13 @@ mod tests {
         assert!(qualified.first_match(&ctx(&["audit.ledger".to_string()], "")).is_some());
     }
 
+    #[test]
+    fn a_qualified_rule_does_not_match_an_unqualified_reference() {
+        let qualified = rules_with(rule("q", |r| r.tables = vec!["sales.orders".into()]));
+        assert!(qualified.first_match(&ctx(&["orders".to_string()], "")).is_none());
+        assert!(qualified.first_match(&ctx(&["sales.orders".to_string()], "")).is_some());
+    }
+
     fn rules_with(r: RuleSettings) -> Rules {
         Rules::compile(&[r]).unwrap()
     }
