@@ -6,7 +6,6 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use super::command::{Show, HELP};
 use super::table::{opt, text, Table, Type};
 use crate::classify::format_lsn;
-use crate::config::{PoolMode, RuleRoute};
 use crate::state::clients::ClientState;
 use crate::state::Shared;
 
@@ -64,7 +63,7 @@ fn pools(ctx: &Shared) -> Table {
             text(s.idle),
             text(s.connecting),
             text(s.size),
-            text(mode_name(mode)),
+            text(mode.name()),
         ]);
     }
     t
@@ -270,16 +269,11 @@ fn rules(ctx: &Shared) -> Table {
         if let Some(regex) = &rule.regex {
             matches.push(format!("regex = {regex:?}"));
         }
-        let route = match rule.route {
-            RuleRoute::Primary => "primary",
-            RuleRoute::Replica => "replica",
-            RuleRoute::Any => "any",
-        };
         t.row(vec![
             text(i + 1),
             text(&rule.name),
             text(matches.join(", ")),
-            text(route),
+            text(rule.route.name()),
             opt(rule.max_lag.map(|d| format!("{d:?}"))),
         ]);
     }
@@ -326,7 +320,7 @@ fn databases(ctx: &Shared) -> Table {
             text(&db.server_dbname),
             text(replicas.join(", ")),
             text(db.pool_size.unwrap_or(ctx.config().settings.pool.size)),
-            text(mode_name(db.pool_mode.unwrap_or(ctx.config().settings.pool.mode))),
+            text(db.pool_mode.unwrap_or(ctx.config().settings.pool.mode).name()),
             text(ctx.pause.is_paused(&db.name)),
         ]);
     }
@@ -347,13 +341,6 @@ fn sorted_pools(ctx: &Shared) -> Vec<crate::pool::Pool> {
         (&a.key().database, &a.key().user, &a.key().node).cmp(&(&b.key().database, &b.key().user, &b.key().node))
     });
     pools
-}
-
-fn mode_name(mode: PoolMode) -> &'static str {
-    match mode {
-        PoolMode::Transaction => "transaction",
-        PoolMode::Session => "session",
-    }
 }
 
 /// Seconds since the epoch, as PgBouncer prints times: `2026-11-23 20:40:01 UTC` is nicer but

@@ -3,7 +3,7 @@
 
 use crate::protocol::lsn::parse_lsn;
 
-use super::{Hints, RouteHint};
+use super::{Hints, RouteTarget};
 
 /// The marker that starts a hint inside a comment; matched in any case.
 const MARKER: &str = "pgsplit:";
@@ -25,10 +25,10 @@ fn absorb(hints: &mut Hints, comment: &str) {
     for (key, value) in pairs.filter_map(|pair| pair.split_once('=')) {
         let value = value.trim_matches(|c| c == '\'' || c == '"');
         if key.eq_ignore_ascii_case("route") {
-            if let Some(route) = parse_route(value) {
+            if let Some(route) = RouteTarget::parse(value) {
                 hints.route = match hints.route {
-                    Some(RouteHint::Primary) => Some(RouteHint::Primary),
-                    Some(_) if route != RouteHint::Primary => hints.route,
+                    Some(RouteTarget::Primary) => Some(RouteTarget::Primary),
+                    Some(_) if route != RouteTarget::Primary => hints.route,
                     _ => Some(route),
                 };
             }
@@ -38,12 +38,6 @@ fn absorb(hints: &mut Hints, comment: &str) {
             }
         }
     }
-}
-
-fn parse_route(value: &str) -> Option<RouteHint> {
-    [("primary", RouteHint::Primary), ("replica", RouteHint::Replica), ("any", RouteHint::Any)]
-        .into_iter()
-        .find_map(|(name, route)| value.eq_ignore_ascii_case(name).then_some(route))
 }
 
 /// Byte offset of `needle` (ASCII) in `haystack`, ignoring ASCII case.

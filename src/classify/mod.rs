@@ -139,15 +139,35 @@ pub enum StatementKind {
     Other,
 }
 
-/// Where a `pgsplit: route=…` hint asks the query to go.
+/// Where a query should go, as a `pgsplit: route=…` hint, `SET pgsplit.route` or a routing rule's
+/// `route` asks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RouteHint {
-    /// `route=primary`.
+pub enum RouteTarget {
+    /// `primary`.
     Primary,
-    /// `route=replica`.
+    /// `replica`.
     Replica,
-    /// `route=any`: no preference.
+    /// `any`: no preference.
     Any,
+}
+
+impl RouteTarget {
+    /// Every target, in the order messages list them.
+    pub const ALL: [RouteTarget; 3] = [RouteTarget::Primary, RouteTarget::Replica, RouteTarget::Any];
+
+    /// The spelling in hints, settings and the config file.
+    pub fn name(self) -> &'static str {
+        match self {
+            RouteTarget::Primary => "primary",
+            RouteTarget::Replica => "replica",
+            RouteTarget::Any => "any",
+        }
+    }
+
+    /// Reads a target in any ASCII case (`Replica`, `ANY`), as hints and `SET pgsplit.route` take it.
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.name().eq_ignore_ascii_case(text))
+    }
 }
 
 /// Routing hints found in the query's comments (`/* pgsplit: route=replica min_lsn=16/B374D848 */`).
@@ -157,7 +177,7 @@ pub enum RouteHint {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Hints {
     /// The requested node, if any comment asked for one.
-    pub route: Option<RouteHint>,
+    pub route: Option<RouteTarget>,
     /// A WAL position a replica must have replayed before it may answer.
     pub min_lsn: Option<u64>,
 }
@@ -178,6 +198,7 @@ pub struct Classification {
     /// Tables referenced, normalised as PostgreSQL folds names (lowercase unless quoted), `schema.table`
     /// when written qualified; in order of first appearance. For statements the lexer decides alone
     /// (INSERT, UPDATE, DELETE, MERGE, TRUNCATE, COPY, LOCK) only the target tables are listed.
+    /// Which names a routing rule's `tables` match is decided in `route::rules`.
     pub tables: Vec<String>,
     /// Functions called, normalised and unqualified. For statements the lexer decides alone only
     /// the side-effecting ones are listed.
@@ -209,32 +230,6 @@ pub enum Pin {
     TempTable,
     HoldCursor,
     PreparedTransaction,
-}
-
-impl Classification {
-    /// Whether `name` is among the tables: the last parts must be equal and, when both names carry a
-    /// schema, the schemas too (`users` matches `public.users` both ways; `a.users` does not match
-    /// `b.users`). `name` is compared as given, so pass it folded as PostgreSQL would.
-    pub fn references_table(&self, name: &str) -> bool {
-        let (schema, bare) = split_qualified(name);
-        self.tables.iter().any(|t| {
-            let (t_schema, t_bare) = split_qualified(t);
-            t_bare == bare && (schema.is_none() || t_schema.is_none() || schema == t_schema)
-        })
-    }
-
-    /// Whether a function of this (unqualified, normalised) name is called.
-    pub fn calls_function(&self, name: &str) -> bool {
-        self.functions.iter().any(|f| f == name)
-    }
-}
-
-/// Splits `schema.table` at its last dot.
-fn split_qualified(name: &str) -> (Option<&str>, &str) {
-    match name.rsplit_once('.') {
-        Some((schema, bare)) => (Some(schema), bare),
-        None => (None, name),
-    }
 }
 
 /// How a [`Classifier`] is set up; built from the config and the monitor's function list.

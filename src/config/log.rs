@@ -1,6 +1,7 @@
 //! `[log]`: how pgsplit's log lines are written. The level stays a plain string in
 //! [`Settings`](super::Settings) since `RUST_LOG` may override it anyway.
 
+use super::choices;
 use super::ConfigError;
 
 /// How each log line is written.
@@ -14,6 +15,9 @@ pub enum LogFormat {
 }
 
 impl LogFormat {
+    /// Every format, in the order messages list them.
+    pub const ALL: [LogFormat; 2] = [LogFormat::Text, LogFormat::Json];
+
     /// The config spelling, for `check-config`.
     pub fn name(self) -> &'static str {
         match self {
@@ -21,27 +25,33 @@ impl LogFormat {
             LogFormat::Json => "json",
         }
     }
+
+    /// Reads the config spelling (exactly, lowercase).
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|f| f.name() == text)
+    }
 }
 
-/// Checks `log.level`: one of the five tracing levels (absent means info); a typo would otherwise
-/// be ignored silently by the log filter.
+/// The levels `log.level` takes, as the tracing filter spells them, in the order messages list them.
+pub const LEVELS: [&str; 5] = ["error", "warn", "info", "debug", "trace"];
+
+/// Checks `log.level`: one of the five tracing [`LEVELS`] in any case (absent means info); a typo
+/// would otherwise be ignored silently by the log filter. Returns it lowercased.
 pub fn parse_level(value: Option<&str>) -> Result<String, ConfigError> {
     let level = value.unwrap_or("info").to_ascii_lowercase();
-    match level.as_str() {
-        "error" | "warn" | "info" | "debug" | "trace" => Ok(level),
-        other => Err(ConfigError::Invalid(format!(
-            "log.level = {other:?}: use \"error\", \"warn\", \"info\", \"debug\" or \"trace\""
-        ))),
+    if LEVELS.contains(&level.as_str()) {
+        return Ok(level);
     }
+    Err(ConfigError::Invalid(format!("log.level = {level:?}: use {}", choices::quoted(&LEVELS))))
 }
 
 /// Parses `log.format`; absent means text.
 pub fn parse_format(value: Option<&str>) -> Result<LogFormat, ConfigError> {
-    match value.unwrap_or("text") {
-        "text" => Ok(LogFormat::Text),
-        "json" => Ok(LogFormat::Json),
-        other => Err(ConfigError::Invalid(format!("log.format = {other:?}: use \"text\" or \"json\""))),
-    }
+    let Some(text) = value else { return Ok(LogFormat::default()) };
+    LogFormat::parse(text).ok_or_else(|| {
+        let names = choices::quoted(&LogFormat::ALL.map(LogFormat::name));
+        ConfigError::Invalid(format!("log.format = {text:?}: use {names}"))
+    })
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! Configuration: the TOML file's shape (`file`), its units (`units`), and validation into the
 //! settings each module takes (`validate`). Only this module knows the file format.
 
+mod choices;
 pub mod env;
 pub mod file;
 pub mod log;
@@ -12,7 +13,7 @@ pub mod validate;
 
 pub use log::LogFormat;
 pub use render::render;
-pub use routing::{Balance, RoutingSettings, RuleRoute, RuleSettings, StaleFallback};
+pub use routing::{Balance, RoutingSettings, RuleSettings, StaleFallback};
 pub use tls::TlsSettings;
 pub use validate::{
     AuthMethod, DatabaseSettings, Limits, Pinning, PoolMode, PoolSettings, ReplicaSettings, Secret, Settings,

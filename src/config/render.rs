@@ -5,10 +5,9 @@ use super::file::{
     ConfigFile, DatabaseFile, LimitsFile, ListenFile, LogFile, PoolFile, ReplicaFile, RoutingFile, RuleFile, TlsFile,
     UserFile,
 };
-use super::routing::{Balance, RoutingSettings, RuleRoute, StaleFallback};
-use super::tls::{client_mode_name, server_mode_name};
+use super::routing::{ReadYourWrites, RoutingSettings};
 use super::units::{format_duration, format_size};
-use super::{AuthMethod, PoolMode, Secret, Settings};
+use super::{DatabaseSettings, PoolMode, Secret, Settings, UserSettings};
 
 /// Renders `settings` as TOML.
 pub fn render(settings: &Settings) -> String {
@@ -25,13 +24,7 @@ pub fn render(settings: &Settings) -> String {
             idle_timeout: Some(format_duration(settings.pool.idle_timeout)),
             max_lifetime: Some(format_duration(settings.pool.max_lifetime)),
             connect_timeout: Some(format_duration(settings.pool.connect_timeout)),
-            pinning: Some(
-                match settings.pool.pinning {
-                    super::Pinning::Pin => "pin",
-                    super::Pinning::Refuse => "refuse",
-                }
-                .into(),
-            ),
+            pinning: Some(settings.pool.pinning.name().into()),
         },
         limits: LimitsFile {
             max_clients: Some(settings.limits.max_clients),
@@ -44,43 +37,40 @@ pub fn render(settings: &Settings) -> String {
         tls: TlsFile {
             cert: settings.tls.cert.clone(),
             key: settings.tls.key.clone(),
-            client_tls: Some(client_mode_name(settings.tls.client.mode).into()),
-            server_tls: Some(server_mode_name(settings.tls.server.mode).into()),
+            client_tls: Some(settings.tls.client.mode.name().into()),
+            server_tls: Some(settings.tls.server.mode.name().into()),
             server_ca: settings.tls.server_ca.clone(),
         },
-        users: settings
-            .users
-            .values()
-            .map(|u| UserFile {
-                name: u.name.clone(),
-                password: secret(&u.secret),
-                auth: Some(auth(u.auth).into()),
-                server_user: Some(u.server_user.clone()),
-                server_password: u.server_password.as_ref().map(|_| "(hidden)".into()),
-                pool_mode: u.pool_mode.map(mode),
-            })
-            .collect(),
-        databases: settings
-            .databases
-            .values()
-            .map(|d| {
-                let file = DatabaseFile {
-                    primary: d.primary.clone(),
-                    replicas: d
-                        .replicas
-                        .iter()
-                        .map(|r| ReplicaFile::Weighted { addr: r.addr.clone(), weight: Some(r.weight) })
-                        .collect(),
-                    server_dbname: Some(d.server_dbname.clone()),
-                    pool_mode: d.pool_mode.map(mode),
-                    pool_size: d.pool_size,
-                };
-                (d.name.clone(), file)
-            })
-            .collect(),
+        users: settings.users.values().map(user).collect(),
+        databases: settings.databases.values().map(|d| (d.name.clone(), database(d))).collect(),
     };
     // Every field is a plain string, number or table: serialisation cannot fail.
     toml::to_string_pretty(&file).expect("settings render as TOML")
+}
+
+fn user(u: &UserSettings) -> UserFile {
+    UserFile {
+        name: u.name.clone(),
+        password: secret(&u.secret),
+        auth: Some(u.auth.name().into()),
+        server_user: Some(u.server_user.clone()),
+        server_password: u.server_password.as_ref().map(|_| "(hidden)".into()),
+        pool_mode: u.pool_mode.map(mode),
+    }
+}
+
+fn database(d: &DatabaseSettings) -> DatabaseFile {
+    DatabaseFile {
+        primary: d.primary.clone(),
+        replicas: d
+            .replicas
+            .iter()
+            .map(|r| ReplicaFile::Weighted { addr: r.addr.clone(), weight: Some(r.weight) })
+            .collect(),
+        server_dbname: Some(d.server_dbname.clone()),
+        pool_mode: d.pool_mode.map(mode),
+        pool_size: d.pool_size,
+    }
 }
 
 fn routing(r: &RoutingSettings) -> RoutingFile {
@@ -88,24 +78,10 @@ fn routing(r: &RoutingSettings) -> RoutingFile {
     RoutingFile {
         max_lag: Some(format_duration(r.max_lag)),
         max_lag_bytes: Some(format_size(r.max_lag_bytes)),
-        read_your_writes: Some(if r.read_your_writes { "lsn" } else { "off" }.into()),
-        stale_fallback: Some(
-            match r.stale_fallback {
-                StaleFallback::Primary => "primary",
-                StaleFallback::Wait => "wait",
-                StaleFallback::Error => "error",
-            }
-            .into(),
-        ),
+        read_your_writes: Some(ReadYourWrites::of(r.read_your_writes).name().into()),
+        stale_fallback: Some(r.stale_fallback.name().into()),
         wait_timeout: Some(format_duration(r.wait_timeout)),
-        balance: Some(
-            match r.balance {
-                Balance::LeastBusy => "least-busy",
-                Balance::RoundRobin => "round-robin",
-                Balance::Random => "random",
-            }
-            .into(),
-        ),
+        balance: Some(r.balance.name().into()),
         primary_reads: Some(r.primary_reads),
         check_interval: Some(format_duration(r.check_interval)),
         write_functions: Some(r.write_functions.clone()),
@@ -123,12 +99,7 @@ fn routing(r: &RoutingSettings) -> RoutingFile {
                 tables: some(&rule.tables),
                 functions: some(&rule.functions),
                 regex: rule.regex.clone(),
-                route: match rule.route {
-                    RuleRoute::Primary => "primary",
-                    RuleRoute::Replica => "replica",
-                    RuleRoute::Any => "any",
-                }
-                .into(),
+                route: rule.route.name().into(),
                 max_lag: rule.max_lag.map(format_duration),
             })
             .collect(),
@@ -136,18 +107,7 @@ fn routing(r: &RoutingSettings) -> RoutingFile {
 }
 
 fn mode(m: PoolMode) -> String {
-    match m {
-        PoolMode::Transaction => "transaction".into(),
-        PoolMode::Session => "session".into(),
-    }
-}
-
-fn auth(a: AuthMethod) -> &'static str {
-    match a {
-        AuthMethod::ScramSha256 => "scram-sha-256",
-        AuthMethod::Md5 => "md5",
-        AuthMethod::Trust => "trust",
-    }
+    m.name().into()
 }
 
 fn secret(s: &Secret) -> Option<String> {

@@ -2,10 +2,12 @@
 
 use std::time::Duration;
 
+use super::choices;
 use super::env::invalid;
 use super::file::{RoutingFile, RuleFile};
 use super::units::{parse_duration, parse_size};
 use super::ConfigError;
+use crate::classify::RouteTarget;
 
 /// What to do with a read when no replica qualifies.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -16,6 +18,25 @@ pub enum StaleFallback {
     Wait,
     /// Refuse it with an error.
     Error,
+}
+
+impl StaleFallback {
+    /// Every fallback, in the order messages list them.
+    pub const ALL: [StaleFallback; 3] = [StaleFallback::Primary, StaleFallback::Wait, StaleFallback::Error];
+
+    /// The config spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            StaleFallback::Primary => "primary",
+            StaleFallback::Wait => "wait",
+            StaleFallback::Error => "error",
+        }
+    }
+
+    /// Reads the config spelling (exactly, lowercase).
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|f| f.name() == text)
+    }
 }
 
 /// How a read picks among qualifying replicas.
@@ -29,12 +50,60 @@ pub enum Balance {
     Random,
 }
 
-/// Where a rule sends what it matches.
+impl Balance {
+    /// Every strategy, in the order messages list them.
+    pub const ALL: [Balance; 3] = [Balance::LeastBusy, Balance::RoundRobin, Balance::Random];
+
+    /// The config spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            Balance::LeastBusy => "least-busy",
+            Balance::RoundRobin => "round-robin",
+            Balance::Random => "random",
+        }
+    }
+
+    /// Reads the config spelling (exactly, lowercase).
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|b| b.name() == text)
+    }
+}
+
+/// The spellings of `routing.read_your_writes`; the settings keep it as the switch
+/// [`RoutingSettings::read_your_writes`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RuleRoute {
-    Primary,
-    Replica,
-    Any,
+pub enum ReadYourWrites {
+    /// On: reads after the session's own writes wait for a replica past their LSN.
+    Lsn,
+    /// Off.
+    Off,
+}
+
+impl ReadYourWrites {
+    /// Every spelling, in the order messages list them.
+    pub const ALL: [ReadYourWrites; 2] = [ReadYourWrites::Lsn, ReadYourWrites::Off];
+
+    /// The config spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            ReadYourWrites::Lsn => "lsn",
+            ReadYourWrites::Off => "off",
+        }
+    }
+
+    /// Reads the config spelling (exactly, lowercase).
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.name() == text)
+    }
+
+    /// The spelling of the switch `on`.
+    pub fn of(on: bool) -> Self {
+        if on {
+            ReadYourWrites::Lsn
+        } else {
+            ReadYourWrites::Off
+        }
+    }
 }
 
 /// One routing rule; every matcher present must match.
@@ -49,7 +118,8 @@ pub struct RuleSettings {
     pub tables: Vec<String>,
     pub functions: Vec<String>,
     pub regex: Option<String>,
-    pub route: RuleRoute,
+    /// Where the rule sends what it matches.
+    pub route: RouteTarget,
     pub max_lag: Option<Duration>,
 }
 
@@ -82,22 +152,25 @@ pub fn validate(file: RoutingFile) -> Result<RoutingSettings, ConfigError> {
     };
     let max_lag_bytes = parse_size(file.max_lag_bytes.as_deref().unwrap_or("16MiB"))
         .map_err(|e| invalid(format!("routing.max_lag_bytes: {e}")))?;
-    let read_your_writes = match file.read_your_writes.as_deref().unwrap_or("lsn") {
-        "lsn" => true,
-        "off" => false,
-        other => return Err(invalid(format!("routing.read_your_writes = {other:?}: use \"lsn\" or \"off\""))),
+    let read_your_writes = match file.read_your_writes.as_deref() {
+        None => ReadYourWrites::Lsn,
+        Some(text) => ReadYourWrites::parse(text).ok_or_else(|| {
+            let names = choices::quoted(&ReadYourWrites::ALL.map(ReadYourWrites::name));
+            invalid(format!("routing.read_your_writes = {text:?}: use {names}"))
+        })?,
     };
-    let stale_fallback = match file.stale_fallback.as_deref().unwrap_or("primary") {
-        "primary" => StaleFallback::Primary,
-        "wait" => StaleFallback::Wait,
-        "error" => StaleFallback::Error,
-        other => return Err(invalid(format!("routing.stale_fallback = {other:?}: use primary, wait or error"))),
+    let stale_fallback = match file.stale_fallback.as_deref() {
+        None => StaleFallback::Primary,
+        Some(text) => StaleFallback::parse(text).ok_or_else(|| {
+            let names = choices::plain(&StaleFallback::ALL.map(StaleFallback::name));
+            invalid(format!("routing.stale_fallback = {text:?}: use {names}"))
+        })?,
     };
-    let balance = match file.balance.as_deref().unwrap_or("least-busy") {
-        "least-busy" => Balance::LeastBusy,
-        "round-robin" => Balance::RoundRobin,
-        "random" => Balance::Random,
-        other => return Err(invalid(format!("routing.balance = {other:?}: use least-busy, round-robin or random"))),
+    let balance = match file.balance.as_deref() {
+        None => Balance::LeastBusy,
+        Some(text) => Balance::parse(text).ok_or_else(|| {
+            invalid(format!("routing.balance = {text:?}: use {}", choices::plain(&Balance::ALL.map(Balance::name))))
+        })?,
     };
     let check_interval = duration(&file.check_interval, "100ms", "check_interval")?;
     if check_interval < Duration::from_millis(10) {
@@ -107,7 +180,7 @@ pub fn validate(file: RoutingFile) -> Result<RoutingSettings, ConfigError> {
     Ok(RoutingSettings {
         max_lag: duration(&file.max_lag, "1s", "max_lag")?,
         max_lag_bytes,
-        read_your_writes,
+        read_your_writes: read_your_writes == ReadYourWrites::Lsn,
         stale_fallback,
         wait_timeout: duration(&file.wait_timeout, "200ms", "wait_timeout")?,
         balance,
@@ -122,13 +195,10 @@ pub fn validate(file: RoutingFile) -> Result<RoutingSettings, ConfigError> {
 
 fn validate_rule(index: usize, rule: RuleFile) -> Result<RuleSettings, ConfigError> {
     let name = rule.name.unwrap_or_else(|| format!("rule {}", index + 1));
-    let route = match rule.route.as_str() {
-        "primary" => RuleRoute::Primary,
-        "replica" => RuleRoute::Replica,
-        "any" => RuleRoute::Any,
-        other => {
-            return Err(invalid(format!("routing.rules {name:?}: route = {other:?}: use primary, replica or any")))
-        }
+    // Only the lowercase spelling, as for every other config value (hints take any case).
+    let Some(route) = RouteTarget::parse(&rule.route).filter(|r| r.name() == rule.route) else {
+        let (route, names) = (&rule.route, choices::plain(&RouteTarget::ALL.map(RouteTarget::name)));
+        return Err(invalid(format!("routing.rules {name:?}: route = {route:?}: use {names}")));
     };
     let max_lag = rule
         .max_lag

@@ -1,7 +1,8 @@
 //! `[tls]`: the certificate pgsplit shows clients, and how its connections on either side are
 //! secured. Files are read and parsed here, so a bad one fails the load and `check-config`.
 
-use super::env::{expand, EnvLookup};
+use super::choices;
+use super::env::{expand, invalid, EnvLookup};
 use super::file::TlsFile;
 use super::ConfigError;
 use crate::tls::{pem, ClientTls, ClientTlsMode, ServerTls, ServerTlsMode, TlsError};
@@ -23,48 +24,11 @@ pub fn validate(mut file: TlsFile, env: EnvLookup) -> Result<TlsSettings, Config
     for path in [&mut file.cert, &mut file.key, &mut file.server_ca].into_iter().flatten() {
         *path = expand(path, env)?;
     }
-    let has_cert = file.cert.is_some() && file.key.is_some();
     if file.cert.is_some() != file.key.is_some() {
         return Err(invalid("tls.cert and tls.key go together: give both or neither".into()));
     }
-    let client_mode = match file.client_tls.as_deref() {
-        None if has_cert => ClientTlsMode::Allow,
-        None | Some("disable") => ClientTlsMode::Disable,
-        Some("allow") => ClientTlsMode::Allow,
-        Some("require") => ClientTlsMode::Require,
-        Some(other) => {
-            return Err(invalid(format!("tls.client_tls = {other:?}: use \"disable\", \"allow\" or \"require\"")))
-        }
-    };
-    if client_mode != ClientTlsMode::Disable && !has_cert {
-        return Err(invalid(format!(
-            "tls.client_tls = \"{}\" needs tls.cert and tls.key (the certificate chain and key shown to clients)",
-            client_mode_name(client_mode)
-        )));
-    }
-    let server_mode = match file.server_tls.as_deref().unwrap_or("disable") {
-        "disable" => ServerTlsMode::Disable,
-        "prefer" => ServerTlsMode::Prefer,
-        "require" => ServerTlsMode::Require,
-        "verify-full" => ServerTlsMode::VerifyFull,
-        other => {
-            return Err(invalid(format!(
-                "tls.server_tls = {other:?}: use \"disable\", \"prefer\", \"require\" or \"verify-full\""
-            )))
-        }
-    };
-    match (server_mode, &file.server_ca) {
-        (ServerTlsMode::VerifyFull, None) => {
-            return Err(invalid("tls.server_tls = \"verify-full\" needs tls.server_ca (the CA file servers' certificates must chain to)".into()))
-        }
-        (ServerTlsMode::VerifyFull, Some(_)) | (_, None) => {}
-        (mode, Some(_)) => {
-            return Err(invalid(format!(
-                "tls.server_ca is only used with tls.server_tls = \"verify-full\" (it is \"{}\"), which checks server certificates",
-                server_mode_name(mode)
-            )))
-        }
-    }
+    let client_mode = client_mode(file.client_tls.as_deref(), file.cert.is_some())?;
+    let server_mode = server_mode(file.server_tls.as_deref(), file.server_ca.is_some())?;
     let client = match (&file.cert, &file.key) {
         (Some(cert), Some(key)) => {
             let chain = pem::load_certs(cert).map_err(|e| key_error("tls.cert", e))?;
@@ -82,31 +46,51 @@ pub fn validate(mut file: TlsFile, env: EnvLookup) -> Result<TlsSettings, Config
     Ok(TlsSettings { cert: file.cert, key: file.key, server_ca: file.server_ca, client, server })
 }
 
-/// The config spelling of a client mode.
-pub fn client_mode_name(mode: ClientTlsMode) -> &'static str {
-    match mode {
-        ClientTlsMode::Disable => "disable",
-        ClientTlsMode::Allow => "allow",
-        ClientTlsMode::Require => "require",
+/// `tls.client_tls`: absent means allow when a certificate is given, else disable; any mode but
+/// disable needs the certificate.
+fn client_mode(value: Option<&str>, has_cert: bool) -> Result<ClientTlsMode, ConfigError> {
+    let mode = match value {
+        None if has_cert => ClientTlsMode::Allow,
+        None => ClientTlsMode::Disable,
+        Some(text) => ClientTlsMode::parse(text).ok_or_else(|| {
+            let names = choices::quoted(&ClientTlsMode::ALL.map(ClientTlsMode::name));
+            invalid(format!("tls.client_tls = {text:?}: use {names}"))
+        })?,
+    };
+    if mode != ClientTlsMode::Disable && !has_cert {
+        return Err(invalid(format!(
+            "tls.client_tls = \"{}\" needs tls.cert and tls.key (the certificate chain and key shown to clients)",
+            mode.name()
+        )));
     }
+    Ok(mode)
 }
 
-/// The config spelling of a server mode.
-pub fn server_mode_name(mode: ServerTlsMode) -> &'static str {
-    match mode {
-        ServerTlsMode::Disable => "disable",
-        ServerTlsMode::Prefer => "prefer",
-        ServerTlsMode::Require => "require",
-        ServerTlsMode::VerifyFull => "verify-full",
+/// `tls.server_tls`: absent means disable; verify-full needs `tls.server_ca`, and only it takes one.
+fn server_mode(value: Option<&str>, has_ca: bool) -> Result<ServerTlsMode, ConfigError> {
+    let mode = match value {
+        None => ServerTlsMode::Disable,
+        Some(text) => ServerTlsMode::parse(text).ok_or_else(|| {
+            let names = choices::quoted(&ServerTlsMode::ALL.map(ServerTlsMode::name));
+            invalid(format!("tls.server_tls = {text:?}: use {names}"))
+        })?,
+    };
+    match (mode, has_ca) {
+        (ServerTlsMode::VerifyFull, false) => Err(invalid(
+            "tls.server_tls = \"verify-full\" needs tls.server_ca (the CA file servers' certificates must chain to)"
+                .into(),
+        )),
+        (ServerTlsMode::VerifyFull, true) | (_, false) => Ok(mode),
+        (mode, true) => Err(invalid(format!(
+            "tls.server_ca is only used with tls.server_tls = \"verify-full\" (it is \"{}\"), which checks server \
+             certificates",
+            mode.name()
+        ))),
     }
 }
 
 fn key_error(key: &str, e: TlsError) -> ConfigError {
     invalid(format!("{key}: {e}"))
-}
-
-fn invalid(message: String) -> ConfigError {
-    ConfigError::Invalid(message)
 }
 
 #[cfg(test)]

@@ -5,8 +5,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use super::choices;
 use super::env::{expand, invalid, EnvLookup};
-use super::file::{ConfigFile, DatabaseFile, ReplicaFile, UserFile};
+use super::file::{ConfigFile, DatabaseFile, LimitsFile, ListenFile, PoolFile, ReplicaFile, UserFile};
 use super::log::{self, LogFormat};
 use super::routing::{self, RoutingSettings};
 use super::tls::{self, TlsSettings};
@@ -44,6 +45,24 @@ pub enum PoolMode {
     Session,
 }
 
+impl PoolMode {
+    /// Every mode, in the order messages list them.
+    pub const ALL: [PoolMode; 2] = [PoolMode::Transaction, PoolMode::Session];
+
+    /// The config spelling, also shown by `check-config`, SHOW POOLS and SHOW DATABASES.
+    pub fn name(self) -> &'static str {
+        match self {
+            PoolMode::Transaction => "transaction",
+            PoolMode::Session => "session",
+        }
+    }
+
+    /// Reads the config spelling (exactly, lowercase).
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|m| m.name() == text)
+    }
+}
+
 /// Pool limits and timeouts.
 #[derive(Clone, Debug)]
 pub struct PoolSettings {
@@ -67,6 +86,24 @@ pub enum Pinning {
     Refuse,
 }
 
+impl Pinning {
+    /// Every answer, in the order messages list them.
+    pub const ALL: [Pinning; 2] = [Pinning::Pin, Pinning::Refuse];
+
+    /// The config spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            Pinning::Pin => "pin",
+            Pinning::Refuse => "refuse",
+        }
+    }
+
+    /// Reads the config spelling (exactly, lowercase).
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.name() == text)
+    }
+}
+
 /// Protection against clients that send too much, too slowly, or too many.
 #[derive(Clone, Debug)]
 pub struct Limits {
@@ -82,6 +119,25 @@ pub enum AuthMethod {
     ScramSha256,
     Md5,
     Trust,
+}
+
+impl AuthMethod {
+    /// Every method, in the order messages list them.
+    pub const ALL: [AuthMethod; 3] = [AuthMethod::ScramSha256, AuthMethod::Md5, AuthMethod::Trust];
+
+    /// The config spelling, as in `pg_hba.conf`.
+    pub fn name(self) -> &'static str {
+        match self {
+            AuthMethod::ScramSha256 => "scram-sha-256",
+            AuthMethod::Md5 => "md5",
+            AuthMethod::Trust => "trust",
+        }
+    }
+
+    /// Reads the config spelling (exactly, lowercase).
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.name() == text)
+    }
 }
 
 /// A user's configured secret, as written in the file.
@@ -136,76 +192,18 @@ impl Settings {
     }
 }
 
-/// Validates a parsed file.
+/// Validates a parsed file, section by section; the first problem found is the error.
 pub fn validate(file: ConfigFile, env: EnvLookup) -> Result<Settings, ConfigError> {
-    let addr = expand(file.listen.addr.as_deref().unwrap_or("127.0.0.1:6432"), env)?;
-    let listen = addr.parse().map_err(|e| invalid(format!("listen.addr {addr:?} is not an ip:port address: {e}")))?;
-    let metrics_addr = match file.listen.metrics_addr.as_deref() {
-        Some(a) => {
-            let a = expand(a, env)?;
-            let parsed = a.parse();
-            Some(parsed.map_err(|e| invalid(format!("listen.metrics_addr {a:?} is not an ip:port address: {e}")))?)
-        }
-        None => None,
-    };
-    let pool = PoolSettings {
-        mode: parse_mode(file.pool.mode.as_deref().unwrap_or("transaction"), "pool.mode")?,
-        size: file.pool.size.unwrap_or(20),
-        checkout_timeout: duration(&file.pool.checkout_timeout, "5s", "pool.checkout_timeout")?,
-        idle_timeout: duration(&file.pool.idle_timeout, "10m", "pool.idle_timeout")?,
-        max_lifetime: duration(&file.pool.max_lifetime, "1h", "pool.max_lifetime")?,
-        connect_timeout: duration(&file.pool.connect_timeout, "3s", "pool.connect_timeout")?,
-        pinning: match file.pool.pinning.as_deref().unwrap_or("pin") {
-            "pin" => Pinning::Pin,
-            "refuse" => Pinning::Refuse,
-            other => return Err(invalid(format!("pool.pinning = {other:?}: use \"pin\" or \"refuse\""))),
-        },
-    };
-    if pool.size == 0 {
-        return Err(invalid("pool.size must be at least 1".into()));
-    }
-    let limits = Limits {
-        max_clients: file.limits.max_clients.unwrap_or(10_000),
-        max_message_size: size(&file.limits.max_message_size, "64MiB", "limits.max_message_size")?,
-        handshake_timeout: duration(&file.limits.handshake_timeout, "10s", "limits.handshake_timeout")?,
-        shutdown_timeout: duration(&file.limits.shutdown_timeout, "30s", "limits.shutdown_timeout")?,
-    };
-    if limits.max_message_size < 1024 {
-        return Err(invalid("limits.max_message_size must be at least 1KiB".into()));
-    }
-    let mut users = BTreeMap::new();
-    for user in file.users {
-        let user = validate_user(user, env)?;
-        if users.insert(user.name.clone(), user).is_some() {
-            return Err(invalid("a user is listed twice in [[users]]".into()));
-        }
-    }
-    let mut databases = BTreeMap::new();
-    for (name, db) in file.databases {
-        databases.insert(name.clone(), validate_database(name, db, env)?);
-    }
-    if databases.is_empty() {
-        return Err(invalid("no [databases.NAME] table: clients would have nowhere to go".into()));
-    }
+    let (listen, metrics_addr) = validate_listen(&file.listen, env)?;
+    let pool = validate_pool(&file.pool)?;
+    let limits = validate_limits(&file.limits)?;
+    let users = validate_users(file.users, env)?;
+    let databases = validate_databases(file.databases, env)?;
     let log_level = log::parse_level(file.log.level.as_deref())?;
     let log_format = log::parse_format(file.log.format.as_deref())?;
     let routing = routing::validate(file.routing)?;
     let tls = tls::validate(file.tls, env)?;
-    if databases.contains_key(super::ADMIN_DATABASE) {
-        return Err(invalid(format!(
-            "databases.{}: the name is reserved for the admin console",
-            super::ADMIN_DATABASE
-        )));
-    }
-    let mut admin_users = BTreeSet::new();
-    for name in file.admin_users {
-        let name = expand(&name, env)?;
-        if !users.contains_key(&name) {
-            return Err(invalid(format!("admin_users: {name:?} is not a user listed in [[users]]")));
-        }
-        admin_users.insert(name);
-    }
-    let source = None;
+    let admin_users = validate_admin(file.admin_users, &users, &databases, env)?;
     Ok(Settings {
         listen,
         metrics_addr,
@@ -218,8 +216,110 @@ pub fn validate(file: ConfigFile, env: EnvLookup) -> Result<Settings, ConfigErro
         users,
         databases,
         admin_users,
-        source,
+        source: None,
     })
+}
+
+/// `[listen]`: the clients' address and the optional metrics address.
+fn validate_listen(listen: &ListenFile, env: EnvLookup) -> Result<(SocketAddr, Option<SocketAddr>), ConfigError> {
+    let addr = expand(listen.addr.as_deref().unwrap_or("127.0.0.1:6432"), env)?;
+    let parsed = addr.parse().map_err(|e| invalid(format!("listen.addr {addr:?} is not an ip:port address: {e}")))?;
+    let metrics_addr = match listen.metrics_addr.as_deref() {
+        Some(a) => {
+            let a = expand(a, env)?;
+            let parsed = a.parse();
+            Some(parsed.map_err(|e| invalid(format!("listen.metrics_addr {a:?} is not an ip:port address: {e}")))?)
+        }
+        None => None,
+    };
+    Ok((parsed, metrics_addr))
+}
+
+/// `[pool]`: the global mode, size, timeouts and pinning answer.
+fn validate_pool(pool: &PoolFile) -> Result<PoolSettings, ConfigError> {
+    let settings = PoolSettings {
+        mode: pool.mode.as_deref().map_or(Ok(PoolMode::Transaction), |m| parse_mode(m, "pool.mode"))?,
+        size: pool.size.unwrap_or(20),
+        checkout_timeout: duration(&pool.checkout_timeout, "5s", "pool.checkout_timeout")?,
+        idle_timeout: duration(&pool.idle_timeout, "10m", "pool.idle_timeout")?,
+        max_lifetime: duration(&pool.max_lifetime, "1h", "pool.max_lifetime")?,
+        connect_timeout: duration(&pool.connect_timeout, "3s", "pool.connect_timeout")?,
+        pinning: match pool.pinning.as_deref() {
+            None => Pinning::Pin,
+            Some(text) => Pinning::parse(text).ok_or_else(|| {
+                invalid(format!("pool.pinning = {text:?}: use {}", choices::quoted(&Pinning::ALL.map(Pinning::name))))
+            })?,
+        },
+    };
+    if settings.size == 0 {
+        return Err(invalid("pool.size must be at least 1".into()));
+    }
+    Ok(settings)
+}
+
+/// `[limits]`.
+fn validate_limits(limits: &LimitsFile) -> Result<Limits, ConfigError> {
+    let settings = Limits {
+        max_clients: limits.max_clients.unwrap_or(10_000),
+        max_message_size: size(&limits.max_message_size, "64MiB", "limits.max_message_size")?,
+        handshake_timeout: duration(&limits.handshake_timeout, "10s", "limits.handshake_timeout")?,
+        shutdown_timeout: duration(&limits.shutdown_timeout, "30s", "limits.shutdown_timeout")?,
+    };
+    if settings.max_message_size < 1024 {
+        return Err(invalid("limits.max_message_size must be at least 1KiB".into()));
+    }
+    Ok(settings)
+}
+
+/// `[[users]]`, by name; a name listed twice is an error.
+fn validate_users(files: Vec<UserFile>, env: EnvLookup) -> Result<BTreeMap<String, UserSettings>, ConfigError> {
+    let mut users = BTreeMap::new();
+    for user in files {
+        let user = validate_user(user, env)?;
+        if users.insert(user.name.clone(), user).is_some() {
+            return Err(invalid("a user is listed twice in [[users]]".into()));
+        }
+    }
+    Ok(users)
+}
+
+/// `[databases.NAME]`; there must be at least one.
+fn validate_databases(
+    files: BTreeMap<String, DatabaseFile>,
+    env: EnvLookup,
+) -> Result<BTreeMap<String, DatabaseSettings>, ConfigError> {
+    let mut databases = BTreeMap::new();
+    for (name, db) in files {
+        databases.insert(name.clone(), validate_database(name, db, env)?);
+    }
+    if databases.is_empty() {
+        return Err(invalid("no [databases.NAME] table: clients would have nowhere to go".into()));
+    }
+    Ok(databases)
+}
+
+/// The admin console: no database may take its name, and `admin_users` must be listed users.
+fn validate_admin(
+    names: Vec<String>,
+    users: &BTreeMap<String, UserSettings>,
+    databases: &BTreeMap<String, DatabaseSettings>,
+    env: EnvLookup,
+) -> Result<BTreeSet<String>, ConfigError> {
+    if databases.contains_key(super::ADMIN_DATABASE) {
+        return Err(invalid(format!(
+            "databases.{}: the name is reserved for the admin console",
+            super::ADMIN_DATABASE
+        )));
+    }
+    let mut admin_users = BTreeSet::new();
+    for name in names {
+        let name = expand(&name, env)?;
+        if !users.contains_key(&name) {
+            return Err(invalid(format!("admin_users: {name:?} is not a user listed in [[users]]")));
+        }
+        admin_users.insert(name);
+    }
+    Ok(admin_users)
 }
 
 fn validate_user(user: UserFile, env: EnvLookup) -> Result<UserSettings, ConfigError> {
@@ -232,12 +332,11 @@ fn validate_user(user: UserFile, env: EnvLookup) -> Result<UserSettings, ConfigE
         Some(p) => Secret::Plain(p),
     };
     let auth = match user.auth.as_deref() {
-        None | Some("scram-sha-256") => AuthMethod::ScramSha256,
-        Some("md5") => AuthMethod::Md5,
-        Some("trust") => AuthMethod::Trust,
-        Some(other) => {
-            return Err(invalid(format!("user {name:?}: auth {other:?} is not one of scram-sha-256, md5, trust")))
-        }
+        None => AuthMethod::ScramSha256,
+        Some(text) => AuthMethod::parse(text).ok_or_else(|| {
+            let names = AuthMethod::ALL.map(AuthMethod::name).join(", ");
+            invalid(format!("user {name:?}: auth {text:?} is not one of {names}"))
+        })?,
     };
     match (&auth, &secret) {
         (AuthMethod::Trust, _) => {}
@@ -311,11 +410,9 @@ fn check_host_port(addr: &str, db: &str) -> Result<String, ConfigError> {
 }
 
 fn parse_mode(text: &str, key: &str) -> Result<PoolMode, ConfigError> {
-    match text {
-        "transaction" => Ok(PoolMode::Transaction),
-        "session" => Ok(PoolMode::Session),
-        other => Err(invalid(format!("{key} = {other:?}: use \"transaction\" or \"session\""))),
-    }
+    PoolMode::parse(text).ok_or_else(|| {
+        invalid(format!("{key} = {text:?}: use {}", choices::quoted(&PoolMode::ALL.map(PoolMode::name))))
+    })
 }
 
 fn duration(value: &Option<String>, default: &str, key: &str) -> Result<Duration, ConfigError> {

@@ -7,7 +7,8 @@ use std::sync::atomic::AtomicUsize;
 use super::balance::{self, Candidate};
 use super::rules::{RuleContext, Rules};
 use super::{Decision, Reason, Route};
-use crate::config::{RoutingSettings, RuleRoute, StaleFallback};
+use crate::classify::RouteTarget;
+use crate::config::{RoutingSettings, StaleFallback};
 use crate::monitor::Topology;
 
 /// The routing policy of one pgsplit: settings, compiled rules, and the round-robin turn.
@@ -44,7 +45,7 @@ pub enum RequestClass {
 pub struct Request<'a> {
     pub class: RequestClass,
     /// A route hint from the statement or the session; steers reads only.
-    pub hint: Option<RuleRoute>,
+    pub hint: Option<RouteTarget>,
     /// The replay LSN a replica must have reached to serve this read.
     pub min_lsn: Option<u64>,
     pub rule: RuleContext<'a>,
@@ -72,9 +73,9 @@ pub fn decide(
     let (wanted, mut reason, max_lag) = match (req.hint, policy.rules.first_match(&req.rule)) {
         (Some(hint), _) => (hint, Reason::Hint, None),
         (None, Some((i, rule))) => (rule.route, Reason::Rule(i), rule.max_lag),
-        (None, None) => (if s.primary_reads { RuleRoute::Any } else { RuleRoute::Replica }, plain, None),
+        (None, None) => (if s.primary_reads { RouteTarget::Any } else { RouteTarget::Replica }, plain, None),
     };
-    if wanted == RuleRoute::Primary {
+    if wanted == RouteTarget::Primary {
         return Decision::Go(Route::Primary, reason);
     }
     let max_lag = max_lag.unwrap_or(s.max_lag);
@@ -86,7 +87,7 @@ pub fn decide(
         .filter(|(_, n)| req.min_lsn.is_none_or(|min| n.replay_lsn.is_some_and(|r| r >= min)))
         .map(|(i, n)| Candidate { node: Route::Replica(i), weight: n.weight, busy: busy(Route::Replica(i)) })
         .collect();
-    if wanted == RuleRoute::Any {
+    if wanted == RouteTarget::Any {
         candidates.push(Candidate { node: Route::Primary, weight: 1, busy: busy(Route::Primary) });
     }
     if req.min_lsn.is_some() && reason == plain {

@@ -70,7 +70,7 @@ fn table_matches(rule: &str, referenced: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::RuleRoute;
+    use crate::classify::RouteTarget;
 
     fn rule(name: &str, f: impl FnOnce(&mut RuleSettings)) -> RuleSettings {
         let mut r = RuleSettings {
@@ -82,7 +82,7 @@ mod tests {
             tables: vec![],
             functions: vec![],
             regex: None,
-            route: RuleRoute::Primary,
+            route: RouteTarget::Primary,
             max_lag: None,
         };
         f(&mut r);
@@ -107,9 +107,9 @@ mod tests {
             rule("ledger", |r| r.tables = vec!["ledger".into()]),
             rule("reports", |r| {
                 r.application_names = vec!["reports".into()];
-                r.route = RuleRoute::Replica;
+                r.route = RouteTarget::Replica;
             }),
-            rule("everything", |r| r.route = RuleRoute::Any),
+            rule("everything", |r| r.route = RouteTarget::Any),
         ])
         .unwrap();
         let t = vec!["public.ledger".to_string()];
@@ -119,6 +119,13 @@ mod tests {
         let qualified = rules_with(rule("q", |r| r.tables = vec!["audit.ledger".into()]));
         assert!(qualified.first_match(&ctx(&["public.ledger".to_string()], "")).is_none());
         assert!(qualified.first_match(&ctx(&["audit.ledger".to_string()], "")).is_some());
+    }
+
+    #[test]
+    fn a_qualified_rule_does_not_match_an_unqualified_reference() {
+        let qualified = rules_with(rule("q", |r| r.tables = vec!["sales.orders".into()]));
+        assert!(qualified.first_match(&ctx(&["orders".to_string()], "")).is_none());
+        assert!(qualified.first_match(&ctx(&["sales.orders".to_string()], "")).is_some());
     }
 
     fn rules_with(r: RuleSettings) -> Rules {

@@ -4,8 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::classify::{Classification, Classifier, Intent, RouteHint, SessionChange, StatementKind};
-use crate::config::RuleRoute;
+use crate::classify::{Classification, Classifier, Intent, RouteTarget, SessionChange, StatementKind};
 use crate::protocol::frame::messages;
 use crate::protocol::from_client;
 use crate::route::{RequestClass, Route};
@@ -67,7 +66,7 @@ pub struct RoutingState {
     /// `SET pgsplit.min_lsn`: reads need at least this LSN.
     pub min_lsn: Option<u64>,
     /// `SET pgsplit.route`: a session-wide hint.
-    pub route_hint: Option<RuleRoute>,
+    pub route_hint: Option<RouteTarget>,
     /// `default_transaction_read_only` is on: transactions may go to a replica.
     pub read_only_default: bool,
     /// The client's named statements, by name, as classified when parsed.
@@ -196,14 +195,7 @@ impl RoutingState {
 
     fn apply_setting(&mut self, name: &str, value: &str) {
         match name.to_ascii_lowercase().as_str() {
-            "pgsplit.route" => {
-                self.route_hint = match value.to_ascii_lowercase().as_str() {
-                    "primary" => Some(RuleRoute::Primary),
-                    "replica" => Some(RuleRoute::Replica),
-                    "any" => Some(RuleRoute::Any),
-                    _ => None,
-                }
-            }
+            "pgsplit.route" => self.route_hint = RouteTarget::parse(value),
             "pgsplit.min_lsn" => self.min_lsn = crate::classify::parse_lsn(value),
             "default_transaction_read_only" => {
                 self.read_only_default = matches!(value.to_ascii_lowercase().as_str(), "on" | "true" | "1" | "yes")
@@ -231,12 +223,8 @@ impl RoutingState {
     }
 
     /// The route hint in force: the statement's beats the session's.
-    pub fn hint(&self, inspection: &Inspection) -> Option<RuleRoute> {
-        let statement = inspection.first().and_then(|c| c.hints.route).map(|h| match h {
-            RouteHint::Primary => RuleRoute::Primary,
-            RouteHint::Replica => RuleRoute::Replica,
-            RouteHint::Any => RuleRoute::Any,
-        });
+    pub fn hint(&self, inspection: &Inspection) -> Option<RouteTarget> {
+        let statement = inspection.first().and_then(|c| c.hints.route);
         statement.or(self.route_hint)
     }
 
@@ -316,7 +304,7 @@ mod tests {
             ("pgsplit.min_lsn".into(), "0/10".into()),
             ("default_transaction_read_only".into(), "on".into()),
         ]);
-        assert_eq!(s.route_hint, Some(RuleRoute::Primary));
+        assert_eq!(s.route_hint, Some(RouteTarget::Primary));
         assert_eq!(s.min_lsn, Some(16));
         assert!(s.read_only_default);
     }

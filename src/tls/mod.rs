@@ -28,6 +28,25 @@ pub enum ClientTlsMode {
     Require,
 }
 
+impl ClientTlsMode {
+    /// Every mode, in the order messages list them.
+    pub const ALL: [ClientTlsMode; 3] = [ClientTlsMode::Disable, ClientTlsMode::Allow, ClientTlsMode::Require];
+
+    /// The config spelling (`tls.client_tls`).
+    pub fn name(self) -> &'static str {
+        match self {
+            ClientTlsMode::Disable => "disable",
+            ClientTlsMode::Allow => "allow",
+            ClientTlsMode::Require => "require",
+        }
+    }
+
+    /// Reads the config spelling (exactly, lowercase).
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|m| m.name() == text)
+    }
+}
+
 /// How pgsplit secures its own connections to servers, as libpq's `sslmode`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ServerTlsMode {
@@ -39,6 +58,27 @@ pub enum ServerTlsMode {
     Require,
     /// TLS, with the certificate chain checked against the configured CA and the host name.
     VerifyFull,
+}
+
+impl ServerTlsMode {
+    /// Every mode, in the order messages list them.
+    pub const ALL: [ServerTlsMode; 4] =
+        [ServerTlsMode::Disable, ServerTlsMode::Prefer, ServerTlsMode::Require, ServerTlsMode::VerifyFull];
+
+    /// The config spelling (`tls.server_tls`), as libpq spells `sslmode`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ServerTlsMode::Disable => "disable",
+            ServerTlsMode::Prefer => "prefer",
+            ServerTlsMode::Require => "require",
+            ServerTlsMode::VerifyFull => "verify-full",
+        }
+    }
+
+    /// Reads the config spelling (exactly, lowercase).
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|m| m.name() == text)
+    }
 }
 
 /// Why certificates, keys or a TLS configuration could not be loaded.

@@ -89,8 +89,8 @@ impl ServerTls {
         match (answer[0], self.mode) {
             (b'S', _) => {}
             (b'N', ServerTlsMode::Prefer) => return Ok(Stream::Plain(tcp)),
-            (b'N', ServerTlsMode::VerifyFull) => return Err(ServerTlsError::NotOffered("verify-full")),
-            (b'N', _) => return Err(ServerTlsError::NotOffered("require")),
+            // Require or verify-full: a disabled mode has no config and never asks.
+            (b'N', mode) => return Err(ServerTlsError::NotOffered(mode.name())),
             (other, _) => return Err(ServerTlsError::Unexpected(other)),
         }
         let name = server_name(addr)?;

@@ -1,5 +1,5 @@
 use super::classify;
-use crate::classify::{format_lsn, parse_lsn, Hints, RouteHint};
+use crate::classify::{format_lsn, parse_lsn, Hints, RouteTarget};
 
 fn hints(sql: &str) -> Hints {
     classify(sql).hints
@@ -7,11 +7,11 @@ fn hints(sql: &str) -> Hints {
 
 #[test]
 fn route_hints_in_block_and_line_comments() {
-    assert_eq!(hints("/* pgsplit: route=primary */ SELECT 1").route, Some(RouteHint::Primary));
-    assert_eq!(hints("SELECT 1 -- pgsplit: route=replica").route, Some(RouteHint::Replica));
-    assert_eq!(hints("SELECT /* PGSPLIT: Route=Any */ 1").route, Some(RouteHint::Any));
-    assert_eq!(hints("SELECT 1 /*pgsplit:route=replica*/").route, Some(RouteHint::Replica));
-    assert_eq!(hints("/* app=web pgsplit: route='replica' */ SELECT 1").route, Some(RouteHint::Replica));
+    assert_eq!(hints("/* pgsplit: route=primary */ SELECT 1").route, Some(RouteTarget::Primary));
+    assert_eq!(hints("SELECT 1 -- pgsplit: route=replica").route, Some(RouteTarget::Replica));
+    assert_eq!(hints("SELECT /* PGSPLIT: Route=Any */ 1").route, Some(RouteTarget::Any));
+    assert_eq!(hints("SELECT 1 /*pgsplit:route=replica*/").route, Some(RouteTarget::Replica));
+    assert_eq!(hints("/* app=web pgsplit: route='replica' */ SELECT 1").route, Some(RouteTarget::Replica));
 }
 
 #[test]
@@ -19,17 +19,17 @@ fn min_lsn_hint() {
     let h = hints("/* pgsplit: min_lsn=16/B374D848 */ SELECT 1");
     assert_eq!(h, Hints { route: None, min_lsn: Some(0x16_B374_D848) });
     let h = hints("/* pgsplit: route=replica, min_lsn='0/1' */ SELECT 1");
-    assert_eq!(h, Hints { route: Some(RouteHint::Replica), min_lsn: Some(1) });
+    assert_eq!(h, Hints { route: Some(RouteTarget::Replica), min_lsn: Some(1) });
 }
 
 #[test]
 fn the_strictest_hint_wins() {
     let h = hints("/* pgsplit: route=replica */ SELECT 1 /* pgsplit: route=primary */");
-    assert_eq!(h.route, Some(RouteHint::Primary));
+    assert_eq!(h.route, Some(RouteTarget::Primary));
     let h = hints("/* pgsplit: route=primary */ SELECT 1 /* pgsplit: route=any */");
-    assert_eq!(h.route, Some(RouteHint::Primary));
+    assert_eq!(h.route, Some(RouteTarget::Primary));
     let h = hints("/* pgsplit: route=any */ SELECT 1 /* pgsplit: route=replica */");
-    assert_eq!(h.route, Some(RouteHint::Any));
+    assert_eq!(h.route, Some(RouteTarget::Any));
     let h = hints("/* pgsplit: min_lsn=0/FF */ SELECT 1; -- pgsplit: min_lsn=1/0\nSELECT 2");
     assert_eq!(h.min_lsn, Some(1 << 32));
 }
@@ -46,7 +46,7 @@ fn text_that_is_no_hint_is_ignored() {
 fn hints_do_not_change_intent() {
     let c = classify("/* pgsplit: route=replica */ DELETE FROM t");
     assert!(c.writes);
-    assert_eq!(c.hints.route, Some(RouteHint::Replica));
+    assert_eq!(c.hints.route, Some(RouteTarget::Replica));
 }
 
 #[test]

@@ -154,6 +154,6 @@ fn verify_full_needs_a_ca_and_only_it_takes_one() {
     assert!(err.contains("only used with") && err.contains("\"require\""), "{err}");
     for mode in ["prefer", "require", "disable"] {
         let s = parse(&format!("server_tls = \"{mode}\"\n")).unwrap();
-        assert_eq!(server_mode_name(s.tls.server.mode), mode);
+        assert_eq!(s.tls.server.mode.name(), mode);
     }
 }

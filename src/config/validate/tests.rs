@@ -80,3 +80,78 @@ fn missing_port_defaults_to_5432() {
     let s = parse(&MINIMAL.replace("127.0.0.1:5432", "db.internal")).unwrap();
     assert_eq!(s.databases["app"].primary, "db.internal:5432");
 }
+
+#[test]
+fn bad_spellings_are_refused_with_the_accepted_ones() {
+    let user = |line: &str| MINIMAL.replace("name = \"app\"", &format!("name = \"app\"\n{line}"));
+    let database = |line: &str| MINIMAL.replace("primary =", &format!("{line}\nprimary ="));
+    let section = |text: &str| format!("{MINIMAL}\n{text}\n");
+    for (text, message) in [
+        (section("[pool]\nmode = \"statement\""), r#"pool.mode = "statement": use "transaction" or "session""#),
+        (user("pool_mode = \"Session\""), r#"users.pool_mode = "Session": use "transaction" or "session""#),
+        (database("pool_mode = \"x\""), r#"databases.pool_mode = "x": use "transaction" or "session""#),
+        (section("[pool]\npinning = \"Pin\""), r#"pool.pinning = "Pin": use "pin" or "refuse""#),
+        (user("auth = \"password\""), r#"user "app": auth "password" is not one of scram-sha-256, md5, trust"#),
+        (
+            section("[log]\nlevel = \"Verbose\""),
+            r#"log.level = "verbose": use "error", "warn", "info", "debug" or "trace""#,
+        ),
+        (section("[log]\nformat = \"JSON\""), r#"log.format = "JSON": use "text" or "json""#),
+        (section("[routing]\nread_your_writes = \"on\""), r#"routing.read_your_writes = "on": use "lsn" or "off""#),
+        (section("[routing]\nstale_fallback = \"x\""), r#"routing.stale_fallback = "x": use primary, wait or error"#),
+        (section("[routing]\nbalance = \"x\""), r#"routing.balance = "x": use least-busy, round-robin or random"#),
+        (
+            section("[[routing.rules]]\nname = \"r\"\nroute = \"Primary\""),
+            r#"routing.rules "r": route = "Primary": use primary, replica or any"#,
+        ),
+        (
+            section("[tls]\nclient_tls = \"prefer\""),
+            r#"tls.client_tls = "prefer": use "disable", "allow" or "require""#,
+        ),
+        (
+            section("[tls]\nserver_tls = \"x\""),
+            r#"tls.server_tls = "x": use "disable", "prefer", "require" or "verify-full""#,
+        ),
+        (
+            section("[tls]\nclient_tls = \"require\""),
+            r#"tls.client_tls = "require" needs tls.cert and tls.key (the certificate chain and key shown to clients)"#,
+        ),
+        (
+            section("[tls]\nserver_tls = \"verify-full\""),
+            r#"tls.server_tls = "verify-full" needs tls.server_ca (the CA file servers' certificates must chain to)"#,
+        ),
+        (
+            section("[tls]\nserver_tls = \"require\"\nserver_ca = \"ca.crt\""),
+            r#"tls.server_ca is only used with tls.server_tls = "verify-full" (it is "require"), which checks server certificates"#,
+        ),
+    ] {
+        assert_eq!(parse(&text).unwrap_err().to_string(), message);
+    }
+}
+
+#[test]
+fn every_spelling_reads_back_as_itself() {
+    use crate::classify::RouteTarget;
+    use crate::config::routing::{Balance, ReadYourWrites, StaleFallback};
+    use crate::tls::{ClientTlsMode, ServerTlsMode};
+
+    fn round_trip<T: Copy + PartialEq + std::fmt::Debug>(
+        all: &[T],
+        name: fn(T) -> &'static str,
+        parse: fn(&str) -> Option<T>,
+    ) {
+        for &value in all {
+            assert_eq!(parse(name(value)), Some(value), "{}", name(value));
+        }
+    }
+    round_trip(&PoolMode::ALL, PoolMode::name, PoolMode::parse);
+    round_trip(&Pinning::ALL, Pinning::name, Pinning::parse);
+    round_trip(&AuthMethod::ALL, AuthMethod::name, AuthMethod::parse);
+    round_trip(&LogFormat::ALL, LogFormat::name, LogFormat::parse);
+    round_trip(&StaleFallback::ALL, StaleFallback::name, StaleFallback::parse);
+    round_trip(&Balance::ALL, Balance::name, Balance::parse);
+    round_trip(&ReadYourWrites::ALL, ReadYourWrites::name, ReadYourWrites::parse);
+    round_trip(&ClientTlsMode::ALL, ClientTlsMode::name, ClientTlsMode::parse);
+    round_trip(&ServerTlsMode::ALL, ServerTlsMode::name, ServerTlsMode::parse);
+    round_trip(&RouteTarget::ALL, RouteTarget::name, RouteTarget::parse);
+}

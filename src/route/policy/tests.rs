@@ -80,7 +80,7 @@ fn writes_and_transactions_always_go_to_the_primary() {
     let p = Policy::new(settings()).unwrap();
     let t = topo(&[1000, 1000]);
     let mut write = req(RequestClass::Write);
-    write.hint = Some(RuleRoute::Replica);
+    write.hint = Some(RouteTarget::Replica);
     assert_eq!(go(decide(&write, &p, &t, &|_| 0, false)), (Route::Primary, Reason::Write));
     assert_eq!(
         go(decide(&req(RequestClass::Transaction), &p, &t, &|_| 0, false)),
@@ -139,7 +139,7 @@ fn hints_and_rules_steer_reads() {
         tables: vec!["ledger".into()],
         functions: vec![],
         regex: None,
-        route: RuleRoute::Primary,
+        route: RouteTarget::Primary,
         max_lag: None,
     }];
     let p = Policy::new(s).unwrap();
@@ -148,10 +148,10 @@ fn hints_and_rules_steer_reads() {
     let mut r = req(RequestClass::Read);
     r.rule.tables = &tables;
     assert_eq!(go(decide(&r, &p, &t, &|_| 0, false)), (Route::Primary, Reason::Rule(0)));
-    r.hint = Some(RuleRoute::Replica);
+    r.hint = Some(RouteTarget::Replica);
     assert!(matches!(go(decide(&r, &p, &t, &|_| 0, false)), (Route::Replica(_), Reason::Hint)));
     let mut any = req(RequestClass::Read);
-    any.hint = Some(RuleRoute::Any);
+    any.hint = Some(RouteTarget::Any);
     let routes: Vec<Route> = (0..6).map(|_| go(decide(&any, &p, &t, &|_| 0, false)).0).collect();
     assert!(routes.contains(&Route::Primary), "{routes:?}");
 }
