@@ -9,7 +9,7 @@ use crate::config::{Settings, StaleFallback};
 use crate::monitor::topology::{Freshness, Sample};
 use crate::monitor::Topology;
 use crate::route::{self, Decision, Policy, Request, RuleContext};
-use crate::session::routing::{kind_name, Inspection, RoutingState};
+use crate::session::routing::{Inspection, RoutingState};
 
 /// Who runs the statement, for rules.
 pub struct Context<'a> {
@@ -28,14 +28,15 @@ pub fn explain(settings: &Settings, sql: &str, who: &Context) -> Result<String, 
     let write_functions = settings.routing.write_functions.iter().cloned().collect();
     let classifier = Classifier::new(ClassifierSettings { cache_size: 0, write_functions });
     let class = classifier.classify(sql);
-    let inspection = Inspection { statements: vec![class.clone()], opaque: false, first_text: Some(sql.to_string()) };
+    let inspection =
+        Inspection { statements: vec![class.clone()], first_text: Some(sql.to_string()), ..Default::default() };
     let state = RoutingState::default();
     let request_class = state.class_of(&inspection);
     let rule = RuleContext {
         database: who.database,
         user: who.user,
         application_name: who.application_name,
-        kind: kind_name(class.kind),
+        kind: class.kind.name(),
         tables: &class.tables,
         functions: &class.functions,
         sql,
@@ -45,7 +46,7 @@ pub fn explain(settings: &Settings, sql: &str, who: &Context) -> Result<String, 
     let decision = route::decide(&request, &policy, &topology, &|_| 0, true);
     let mut out = String::new();
     let _ = writeln!(out, "statement:  {}", sql.trim());
-    let _ = writeln!(out, "intent:     {:?} (kind {}, writes: {})", class.intent, kind_name(class.kind), class.writes);
+    let _ = writeln!(out, "intent:     {:?} (kind {}, writes: {})", class.intent, class.kind.name(), class.writes);
     let _ = writeln!(out, "class:      {request_class:?}");
     let _ = writeln!(out, "tables:     {:?}", class.tables);
     let _ = writeln!(out, "functions:  {:?}", class.functions);

@@ -1,10 +1,12 @@
 //! pgsplit: a PostgreSQL proxy that pools server connections and splits reads from writes.
 //!
-//! A request flows `client` → `route` → `pool` → `server` and the replies flow back; `protocol`
-//! frames bytes for all of them, `classify` tells what a query's SQL means for routing, `config`
-//! turns the TOML file into each module's settings, `stream` and `tls` carry the bytes of client
-//! and server connections (plain or TLS), and `app` wires it together. See
-//! ARCHITECTURE.md for a glossary and one request's sequence.
+//! A request flows `client` (the front door) → `session` → `route` → `pool` → `server` and the
+//! replies flow back. Below the session, `state` holds what every session shares and `monitor`
+//! the topology; `protocol` frames bytes for all of them, `classify` tells what a query's SQL
+//! means for routing, `config` turns the TOML file into each module's settings, `stream` and
+//! `tls` carry the bytes of connections (plain or TLS), and `app` wires it together. Modules
+//! import downwards only (`scripts/check-layers`). See ARCHITECTURE.md for the floors, a
+//! glossary and one request's sequence.
 
 pub(crate) mod admin;
 pub mod app;

@@ -139,6 +139,29 @@ pub enum StatementKind {
     Other,
 }
 
+impl StatementKind {
+    /// The kind's name, as rules match on it (`kind = "select"`).
+    pub fn name(self) -> &'static str {
+        match self {
+            StatementKind::Select => "select",
+            StatementKind::Insert => "insert",
+            StatementKind::Update => "update",
+            StatementKind::Delete => "delete",
+            StatementKind::Merge => "merge",
+            StatementKind::Ddl => "ddl",
+            StatementKind::Copy => "copy",
+            StatementKind::Call => "call",
+            StatementKind::Do => "do",
+            StatementKind::Explain => "explain",
+            StatementKind::Show => "show",
+            StatementKind::Set => "set",
+            StatementKind::Transaction => "transaction",
+            StatementKind::Utility => "utility",
+            StatementKind::Other => "other",
+        }
+    }
+}
+
 /// Where a query should go, as a `pgsplit: route=…` hint, `SET pgsplit.route` or a routing rule's
 /// `route` asks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -141,61 +141,59 @@ impl Expectations {
         if from_server::is_async(tag) {
             return step;
         }
-        let Some(front) = self.q.front_mut() else { return step };
+        let Some(front) = self.q.front() else { return step };
         step.forward = match front.fate {
-            Fate::Swallow => tag == b'E' && front.kind == Kind::Parse,
+            Fate::Swallow => tag == from_server::ERROR_RESPONSE && front.kind == Kind::Parse,
             _ => true,
         };
-        if tag == b'C' || tag == b'E' {
-            self.copy_in = false;
-        }
-        if self.copying {
-            if tag == b'C' || tag == b'E' {
-                self.copying = false;
-            } else {
-                return step;
-            }
-        }
-        if from_server::starts_copy(tag) {
-            self.copying = tag != from_server::COPY_IN_RESPONSE;
-            self.copy_in = tag != from_server::COPY_OUT_RESPONSE;
-            if tag == from_server::COPY_IN_RESPONSE && front.kind == Kind::Execute {
-                // The server ignores a Sync that reaches it during COPY FROM STDIN; drivers send
-                // one right after the Execute, before they know the COPY started.
-                while self.q.get(1).is_some_and(|e| e.kind == Kind::Sync) {
-                    self.q.remove(1);
-                }
-            }
+        if self.on_copy(tag) {
             return step;
         }
-        let done = match (front.kind, tag) {
-            (_, b'E') => {
-                if front.kind == Kind::Parse {
-                    step.unprepared = front.prepares;
-                }
-                self.fail_front();
-                return step;
+        let Some(front) = self.q.front_mut() else { return step };
+        if tag == from_server::ERROR_RESPONSE {
+            if front.kind == Kind::Parse {
+                step.unprepared = front.prepares;
             }
-            (Kind::Parse, b'1') => true,
-            (Kind::Bind, b'2') | (Kind::Close, b'3') => true,
-            (Kind::DescribeStatement, b't') => {
-                front.got_parameters = true;
-                false
-            }
-            (Kind::DescribeStatement, b'T' | b'n') => front.got_parameters,
-            (Kind::DescribePortal, b'T' | b'n') => true,
-            (Kind::Execute, b'C' | b's' | b'I') => true,
-            (Kind::Sync | Kind::Query | Kind::FunctionCall | Kind::Probe, b'Z') => {
-                step.ready = true;
-                step.probe_done = front.kind == Kind::Probe;
-                true
-            }
-            _ => false,
-        };
-        if done {
+            self.fail_front();
+            return step;
+        }
+        if (front.kind, tag) == (Kind::DescribeStatement, b't') {
+            front.got_parameters = true;
+        }
+        if completes(front.kind, tag, front.got_parameters) {
+            step.ready = tag == from_server::READY_FOR_QUERY;
+            step.probe_done = front.kind == Kind::Probe;
             self.q.pop_front();
         }
         step
+    }
+
+    /// Tracks a COPY; `true` when the message belongs to it (its start, or data flowing out)
+    /// rather than ending a message owed.
+    fn on_copy(&mut self, tag: u8) -> bool {
+        let ends = tag == b'C' || tag == from_server::ERROR_RESPONSE;
+        if ends {
+            self.copy_in = false;
+        }
+        if self.copying {
+            if !ends {
+                return true;
+            }
+            self.copying = false;
+        }
+        if !from_server::starts_copy(tag) {
+            return false;
+        }
+        self.copying = tag != from_server::COPY_IN_RESPONSE;
+        self.copy_in = tag != from_server::COPY_OUT_RESPONSE;
+        if tag == from_server::COPY_IN_RESPONSE && self.q.front().is_some_and(|e| e.kind == Kind::Execute) {
+            // The server ignores a Sync that reaches it during COPY FROM STDIN; drivers send one
+            // right after the Execute, before they know the COPY started.
+            while self.q.get(1).is_some_and(|e| e.kind == Kind::Sync) {
+                self.q.remove(1);
+            }
+        }
+        true
     }
 
     /// An ErrorResponse ends the current message; in the extended protocol the server then skips
@@ -208,6 +206,19 @@ impl Expectations {
         while self.q.front().is_some_and(|e| e.kind != Kind::Sync) {
             self.q.pop_front();
         }
+    }
+}
+
+/// Whether server message `tag` is the last reply to a message of `kind` (`got_parameters`:
+/// a Describe of a statement already got its ParameterDescription).
+fn completes(kind: Kind, tag: u8, got_parameters: bool) -> bool {
+    match (kind, tag) {
+        (Kind::Parse, b'1') | (Kind::Bind, b'2') | (Kind::Close, b'3') => true,
+        (Kind::DescribeStatement, b'T' | b'n') => got_parameters,
+        (Kind::DescribePortal, b'T' | b'n') => true,
+        (Kind::Execute, b'C' | b's' | b'I') => true,
+        (Kind::Sync | Kind::Query | Kind::FunctionCall | Kind::Probe, b'Z') => true,
+        _ => false,
     }
 }
 

@@ -5,12 +5,12 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::routing::{kind_name, Inspection, RoutingState};
+use super::routing::{Inspection, RoutingState};
 use super::ClientError;
 use crate::config::{DatabaseSettings, PoolMode, UserSettings};
 use crate::monitor::TopologyWatch;
 use crate::pool::{Checkout, Pool, PoolError};
-use crate::route::{self, Decision, Reason, Request, RequestClass, Route, RuleContext};
+use crate::route::{self, Decision, Reason, RequestClass, Route};
 use crate::state::{Config, Shared};
 
 /// The pools a session may use under one configuration, resolved at login and again when a
@@ -66,30 +66,14 @@ pub async fn choose(
     };
     let policy = &nodes.config.policy;
     let settings = &policy.settings;
-    let class = state.class_of(inspection);
+    let request = state.request(inspection, who, settings.read_your_writes);
+    let class = request.class;
     let reads = matches!(class, RequestClass::Read | RequestClass::ReadOnlyTransaction);
     if reads && state.dirty && settings.read_your_writes {
         // A write's LSN is not known yet: only the primary is sure to have it.
         ctx.decisions.count(Route::Primary, Reason::ReadYourWrites);
         return Ok(Route::Primary);
     }
-    let first = inspection.first();
-    let empty: &[String] = &[];
-    let rule = RuleContext {
-        database: &who.db.name,
-        user: &who.user.name,
-        application_name: who.application_name,
-        kind: first.map_or("other", |c| kind_name(c.kind)),
-        tables: first.map_or(empty, |c| &c.tables),
-        functions: first.map_or(empty, |c| &c.functions),
-        sql: inspection.first_text.as_deref().unwrap_or(""),
-    };
-    let request = Request {
-        class,
-        hint: state.hint(inspection),
-        min_lsn: state.min_lsn(inspection, settings.read_your_writes),
-        rule,
-    };
     let busy = |route: Route| nodes.pool(route).in_use();
     let deadline = Instant::now() + settings.wait_timeout;
     let mut waited = false;

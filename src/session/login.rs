@@ -1,11 +1,13 @@
 //! The end of a login: what a client is told before its first request.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use bytes::BytesMut;
 
 use super::{Session, READ_RESERVE};
 use crate::config::{DatabaseSettings, PoolMode, UserSettings};
+use crate::pool::Checkout;
 use crate::protocol::build;
 use crate::protocol::startup::StartupMessage;
 use crate::session::dispatch::Nodes;
@@ -13,7 +15,7 @@ use crate::session::params::ClientParams;
 use crate::session::prepared::Prepared;
 use crate::session::routing::RoutingState;
 use crate::session::ClientError;
-use crate::state::cancel::CancelTarget;
+use crate::state::cancel::{CancelHandle, CancelTarget};
 use crate::state::clients::NewClient;
 use crate::state::Shared;
 use crate::stream::Stream;
@@ -37,37 +39,18 @@ impl Session {
         let Accepted { startup, user, db } = accepted;
         let mode = ctx.config().settings.pool_mode_for(&db.name, &user.name);
         let nodes = Nodes::resolve(&ctx, &db, &user);
-        let pool = nodes.primary.clone();
-        let mut held = None;
-        let initial = match (pool.login_params(), mode) {
-            (Some(initial), PoolMode::Transaction) => initial,
-            _ => match pool.checkout().await {
-                Ok(server) => {
-                    let initial = Arc::new(server.login_params().clone());
-                    held = Some(server);
-                    initial
-                }
-                Err(e) => return Err((client, e.into())),
-            },
+        let (initial, mut server) = match initial_params(&nodes, mode).await {
+            Ok(found) => found,
+            Err(e) => return Err((client, e)),
         };
         let requested = ClientParams::requested(&startup);
         let params = ClientParams::at_login(&initial, &requested);
-        let routing = RoutingState::from_params(&requested);
         let cancel = ctx.cancels.register();
-        let mut out = BytesMut::with_capacity(512);
-        build::auth_ok(&mut out);
-        for (name, value) in params.reported() {
-            build::parameter_status(&mut out, name, value);
-        }
-        build::backend_key_data(&mut out, cancel.key.pid, cancel.key.secret);
-        build::ready_for_query(&mut out, b'I');
-        if mode == PoolMode::Transaction {
-            held = None;
-        } else if let Some(server) = held.as_mut() {
+        if let Some(server) = server.as_mut() {
             server.set_needs_reset(true);
             cancel.set_target(Some(CancelTarget { addr: server.addr().clone(), key: server.key() }));
         }
-        if let Err(e) = client.send(&out).await {
+        if let Err(e) = client.send(&greeting(&params, &cancel)).await {
             return Err((client, e.into()));
         }
         let id = ctx.next_client_id();
@@ -81,27 +64,51 @@ impl Session {
             application_name: params.reported().get("application_name").cloned().unwrap_or_default(),
             tls: client.is_tls(),
         });
-        let client_in = BytesMut::with_capacity(READ_RESERVE);
-        let ready_after_probe = None;
-        let prepared = Prepared::default();
         Ok(Session {
             client,
-            client_in,
+            client_in: BytesMut::with_capacity(READ_RESERVE),
             ctx,
             user,
             db,
             mode,
+            routing: RoutingState::from_params(&requested),
             params,
             cancel,
             nodes,
-            routing,
-            prepared,
+            prepared: Prepared::default(),
             tx: Default::default(),
-            server: held,
-            ready_after_probe,
+            server,
+            ready_after_probe: None,
             discarding: false,
             id,
             slot,
         })
     }
+}
+
+/// The parameters a fresh connection of the primary's pool reports, and in session pooling the
+/// connection the client keeps. Transaction pooling opens one only for a pool's first login.
+async fn initial_params(
+    nodes: &Nodes,
+    mode: PoolMode,
+) -> Result<(Arc<BTreeMap<String, String>>, Option<Checkout>), ClientError> {
+    if let (Some(initial), PoolMode::Transaction) = (nodes.primary.login_params(), mode) {
+        return Ok((initial, None));
+    }
+    let server = nodes.primary.checkout().await?;
+    let initial = Arc::new(server.login_params().clone());
+    let kept = (mode != PoolMode::Transaction).then_some(server);
+    Ok((initial, kept))
+}
+
+/// AuthenticationOk, a ParameterStatus per reported parameter, BackendKeyData, ReadyForQuery.
+fn greeting(params: &ClientParams, cancel: &CancelHandle) -> BytesMut {
+    let mut out = BytesMut::with_capacity(512);
+    build::auth_ok(&mut out);
+    for (name, value) in params.reported() {
+        build::parameter_status(&mut out, name, value);
+    }
+    build::backend_key_data(&mut out, cancel.key.pid, cancel.key.secret);
+    build::ready_for_query(&mut out, b'I');
+    out
 }

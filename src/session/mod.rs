@@ -7,12 +7,11 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::classify::Pin;
+use crate::classify::{Classification, Pin};
 use crate::config::{DatabaseSettings, Pinning, PoolMode, UserSettings};
 use crate::pool::Checkout;
 use crate::protocol::build::{self, Severity};
 use crate::protocol::from_client::Pipeline;
-use crate::protocol::sqlstate;
 use crate::route::{Reason, Route};
 use crate::state::cancel::{CancelHandle, CancelTarget};
 use crate::state::clients::{ClientSlot, ClientState};
@@ -21,8 +20,8 @@ use crate::stream::Stream;
 use dispatch::{Nodes, Who};
 use params::ClientParams;
 
-use prepared::{Deallocate, Prepared};
-use request::{Batch, Summary, Taken};
+use prepared::Prepared;
+use request::{Batch, Taken};
 use routing::{Inspection, RoutingState};
 use tx::TxState;
 
@@ -34,6 +33,7 @@ enum Relayed {
     Misrouted,
 }
 
+mod answer;
 pub(crate) mod dispatch;
 pub(crate) mod error;
 pub(crate) mod logging;
@@ -160,54 +160,6 @@ impl Session {
         Ok(())
     }
 
-    /// Answers `DEALLOCATE` of protocol-level statements itself: the server knows them under
-    /// pgsplit's names, shared with other clients. `true` when the request was answered.
-    async fn deallocate(&mut self, batch: &Batch) -> Result<bool, ClientError> {
-        let Some(target) = deallocate_target(&batch.bytes) else { return Ok(false) };
-        let status = self.server.as_ref().map_or(b'I', |s| s.status());
-        let tag = match &target {
-            // SQL-level statements (a pinned client) live on the server: it must drop them too.
-            Deallocate::All if self.tx.pinned() => return Ok(false),
-            Deallocate::All => "DEALLOCATE ALL",
-            Deallocate::Name(name) if self.prepared.forget(name) => "DEALLOCATE",
-            Deallocate::Name(_) => return Ok(false),
-        };
-        if status == b'E' {
-            return Ok(false);
-        }
-        match &target {
-            Deallocate::All => {
-                self.prepared.clear();
-                self.routing.forget(None);
-            }
-            Deallocate::Name(name) => self.routing.forget(Some(name)),
-        }
-        let mut out = BytesMut::with_capacity(32);
-        build::command_complete(&mut out, tag);
-        build::ready_for_query(&mut out, status);
-        self.client.send(&out).await?;
-        Ok(true)
-    }
-
-    /// Answers a request of only Syncs and Flushes that needs no server: between requests nothing
-    /// is pending (a relay ends only once every reply owed has arrived and no pipeline is open),
-    /// so a Flush asks for nothing, and a Sync with no server held gets ReadyForQuery `I`, as
-    /// PostgreSQL answers it. `false` when a held server must answer (its transaction status).
-    async fn answer_sync_or_flush(&mut self, summary: Summary) -> Result<bool, ClientError> {
-        if summary.readies == 0 {
-            return Ok(true);
-        }
-        if self.server.is_some() {
-            return Ok(false);
-        }
-        let mut out = BytesMut::with_capacity(6 * summary.readies);
-        for _ in 0..summary.readies {
-            build::ready_for_query(&mut out, b'I');
-        }
-        self.client.send(&out).await?;
-        Ok(true)
-    }
-
     /// Runs one request: each stage once, in data-path order.
     async fn serve(&mut self, batch: Batch) -> Result<(), ClientError> {
         if self.answered_here(&batch).await? {
@@ -224,7 +176,7 @@ impl Session {
         };
         self.sync_params(&mut server).await?;
         self.begin_request(&mut server, &inspection, fresh);
-        self.send_request(&mut server, &batch.bytes, batch.summary.pipeline).await?;
+        self.send_request(&mut server, &batch.bytes, batch.summary.pipeline, &inspection.named).await?;
         self.probe_if_owed(&mut server, &inspection, route, fresh && inspection.writes()).await?;
         // Replies can be held back only while the client waits for a ReadyForQuery, not after a
         // Flush, where it waits for the replies themselves.
@@ -235,23 +187,10 @@ impl Session {
         Ok(())
     }
 
-    /// Answers what needs no server: a request while discarding up to Sync, Syncs and Flushes
-    /// with nothing pending, and DEALLOCATE of protocol-level statements.
-    async fn answered_here(&mut self, batch: &Batch) -> Result<bool, ClientError> {
-        if self.discarding {
-            self.discard(batch.summary).await?;
-            return Ok(true);
-        }
-        if batch.summary.work == 0 && self.answer_sync_or_flush(batch.summary).await? {
-            return Ok(true);
-        }
-        self.deallocate(batch).await
-    }
-
     /// Classifies the request's statements (texts kept only when a rule matches on text).
     fn inspect(&mut self, batch: &Batch) -> Inspection {
         let keep_text = !self.nodes.config.policy.rules.is_empty();
-        self.routing.inspect(&self.ctx.classifier.load(), &batch.bytes, keep_text)
+        self.routing.inspect(&self.ctx.classifier.load(), &batch.bytes, keep_text, &self.prepared)
     }
 
     /// The server connection for a request: the one kept (inside a transaction, pinned, or in
@@ -313,7 +252,7 @@ impl Session {
         self.cancel.set_target(Some(CancelTarget { addr: server.addr().clone(), key: server.key() }));
         self.sync_params(&mut server).await?;
         self.routing.wrote();
-        self.send_request(&mut server, &batch.bytes, batch.summary.pipeline).await?;
+        self.send_request(&mut server, &batch.bytes, batch.summary.pipeline, &inspection.named).await?;
         self.probe_if_owed(&mut server, inspection, Route::Primary, true).await?;
         self.relay(server, Route::Primary, false).await.map(|_| ())
     }
@@ -324,10 +263,11 @@ impl Session {
         server: &mut Checkout,
         bytes: &[u8],
         pipeline: Pipeline,
+        named: &[Arc<Classification>],
     ) -> Result<(), ClientError> {
         tracing::trace!(tags = %crate::protocol::frame::tags(bytes), "to server");
         if Prepared::touches_named(bytes) {
-            let out = self.prepared.rewrite(&self.ctx.statements, bytes, server);
+            let out = self.prepared.rewrite(&self.ctx.statements, bytes, named, server);
             server.send_outgoing(out, pipeline).await?;
         } else {
             server.send(bytes, pipeline).await?;
@@ -450,45 +390,6 @@ impl Session {
             self.server = Some(server);
         }
     }
-
-    /// Answers a request no server could take: an error, then ReadyForQuery if the request
-    /// ended in one; after a Flush-ended request, messages are dropped until the next Sync.
-    async fn refuse(&mut self, e: ClientError, summary: Summary) -> Result<(), ClientError> {
-        logging::request_refused(&e);
-        let mut out = BytesMut::new();
-        let code = e.sqlstate().unwrap_or(sqlstate::CONNECTION_FAILURE);
-        self.ctx.counters.error(code);
-        build::error(&mut out, Severity::Error, code, &e.to_string(), e.hint());
-        if summary.readies > 0 {
-            build::ready_for_query(&mut out, b'I');
-        } else {
-            self.discarding = true;
-        }
-        self.client.send(&out).await?;
-        Ok(())
-    }
-
-    async fn discard(&mut self, summary: Summary) -> Result<(), ClientError> {
-        if summary.readies > 0 {
-            self.discarding = false;
-            let mut out = BytesMut::new();
-            build::ready_for_query(&mut out, b'I');
-            self.client.send(&out).await?;
-        }
-        Ok(())
-    }
-}
-
-/// The statement a request of one `DEALLOCATE` Query names, if it is one.
-fn deallocate_target(bytes: &[u8]) -> Option<Deallocate> {
-    let mut messages = crate::protocol::frame::messages(bytes);
-    let (Some((b'Q', body)), None) = (messages.next(), messages.next()) else { return None };
-    prepared::deallocate(crate::protocol::from_client::query_sql(body))
-}
-
-/// Whether a request is one `DEALLOCATE` Query.
-fn is_deallocate(bytes: &[u8]) -> bool {
-    deallocate_target(bytes).is_some()
 }
 
 /// Sends a FATAL ErrorResponse for errors the client can be told about.

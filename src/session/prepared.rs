@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 
+use crate::classify::Classification;
 use crate::protocol::build::{self, Severity};
 use crate::protocol::frame::{messages, whole_messages};
 use crate::protocol::from_client as c;
@@ -25,9 +26,11 @@ struct Statement {
     id: u64,
     /// The Parse message that prepares it on a server, under its server name.
     parse: Bytes,
+    /// What it does, for routing the Binds that run it.
+    class: Arc<Classification>,
 }
 
-/// A client's named statements.
+/// A client's named statements: the one map by client name, for rewriting and for routing.
 #[derive(Debug, Default)]
 pub struct Prepared {
     by_name: HashMap<Box<[u8]>, Arc<Statement>>,
@@ -49,14 +52,27 @@ impl Prepared {
         })
     }
 
+    /// How the statement the client named `name` was classified, if it prepared one.
+    pub fn class_of(&self, name: &[u8]) -> Option<&Arc<Classification>> {
+        self.by_name.get(name).map(|s| &s.class)
+    }
+
     /// Forgets every statement (DISCARD ALL, DEALLOCATE ALL).
     pub fn clear(&mut self) {
         self.by_name.clear();
     }
 
-    /// Rewrites a request for `server`: the bytes to send and the replies they owe.
-    pub fn rewrite(&mut self, registry: &StatementIds, batch: &[u8], server: &mut ServerConn) -> Outgoing {
+    /// Rewrites a request for `server`: the bytes to send and the replies they owe. `named` has
+    /// the classification of each named Parse in the request, in order.
+    pub fn rewrite(
+        &mut self,
+        registry: &StatementIds,
+        batch: &[u8],
+        named: &[Arc<Classification>],
+        server: &mut ServerConn,
+    ) -> Outgoing {
         let mut out = Outgoing::with_capacity(batch.len() + 64);
+        let mut named = named.iter();
         let mut skipping = false;
         for whole in whole_messages(batch) {
             let (tag, body) = (whole[0], &whole[5..]);
@@ -66,7 +82,7 @@ impl Prepared {
             skipping = false;
             match tag {
                 c::PARSE if body.first().is_some_and(|&b| b != 0) => {
-                    skipping = !self.parse(registry, body, server, &mut out)
+                    skipping = !self.parse(registry, body, named.next(), server, &mut out)
                 }
                 c::BIND => self.bind(registry, body, server, &mut out),
                 c::DESCRIBE | c::CLOSE if c::target(body).is_some_and(|(k, n)| k == b'S' && !n.is_empty()) => {
@@ -79,8 +95,15 @@ impl Prepared {
     }
 
     /// A named Parse; `false` when it is refused (the name is taken) and the server would skip to Sync.
-    fn parse(&mut self, registry: &StatementIds, body: &[u8], server: &mut ServerConn, out: &mut Outgoing) -> bool {
-        let Some((name, _)) = c::parse_message(body) else {
+    fn parse(
+        &mut self,
+        registry: &StatementIds,
+        body: &[u8],
+        class: Option<&Arc<Classification>>,
+        server: &mut ServerConn,
+        out: &mut Outgoing,
+    ) -> bool {
+        let (Some((name, _)), Some(class)) = (c::parse_message(body), class) else {
             out.forward(c::PARSE, body);
             return true;
         };
@@ -94,7 +117,7 @@ impl Prepared {
         let rest = &body[name.len() + 1..];
         let id = registry.id_for(rest);
         let parse = parse_message(&server_name(id), rest);
-        self.by_name.insert(name.into(), Arc::new(Statement { id, parse: parse.clone() }));
+        self.by_name.insert(name.into(), Arc::new(Statement { id, parse: parse.clone(), class: class.clone() }));
         if server.has_statement(id) {
             out.answer(Kind::Parse, Bytes::from_static(PARSE_COMPLETE));
         } else {

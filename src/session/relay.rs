@@ -25,6 +25,16 @@ enum Intake {
     Terminated,
 }
 
+/// Where the replies of a relay stand.
+enum Replies {
+    /// More are owed, or the client's pipeline is still open.
+    Waiting,
+    /// Everything owed arrived: the last piece, to send once the connection is released.
+    Last(Bytes),
+    /// A replica refused the request as a write before anything reached the client.
+    Misrouted,
+}
+
 impl Session {
     /// Forwards server replies to the client, and further client messages to the server, until
     /// every reply owed has arrived and no pipeline is open. With `guarded`, replies are held
@@ -39,47 +49,17 @@ impl Session {
         let mut withheld: Option<Vec<Bytes>> = guarded.then(Vec::new);
         let mut intake = Intake::Reading;
         loop {
-            while let Some((batch, end)) = server.take_batch()? {
-                tracing::trace!(tags = %frame::tags(&batch), ?end, "to client");
-                if let Some(pieces) = withheld.as_mut() {
-                    match misroute::judge(&batch) {
-                        Verdict::Misrouted => return self.drain_misrouted(server).await,
-                        Verdict::Undecided if end == BatchEnd::More => {
-                            pieces.push(batch);
-                            continue;
-                        }
-                        _ => {
-                            for piece in withheld.take().unwrap_or_default() {
-                                self.client.send(&piece).await?;
-                            }
-                        }
-                    }
-                }
-                let batch = match end {
-                    BatchEnd::More => batch,
-                    BatchEnd::Ready if server.probe_next() => {
-                        // Hold the ReadyForQuery back: the write's LSN goes out before it.
-                        let split = batch.len() - from_server::READY_FOR_QUERY_LEN;
-                        self.ready_after_probe = Some(batch.slice(split..));
-                        batch.slice(..split)
-                    }
-                    BatchEnd::Ready => batch,
-                    BatchEnd::Probe(lsn) => self.after_probe(lsn),
-                };
-                if end != BatchEnd::More && server.settled() && !server.in_pipeline() {
+            match self.forward_replies(&mut server, &mut withheld).await? {
+                Replies::Misrouted => return self.drain_misrouted(server).await,
+                Replies::Last(batch) => {
+                    // Released before the client sees the reply, so the next client gets it sooner.
                     self.end_request(server);
-                    self.client.send(&batch).await?;
+                    if !batch.is_empty() {
+                        self.client.send(&batch).await?;
+                    }
                     return Ok(Relayed::Done);
                 }
-                self.client.send(&batch).await?;
-            }
-            if server.settled() && !server.in_pipeline() {
-                // Nothing is owed: the relay ends here, whatever arrived when.
-                for piece in withheld.take().unwrap_or_default() {
-                    self.client.send(&piece).await?;
-                }
-                self.end_request(server);
-                return Ok(Relayed::Done);
+                Replies::Waiting => {}
             }
             if intake == Intake::Terminated && server.awaits_client() {
                 // The client left a pipeline without a Sync (the server may never flush its
@@ -114,6 +94,57 @@ impl Session {
         }
     }
 
+    /// Forwards the replies read so far, withheld while the misroute guard is undecided; the
+    /// ReadyForQuery before the LSN probe's replies waits for them. Nothing owed and no pipeline
+    /// open ends the relay, whatever arrived when.
+    async fn forward_replies(
+        &mut self,
+        server: &mut Checkout,
+        withheld: &mut Option<Vec<Bytes>>,
+    ) -> Result<Replies, ClientError> {
+        while let Some((batch, end)) = server.take_batch()? {
+            tracing::trace!(tags = %frame::tags(&batch), ?end, "to client");
+            if let Some(pieces) = withheld.as_mut() {
+                match misroute::judge(&batch) {
+                    Verdict::Misrouted => return Ok(Replies::Misrouted),
+                    Verdict::Undecided if end == BatchEnd::More => {
+                        pieces.push(batch);
+                        continue;
+                    }
+                    _ => self.send_withheld(withheld).await?,
+                }
+            }
+            let batch = match end {
+                BatchEnd::More => batch,
+                BatchEnd::Ready if server.probe_next() => {
+                    // Hold the ReadyForQuery back: the write's LSN goes out before it.
+                    let split = batch.len() - from_server::READY_FOR_QUERY_LEN;
+                    self.ready_after_probe = Some(batch.slice(split..));
+                    batch.slice(..split)
+                }
+                BatchEnd::Ready => batch,
+                BatchEnd::Probe(lsn) => self.after_probe(lsn),
+            };
+            if end != BatchEnd::More && server.settled() && !server.in_pipeline() {
+                return Ok(Replies::Last(batch));
+            }
+            self.client.send(&batch).await?;
+        }
+        if server.settled() && !server.in_pipeline() {
+            self.send_withheld(withheld).await?;
+            return Ok(Replies::Last(Bytes::new()));
+        }
+        Ok(Replies::Waiting)
+    }
+
+    /// Sends what the misroute guard held back; the guard is over.
+    async fn send_withheld(&mut self, withheld: &mut Option<Vec<Bytes>>) -> Result<(), ClientError> {
+        for piece in withheld.take().unwrap_or_default() {
+            self.client.send(&piece).await?;
+        }
+        Ok(())
+    }
+
     /// Forwards the whole messages the client pipelined, unless they must wait for their own turn:
     /// a write or a transaction behind a read on a replica, or a request the session itself must
     /// look at first (pins, DISCARD ALL, DEALLOCATE of a protocol-level statement).
@@ -128,7 +159,7 @@ impl Session {
             Taken::Terminate => return Ok(Intake::Terminated),
             Taken::NeedMore => return Ok(Intake::Reading),
         };
-        let inspection = self.routing.inspect(&self.ctx.classifier.load(), &b.bytes, false);
+        let inspection = self.routing.inspect(&self.ctx.classifier.load(), &b.bytes, false, &self.prepared);
         let elsewhere = route != Route::Primary && !matches!(self.routing.class_of(&inspection), RequestClass::Read);
         // A simple Query ends a Flush-opened pipeline on the server anyway; a write (asyncpg's
         // COPY after its column lookup) leaves the replica once pgsplit's own Sync closes it.
@@ -147,7 +178,7 @@ impl Session {
             self.routing.wrote();
         }
         self.tx.note(&inspection);
-        self.send_request(server, &b.bytes, b.summary.pipeline).await?;
+        self.send_request(server, &b.bytes, b.summary.pipeline, &inspection.named).await?;
         Ok(Intake::Reading)
     }
 
@@ -156,7 +187,7 @@ impl Session {
     fn needs_own_turn(&self, b: &request::Batch, inspection: &crate::session::routing::Inspection) -> bool {
         let pins = self.mode == crate::config::PoolMode::Transaction
             && inspection.statements.iter().any(|c| !c.pins.is_empty());
-        pins || inspection.discards_all() || super::is_deallocate(&b.bytes)
+        pins || inspection.discards_all() || super::answer::is_deallocate(&b.bytes)
     }
 
     /// Discards a misrouted request's replies and returns the replica connection, clean.

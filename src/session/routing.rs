@@ -1,13 +1,14 @@
 //! A session's consistency state (its write LSN, route hints, named statements) and how the
 //! messages of one request become a routing [`Request`].
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
+use super::dispatch::Who;
+use super::prepared::Prepared;
 use crate::classify::{Classification, Classifier, Intent, RouteTarget, SessionChange, StatementKind};
 use crate::protocol::frame::messages;
 use crate::protocol::from_client;
-use crate::route::{RequestClass, Route};
+use crate::route::{Request, RequestClass, Route, RuleContext};
 
 /// What the messages of one request hold, as far as routing cares.
 #[derive(Debug, Default)]
@@ -18,6 +19,9 @@ pub struct Inspection {
     pub opaque: bool,
     /// The first statement's text, kept only when a rule matches on text.
     pub first_text: Option<String>,
+    /// The classification of each named Parse, in order: the rewrite records it with the
+    /// statement, once the Parse is really sent.
+    pub named: Vec<Arc<Classification>>,
 }
 
 impl Inspection {
@@ -69,8 +73,6 @@ pub struct RoutingState {
     pub route_hint: Option<RouteTarget>,
     /// `default_transaction_read_only` is on: transactions may go to a replica.
     pub read_only_default: bool,
-    /// The client's named statements, by name, as classified when parsed.
-    prepared: HashMap<Box<[u8]>, Arc<Classification>>,
 }
 
 impl RoutingState {
@@ -81,16 +83,6 @@ impl RoutingState {
             state.apply_setting(name, value);
         }
         state
-    }
-
-    /// Forgets a named statement the client deallocated (all of them with `None`).
-    pub fn forget(&mut self, name: Option<&[u8]>) {
-        match name {
-            Some(name) => {
-                self.prepared.remove(name);
-            }
-            None => self.prepared.clear(),
-        }
     }
 
     /// Notes a write sent to the primary.
@@ -131,9 +123,15 @@ impl RoutingState {
         Some(lsn)
     }
 
-    /// Reads the request's messages: classifies Query and Parse texts, remembers named statements,
-    /// forgets closed ones, and applies pgsplit's own settings.
-    pub fn inspect(&mut self, classifier: &Classifier, batch: &[u8], keep_text: bool) -> Inspection {
+    /// Reads the request's messages: classifies Query and Parse texts, looks up the named
+    /// statements Bind runs in `statements`, and applies pgsplit's own settings.
+    pub fn inspect(
+        &mut self,
+        classifier: &Classifier,
+        batch: &[u8],
+        keep_text: bool,
+        statements: &Prepared,
+    ) -> Inspection {
         let mut inspection = Inspection::default();
         let mut parsed_here: Vec<&[u8]> = Vec::new();
         for (tag, body) in messages(batch) {
@@ -149,7 +147,7 @@ impl RoutingState {
                     let class = classifier.classify(&text);
                     keep(&mut inspection.first_text, &text, keep_text);
                     if !name.is_empty() {
-                        self.prepared.insert(name.into(), class.clone());
+                        inspection.named.push(class.clone());
                     }
                     parsed_here.push(name);
                     inspection.statements.push(class);
@@ -159,14 +157,9 @@ impl RoutingState {
                     if parsed_here.contains(&name) {
                         continue;
                     }
-                    match self.prepared.get(name) {
+                    match statements.class_of(name) {
                         Some(class) => inspection.statements.push(class.clone()),
                         None => inspection.opaque = true,
-                    }
-                }
-                from_client::CLOSE => {
-                    if let Some((b'S', name)) = from_client::target(body) {
-                        self.prepared.remove(name);
                     }
                 }
                 _ => {}
@@ -222,6 +215,27 @@ impl RoutingState {
         }
     }
 
+    /// The routing question for a request that starts with no server held: its class, hint,
+    /// the LSN a replica needs, and what rules match on.
+    pub fn request<'a>(&self, inspection: &'a Inspection, who: &Who<'a>, read_your_writes: bool) -> Request<'a> {
+        let first = inspection.first();
+        let rule = RuleContext {
+            database: &who.db.name,
+            user: &who.user.name,
+            application_name: who.application_name,
+            kind: first.map_or("other", |c| c.kind.name()),
+            tables: first.map_or(&[], |c| &c.tables),
+            functions: first.map_or(&[], |c| &c.functions),
+            sql: inspection.first_text.as_deref().unwrap_or(""),
+        };
+        Request {
+            class: self.class_of(inspection),
+            hint: self.hint(inspection),
+            min_lsn: self.min_lsn(inspection, read_your_writes),
+            rule,
+        }
+    }
+
     /// The route hint in force: the statement's beats the session's.
     pub fn hint(&self, inspection: &Inspection) -> Option<RouteTarget> {
         let statement = inspection.first().and_then(|c| c.hints.route);
@@ -245,27 +259,6 @@ fn is_plain_read(c: &Arc<Classification>) -> bool {
 fn keep(slot: &mut Option<String>, text: &str, wanted: bool) {
     if wanted && slot.is_none() {
         *slot = Some(text.to_string());
-    }
-}
-
-/// The statement kind's name, for rules.
-pub fn kind_name(kind: StatementKind) -> &'static str {
-    match kind {
-        StatementKind::Select => "select",
-        StatementKind::Insert => "insert",
-        StatementKind::Update => "update",
-        StatementKind::Delete => "delete",
-        StatementKind::Merge => "merge",
-        StatementKind::Ddl => "ddl",
-        StatementKind::Copy => "copy",
-        StatementKind::Call => "call",
-        StatementKind::Do => "do",
-        StatementKind::Explain => "explain",
-        StatementKind::Show => "show",
-        StatementKind::Set => "set",
-        StatementKind::Transaction => "transaction",
-        StatementKind::Utility => "utility",
-        StatementKind::Other => "other",
     }
 }
 

@@ -238,3 +238,32 @@ async fn a_query_pipelined_behind_a_misrouted_write_is_answered() {
     assert_eq!(count_settles_at(&t, 1).await, 1, "the write ran once, on the primary");
     admin.batch_execute(&format!("drop function {f}(); drop table {t}")).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_duplicate_parse_keeps_the_statement_and_its_route() {
+    let _healthy = REPLICAS.read().await;
+    let proxy = Proxy::split().await;
+    let client = proxy.client().await;
+    let t = unique("dup");
+    client.batch_execute(&format!("create table {t} (id int); grant all on {t} to public")).await.unwrap();
+    wait_for_replicas(&client).await;
+    let mut conn = Raw::login(proxy.addr).await;
+    let parse = |sql: &str| message(b'P', format!("s1\0{sql}\0\0\0").as_bytes());
+    conn.send(&[parse("select inet_server_port()"), sync()].concat()).await;
+    assert_eq!(raw::tags(&conn.until_ready(1).await), "1Z");
+    // The same name again, for a write: refused (42P05), so s1 is still the read.
+    conn.send(&[parse(&format!("insert into {t} values (1)")), sync()].concat()).await;
+    let refused = conn.until_ready(1).await;
+    assert_eq!(raw::tags(&refused), "EZ");
+    assert!(String::from_utf8_lossy(&refused[0].1).contains("42P05"), "{refused:?}");
+    let mut run = message(b'B', b"\0s1\0\0\0\0\0\0\0");
+    run.extend(message(b'E', b"\0\0\0\0\0"));
+    run.extend(sync());
+    conn.send(&run).await;
+    let replies = conn.until_ready(1).await;
+    assert_eq!(raw::tags(&replies), "2DCZ", "{replies:?}");
+    let row = &replies[1].1;
+    let port: u16 = String::from_utf8_lossy(&row[6..]).parse().unwrap();
+    assert!(cluster().replica_ports.contains(&port), "the read ran on {port}, not on a replica");
+    client.batch_execute(&format!("drop table {t}")).await.unwrap();
+}
