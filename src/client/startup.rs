@@ -11,16 +11,16 @@ use crate::protocol::build;
 use crate::protocol::startup::{self, StartupMessage, StartupPacket};
 use crate::server::BackendKey;
 use crate::session::ClientError;
-use crate::session::{logging, report_fatal, Accepted, Session};
+use crate::session::{logging, report_fatal, Authenticated, Session};
 use crate::state::Shared;
 use crate::stream::Stream;
 use crate::tls::client_side::TLS_HANDSHAKE_RECORD;
 use crate::tls::{ClientTls, ALPN_POSTGRESQL};
 
 /// What a client that passed authentication gets.
-pub enum Admitted {
+pub enum Handoff {
     /// A session with a database.
-    Session(Box<Accepted>),
+    Session(Box<Authenticated>),
     /// The admin console, as this admin user.
     Console(String),
 }
@@ -29,15 +29,15 @@ pub enum Admitted {
 pub async fn handle_client(ctx: Arc<Shared>, tcp: TcpStream) {
     let mut stream = Stream::Plain(tcp);
     let limit = ctx.config().settings.limits.handshake_timeout;
-    let accepted = match tokio::time::timeout(limit, handshake(&ctx, &mut stream)).await {
-        Ok(Ok(Some(accepted))) => accepted,
+    let authenticated = match tokio::time::timeout(limit, handshake(&ctx, &mut stream)).await {
+        Ok(Ok(Some(authenticated))) => authenticated,
         Ok(Ok(None)) => return,
         Ok(Err(e)) => return refuse(&ctx, &mut stream, e).await,
         Err(_) => return refuse(&ctx, &mut stream, ClientError::HandshakeTimeout).await,
     };
-    let accepted = match accepted {
-        Admitted::Session(accepted) => *accepted,
-        Admitted::Console(user) => {
+    let authenticated = match authenticated {
+        Handoff::Session(authenticated) => *authenticated,
+        Handoff::Console(user) => {
             if let Err(e) = crate::admin::serve(ctx.clone(), &mut stream, &user).await {
                 // An oversized or malformed message: say so before closing, as sessions do.
                 tracing::debug!(error = %e, "admin console closed");
@@ -46,7 +46,7 @@ pub async fn handle_client(ctx: Arc<Shared>, tcp: TcpStream) {
             return;
         }
     };
-    match Session::login(ctx.clone(), stream, accepted).await {
+    match Session::login(ctx.clone(), stream, authenticated).await {
         Ok(session) => session.run().await,
         Err((mut stream, e)) => refuse(&ctx, &mut stream, e).await,
     }
@@ -64,7 +64,7 @@ async fn refuse(ctx: &Shared, stream: &mut Stream, e: ClientError) {
 }
 
 /// Reads startup packets until a StartupMessage, then authenticates. `None` after a cancel request.
-async fn handshake(ctx: &Shared, stream: &mut Stream) -> Result<Option<Admitted>, ClientError> {
+async fn handshake(ctx: &Shared, stream: &mut Stream) -> Result<Option<Handoff>, ClientError> {
     let config = ctx.config();
     let tls = &config.settings.tls.client;
     if tls.offered() && starts_with_tls(stream).await? {
@@ -120,7 +120,7 @@ async fn start_tls(stream: &mut Stream, tls: &ClientTls) -> Result<(), ClientErr
     Ok(())
 }
 
-async fn accept(ctx: &Shared, stream: &mut Stream, msg: StartupMessage) -> Result<Admitted, ClientError> {
+async fn accept(ctx: &Shared, stream: &mut Stream, msg: StartupMessage) -> Result<Handoff, ClientError> {
     if msg.minor > 0 || !msg.protocol_options.is_empty() {
         let mut out = BytesMut::new();
         build::negotiate_protocol_version(&mut out, msg.protocol_options.clone());
@@ -136,14 +136,14 @@ async fn accept(ctx: &Shared, stream: &mut Stream, msg: StartupMessage) -> Resul
     config.auth.authenticate(stream, &user).await?;
     if database == crate::config::ADMIN_DATABASE {
         return match config.settings.admin_users.contains(&user) {
-            true => Ok(Admitted::Console(user)),
+            true => Ok(Handoff::Console(user)),
             false => Err(ClientError::NotAdmin(user)),
         };
     }
     // Authentication only succeeds for configured users; a miss here would be a config race.
     let user = config.settings.users.get(&user).cloned().ok_or(ClientError::AuthFailed(user))?;
     let db = config.settings.databases.get(&database).cloned().ok_or(ClientError::UnknownDatabase(database))?;
-    Ok(Admitted::Session(Box::new(Accepted { startup: msg, user, db })))
+    Ok(Handoff::Session(Box::new(Authenticated { startup: msg, user, db })))
 }
 
 async fn read_exact(stream: &mut Stream, buf: &mut [u8]) -> Result<(), ClientError> {

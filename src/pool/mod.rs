@@ -3,7 +3,7 @@
 
 pub mod checkout;
 pub mod manager;
-// `pool::pool` is one pool, as the layout in ARCHITECTURE.md names it.
+// One pool; the module shares the name of the folder that holds the manager and checkouts.
 #[allow(clippy::module_inception)]
 pub mod pool;
 

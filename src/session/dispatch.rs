@@ -20,19 +20,15 @@ pub struct Nodes {
     pub replicas: Vec<Pool>,
     /// The database's live topology; `None` without replicas.
     pub topology: Option<Arc<TopologyWatch>>,
-    /// The configuration these were resolved under; the session's settings and rules until the
-    /// next reload (one snapshot per transaction, not a load per message).
-    pub config: Arc<Config>,
 }
 
 impl Nodes {
     /// Looks up the primary's and each replica's pool.
     pub fn resolve(ctx: &Shared, db: &DatabaseSettings, user: &UserSettings) -> Nodes {
-        let config = ctx.config();
         let primary = ctx.pools.pool(Route::Primary, db, user);
         let replicas = (0..db.replicas.len()).map(|i| ctx.pools.pool(Route::Replica(i), db, user)).collect();
         let topology = if db.replicas.is_empty() { None } else { ctx.monitor().handle(&db.name) };
-        Nodes { primary, replicas, topology, config }
+        Nodes { primary, replicas, topology }
     }
 
     /// The pool serving a route.
@@ -44,8 +40,8 @@ impl Nodes {
     }
 }
 
-/// Who is asking, for rules.
-pub struct Who<'a> {
+/// The client asking, as rules see it: database, user, application, pool mode.
+pub struct Requester<'a> {
     pub db: &'a DatabaseSettings,
     pub user: &'a UserSettings,
     pub application_name: &'a str,
@@ -55,16 +51,17 @@ pub struct Who<'a> {
 /// Decides where a request goes, waiting for a replica when the policy says so.
 pub async fn choose(
     ctx: &Shared,
+    config: &Config,
     nodes: &Nodes,
     state: &RoutingState,
     inspection: &Inspection,
-    who: &Who<'_>,
+    who: &Requester<'_>,
 ) -> Result<Route, ClientError> {
     let Some(topology) = nodes.topology.as_ref().filter(|_| who.mode == PoolMode::Transaction) else {
         ctx.decisions.count(Route::Primary, Reason::PrimaryOnly);
         return Ok(Route::Primary);
     };
-    let policy = &nodes.config.policy;
+    let policy = &config.policy;
     let settings = &policy.settings;
     let request = state.request(inspection, who, settings.read_your_writes);
     let class = request.class;

@@ -21,7 +21,7 @@ use crate::state::Shared;
 use crate::stream::Stream;
 
 /// A client that passed authentication, with where it wants to go.
-pub struct Accepted {
+pub struct Authenticated {
     pub startup: StartupMessage,
     pub user: UserSettings,
     pub db: DatabaseSettings,
@@ -34,10 +34,11 @@ impl Session {
     pub async fn login(
         ctx: Arc<Shared>,
         mut client: Stream,
-        accepted: Accepted,
+        authenticated: Authenticated,
     ) -> Result<Self, (Stream, ClientError)> {
-        let Accepted { startup, user, db } = accepted;
-        let mode = ctx.config().settings.pool_mode_for(&db.name, &user.name);
+        let Authenticated { startup, user, db } = authenticated;
+        let config = ctx.config();
+        let mode = config.settings.pool_mode_for(&db.name, &user.name);
         let nodes = Nodes::resolve(&ctx, &db, &user);
         let (initial, mut server) = match initial_params(&nodes, mode).await {
             Ok(found) => found,
@@ -71,6 +72,7 @@ impl Session {
             user,
             db,
             mode,
+            config,
             routing: RoutingState::from_params(&requested),
             params,
             cancel,

@@ -15,9 +15,9 @@ use crate::protocol::from_client::Pipeline;
 use crate::route::{Reason, Route};
 use crate::state::cancel::{CancelHandle, CancelTarget};
 use crate::state::clients::{ClientSlot, ClientState};
-use crate::state::Shared;
+use crate::state::{Config, Shared};
 use crate::stream::Stream;
-use dispatch::{Nodes, Who};
+use dispatch::{Nodes, Requester};
 use params::ClientParams;
 
 use prepared::Prepared;
@@ -47,7 +47,7 @@ pub(crate) mod routing;
 mod tx;
 
 pub(crate) use error::ClientError;
-pub(crate) use login::Accepted;
+pub(crate) use login::Authenticated;
 
 /// Spare room kept in the client read buffer.
 const READ_RESERVE: usize = 16 * 1024;
@@ -62,6 +62,9 @@ pub struct Session {
     mode: PoolMode,
     params: ClientParams,
     cancel: CancelHandle,
+    /// The configuration the session runs under: its settings and rules until it follows a
+    /// reload between transactions (one snapshot per transaction, not a load per message).
+    config: Arc<Config>,
     /// The pools of the database's nodes, looked up once at login rather than per request.
     nodes: Nodes,
     routing: RoutingState,
@@ -100,7 +103,7 @@ impl Session {
 
     /// Waits for a whole request. `None` when the client leaves.
     async fn next_request(&mut self) -> Result<Option<Batch>, ClientError> {
-        let max = self.nodes.config.settings.limits.max_message_size;
+        let max = self.config.settings.limits.max_message_size;
         loop {
             match request::take(&mut self.client_in, max, true)? {
                 Taken::Batch(batch) => return Ok(Some(batch)),
@@ -153,7 +156,7 @@ impl Session {
         if self.mode != PoolMode::Transaction || pins.peek().is_none() {
             return Ok(());
         }
-        if self.nodes.config.settings.pool.pinning == Pinning::Refuse {
+        if self.config.settings.pool.pinning == Pinning::Refuse {
             return Err(ClientError::NeedsSession(pins.next().unwrap_or(Pin::Listen)));
         }
         self.tx.pin(pins, &self.ctx.counters);
@@ -189,7 +192,7 @@ impl Session {
 
     /// Classifies the request's statements (texts kept only when a rule matches on text).
     fn inspect(&mut self, batch: &Batch) -> Inspection {
-        let keep_text = !self.nodes.config.policy.rules.is_empty();
+        let keep_text = !self.config.policy.rules.is_empty();
         self.routing.inspect(&self.ctx.classifier.load(), &batch.bytes, keep_text, &self.prepared)
     }
 
@@ -233,7 +236,7 @@ impl Session {
         route: Route,
         writes: bool,
     ) -> Result<(), ClientError> {
-        let settings = &self.nodes.config.policy.settings;
+        let settings = &self.config.policy.settings;
         let on = settings.read_your_writes && !self.nodes.replicas.is_empty();
         if on && self.routing.wants_probe(inspection, route, writes) {
             server.send_lsn_probe().await?;
@@ -278,12 +281,12 @@ impl Session {
     /// Moves to the current configuration between transactions: the database's and user's new
     /// settings, and the pools and topology they now map to.
     fn follow_reload(&mut self) {
-        if self.ctx.generation() != self.nodes.config.generation {
-            let config = self.ctx.config();
-            if let Some(db) = config.settings.databases.get(&self.db.name) {
+        if self.ctx.generation() != self.config.generation {
+            self.config = self.ctx.config();
+            if let Some(db) = self.config.settings.databases.get(&self.db.name) {
                 self.db = db.clone();
             }
-            if let Some(user) = config.settings.users.get(&self.user.name) {
+            if let Some(user) = self.config.settings.users.get(&self.user.name) {
                 self.user = user.clone();
             }
             self.nodes = Nodes::resolve(&self.ctx, &self.db, &self.user);
@@ -293,12 +296,12 @@ impl Session {
     /// Routes a request and checks out a connection on the chosen node.
     async fn checkout(&mut self, inspection: &Inspection) -> Result<(Checkout, Route), ClientError> {
         let application_name = self.params.reported().get("application_name").map_or("", String::as_str);
-        let who = Who { db: &self.db, user: &self.user, application_name, mode: self.mode };
+        let who = Requester { db: &self.db, user: &self.user, application_name, mode: self.mode };
         self.slot.set_state(ClientState::Waiting);
         if self.ctx.pause.is_paused(&self.db.name) {
             self.ctx.pause.wait(&self.db.name).await;
         }
-        let route = dispatch::choose(&self.ctx, &self.nodes, &self.routing, inspection, &who).await;
+        let route = dispatch::choose(&self.ctx, &self.config, &self.nodes, &self.routing, inspection, &who).await;
         let checkout = match route {
             Ok(route) => dispatch::checkout(&self.ctx, &self.nodes, route).await.map_err(ClientError::from),
             Err(e) => Err(e),

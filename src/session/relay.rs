@@ -45,7 +45,7 @@ impl Session {
         route: Route,
         guarded: bool,
     ) -> Result<Relayed, ClientError> {
-        let max = self.nodes.config.settings.limits.max_message_size;
+        let max = self.config.settings.limits.max_message_size;
         let mut withheld: Option<Vec<Bytes>> = guarded.then(Vec::new);
         let mut intake = Intake::Reading;
         loop {

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::dispatch::Who;
+use super::dispatch::Requester;
 use super::prepared::Prepared;
 use crate::classify::{Classification, Classifier, Intent, RouteTarget, SessionChange, StatementKind};
 use crate::protocol::frame::messages;
@@ -217,7 +217,7 @@ impl RoutingState {
 
     /// The routing question for a request that starts with no server held: its class, hint,
     /// the LSN a replica needs, and what rules match on.
-    pub fn request<'a>(&self, inspection: &'a Inspection, who: &Who<'a>, read_your_writes: bool) -> Request<'a> {
+    pub fn request<'a>(&self, inspection: &'a Inspection, who: &Requester<'a>, read_your_writes: bool) -> Request<'a> {
         let first = inspection.first();
         let rule = RuleContext {
             database: &who.db.name,
