@@ -80,6 +80,8 @@ fn healthy(replicas: Vec<(&str, u32)>) -> Topology {
             replay_lsn: Some(1),
             receive_lsn: Some(1),
             replay_age: Some(0.0),
+            timeline: None,
+            system_id: None,
         };
         let replicas: Vec<_> = replicas.iter().map(|_| Some(sample(true))).collect();
         t = t.next(Some(sample(false)), &replicas, now, limits);

@@ -103,7 +103,7 @@ fn replica_gauges(m: &Metrics, database: &str, replica: &NodeStatus) {
         m.gauge("pgsplit_replica_lag_seconds", &labels).set(time.as_secs_f64());
     }
     let current = replica.state();
-    for state in ["healthy", "lagging", "down"] {
+    for state in ["healthy", "lagging", "down", "fenced"] {
         let value = if state == current { 1.0 } else { 0.0 };
         m.gauge("pgsplit_replica_state", &[labels[0], labels[1], ("state", state)]).set(value);
     }
@@ -141,6 +141,7 @@ pub fn primaries_known(ctx: &Shared) -> bool {
     ctx.config().settings.databases.values().all(|db| ctx.monitor().topology(&db.name).is_some_and(|t| primary_up(&t)))
 }
 
+/// A primary is elected: the configured one, or the node that took over from it.
 fn primary_up(topology: &Topology) -> bool {
-    topology.primary.up
+    topology.election.primary.is_some()
 }

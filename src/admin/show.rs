@@ -6,6 +6,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use super::command::{Show, HELP};
 use super::table::{opt, text, Table, Type};
 use crate::classify::format_lsn;
+use crate::monitor::Role;
 use crate::state::clients::ClientState;
 use crate::state::Shared;
 
@@ -187,11 +188,17 @@ fn replicas(ctx: &Shared) -> Table {
         ("replay_lsn", T),
         ("receive_lsn", T),
         ("primary_lsn", T),
+        ("observed_role", T),
+        ("timeline", I),
     ]);
     for db in ctx.config().settings.databases.values() {
         let Some(topology) = ctx.monitor().topology(&db.name) else { continue };
         let head = opt(topology.head_lsn().map(format_lsn));
-        let primary_state = if topology.primary.up { "up" } else { "down" };
+        let primary_state = match topology.primary.role {
+            Role::Fenced | Role::Foreign => topology.primary.role.name(),
+            _ if topology.primary.up => "up",
+            _ => "down",
+        };
         let p = &topology.primary;
         t.row(vec![
             text(&db.name),
@@ -204,6 +211,8 @@ fn replicas(ctx: &Shared) -> Table {
             None,
             None,
             head.clone(),
+            text(p.role.name()),
+            opt(p.timeline),
         ]);
         for r in &topology.replicas {
             t.row(vec![
@@ -217,6 +226,8 @@ fn replicas(ctx: &Shared) -> Table {
                 opt(r.replay_lsn.map(format_lsn)),
                 opt(r.receive_lsn.map(format_lsn)),
                 head.clone(),
+                text(r.role.name()),
+                opt(r.timeline),
             ]);
         }
     }

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::election::{NodeId, Role};
 use super::topology::{NodeStatus, Topology};
 
 /// One change worth a log line.
@@ -22,6 +23,12 @@ pub enum Change {
     ReplicaInRecovery { node: Arc<str> },
     /// A replica started or stopped taking reads.
     Eligibility { node: Arc<str>, eligible: bool, up: bool, lag_bytes: Option<u64>, lag: Option<Duration> },
+    /// Another node than before is elected primary (not the first election at start-up).
+    Elected { node: Arc<str>, timeline: Option<u32> },
+    /// A node is fenced (out of recovery but deposed) or found to be of another cluster.
+    Fenced { node: Arc<str>, role: Role, timeline: Option<u32> },
+    /// More than one node answers out of recovery.
+    SplitBrain,
 }
 
 /// The changes from `old` to `new`, primary first. A replica whose role flips is reported as
@@ -40,6 +47,28 @@ pub fn changes(old: &Topology, new: &Topology) -> Vec<Change> {
     }
     for (a, b) in old.replicas.iter().zip(&new.replicas) {
         found.extend(replica_change(a, b));
+    }
+    found.extend(election_changes(old, new));
+    found
+}
+
+/// A new primary elected, nodes fenced, split brain: each once, when it starts.
+fn election_changes(old: &Topology, new: &Topology) -> Vec<Change> {
+    let mut found = Vec::new();
+    let (was, now) = (old.election.primary, new.election.primary);
+    if let Some(id) = now.filter(|&id| was != Some(id) && (was.is_some() || id != NodeId::Primary)) {
+        if let Some(node) = new.node(id) {
+            found.push(Change::Elected { node: node.addr.clone(), timeline: node.timeline });
+        }
+    }
+    let nodes = std::iter::once((&old.primary, &new.primary)).chain(old.replicas.iter().zip(&new.replicas));
+    for (a, b) in nodes {
+        if matches!(b.role, Role::Fenced | Role::Foreign) && a.role != b.role {
+            found.push(Change::Fenced { node: b.addr.clone(), role: b.role, timeline: b.timeline });
+        }
+    }
+    if new.election.split_brain && !old.election.split_brain {
+        found.push(Change::SplitBrain);
     }
     found
 }
@@ -69,15 +98,29 @@ pub fn log(changes: &[Change]) {
                 "the configured primary is in recovery (a standby): writes fail until it is promoted or the config names the new primary"
             ),
             Change::PrimaryBack { node } => tracing::info!(%node, "primary is back: writes go through again"),
-            Change::ReplicaPromoted { node } => tracing::warn!(
-                %node,
-                "replica is out of recovery (promoted?): it gets no reads; if it is the new primary, name it as primary in the config"
-            ),
+            Change::ReplicaPromoted { node } => {
+                tracing::warn!(%node, "replica is out of recovery (promoted): it gets no reads")
+            }
             Change::ReplicaInRecovery { node } => {
                 tracing::info!(%node, "node is in recovery again: a replica once it catches up")
             }
             Change::Eligibility { node, eligible, up, lag_bytes, lag } => {
                 tracing::info!(replica = %node, eligible, up, ?lag_bytes, ?lag, "replica eligibility changed")
+            }
+            Change::Elected { node, timeline } => {
+                tracing::warn!(%node, ?timeline, "new primary elected: writes go to it")
+            }
+            Change::Fenced { node, role: Role::Foreign, .. } => tracing::error!(
+                %node,
+                "node belongs to another cluster (its system identifier differs): it is never used"
+            ),
+            Change::Fenced { node, timeline, .. } => tracing::error!(
+                %node,
+                ?timeline,
+                "node is out of recovery but not the elected primary: fenced (no writes, no reads) until it rejoins as a standby"
+            ),
+            Change::SplitBrain => {
+                tracing::error!("more than one node answers as a primary; only the elected one gets writes")
             }
         }
     }

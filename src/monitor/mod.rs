@@ -3,6 +3,7 @@
 //! reads without locks.
 
 pub mod changes;
+pub mod election;
 pub mod functions;
 pub mod probe;
 pub mod tls;
@@ -17,6 +18,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+pub use election::{NodeId, Role};
 pub use topology::{Freshness, NodeStatus, Topology};
 
 use crate::config::{DatabaseSettings, Settings};

@@ -19,6 +19,16 @@ const SAMPLE_SQL: &str = "SELECT pg_is_in_recovery(), \
      (pg_last_wal_receive_lsn() - '0/0')::int8, \
      extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8";
 
+/// Which cluster and timeline the node is on. Kept apart from the sample so that a monitor user
+/// that may not read them still samples the rest. Out of recovery the timeline is the current
+/// WAL file's; in recovery the WAL receiver's (it needs pg_monitor), else the last restartpoint's,
+/// which lags behind (so a standby may wait longer for reads after a failover: fails closed).
+const IDENTITY_SQL: &str = "SELECT (SELECT system_identifier FROM pg_control_system())::text, \
+     CASE WHEN pg_is_in_recovery() \
+     THEN coalesce((SELECT received_tli FROM pg_stat_wal_receiver), \
+                   (SELECT timeline_id FROM pg_control_checkpoint()))::int8 \
+     ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int8 END";
+
 /// The primary's view of its standbys; LSNs and lags are NULL without pg_monitor rights.
 const STANDBYS_SQL: &str = "SELECT application_name, client_addr::text, state, \
      (sent_lsn - '0/0')::int8, (replay_lsn - '0/0')::int8, extract(epoch FROM replay_lag)::float8 \
@@ -102,6 +112,16 @@ type SampleError = Box<dyn std::error::Error + Send + Sync>;
 async fn sample(pool: &Pool) -> Result<(Sample, Arc<[Standby]>), SampleError> {
     let client = pool.get().await?;
     let row = client.query_one(SAMPLE_SQL, &[]).await?;
+    let (system_id, timeline) = match client.query_one(IDENTITY_SQL, &[]).await {
+        Ok(identity) => (
+            identity.get::<_, Option<String>>(0).and_then(|s| s.parse().ok()),
+            identity.get::<_, Option<i64>>(1).and_then(|t| u32::try_from(t).ok()),
+        ),
+        Err(e) => {
+            tracing::debug!(error = %e, "cannot read the node's timeline and system identifier");
+            (None, None)
+        }
+    };
     let sample = Sample {
         taken: Instant::now(),
         in_recovery: row.get(0),
@@ -109,6 +129,8 @@ async fn sample(pool: &Pool) -> Result<(Sample, Arc<[Standby]>), SampleError> {
         replay_lsn: lsn(&row, 2),
         receive_lsn: lsn(&row, 3),
         replay_age: row.get(4),
+        timeline,
+        system_id,
     };
     let standbys = match sample.in_recovery {
         true => Arc::from([]),

@@ -5,6 +5,8 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::election::{Election, NodeId, Role, Vote};
+
 /// Good samples in a row a replica needs before it gets reads again, so it does not flap.
 pub const RECOVER_SAMPLES: u32 = 3;
 
@@ -25,6 +27,10 @@ pub struct Sample {
     pub receive_lsn: Option<u64>,
     /// Seconds since the last replayed transaction committed on the primary.
     pub replay_age: Option<f64>,
+    /// The timeline it writes (out of recovery) or follows (in recovery), if it can be read.
+    pub timeline: Option<u32>,
+    /// `pg_control_system()`: which cluster the node belongs to, if it can be read.
+    pub system_id: Option<u64>,
 }
 
 /// A standby as the primary's `pg_stat_replication` shows it: what the primary knows of its
@@ -60,13 +66,20 @@ pub struct NodeStatus {
     pub lag_time: Option<Duration>,
     /// May take reads.
     pub eligible: bool,
+    /// The timeline its last sample showed, if it could be read.
+    pub timeline: Option<u32>,
+    /// Its role as its own answers show it.
+    pub role: Role,
     good_streak: u32,
 }
 
 impl NodeStatus {
-    /// `healthy` (takes reads), `lagging` (up but not eligible) or `down`: as SHOW REPLICAS and
-    /// `pgsplit_replica_state` say it.
+    /// `healthy` (takes reads), `lagging` (up but not eligible), `down`, or `fenced` (deposed, or
+    /// of another cluster: gets nothing): as SHOW REPLICAS and `pgsplit_replica_state` say it.
     pub fn state(&self) -> &'static str {
+        if matches!(self.role, Role::Fenced | Role::Foreign) {
+            return "fenced";
+        }
         match (self.up && self.in_recovery == Some(true), self.eligible) {
             (true, true) => "healthy",
             (true, false) => "lagging",
@@ -87,6 +100,8 @@ impl NodeStatus {
             lag_bytes: None,
             lag_time: None,
             eligible: false,
+            timeline: None,
+            role: Role::Unknown,
             good_streak: 0,
         }
     }
@@ -103,6 +118,8 @@ pub struct Topology {
     /// received) reached each position, oldest first, bounded: a replica's lag in time is how
     /// long ago the head first passed its replay position.
     pub history: VecDeque<(Instant, u64)>,
+    /// Which node is the primary, from the nodes' own answers.
+    pub election: Election,
 }
 
 /// Limits a replica must meet to take reads.
@@ -122,6 +139,15 @@ impl Topology {
             replicas: replicas.into_iter().map(|(a, w)| NodeStatus::unknown(a, w)).collect(),
             standbys: Arc::from([]),
             history: VecDeque::new(),
+            election: Election::default(),
+        }
+    }
+
+    /// A node by its configured position.
+    pub fn node(&self, id: NodeId) -> Option<&NodeStatus> {
+        match id {
+            NodeId::Primary => Some(&self.primary),
+            NodeId::Replica(i) => self.replicas.get(i),
         }
     }
 
@@ -139,13 +165,24 @@ impl Topology {
         limits: Freshness,
     ) -> Topology {
         let fresh = |s: &Option<Sample>| s.filter(|s| now.saturating_duration_since(s.taken) <= limits.stale_after);
-        // A configured primary that answers in recovery is a standby: not up, but its role is
-        // kept so the monitor can say why writes fail.
         let sampled = fresh(&primary);
-        let primary = sampled.filter(|s| !s.in_recovery);
         let replicas: Vec<Option<Sample>> = replicas.iter().map(fresh).collect();
+        let all: Vec<Option<Sample>> = std::iter::once(sampled).chain(replicas.iter().copied()).collect();
+        let votes: Vec<Vote> = all
+            .iter()
+            .map(|s| Vote {
+                in_recovery: s.map(|s| s.in_recovery),
+                timeline: s.and_then(|s| s.timeline),
+                system_id: s.and_then(|s| s.system_id),
+            })
+            .collect();
+        let election = self.election.next(&votes);
+        // The configured primary counts as up only while it is the elected one: a configured
+        // primary in recovery is a standby, and one out of recovery but deposed is fenced.
+        let primary = sampled.filter(|_| election.primary == Some(NodeId::Primary));
+        let elected = election.primary.and_then(|id| all[id.index()]);
         let received = replicas.iter().flatten().filter_map(|s| s.receive_lsn.or(s.replay_lsn)).max();
-        let head_lsn = primary.and_then(|s| s.current_lsn).or(received).max(self.head_lsn());
+        let head_lsn = elected.and_then(|s| s.current_lsn).or(received).max(self.head_lsn());
         let mut next = self.clone();
         if let Some(head) = head_lsn.filter(|h| next.history.back().is_none_or(|(_, last)| h > last)) {
             next.history.push_back((now, head));
@@ -157,11 +194,24 @@ impl Topology {
         next.primary.in_recovery = sampled.map(|s| s.in_recovery);
         next.primary.eligible = primary.is_some();
         next.primary.sampled = primary.map(|s| s.taken).or(next.primary.sampled);
-        let head = Head { lsn: head_lsn, history: &next.history, now };
+        let head = Head { lsn: head_lsn, history: &next.history, now, timeline: election.max_timeline };
         for (node, sample) in next.replicas.iter_mut().zip(&replicas) {
             update_replica(node, *sample, &head, limits);
         }
+        for (i, sample) in all.iter().enumerate() {
+            let Some(node) = next.node_mut(NodeId::at(i)) else { continue };
+            node.role = election.roles.get(i).copied().unwrap_or_default();
+            node.timeline = sample.and_then(|s| s.timeline).or(node.timeline);
+        }
+        next.election = election;
         next
+    }
+
+    fn node_mut(&mut self, id: NodeId) -> Option<&mut NodeStatus> {
+        match id {
+            NodeId::Primary => Some(&mut self.primary),
+            NodeId::Replica(i) => self.replicas.get_mut(i),
+        }
     }
 }
 
@@ -170,6 +220,8 @@ pub struct Head<'a> {
     pub lsn: Option<u64>,
     pub history: &'a VecDeque<(Instant, u64)>,
     pub now: Instant,
+    /// The elected primary's timeline: a standby behind it may hold writes the primary never had.
+    pub timeline: u32,
 }
 
 fn update_replica(node: &mut NodeStatus, sample: Option<Sample>, head: &Head<'_>, limits: Freshness) {
@@ -192,8 +244,9 @@ fn update_replica(node: &mut NodeStatus, sample: Option<Sample>, head: &Head<'_>
     let (lag_bytes, lag_time) = lag(sample, head);
     node.lag_bytes = lag_bytes;
     node.lag_time = lag_time;
-    let within =
-        matches!((lag_bytes, lag_time), (Some(b), Some(t)) if b <= limits.max_lag_bytes && t <= limits.max_lag);
+    let behind = sample.timeline.is_some_and(|t| t < head.timeline);
+    let within = !behind
+        && matches!((lag_bytes, lag_time), (Some(b), Some(t)) if b <= limits.max_lag_bytes && t <= limits.max_lag);
     if within && !new_sample {
         return;
     }

@@ -8,7 +8,7 @@ use std::time::Instant;
 use super::routing::{Inspection, RoutingState};
 use super::ClientError;
 use crate::config::{DatabaseSettings, PoolMode, UserSettings};
-use crate::monitor::TopologyWatch;
+use crate::monitor::{NodeId, Role, TopologyWatch};
 use crate::pool::{Checkout, Pool, PoolError};
 use crate::route::{self, Decision, Reason, RequestClass, Route};
 use crate::state::{Config, Shared};
@@ -34,9 +34,29 @@ impl Nodes {
     /// The pool serving a route.
     pub fn pool(&self, route: Route) -> &Pool {
         match route {
-            Route::Primary => &self.primary,
+            Route::Primary => self.primary(),
             Route::Replica(i) => self.replicas.get(i).unwrap_or(&self.primary),
         }
+    }
+
+    /// The pool that takes writes: the elected primary's, from the nodes' own answers (a
+    /// promoted replica after a failover); the configured primary's before the first election,
+    /// and for databases without replicas.
+    pub fn primary(&self) -> &Pool {
+        let elected = self.topology.as_ref().and_then(|t| t.load().election.primary);
+        match elected {
+            Some(NodeId::Replica(i)) => self.replicas.get(i).unwrap_or(&self.primary),
+            _ => &self.primary,
+        }
+    }
+
+    /// Whether writes have nowhere to go: no node is elected and the configured primary is
+    /// fenced (deposed) or of another cluster. Writes then fail rather than reach it.
+    pub fn primary_refused(&self) -> bool {
+        self.topology.as_ref().is_some_and(|t| {
+            let t = t.load();
+            t.election.primary.is_none() && matches!(t.primary.role, Role::Fenced | Role::Foreign)
+        })
     }
 }
 
@@ -96,14 +116,22 @@ pub async fn choose(
     }
 }
 
-/// Checks out a connection for `route`; an unreachable replica falls back to the primary.
-pub async fn checkout(ctx: &Shared, nodes: &Nodes, route: Route) -> Result<(Checkout, Route), PoolError> {
+/// Checks out a connection for `route`; an unreachable replica falls back to the primary. A
+/// deposed primary is never given a request.
+pub async fn checkout(ctx: &Shared, nodes: &Nodes, route: Route) -> Result<(Checkout, Route), ClientError> {
+    if route == Route::Primary && nodes.primary_refused() {
+        return Err(ClientError::NoPrimary(nodes.primary.key().database.clone()));
+    }
+    Ok(checkout_pool(ctx, nodes, route).await?)
+}
+
+async fn checkout_pool(ctx: &Shared, nodes: &Nodes, route: Route) -> Result<(Checkout, Route), PoolError> {
     match nodes.pool(route).checkout().await {
         Ok(server) => Ok((server, route)),
         Err(PoolError::Server(e)) if route != Route::Primary => {
             tracing::warn!(replica = %nodes.pool(route).key(), error = %e, "replica unreachable; sending the request to the primary");
             ctx.decisions.count(Route::Primary, Reason::Fallback);
-            nodes.primary.checkout().await.map(|s| (s, Route::Primary))
+            nodes.primary().checkout().await.map(|s| (s, Route::Primary))
         }
         Err(e) => Err(e),
     }

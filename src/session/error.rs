@@ -70,6 +70,11 @@ pub enum ClientError {
     /// No replica is fresh enough for a read and `stale_fallback = "error"`.
     #[error("no replica is fresh enough for this read")]
     NoFreshReplica,
+    /// The configured primary was deposed (it is fenced) and no node is elected in its place.
+    #[error(
+        "database \"{0}\" has no primary: its configured primary is fenced and no other node answers out of recovery"
+    )]
+    NoPrimary(String),
 }
 
 impl From<AuthError> for ClientError {
@@ -104,7 +109,7 @@ impl ClientError {
             ClientError::Pool(PoolError::Exhausted { .. }) => sqlstate::TOO_MANY_CONNECTIONS,
             ClientError::Pool(_) => sqlstate::CONNECTION_FAILURE,
             ClientError::Shutdown => sqlstate::ADMIN_SHUTDOWN,
-            ClientError::NoFreshReplica => sqlstate::CANNOT_CONNECT_NOW,
+            ClientError::NoFreshReplica | ClientError::NoPrimary(_) => sqlstate::CANNOT_CONNECT_NOW,
             ClientError::NeedsSession(_) => sqlstate::FEATURE_NOT_SUPPORTED,
         })
     }
@@ -147,6 +152,7 @@ impl ClientError {
             ClientError::NoFreshReplica => {
                 Some("Retry shortly, or route it to the primary (routing.stale_fallback = \"primary\").")
             }
+            ClientError::NoPrimary(_) => Some("A failover may be under way; retry shortly."),
             _ => None,
         }
     }

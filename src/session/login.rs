@@ -94,10 +94,10 @@ async fn initial_params(
     nodes: &Nodes,
     mode: PoolMode,
 ) -> Result<(Arc<BTreeMap<String, String>>, Option<Checkout>), ClientError> {
-    if let (Some(initial), PoolMode::Transaction) = (nodes.primary.login_params(), mode) {
+    if let (Some(initial), PoolMode::Transaction) = (nodes.primary().login_params(), mode) {
         return Ok((initial, None));
     }
-    let server = nodes.primary.checkout().await?;
+    let server = nodes.primary().checkout().await?;
     let initial = Arc::new(server.login_params().clone());
     let kept = (mode != PoolMode::Transaction).then_some(server);
     Ok((initial, kept))

@@ -303,7 +303,7 @@ impl Session {
         }
         let route = dispatch::choose(&self.ctx, &self.config, &self.nodes, &self.routing, inspection, &who).await;
         let checkout = match route {
-            Ok(route) => dispatch::checkout(&self.ctx, &self.nodes, route).await.map_err(ClientError::from),
+            Ok(route) => dispatch::checkout(&self.ctx, &self.nodes, route).await,
             Err(e) => Err(e),
         };
         let Ok((mut server, route)) = checkout else {
@@ -321,7 +321,7 @@ impl Session {
 
     /// Which node a held connection is on.
     fn kept_route(&self, server: &Checkout) -> Route {
-        if server.pool().key() == self.nodes.primary.key() {
+        if server.pool().key() == self.nodes.primary().key() {
             return Route::Primary;
         }
         let i = self.nodes.replicas.iter().position(|p| p.key() == server.pool().key());

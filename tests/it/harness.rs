@@ -59,7 +59,7 @@ extern "C" fn destroy_cluster() {
 }
 
 /// A base port with it and the next two free, chosen from the process id to spread parallel runs.
-fn free_port_range() -> u16 {
+pub fn free_port_range() -> u16 {
     let start = 20_000 + (std::process::id() % 2_000) as u16 * 10;
     (0..500)
         .map(|i| start.wrapping_add(i * 3) % 40_000 + 20_000)

@@ -7,6 +7,7 @@ mod clients;
 mod config_files;
 mod consistency;
 mod drivers;
+mod failover;
 mod forwarding;
 mod harness;
 mod logs;

@@ -13,6 +13,8 @@ fn primary(now: Instant, lsn: u64) -> Option<Sample> {
         replay_lsn: None,
         receive_lsn: None,
         replay_age: None,
+        timeline: None,
+        system_id: None,
     })
 }
 
@@ -24,6 +26,8 @@ fn replica(now: Instant, replay: u64, age: f64) -> Option<Sample> {
         replay_lsn: Some(replay),
         receive_lsn: Some(replay),
         replay_age: Some(age),
+        timeline: None,
+        system_id: None,
     })
 }
 
@@ -44,7 +48,7 @@ fn rounds(mut t: Topology, n: usize, p: u64, r1: (u64, f64), r2: (u64, f64)) -> 
 fn lag_sign_and_idle_primary() {
     let now = Instant::now();
     let none = VecDeque::new();
-    let head = |lsn| Head { lsn, history: &none, now };
+    let head = |lsn| Head { lsn, history: &none, now, timeline: 0 };
     let s = replica(now, 900, 30.0).unwrap();
     // No history covers its position: the replay timestamp stands in.
     assert_eq!(lag(s, &head(Some(1000))), (Some(100), Some(Duration::from_secs(30))));
@@ -60,7 +64,7 @@ fn lag_in_time_is_how_long_ago_the_head_passed_the_replica() {
     let now = Instant::now();
     let history: VecDeque<(Instant, u64)> =
         [(now - Duration::from_secs(60), 500), (now - Duration::from_millis(300), 900), (now, 1000)].into();
-    let head = Head { lsn: Some(1000), history: &history, now };
+    let head = Head { lsn: Some(1000), history: &history, now, timeline: 0 };
     // Replayed up to 900 after an idle minute: 30 s since its last replayed commit, but the head
     // only moved past 900 a moment ago.
     let s = replica(now, 900, 30.0).unwrap();

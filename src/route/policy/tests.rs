@@ -36,6 +36,8 @@ fn topo(replays: &[u64]) -> Topology {
             replay_lsn: None,
             receive_lsn: None,
             replay_age: None,
+            timeline: None,
+            system_id: None,
         };
         let rs: Vec<_> = replays
             .iter()
@@ -47,6 +49,8 @@ fn topo(replays: &[u64]) -> Topology {
                     replay_lsn: Some(r),
                     receive_lsn: Some(r),
                     replay_age: Some(0.1),
+                    timeline: None,
+                    system_id: None,
                 })
             })
             .collect();

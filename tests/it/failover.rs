@@ -1,0 +1,174 @@
+//! Failover on a cluster of the test's own (the shared one must keep its roles): the primary is
+//! killed and a replica promoted, as an HA manager would; then the old primary comes back, still
+//! a primary on the old timeline (split brain). pgsplit follows the promotion with no config
+//! change and never writes to the deposed node.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use tokio_postgres::{Client, SimpleQueryMessage};
+
+use crate::harness::{self, repo_root, unique, Proxy};
+
+/// A primary and two replicas in a temp dir, destroyed when dropped.
+struct OwnCluster {
+    dir: PathBuf,
+    port: u16,
+}
+
+impl OwnCluster {
+    fn start() -> OwnCluster {
+        // The shared cluster takes its ports first, so the two never pick the same range.
+        harness::cluster();
+        let port = harness::free_port_range();
+        let dir = std::env::temp_dir().join(format!("pgsplit-failover-{}-{port}", std::process::id()));
+        let cluster = OwnCluster { dir, port };
+        cluster.cmd(&["start", &port.to_string()]);
+        cluster
+    }
+
+    /// `scripts/cluster ARGS…` on this cluster's directory; panics on failure.
+    fn cmd(&self, args: &[&str]) {
+        let status = Command::new(repo_root().join("scripts/cluster"))
+            .arg(args[0])
+            .arg(&self.dir)
+            .args(&args[1..])
+            .status()
+            .expect("scripts/cluster runs");
+        assert!(status.success(), "scripts/cluster {args:?} failed");
+    }
+
+    /// pgsplit in front of this cluster, `postgres` as the console's admin.
+    fn config(&self) -> String {
+        format!(
+            r#"admin_users = ["postgres"]
+[listen]
+addr = "127.0.0.1:0"
+[pool]
+size = 4
+connect_timeout = "1s"
+[[users]]
+name = "app"
+password = "app"
+[[users]]
+name = "postgres"
+auth = "trust"
+[databases.app]
+primary = "127.0.0.1:{p}"
+replicas = ["127.0.0.1:{r1}", "127.0.0.1:{r2}"]
+[routing]
+check_interval = "100ms"
+"#,
+            p = self.port,
+            r1 = self.port + 1,
+            r2 = self.port + 2,
+        )
+    }
+
+    async fn direct(&self, node: u16) -> Client {
+        harness::connect(&format!("host=127.0.0.1 port={node} user=postgres dbname=app")).await.expect("direct")
+    }
+}
+
+impl Drop for OwnCluster {
+    fn drop(&mut self) {
+        let _ = Command::new(repo_root().join("scripts/cluster")).arg("destroy").arg(&self.dir).status();
+    }
+}
+
+/// Inserts row `id` through pgsplit; `true` if the write was acknowledged.
+async fn insert(client: &Client, table: &str, id: i32) -> bool {
+    client.execute(&format!("insert into {table} values ($1, inet_server_port())"), &[&id]).await.is_ok()
+}
+
+/// The console's SHOW REPLICAS: (node, observed_role) per row.
+async fn observed_roles(proxy: &Proxy) -> Vec<(String, String)> {
+    let console = proxy.client_as("postgres", "", "pgsplit").await;
+    let rows = console.simple_query("SHOW REPLICAS").await.expect("SHOW REPLICAS");
+    rows.iter()
+        .filter_map(|m| match m {
+            SimpleQueryMessage::Row(r) => {
+                Some((r.get("node")?.to_string(), r.get("observed_role").unwrap_or_default().to_string()))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+async fn count_on(client: &Client, table: &str, since: i32) -> i64 {
+    client.query_one(&format!("select count(*) from {table} where id >= $1"), &[&since]).await.unwrap().get(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_follow_a_promotion_and_never_reach_the_returning_old_primary() {
+    let own = tokio::task::spawn_blocking(OwnCluster::start).await.unwrap();
+    let proxy = Proxy::with_config(&own.config()).await;
+    let client = proxy.client().await;
+    let t = unique("failover");
+    client.batch_execute(&format!("create table {t} (id int primary key, port int)")).await.unwrap();
+    let mut next = 0;
+    for _ in 0..20 {
+        assert!(insert(&client, &t, next).await, "a write before the failover failed");
+        next += 1;
+    }
+
+    // The HA manager's failover: the primary dies hard, replica 1 is promoted.
+    own.cmd(&["stop-node", "primary", "immediate"]);
+    own.cmd(&["promote-node", "replica1"]);
+    let promoted = Instant::now();
+    let mut acknowledged: Vec<i32> = (0..next).collect();
+    let resumed = loop {
+        assert!(promoted.elapsed() < Duration::from_secs(60), "writes did not resume on the promoted replica");
+        // A new connection each try: the old one may have been on the dead primary.
+        if let Ok(c) = harness::connect(&proxy.conn_str("app", "app", "app")).await {
+            if insert(&c, &t, next).await {
+                acknowledged.push(next);
+                next += 1;
+                break promoted.elapsed();
+            }
+        }
+        next += 1;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    println!("first write acknowledged {} ms after the promotion", resumed.as_millis());
+    let client = proxy.client().await;
+    for _ in 0..20 {
+        assert!(insert(&client, &t, next).await, "a write after the failover failed");
+        acknowledged.push(next);
+        next += 1;
+    }
+    let new_primary = own.direct(own.port + 1).await;
+    let rows: Vec<i32> = new_primary
+        .query(&format!("select id from {t} order by id"), &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(rows, acknowledged, "every acknowledged write is on the new primary, once");
+
+    // Split brain: the old primary comes back, still a primary on the old timeline.
+    own.cmd(&["start-node", "primary"]);
+    let back = Instant::now();
+    loop {
+        let roles = observed_roles(&proxy).await;
+        if roles.iter().any(|(node, role)| node.ends_with(&format!(":{}", own.port)) && role == "fenced") {
+            break;
+        }
+        assert!(back.elapsed() < Duration::from_secs(30), "the returning old primary is not shown fenced: {roles:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let marker = next;
+    let until = Instant::now() + Duration::from_secs(3);
+    let mut written = 0;
+    while Instant::now() < until {
+        assert!(insert(&client, &t, next).await, "a write during the split brain failed");
+        next += 1;
+        written += 1;
+    }
+    let old_primary = own.direct(own.port).await;
+    assert_eq!(count_on(&old_primary, &t, marker).await, 0, "writes landed on the fenced old primary");
+    assert_eq!(count_on(&new_primary, &t, marker).await, written, "the promoted node took every write");
+    println!("{written} writes during the split brain, 0 on the fenced node");
+}
