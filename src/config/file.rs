@@ -127,6 +127,7 @@ pub struct RoutingFile {
     pub read_your_writes: Option<String>,
     pub stale_fallback: Option<String>,
     pub wait_timeout: Option<String>,
+    pub failover_timeout: Option<String>,
     pub balance: Option<String>,
     pub primary_reads: Option<bool>,
     pub check_interval: Option<String>,

@@ -81,6 +81,7 @@ fn routing(r: &RoutingSettings) -> RoutingFile {
         read_your_writes: Some(ReadYourWrites::of(r.read_your_writes).name().into()),
         stale_fallback: Some(r.stale_fallback.name().into()),
         wait_timeout: Some(format_duration(r.wait_timeout)),
+        failover_timeout: Some(format_duration(r.failover_timeout)),
         balance: Some(r.balance.name().into()),
         primary_reads: Some(r.primary_reads),
         check_interval: Some(format_duration(r.check_interval)),

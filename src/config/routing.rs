@@ -132,6 +132,8 @@ pub struct RoutingSettings {
     pub read_your_writes: bool,
     pub stale_fallback: StaleFallback,
     pub wait_timeout: Duration,
+    /// How long a write waits for an elected primary (a failover under way) before it fails.
+    pub failover_timeout: Duration,
     pub balance: Balance,
     /// The primary takes a share of plain reads too.
     pub primary_reads: bool,
@@ -183,6 +185,7 @@ pub fn validate(file: RoutingFile) -> Result<RoutingSettings, ConfigError> {
         read_your_writes: read_your_writes == ReadYourWrites::Lsn,
         stale_fallback,
         wait_timeout: duration(&file.wait_timeout, "200ms", "wait_timeout")?,
+        failover_timeout: duration(&file.failover_timeout, "10s", "failover_timeout")?,
         balance,
         primary_reads: file.primary_reads.unwrap_or(false),
         check_interval,

@@ -3,12 +3,12 @@
 //! yet, so the request goes to the primary instead.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::routing::{Inspection, RoutingState};
 use super::ClientError;
 use crate::config::{DatabaseSettings, PoolMode, UserSettings};
-use crate::monitor::{NodeId, Role, TopologyWatch};
+use crate::monitor::{NodeId, TopologyWatch};
 use crate::pool::{Checkout, Pool, PoolError};
 use crate::route::{self, Decision, Reason, RequestClass, Route};
 use crate::state::{Config, Shared};
@@ -50,13 +50,22 @@ impl Nodes {
         }
     }
 
-    /// Whether writes have nowhere to go: no node is elected and the configured primary is
-    /// fenced (deposed) or of another cluster. Writes then fail rather than reach it.
-    pub fn primary_refused(&self) -> bool {
-        self.topology.as_ref().is_some_and(|t| {
-            let t = t.load();
-            t.election.primary.is_none() && matches!(t.primary.role, Role::Fenced | Role::Foreign)
-        })
+    /// Waits until a primary is elected, asking the nodes for fresh samples meanwhile (a failover
+    /// under way); `false` if none is after `limit`. At once for databases without replicas: they
+    /// have no election, their configured primary takes the writes.
+    pub async fn await_primary(&self, limit: Duration) -> bool {
+        let Some(topology) = &self.topology else { return true };
+        let deadline = Instant::now() + limit;
+        loop {
+            if topology.load().election.primary.is_some() {
+                return true;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            topology.refresh(left).await;
+        }
     }
 }
 
@@ -116,10 +125,15 @@ pub async fn choose(
     }
 }
 
-/// Checks out a connection for `route`; an unreachable replica falls back to the primary. A
-/// deposed primary is never given a request.
-pub async fn checkout(ctx: &Shared, nodes: &Nodes, route: Route) -> Result<(Checkout, Route), ClientError> {
-    if route == Route::Primary && nodes.primary_refused() {
+/// Checks out a connection for `route`; an unreachable replica falls back to the primary. The
+/// primary is the elected one: while none is, the request waits up to `failover_timeout`.
+pub async fn checkout(
+    ctx: &Shared,
+    nodes: &Nodes,
+    route: Route,
+    failover_timeout: Duration,
+) -> Result<(Checkout, Route), ClientError> {
+    if route == Route::Primary && !nodes.await_primary(failover_timeout).await {
         return Err(ClientError::NoPrimary(nodes.primary.key().database.clone()));
     }
     Ok(checkout_pool(ctx, nodes, route).await?)

@@ -70,10 +70,9 @@ pub enum ClientError {
     /// No replica is fresh enough for a read and `stale_fallback = "error"`.
     #[error("no replica is fresh enough for this read")]
     NoFreshReplica,
-    /// The configured primary was deposed (it is fenced) and no node is elected in its place.
-    #[error(
-        "database \"{0}\" has no primary: its configured primary is fenced and no other node answers out of recovery"
-    )]
+    /// No node was elected primary within `failover_timeout`: none answers out of recovery on
+    /// the newest timeline (a failover under way, or every candidate down or fenced).
+    #[error("database \"{0}\" has no primary: no node answers out of recovery on the newest timeline")]
     NoPrimary(String),
 }
 

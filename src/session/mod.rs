@@ -251,7 +251,8 @@ impl Session {
         self.ctx.counters.misroute_retry();
         tracing::warn!(statement = %misroute::fingerprint(&sql), "a replica refused a statement as a write; running it on the primary");
         self.ctx.decisions.count(Route::Primary, Reason::Write);
-        let (mut server, _) = dispatch::checkout(&self.ctx, &self.nodes, Route::Primary).await?;
+        let failover_timeout = self.config.policy.settings.failover_timeout;
+        let (mut server, _) = dispatch::checkout(&self.ctx, &self.nodes, Route::Primary, failover_timeout).await?;
         self.cancel.set_target(Some(CancelTarget { addr: server.addr().clone(), key: server.key() }));
         self.sync_params(&mut server).await?;
         self.routing.wrote();
@@ -303,7 +304,9 @@ impl Session {
         }
         let route = dispatch::choose(&self.ctx, &self.config, &self.nodes, &self.routing, inspection, &who).await;
         let checkout = match route {
-            Ok(route) => dispatch::checkout(&self.ctx, &self.nodes, route).await,
+            Ok(route) => {
+                dispatch::checkout(&self.ctx, &self.nodes, route, self.config.policy.settings.failover_timeout).await
+            }
             Err(e) => Err(e),
         };
         let Ok((mut server, route)) = checkout else {

@@ -59,6 +59,7 @@ primary = "127.0.0.1:{p}"
 replicas = ["127.0.0.1:{r1}", "127.0.0.1:{r2}"]
 [routing]
 check_interval = "100ms"
+failover_timeout = "1s"
 "#,
             p = self.port,
             r1 = self.port + 1,
@@ -113,8 +114,26 @@ async fn writes_follow_a_promotion_and_never_reach_the_returning_old_primary() {
         next += 1;
     }
 
-    // The HA manager's failover: the primary dies hard, replica 1 is promoted.
+    // The HA manager's failover: the primary dies hard...
     own.cmd(&["stop-node", "primary", "immediate"]);
+    // ...and while no node answers out of recovery, a write waits failover_timeout, then says why.
+    let died = Instant::now();
+    loop {
+        assert!(died.elapsed() < Duration::from_secs(30), "writes never reported the missing primary");
+        let Ok(c) = harness::connect(&proxy.conn_str("app", "app", "app")).await else { continue };
+        let sql = format!("insert into {t} values ({next}, 0)");
+        match c.execute(&sql, &[]).await {
+            Ok(_) => panic!("a write was acknowledged with no primary up"),
+            Err(e) if harness::sqlstate(&e).as_deref() == Some("57P03") => {
+                let text = e.as_db_error().map(|d| format!("{} {:?}", d.message(), d.hint())).unwrap_or_default();
+                assert!(text.contains("\"app\" has no primary") && text.contains("failover"), "{text}");
+                break;
+            }
+            // Until the monitor sees the primary gone, the write still tries it: 08006.
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+    // ...then replica 1 is promoted.
     own.cmd(&["promote-node", "replica1"]);
     let promoted = Instant::now();
     let mut acknowledged: Vec<i32> = (0..next).collect();

@@ -11,6 +11,7 @@ fn settings() -> RoutingSettings {
         read_your_writes: true,
         stale_fallback: StaleFallback::Primary,
         wait_timeout: Duration::from_millis(200),
+        failover_timeout: Duration::from_secs(10),
         balance: Balance::RoundRobin,
         primary_reads: false,
         check_interval: Duration::from_millis(100),
