@@ -85,6 +85,16 @@ fn topology(ctx: &Shared, m: &Metrics) {
         let primary = &topology.primary;
         let up = if primary.up { 1.0 } else { 0.0 };
         m.gauge("pgsplit_primary_up", &[("database", &db.name), ("node", &primary.addr)]).set(up);
+        let db_label = [("database", db.name.as_str())];
+        m.counter("pgsplit_primary_elections_total", &db_label).absolute(topology.election.elections);
+        let without = topology.without_primary_since.map_or(0.0, |since| since.elapsed().as_secs_f64());
+        m.gauge("pgsplit_seconds_without_primary", &db_label).set(without);
+        let elected = topology.election.primary.and_then(|id| topology.node(id));
+        for node in std::iter::once(&topology.primary).chain(&topology.replicas) {
+            let is = elected.is_some_and(|e| e.addr == node.addr);
+            m.gauge("pgsplit_primary_node", &[("database", &db.name), ("node", &node.addr)])
+                .set(f64::from(u8::from(is)));
+        }
         if let Some(lsn) = topology.head_lsn() {
             m.gauge("pgsplit_primary_wal_lsn_bytes", &[("database", &db.name)]).set(lsn as f64);
         }
@@ -113,10 +123,13 @@ fn routing(ctx: &Shared, m: &Metrics) {
     for d in ctx.decisions.snapshot() {
         m.counter("pgsplit_routing_decisions_total", &[("target", d.target), ("reason", d.reason)]).absolute(d.count);
     }
-    let retries = ctx.counters.misroute_retries();
-    if retries > 0 {
-        let labels = [("target", "primary"), ("reason", "misroute_retry")];
-        m.counter("pgsplit_routing_decisions_total", &labels).absolute(retries);
+    for (reason, retries) in
+        [("misroute_retry", ctx.counters.misroute_retries()), ("failover_retry", ctx.counters.failover_retries())]
+    {
+        if retries > 0 {
+            let labels = [("target", "primary"), ("reason", reason)];
+            m.counter("pgsplit_routing_decisions_total", &labels).absolute(retries);
+        }
     }
     let cache = ctx.classifier.load().stats();
     m.counter("pgsplit_classifier_cache_hits_total", &[]).absolute(cache.hits);

@@ -71,6 +71,7 @@ pub struct Counters {
     /// ErrorResponses pgsplit itself sent, by SQLSTATE class (forwarded ones are counted per pool).
     errors: Mutex<BTreeMap<String, u64>>,
     misroute_retries: AtomicU64,
+    failover_retries: AtomicU64,
 }
 
 impl Counters {
@@ -93,6 +94,16 @@ impl Counters {
     /// Counts a request retried on the primary after a replica refused it as a write.
     pub fn misroute_retry(&self) {
         self.misroute_retries.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a write retried on a newly elected primary after the old one refused it (demoted).
+    pub fn failover_retry(&self) {
+        self.failover_retries.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Writes retried after a failover.
+    pub fn failover_retries(&self) -> u64 {
+        self.failover_retries.load(Ordering::Relaxed)
     }
 
     /// Refusals by reason label.

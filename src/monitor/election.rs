@@ -77,9 +77,18 @@ pub struct Election {
     pub cluster_id: Option<u64>,
     /// The highest timeline an elected primary had: a primary below it is a deposed one.
     pub max_timeline: u32,
+    /// Times another node than the last elected one was elected (the first election included).
+    pub elections: u64,
+    /// The node elected last, kept while none is: a primary back after a blip is no election.
+    last_elected: Option<NodeId>,
 }
 
 impl Election {
+    /// The node elected last, even if none is now.
+    pub fn last_elected(&self) -> Option<NodeId> {
+        self.last_elected
+    }
+
     /// The role of `node` (unknown before any round).
     pub fn role(&self, node: NodeId) -> Role {
         self.roles.get(node.index()).copied().unwrap_or_default()
@@ -117,8 +126,12 @@ impl Election {
                 roles[i] = Role::Fenced;
             }
         }
+        let primary = elected.map(NodeId::at);
+        let last = self.last_elected();
         Election {
-            primary: elected.map(NodeId::at),
+            elections: self.elections + u64::from(primary.is_some() && primary != last),
+            last_elected: primary.or(last),
+            primary,
             split_brain: roles
                 .iter()
                 .zip(votes)
@@ -220,6 +233,17 @@ mod tests {
         let blind = Vote { timeline: None, ..primary(1) };
         let e = Election::default().next(&[blind, standby(1)]);
         assert_eq!(e.primary, Some(NodeId::Primary), "a primary whose timeline cannot be read still leads");
+    }
+
+    #[test]
+    fn elections_count_changes_of_primary_not_blips() {
+        let mut e = Election::default().next(&[primary(1), standby(1)]);
+        assert_eq!(e.elections, 1);
+        e = e.next(&[DOWN, standby(1)]);
+        e = e.next(&[primary(1), standby(1)]);
+        assert_eq!(e.elections, 1, "the same primary back after a blip");
+        e = e.next(&[DOWN, primary(2)]);
+        assert_eq!((e.elections, e.last_elected()), (2, Some(NodeId::Replica(0))));
     }
 
     #[test]

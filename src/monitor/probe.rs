@@ -71,7 +71,14 @@ pub async fn run_probe(addr: Arc<str>, login: ProbeLogin, pacing: Pacing, slot: 
     let mut failures: u32 = 0;
     loop {
         let started = Instant::now();
-        match tokio::time::timeout(connect_timeout + interval, sample(&pool)).await {
+        let limit = connect_timeout + interval;
+        let mut outcome = tokio::time::timeout(limit, sample(&pool)).await;
+        if failures == 0 && matches!(outcome, Ok(Err(_))) {
+            // The pooled connection may have died with a server restart (a switchover): one
+            // more try, on a new connection, before the node counts as failing and backs off.
+            outcome = tokio::time::timeout(limit, sample(&pool)).await;
+        }
+        match outcome {
             Ok(Ok(s)) => {
                 if failures > 0 {
                     tracing::info!(node = %addr, "node reachable again");

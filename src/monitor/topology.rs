@@ -120,6 +120,8 @@ pub struct Topology {
     pub history: VecDeque<(Instant, u64)>,
     /// Which node is the primary, from the nodes' own answers.
     pub election: Election,
+    /// Since when no node is elected (after one was): how long writes have had nowhere to go.
+    pub without_primary_since: Option<Instant>,
 }
 
 /// Limits a replica must meet to take reads.
@@ -140,6 +142,7 @@ impl Topology {
             standbys: Arc::from([]),
             history: VecDeque::new(),
             election: Election::default(),
+            without_primary_since: None,
         }
     }
 
@@ -202,7 +205,18 @@ impl Topology {
             let Some(node) = next.node_mut(NodeId::at(i)) else { continue };
             node.role = election.roles.get(i).copied().unwrap_or_default();
             node.timeline = sample.and_then(|s| s.timeline).or(node.timeline);
+            node.sampled = sample.map(|s| s.taken).or(node.sampled);
+            if matches!(node.role, Role::Fenced | Role::Foreign) {
+                // Another cluster's standby replays WAL that is not ours: never a read target.
+                node.eligible = false;
+                node.good_streak = 0;
+            }
         }
+        next.without_primary_since = match election.primary {
+            Some(_) => None,
+            None if election.last_elected().is_some() => self.without_primary_since.or(Some(now)),
+            None => None,
+        };
         next.election = election;
         next
     }

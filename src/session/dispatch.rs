@@ -9,7 +9,7 @@ use super::routing::{Inspection, RoutingState};
 use super::ClientError;
 use crate::config::{DatabaseSettings, PoolMode, UserSettings};
 use crate::monitor::{NodeId, TopologyWatch};
-use crate::pool::{Checkout, Pool, PoolError};
+use crate::pool::{Checkout, Pool, PoolError, PoolKey};
 use crate::route::{self, Decision, Reason, RequestClass, Route};
 use crate::state::{Config, Shared};
 
@@ -47,6 +47,37 @@ impl Nodes {
         match elected {
             Some(NodeId::Replica(i)) => self.replicas.get(i).unwrap_or(&self.primary),
             _ => &self.primary,
+        }
+    }
+
+    /// After the node believed primary (its pool `refused`) refused a write as read-only at
+    /// `since`: asks the nodes for fresh samples until another node is elected, or the same one
+    /// again on a sample taken since (it was not demoted after all), up to `limit`.
+    pub async fn await_new_primary(&self, refused: &PoolKey, since: Instant, limit: Duration) {
+        let Some(topology) = &self.topology else { return };
+        let deadline = Instant::now() + limit;
+        loop {
+            let t = topology.load();
+            if let Some(id) = t.election.primary {
+                let other = self.pool_of(id).key() != refused;
+                let resampled = t.node(id).and_then(|n| n.sampled).is_some_and(|at| at > since);
+                if other || resampled {
+                    return;
+                }
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            topology.refresh(left).await;
+        }
+    }
+
+    /// The pool of a configured node.
+    fn pool_of(&self, id: NodeId) -> &Pool {
+        match id {
+            NodeId::Primary => &self.primary,
+            NodeId::Replica(i) => self.replicas.get(i).unwrap_or(&self.primary),
         }
     }
 

@@ -3,13 +3,14 @@
 //! ReadyForQuery 'I' (transaction pooling) or at disconnect (session pooling).
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::classify::{Classification, Pin};
 use crate::config::{DatabaseSettings, Pinning, PoolMode, UserSettings};
-use crate::pool::Checkout;
+use crate::pool::{Checkout, PoolKey};
 use crate::protocol::build::{self, Severity};
 use crate::protocol::from_client::Pipeline;
 use crate::route::{Reason, Route};
@@ -26,11 +27,12 @@ use routing::{Inspection, RoutingState};
 use tx::TxState;
 
 /// How a relay ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 enum Relayed {
     Done,
-    /// A replica refused the request as a write and nothing reached the client.
-    Misrouted,
+    /// The node refused the request as a write (25006) and nothing reached the client: a
+    /// replica misrouted to, or a primary that was demoted. Its pool.
+    Refused(PoolKey),
 }
 
 mod answer;
@@ -180,12 +182,17 @@ impl Session {
         self.sync_params(&mut server).await?;
         self.begin_request(&mut server, &inspection, fresh);
         self.send_request(&mut server, &batch.bytes, batch.summary.pipeline, &inspection.named).await?;
-        self.probe_if_owed(&mut server, &inspection, route, fresh && inspection.writes()).await?;
-        // Replies can be held back only while the client waits for a ReadyForQuery, not after a
-        // Flush, where it waits for the replies themselves.
-        let guarded = fresh && route != Route::Primary && batch.summary.waits_for_ready();
-        if self.relay(server, route, guarded).await? == Relayed::Misrouted {
-            self.retry_on_primary(&batch, &inspection).await?;
+        let probed = self.probe_if_owed(&mut server, &inspection, route, fresh && inspection.writes()).await?;
+        // Replies are held back until they show the request ran, so a write a replica (or a
+        // demoted primary) refuses can run again on the primary: only outside a transaction,
+        // and while the client waits for a ReadyForQuery, not after a Flush.
+        let guarded = fresh && batch.summary.waits_for_ready();
+        if let Relayed::Refused(refused) = self.relay(server, route, guarded).await? {
+            if probed {
+                // Its replies were drained with the refused request's.
+                self.routing.probe_dropped();
+            }
+            self.retry_on_primary(&batch, &inspection, route, &refused).await?;
         }
         Ok(())
     }
@@ -228,30 +235,48 @@ impl Session {
         }
     }
 
-    /// Appends the LSN probe when the one rule says the request may commit a write.
+    /// Appends the LSN probe when the one rule says the request may commit a write; `true` if
+    /// it did.
     async fn probe_if_owed(
         &mut self,
         server: &mut Checkout,
         inspection: &Inspection,
         route: Route,
         writes: bool,
-    ) -> Result<(), ClientError> {
+    ) -> Result<bool, ClientError> {
         let settings = &self.config.policy.settings;
         let on = settings.read_your_writes && !self.nodes.replicas.is_empty();
-        if on && self.routing.wants_probe(inspection, route, writes) {
-            server.send_lsn_probe().await?;
-            self.routing.probe_sent();
+        if !(on && self.routing.wants_probe(inspection, route, writes)) {
+            return Ok(false);
         }
-        Ok(())
+        server.send_lsn_probe().await?;
+        self.routing.probe_sent();
+        Ok(true)
     }
 
-    /// Runs again on the primary a request a replica refused as a write before anything ran.
-    async fn retry_on_primary(&mut self, batch: &Batch, inspection: &Inspection) -> Result<(), ClientError> {
+    /// Runs again on the primary a request refused as a write before anything ran: by a replica
+    /// (misrouted), or by the node believed primary (demoted: the monitor is asked for fresh
+    /// samples, and the request waits for the node elected now).
+    async fn retry_on_primary(
+        &mut self,
+        batch: &Batch,
+        inspection: &Inspection,
+        refused_on: Route,
+        refused: &PoolKey,
+    ) -> Result<(), ClientError> {
+        let refused_at = Instant::now();
         let sql = misroute::first_sql(&batch.bytes).unwrap_or_else(|| "(a prepared statement)".into());
-        self.ctx.counters.misroute_retry();
-        tracing::warn!(statement = %misroute::fingerprint(&sql), "a replica refused a statement as a write; running it on the primary");
-        self.ctx.decisions.count(Route::Primary, Reason::Write);
+        let statement = misroute::fingerprint(&sql);
         let failover_timeout = self.config.policy.settings.failover_timeout;
+        if refused_on == Route::Primary {
+            self.ctx.counters.failover_retry();
+            tracing::warn!(%statement, node = %refused.node, "the primary refused a write as read-only (demoted?); running it on the primary elected now");
+            self.nodes.await_new_primary(refused, refused_at, failover_timeout).await;
+        } else {
+            self.ctx.counters.misroute_retry();
+            tracing::warn!(%statement, "a replica refused a statement as a write; running it on the primary");
+            self.ctx.decisions.count(Route::Primary, Reason::Write);
+        }
         let (mut server, _) = dispatch::checkout(&self.ctx, &self.nodes, Route::Primary, failover_timeout).await?;
         self.cancel.set_target(Some(CancelTarget { addr: server.addr().clone(), key: server.key() }));
         self.sync_params(&mut server).await?;

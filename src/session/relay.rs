@@ -146,8 +146,9 @@ impl Session {
     }
 
     /// Forwards the whole messages the client pipelined, unless they must wait for their own turn:
-    /// a write or a transaction behind a read on a replica, or a request the session itself must
-    /// look at first (pins, DISCARD ALL, DEALLOCATE of a protocol-level statement).
+    /// a write or a transaction behind a read on a replica, a request sent while only the LSN
+    /// probe is owed, or a request the session itself must look at first (pins, DISCARD ALL,
+    /// DEALLOCATE of a protocol-level statement).
     async fn forward_pipelined(
         &mut self,
         server: &mut Checkout,
@@ -167,7 +168,11 @@ impl Session {
         if elsewhere && server.in_pipeline() && b.bytes.first() == Some(&b'Q') && b.summary.readies == 1 {
             server.close_pipeline().await?;
         }
-        if (elsewhere || self.needs_own_turn(&b, &inspection)) && !server.in_pipeline() {
+        // Once only pgsplit's LSN probe is owed, the client's request is answered (but for its
+        // ReadyForQuery): what the client sends now is a request of its own, routed and guarded
+        // as one, not a tail of this one.
+        let own_turn = elsewhere || server.probe_next() || self.needs_own_turn(&b, &inspection);
+        if own_turn && !server.in_pipeline() {
             let mut back = BytesMut::with_capacity(b.bytes.len() + self.client_in.len());
             back.extend_from_slice(&b.bytes);
             back.extend_from_slice(&self.client_in);
@@ -200,8 +205,7 @@ impl Session {
             server.read_more().await?;
         }
         self.cancel.set_target(None);
-        drop(server);
-        Ok(Relayed::Misrouted)
+        Ok(Relayed::Refused(server.pool().key().clone()))
     }
 
     /// Records the LSN a commit reached and returns what the client gets now: ParameterStatus

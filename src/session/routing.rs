@@ -107,6 +107,11 @@ impl RoutingState {
         self.probes.push_back(self.writes_sent);
     }
 
+    /// The last probe sent will not answer: it was drained with a request the node refused.
+    pub fn probe_dropped(&mut self) {
+        self.probes.pop_back();
+    }
+
     /// Takes a probe's answer: after a commit the LSN covers every write sent before the probe;
     /// a write pipelined behind the probe keeps the session dirty.
     pub fn probe_answered(&mut self, lsn: Option<u64>, committed: bool) -> Option<u64> {

@@ -11,6 +11,9 @@ use tokio_postgres::{Client, SimpleQueryMessage};
 
 use crate::harness::{self, repo_root, unique, Proxy};
 
+/// One failover test at a time: each starts a cluster of its own, on ports picked when it starts.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// A primary and two replicas in a temp dir, destroyed when dropped.
 struct OwnCluster {
     dir: PathBuf,
@@ -103,6 +106,7 @@ async fn count_on(client: &Client, table: &str, since: i32) -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_follow_a_promotion_and_never_reach_the_returning_old_primary() {
+    let _one = ONE_AT_A_TIME.lock().await;
     let own = tokio::task::spawn_blocking(OwnCluster::start).await.unwrap();
     let proxy = Proxy::with_config(&own.config()).await;
     let client = proxy.client().await;
@@ -151,6 +155,10 @@ async fn writes_follow_a_promotion_and_never_reach_the_returning_old_primary() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     println!("first write acknowledged {} ms after the promotion", resumed.as_millis());
+    let node = format!("127.0.0.1:{}", own.port + 1);
+    assert_eq!(proxy.metric("pgsplit_primary_node", &[("node", &node)]).await, Some(1.0), "the promoted node");
+    assert_eq!(proxy.metric("pgsplit_primary_elections_total", &[]).await, Some(2.0), "at start, then the promotion");
+    assert_eq!(proxy.metric("pgsplit_seconds_without_primary", &[]).await, Some(0.0));
     let client = proxy.client().await;
     for _ in 0..20 {
         assert!(insert(&client, &t, next).await, "a write after the failover failed");
@@ -190,4 +198,63 @@ async fn writes_follow_a_promotion_and_never_reach_the_returning_old_primary() {
     assert_eq!(count_on(&old_primary, &t, marker).await, 0, "writes landed on the fenced old primary");
     assert_eq!(count_on(&new_primary, &t, marker).await, written, "the promoted node took every write");
     println!("{written} writes during the split brain, 0 on the fenced node");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_a_demoted_primary_refuses_runs_on_the_new_one_and_a_switchover_swaps_the_roles() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let own = tokio::task::spawn_blocking(OwnCluster::start).await.unwrap();
+    // Samples only on demand: pgsplit still believes the old primary is primary when the write
+    // comes, so the write reaches the demoted node and is refused there (25006).
+    let config = own
+        .config()
+        .replace("check_interval = \"100ms\"", "check_interval = \"1h\"")
+        .replace("failover_timeout = \"1s\"", "failover_timeout = \"10s\"");
+    let proxy = Proxy::with_config(&config).await;
+    let client = proxy.client().await;
+    let t = unique("switchover");
+    client.batch_execute(&format!("create table {t} (id int primary key, port int)")).await.unwrap();
+    assert!(insert(&client, &t, 0).await);
+
+    // A planned switchover: the old primary stops cleanly, replica 1 is promoted, and the old
+    // primary comes back as a standby of it.
+    own.cmd(&["stop-node", "primary", "fast"]);
+    own.cmd(&["promote-node", "replica1"]);
+    own.cmd(&["rejoin-node", "primary", "replica1"]);
+
+    let client = proxy.client().await;
+    let sql = format!("insert into {t} values (1, inet_server_port())");
+    let written = client.execute(&sql, &[]).await;
+    assert!(written.is_ok(), "the write refused by the demoted node runs on the new primary: {written:?}");
+    let retries = proxy.metric("pgsplit_routing_decisions_total", &[("reason", "failover_retry")]).await;
+    assert_eq!(retries, Some(1.0), "counted as a failover retry");
+    let new_primary = own.direct(own.port + 1).await;
+    let port: i32 = new_primary.query_one(&format!("select port from {t} where id = 1"), &[]).await.unwrap().get(0);
+    assert_eq!(port as u16, own.port + 1);
+
+    // Both roles swapped and nothing fenced, once every node's fresh sample is in (the retry
+    // asked all of them; one may land a moment after the new primary's).
+    let asked = Instant::now();
+    loop {
+        let roles = observed_roles(&proxy).await;
+        let role_of = |port: u16| roles.iter().find(|(n, _)| n.ends_with(&format!(":{port}"))).map(|(_, r)| r.clone());
+        let swapped =
+            role_of(own.port).as_deref() == Some("standby") && role_of(own.port + 1).as_deref() == Some("primary");
+        if swapped && !roles.iter().any(|(_, r)| r == "fenced") {
+            break;
+        }
+        assert!(asked.elapsed() < Duration::from_secs(10), "roles did not swap: {roles:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // Inside an explicit transaction nothing is retried: the transaction's own error stands.
+    let tx = proxy.client().await;
+    tx.batch_execute("begin").await.unwrap();
+    let read_only = tx.batch_execute("set transaction read only").await;
+    assert!(read_only.is_ok());
+    let e = tx.batch_execute(&format!("insert into {t} values (2, 0)")).await.unwrap_err();
+    assert_eq!(harness::sqlstate(&e).as_deref(), Some("25006"));
+    tx.batch_execute("rollback").await.unwrap();
+    let again = proxy.metric("pgsplit_routing_decisions_total", &[("reason", "failover_retry")]).await;
+    assert_eq!(again, Some(1.0), "no retry inside a transaction");
 }

@@ -157,3 +157,25 @@ fn a_primary_in_recovery_is_down_and_says_so() {
     let t = t.next(None, &[None, None], now, LIMITS);
     assert_eq!(t.primary.in_recovery, None, "unreachable: role unknown");
 }
+
+#[test]
+fn a_standby_of_another_cluster_never_takes_reads_and_one_behind_the_timeline_waits() {
+    let now = Instant::now();
+    let of = |s: Option<Sample>, timeline: u32, system_id: u64| {
+        s.map(|s| Sample { timeline: Some(timeline), system_id: Some(system_id), ..s })
+    };
+    let mut t = topo();
+    for i in 0..5 {
+        let at = now + Duration::from_millis(10 * i);
+        let replicas = [of(replica(at, 1000, 0.0), 2, 7), of(replica(at, 1000, 0.0), 2, 99)];
+        t = t.next(of(primary(at, 1000), 2, 7), &replicas, at, LIMITS);
+    }
+    assert!(t.replicas[0].eligible, "the cluster's own standby takes reads");
+    assert_eq!((t.replicas[1].role, t.replicas[1].eligible), (Role::Foreign, false));
+    assert_eq!(t.replicas[1].state(), "fenced");
+    // The primary moves to timeline 3; a standby still on 2 gets no reads until it follows.
+    let at = now + Duration::from_millis(100);
+    let replicas = [of(replica(at, 1000, 0.0), 2, 7), None];
+    let t = t.next(of(primary(at, 1000), 3, 7), &replicas, at, LIMITS);
+    assert!(!t.replicas[0].eligible, "behind the primary's timeline");
+}
