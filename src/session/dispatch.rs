@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use super::routing::{Inspection, RoutingState};
 use super::ClientError;
 use crate::config::{DatabaseSettings, PoolMode, UserSettings};
-use crate::monitor::{NodeId, TopologyWatch};
+use crate::monitor::{NodeId, Role, TopologyWatch};
 use crate::pool::{Checkout, Pool, PoolError, PoolKey};
 use crate::route::{self, Decision, Reason, RequestClass, Route};
 use crate::state::{Config, Shared};
@@ -48,6 +48,17 @@ impl Nodes {
             Some(NodeId::Replica(i)) => self.replicas.get(i).unwrap_or(&self.primary),
             _ => &self.primary,
         }
+    }
+
+    /// Whether the node behind `pool` lost the election while up (fenced) or is of another
+    /// cluster: a transaction kept on it must not go on there.
+    pub fn deposed(&self, pool: &PoolKey) -> bool {
+        self.topology.as_ref().is_some_and(|t| {
+            let t = t.load();
+            std::iter::once(&t.primary)
+                .chain(&t.replicas)
+                .any(|n| *n.addr == *pool.node && matches!(n.role, Role::Fenced | Role::Foreign))
+        })
     }
 
     /// After the node believed primary (its pool `refused`) refused a write as read-only at

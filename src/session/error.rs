@@ -74,6 +74,10 @@ pub enum ClientError {
     /// the newest timeline (a failover under way, or every candidate down or fenced).
     #[error("database \"{0}\" has no primary: no node answers out of recovery on the newest timeline")]
     NoPrimary(String),
+    /// The kept connection's node lost the election while up (a failover): the transaction on it
+    /// is rolled back there.
+    #[error("the primary changed (failover): {0}, where this transaction ran, is no longer the primary; the transaction is rolled back")]
+    PrimaryChanged(String),
 }
 
 impl From<AuthError> for ClientError {
@@ -109,6 +113,7 @@ impl ClientError {
             ClientError::Pool(_) => sqlstate::CONNECTION_FAILURE,
             ClientError::Shutdown => sqlstate::ADMIN_SHUTDOWN,
             ClientError::NoFreshReplica | ClientError::NoPrimary(_) => sqlstate::CANNOT_CONNECT_NOW,
+            ClientError::PrimaryChanged(_) => sqlstate::CONNECTION_FAILURE,
             ClientError::NeedsSession(_) => sqlstate::FEATURE_NOT_SUPPORTED,
         })
     }
@@ -152,6 +157,7 @@ impl ClientError {
                 Some("Retry shortly, or route it to the primary (routing.stale_fallback = \"primary\").")
             }
             ClientError::NoPrimary(_) => Some("A failover may be under way; retry shortly."),
+            ClientError::PrimaryChanged(_) => Some("Run the whole transaction again: it goes to the new primary."),
             _ => None,
         }
     }

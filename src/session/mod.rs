@@ -207,6 +207,17 @@ impl Session {
     /// session mode), else one checked out on the node the request is routed to.
     async fn acquire(&mut self, inspection: &Inspection) -> Result<(Checkout, Route), ClientError> {
         if let Some(server) = self.server.take() {
+            if self.nodes.deposed(server.pool().key()) {
+                // Its node lost the election while up: dropping the connection rolls the
+                // transaction back there, and nothing more of it reaches that node.
+                let node = server.addr().to_string();
+                self.tx.abandon();
+                self.routing.tx_wrote = false;
+                self.cancel.set_target(None);
+                self.slot.set_state(ClientState::Idle);
+                self.slot.set_server(None);
+                return Err(ClientError::PrimaryChanged(node));
+            }
             let route = self.kept_route(&server);
             return Ok((server, route));
         }

@@ -51,6 +51,15 @@ impl TxState {
         self.pins.clear();
     }
 
+    /// The transaction and the connection it lived on are gone (its node was deposed): nothing
+    /// it changed is kept, and no pin survives the connection.
+    pub fn abandon(&mut self) {
+        self.pending_sets.clear();
+        self.pending_unpins.clear();
+        self.pins.clear();
+        self.undone = false;
+    }
+
     /// A transaction starts on a connection that has forwarded `errors` errors so far.
     pub fn begin(&mut self, errors: u64) {
         self.errors_base = errors;

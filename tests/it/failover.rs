@@ -258,3 +258,46 @@ async fn a_write_a_demoted_primary_refuses_runs_on_the_new_one_and_a_switchover_
     let again = proxy.metric("pgsplit_routing_decisions_total", &[("reason", "failover_retry")]).await;
     assert_eq!(again, Some(1.0), "no retry inside a transaction");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_open_on_a_primary_deposed_while_up_is_cut_off_and_never_commits_there() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let own = tokio::task::spawn_blocking(OwnCluster::start).await.unwrap();
+    let proxy = Proxy::with_config(&own.config()).await;
+    let client = proxy.client().await;
+    let t = unique("deposed");
+    client.batch_execute(&format!("create table {t} (id int primary key, port int)")).await.unwrap();
+    let replica1 = own.direct(own.port + 1).await;
+    let started = Instant::now();
+    while replica1.query_opt("select 1 from pg_class where relname = $1", &[&t]).await.unwrap().is_none() {
+        assert!(started.elapsed() < Duration::from_secs(30), "replica 1 never replayed the table");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let tx = proxy.client().await;
+    tx.batch_execute(&format!("begin; insert into {t} values (1, inet_server_port())")).await.unwrap();
+
+    // Replica 1 is promoted while the old primary is still up: split brain from the start, and
+    // the old primary, on the lower timeline, is deposed.
+    own.cmd(&["promote-node", "replica1"]);
+    loop {
+        let roles = observed_roles(&proxy).await;
+        if roles.iter().any(|(node, role)| node.ends_with(&format!(":{}", own.port)) && role == "fenced") {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "the old primary is not shown fenced: {roles:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let e = tx.batch_execute(&format!("insert into {t} values (2, inet_server_port())")).await.unwrap_err();
+    assert_eq!(harness::sqlstate(&e).as_deref(), Some("08006"), "{e:?}");
+    let message = e.as_db_error().map(|d| d.message().to_string()).unwrap_or_default();
+    assert!(message.contains("is no longer the primary"), "{message}");
+    // The session goes on outside a transaction: its COMMIT commits nothing anywhere.
+    tx.batch_execute("commit").await.unwrap();
+    tx.batch_execute(&format!("insert into {t} values (3, inet_server_port())")).await.unwrap();
+    let old_primary = own.direct(own.port).await;
+    let on_old: i64 = old_primary.query_one(&format!("select count(*) from {t}"), &[]).await.unwrap().get(0);
+    assert_eq!(on_old, 0, "nothing of the cut-off transaction committed on the deposed node");
+    let ids: Vec<i32> =
+        replica1.query(&format!("select id from {t}"), &[]).await.unwrap().iter().map(|r| r.get(0)).collect();
+    assert_eq!(ids, vec![3], "only the write after the cut reached the new primary");
+}
