@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::harness::{self, cluster, unique, Proxy, REPLICAS};
 use crate::raw::{self, extended, flush, message, query, sync, terminate, Raw};
-use crate::routing::wait_for_replicas;
+use crate::routing::{hidden_writer, wait_for_replicas};
 
 /// How a pattern's messages are written.
 #[derive(Clone, Copy, Debug)]
@@ -200,32 +200,8 @@ async fn a_query_pipelined_behind_a_misrouted_write_is_answered() {
     let proxy = Proxy::split().await;
     let client = proxy.client().await;
     wait_for_replicas(&client).await;
-    // Created after pgsplit read pg_proc, so the classifier takes a call of it for a read.
     let t = unique("misrouted");
-    let f = format!("{t}_writer");
-    let admin = harness::primary_admin().await;
-    admin
-        .batch_execute(&format!(
-            "create table {t} (x int); grant all on {t} to public; \
-             create function {f}() returns int language sql as 'insert into {t} values (1) returning 1'"
-        ))
-        .await
-        .unwrap();
-    for i in 0..2 {
-        let replica = harness::replica_admin(i).await;
-        let mut tries = 0;
-        while replica
-            .query_one("select count(*) from pg_proc where proname = $1", &[&f])
-            .await
-            .unwrap()
-            .get::<_, i64>(0)
-            == 0
-        {
-            tries += 1;
-            assert!(tries < 500, "replica {i} never replayed the function");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
+    let (f, admin) = hidden_writer(&t, "1").await;
     wait_for_replicas(&client).await;
     let mut conn = Raw::login(proxy.addr).await;
     // The replica refuses the write only after the sleep; the second query comes meanwhile.

@@ -158,20 +158,16 @@ async fn rules_route_by_table() {
     client.batch_execute(&format!("drop table {ledger}")).await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_write_the_classifier_cannot_see_is_retried_on_the_primary() {
-    let _healthy = REPLICAS.read().await;
-    let proxy = Proxy::split().await;
-    let client = proxy.client().await;
-    // Created after pgsplit read pg_proc, so the classifier cannot know the function writes.
-    wait_for_replicas(&client).await;
-    let t = unique("hidden");
+/// Creates table `t` and a function `t_writer()` that inserts into it and returns `returning`,
+/// after pgsplit read pg_proc (so the classifier takes a call of it for a read), and waits until
+/// both replicas replayed it. Returns the function's name and the admin connection.
+pub async fn hidden_writer(t: &str, returning: &str) -> (String, Client) {
     let f = format!("{t}_writer");
     let admin = harness::primary_admin().await;
     admin
         .batch_execute(&format!(
-            "create table {t} (x int); grant all on {t} to app; \
-             create function {f}() returns int language sql as 'insert into {t} values (1) returning inet_server_port()'"
+            "create table {t} (x int); grant all on {t} to public; \
+             create function {f}() returns int language sql as 'insert into {t} values (1) returning {returning}'"
         ))
         .await
         .unwrap();
@@ -189,6 +185,18 @@ async fn a_write_the_classifier_cannot_see_is_retried_on_the_primary() {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
+    (f, admin)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_the_classifier_cannot_see_is_retried_on_the_primary() {
+    let _healthy = REPLICAS.read().await;
+    let proxy = Proxy::split().await;
+    let client = proxy.client().await;
+    // Created after pgsplit read pg_proc, so the classifier cannot know the function writes.
+    wait_for_replicas(&client).await;
+    let t = unique("hidden");
+    let (f, admin) = hidden_writer(&t, "inet_server_port()").await;
     for ext in [false, true] {
         let sql = format!("select {f}()");
         let classifier = pgsplit::classify::Classifier::new(Default::default());
