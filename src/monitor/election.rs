@@ -97,13 +97,19 @@ impl Election {
     /// The next round from `votes` (by position in [primary, replicas…]). Fenced and foreign
     /// nodes stay so while they do not answer; a fenced node is let back only in recovery.
     pub fn next(&self, votes: &[Vote]) -> Election {
-        let cluster_id = self.cluster_id.or_else(|| votes.iter().find_map(|v| v.system_id));
+        let cluster_id = self.cluster_id.or(votes.first().and_then(|v| v.system_id)).or_else(|| majority(votes));
+        // Nodes say which cluster they are of, but which cluster is ours is not known yet (the
+        // configured primary has not answered, no majority agrees): elect nobody rather than
+        // risk a stranger.
+        let undecided = cluster_id.is_none() && votes.iter().any(|v| v.system_id.is_some());
         let was = |i: usize| self.roles.get(i).copied().unwrap_or_default();
         let mut roles: Vec<Role> = votes
             .iter()
             .enumerate()
             .map(|(i, v)| match (v.in_recovery, v.system_id) {
-                (_, Some(id)) if Some(id) != cluster_id => Role::Foreign,
+                // Which cluster is ours is not known yet: trust no node that says its own.
+                (Some(_), Some(_)) if undecided => Role::Unknown,
+                (_, Some(id)) if cluster_id.is_some_and(|ours| ours != id) => Role::Foreign,
                 (Some(true), _) => Role::Standby,
                 (Some(false), _) if was(i) == Role::Fenced => Role::Fenced,
                 (Some(false), _) => Role::Primary,
@@ -120,9 +126,10 @@ impl Election {
         }
         let candidates: Vec<usize> = (0..roles.len()).filter(|&i| roles[i] == Role::Primary).collect();
         // The highest timeline wins; on a tie the configured primary (position 0), then the first.
-        let elected = candidates.iter().copied().max_by_key(|&i| (timeline(i), std::cmp::Reverse(i)));
+        let elected =
+            candidates.iter().copied().filter(|_| !undecided).max_by_key(|&i| (timeline(i), std::cmp::Reverse(i)));
         for &i in &candidates {
-            if Some(i) != elected {
+            if Some(i) != elected && !undecided {
                 roles[i] = Role::Fenced;
             }
         }
@@ -143,6 +150,12 @@ impl Election {
             cluster_id,
         }
     }
+}
+
+/// The system identifier more than half of the configured nodes report, if one is.
+fn majority(votes: &[Vote]) -> Option<u64> {
+    let ids: Vec<u64> = votes.iter().filter_map(|v| v.system_id).collect();
+    ids.iter().copied().find(|id| ids.iter().filter(|x| *x == id).count() * 2 > votes.len())
 }
 
 #[cfg(test)]
@@ -226,10 +239,39 @@ mod tests {
     }
 
     #[test]
+    fn a_stranger_answering_first_never_becomes_the_reference() {
+        let stranger = Vote { system_id: Some(99), ..standby(1) };
+        // Only the stranger has answered: nothing is decided.
+        let first = Election::default().next(&[DOWN, DOWN, stranger]);
+        assert_eq!((first.cluster_id, first.primary), (None, None));
+        let e = first.next(&[primary(1), standby(1), stranger]);
+        assert_eq!(e.cluster_id, ID);
+        assert_eq!(e.primary, Some(NodeId::Primary));
+        assert_eq!(e.role(NodeId::Replica(1)), Role::Foreign);
+        // The configured primary silent since start, a promoted replica and a stranger primary
+        // disagree one against one: no node is trusted with writes.
+        let promoted_stranger = Vote { system_id: Some(99), ..primary(5) };
+        let e = Election::default().next(&[DOWN, primary(2), promoted_stranger]);
+        assert_eq!(e.primary, None);
+        // Two of three agree: that is the cluster.
+        let e = Election::default().next(&[DOWN, primary(2), standby(2)]);
+        assert_eq!((e.cluster_id, e.primary), (ID, Some(NodeId::Replica(0))));
+    }
+
+    #[test]
+    fn without_readable_identities_the_election_still_runs() {
+        let blind = |v: Vote| Vote { system_id: None, ..v };
+        let e = Election::default().next(&[blind(primary(1)), blind(standby(1))]);
+        assert_eq!((e.cluster_id, e.primary), (None, Some(NodeId::Primary)));
+    }
+
+    #[test]
     fn no_answer_no_primary_and_unknown_timelines_tie() {
         let e = Election::default().next(&[DOWN, standby(1)]);
         assert_eq!(e.primary, None);
-        assert_eq!(roles(&e), ["unknown", "standby"]);
+        assert_eq!(roles(&e), ["unknown", "unknown"], "one of two is no majority: not trusted yet");
+        let e = Election::default().next(&[DOWN, standby(1), standby(1)]);
+        assert_eq!(roles(&e), ["unknown", "standby", "standby"]);
         let blind = Vote { timeline: None, ..primary(1) };
         let e = Election::default().next(&[blind, standby(1)]);
         assert_eq!(e.primary, Some(NodeId::Primary), "a primary whose timeline cannot be read still leads");

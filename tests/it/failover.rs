@@ -301,3 +301,33 @@ async fn a_transaction_open_on_a_primary_deposed_while_up_is_cut_off_and_never_c
         replica1.query(&format!("select id from {t}"), &[]).await.unwrap().iter().map(|r| r.get(0)).collect();
     assert_eq!(ids, vec![3], "only the write after the cut reached the new primary");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_of_another_cluster_listed_as_a_replica_is_never_used() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let own = tokio::task::spawn_blocking(OwnCluster::start).await.unwrap();
+    let stranger = tokio::task::spawn_blocking(OwnCluster::start).await.unwrap();
+    // Replica 2 of the database is really a standby of another cluster.
+    let config =
+        own.config().replace(&format!("127.0.0.1:{}\"]", own.port + 2), &format!("127.0.0.1:{}\"]", stranger.port + 1));
+    assert!(config.contains(&format!(":{}\"]", stranger.port + 1)), "{config}");
+    let proxy = Proxy::with_config(&config).await;
+    let client = proxy.client().await;
+    let started = Instant::now();
+    let mut seen = std::collections::BTreeMap::new();
+    while seen.get(&(own.port + 1)).copied().unwrap_or(0) < 20 {
+        assert!(started.elapsed() < Duration::from_secs(30), "reads never reached the cluster's own replica: {seen:?}");
+        let row = client.simple_query("select inet_server_port()").await.unwrap();
+        let port = row.iter().find_map(|m| match m {
+            SimpleQueryMessage::Row(r) => r.get(0).map(|p| p.parse::<u16>().unwrap()),
+            _ => None,
+        });
+        *seen.entry(port.unwrap()).or_insert(0) += 1;
+    }
+    assert_eq!(seen.get(&(stranger.port + 1)), None, "a read reached the other cluster's node: {seen:?}");
+    let roles = observed_roles(&proxy).await;
+    let foreign = format!(":{}", stranger.port + 1);
+    assert!(roles.iter().any(|(n, r)| n.ends_with(&foreign) && r == "foreign"), "{roles:?}");
+    // Writes are untouched: the cluster's own primary takes them.
+    client.batch_execute(&format!("create table {} (id int)", unique("foreign"))).await.unwrap();
+}
