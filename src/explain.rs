@@ -41,7 +41,13 @@ pub fn explain(settings: &Settings, sql: &str, who: &Context) -> Result<String, 
         functions: &class.functions,
         sql,
     };
-    let request = Request { class: request_class, hint: state.hint(&inspection), min_lsn: class.hints.min_lsn, rule };
+    let request = Request {
+        class: request_class,
+        hint: state.hint(&inspection),
+        min_lsn: class.hints.min_lsn,
+        lsn_timeline: None,
+        rule,
+    };
     let topology = healthy(db.replicas.iter().map(|r| (r.addr.as_str(), r.weight)).collect());
     let decision = route::decide(&request, &policy, &topology, &|_| 0, true);
     let mut out = String::new();

@@ -48,6 +48,9 @@ pub struct Request<'a> {
     pub hint: Option<RouteTarget>,
     /// The replay LSN a replica must have reached to serve this read.
     pub min_lsn: Option<u64>,
+    /// The timeline that LSN was written on, when known (the session's own write): an LSN means
+    /// the same WAL only on the same timeline, so a replica on another one does not qualify.
+    pub lsn_timeline: Option<u32>,
     pub rule: RuleContext<'a>,
 }
 
@@ -85,6 +88,7 @@ pub fn decide(
         .enumerate()
         .filter(|(_, n)| n.eligible && n.lag_time.is_some_and(|t| t <= max_lag))
         .filter(|(_, n)| req.min_lsn.is_none_or(|min| n.replay_lsn.is_some_and(|r| r >= min)))
+        .filter(|(_, n)| req.min_lsn.is_none() || req.lsn_timeline.is_none_or(|t| n.timeline == Some(t)))
         .map(|(i, n)| Candidate { node: Route::Replica(i), weight: n.weight, busy: busy(Route::Replica(i)) })
         .collect();
     if wanted == RouteTarget::Any {

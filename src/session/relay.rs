@@ -215,6 +215,9 @@ impl Session {
         let committed = ready.get(5..).and_then(from_server::ready_status) == Some(b'I');
         let mut out = BytesMut::with_capacity(64);
         if let Some(lsn) = self.routing.probe_answered(lsn, committed) {
+            // The probe ran on the elected primary: its LSN is of the newest timeline.
+            let timeline = self.nodes.topology.as_ref().map(|t| t.load().election.max_timeline);
+            self.routing.write_timeline = timeline.filter(|t| *t > 0);
             build::parameter_status(&mut out, "pgsplit.write_lsn", &format_lsn(lsn));
         }
         out.extend_from_slice(&ready);

@@ -59,6 +59,8 @@ impl Inspection {
 pub struct RoutingState {
     /// The LSN of the session's last committed write, once captured.
     pub write_lsn: Option<u64>,
+    /// The timeline the primary was on when that LSN was captured, when known.
+    pub write_timeline: Option<u32>,
     /// A write was sent whose LSN is not captured yet: reads go to the primary meanwhile.
     pub dirty: bool,
     /// Writes sent so far; a probe clears `dirty` only if no write was sent after it.
@@ -237,6 +239,7 @@ impl RoutingState {
             class: self.class_of(inspection),
             hint: self.hint(inspection),
             min_lsn: self.min_lsn(inspection, read_your_writes),
+            lsn_timeline: self.write_timeline.filter(|_| read_your_writes && self.write_lsn.is_some()),
             rule,
         }
     }

@@ -70,7 +70,7 @@ fn req(class: RequestClass) -> Request<'static> {
         functions: &[],
         sql: "",
     };
-    Request { class, hint: None, min_lsn: None, rule }
+    Request { class, hint: None, min_lsn: None, lsn_timeline: None, rule }
 }
 
 fn go(d: Decision) -> (Route, Reason) {
@@ -115,6 +115,27 @@ fn read_your_writes_needs_a_replica_past_the_lsn() {
     }
     r.min_lsn = Some(1001);
     assert_eq!(go(decide(&r, &p, &t, &|_| 0, false)), (Route::Primary, Reason::ReadYourWrites));
+}
+
+#[test]
+fn a_write_lsn_counts_only_on_its_own_timeline() {
+    let p = Policy::new(settings()).unwrap();
+    let mut t = topo(&[1000, 1000]);
+    t.replicas[0].timeline = Some(2);
+    t.replicas[1].timeline = Some(1);
+    let mut r = req(RequestClass::Read);
+    r.min_lsn = Some(950);
+    r.lsn_timeline = Some(1);
+    for _ in 0..4 {
+        assert_eq!(go(decide(&r, &p, &t, &|_| 0, false)), (Route::Replica(1), Reason::ReadYourWrites));
+    }
+    r.lsn_timeline = Some(3);
+    assert_eq!(go(decide(&r, &p, &t, &|_| 0, false)), (Route::Primary, Reason::ReadYourWrites), "no replica on it");
+    t.replicas[1].timeline = None;
+    r.lsn_timeline = Some(1);
+    assert_eq!(go(decide(&r, &p, &t, &|_| 0, false)), (Route::Primary, Reason::ReadYourWrites), "unknown fails closed");
+    r.lsn_timeline = None;
+    assert!(matches!(go(decide(&r, &p, &t, &|_| 0, false)), (Route::Replica(_), Reason::ReadYourWrites)));
 }
 
 #[test]
