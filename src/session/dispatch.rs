@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use super::routing::{Inspection, RoutingState};
 use super::ClientError;
 use crate::config::{DatabaseSettings, PoolMode, UserSettings};
-use crate::monitor::{NodeId, Role, TopologyWatch};
+use crate::monitor::{NodeId, Role, Topology, TopologyWatch};
 use crate::pool::{Checkout, Pool, PoolError, PoolKey};
 use crate::route::{self, Decision, Reason, RequestClass, Route};
 use crate::state::{Config, Shared};
@@ -44,10 +44,7 @@ impl Nodes {
     /// and for databases without replicas.
     pub fn primary(&self) -> &Pool {
         let elected = self.topology.as_ref().and_then(|t| t.load().election.primary);
-        match elected {
-            Some(NodeId::Replica(i)) => self.replicas.get(i).unwrap_or(&self.primary),
-            _ => &self.primary,
-        }
+        elected.map_or(&self.primary, |id| self.pool_of(id))
     }
 
     /// Whether the node behind `pool` lost the election while up (fenced) or is of another
@@ -65,23 +62,13 @@ impl Nodes {
     /// `since`: asks the nodes for fresh samples until another node is elected, or the same one
     /// again on a sample taken since (it was not demoted after all), up to `limit`.
     pub async fn await_new_primary(&self, refused: &PoolKey, since: Instant, limit: Duration) {
-        let Some(topology) = &self.topology else { return };
-        let deadline = Instant::now() + limit;
-        loop {
-            let t = topology.load();
-            if let Some(id) = t.election.primary {
-                let other = self.pool_of(id).key() != refused;
+        self.wait_for(limit, |t| {
+            t.election.primary.is_some_and(|id| {
                 let resampled = t.node(id).and_then(|n| n.sampled).is_some_and(|at| at > since);
-                if other || resampled {
-                    return;
-                }
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return;
-            }
-            topology.refresh(left).await;
-        }
+                self.pool_of(id).key() != refused || resampled
+            })
+        })
+        .await;
     }
 
     /// The pool of a configured node.
@@ -96,10 +83,16 @@ impl Nodes {
     /// under way); `false` if none is after `limit`. At once for databases without replicas: they
     /// have no election, their configured primary takes the writes.
     pub async fn await_primary(&self, limit: Duration) -> bool {
+        self.wait_for(limit, |t| t.election.primary.is_some()).await
+    }
+
+    /// Asks the nodes for fresh samples until a snapshot satisfies `done` (`true`), or `limit`
+    /// passes (`false`). `true` at once without a topology.
+    async fn wait_for(&self, limit: Duration, done: impl Fn(&Topology) -> bool) -> bool {
         let Some(topology) = &self.topology else { return true };
         let deadline = Instant::now() + limit;
         loop {
-            if topology.load().election.primary.is_some() {
+            if done(&topology.load()) {
                 return true;
             }
             let left = deadline.saturating_duration_since(Instant::now());
