@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use crate::classify::{Classifier, ClassifierSettings};
 use crate::config::{Settings, StaleFallback};
 use crate::monitor::topology::{Freshness, Sample};
-use crate::monitor::Topology;
+use crate::monitor::{NodeId, Topology};
 use crate::route::{self, Decision, Policy, Request, RuleContext};
 use crate::session::routing::{Inspection, RoutingState};
 
@@ -63,8 +63,11 @@ pub fn explain(settings: &Settings, sql: &str, who: &Context) -> Result<String, 
     }
     let target = match decision {
         Decision::Go(route::Route::Primary, why) => format!("primary {} (reason: {})", db.primary, why.label()),
-        Decision::Go(route::Route::Replica(i), why) => {
+        Decision::Go(route::Route::Standby(NodeId::Replica(i)), why) => {
             format!("replica {} (reason: {})", db.replicas[i].addr, why.label())
+        }
+        Decision::Go(route::Route::Standby(NodeId::Primary), why) => {
+            format!("primary {} as a standby (reason: {})", db.primary, why.label())
         }
         Decision::Wait { .. } | Decision::Refuse(_) => "no replica qualifies".to_string(),
     };

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use crate::metrics::Metrics;
-use crate::monitor::{NodeStatus, Topology};
+use crate::monitor::{NodeStatus, Role, Topology};
 use crate::state::clients::ClientState;
 use crate::state::Shared;
 
@@ -83,7 +83,8 @@ fn topology(ctx: &Shared, m: &Metrics) {
     for db in ctx.config().settings.databases.values() {
         let Some(topology) = ctx.monitor().topology(&db.name) else { continue };
         let primary = &topology.primary;
-        let up = if primary.up { 1.0 } else { 0.0 };
+        // The configured primary, answering and elected: it takes the writes.
+        let up = if primary.up && primary.role == Role::Primary { 1.0 } else { 0.0 };
         m.gauge("pgsplit_primary_up", &[("database", &db.name), ("node", &primary.addr)]).set(up);
         let db_label = [("database", db.name.as_str())];
         m.counter("pgsplit_primary_elections_total", &db_label).absolute(topology.election.elections);
@@ -98,13 +99,15 @@ fn topology(ctx: &Shared, m: &Metrics) {
         if let Some(lsn) = topology.head_lsn() {
             m.gauge("pgsplit_primary_wal_lsn_bytes", &[("database", &db.name)]).set(lsn as f64);
         }
-        for replica in &topology.replicas {
-            replica_gauges(m, &db.name, replica);
+        for (_, node) in topology.nodes() {
+            node_gauges(m, &db.name, node);
         }
     }
 }
 
-fn replica_gauges(m: &Metrics, database: &str, replica: &NodeStatus) {
+/// Lag and state of every configured node, the configured primary too: after a failover any
+/// node may be the primary, a standby or fenced.
+fn node_gauges(m: &Metrics, database: &str, replica: &NodeStatus) {
     let labels = [("database", database), ("node", &*replica.addr)];
     if let Some(bytes) = replica.lag_bytes {
         m.gauge("pgsplit_replica_lag_bytes", &labels).set(bytes as f64);
@@ -113,7 +116,7 @@ fn replica_gauges(m: &Metrics, database: &str, replica: &NodeStatus) {
         m.gauge("pgsplit_replica_lag_seconds", &labels).set(time.as_secs_f64());
     }
     let current = replica.state();
-    for state in ["healthy", "lagging", "down", "fenced"] {
+    for state in ["primary", "healthy", "lagging", "down", "fenced"] {
         let value = if state == current { 1.0 } else { 0.0 };
         m.gauge("pgsplit_replica_state", &[labels[0], labels[1], ("state", state)]).set(value);
     }

@@ -6,7 +6,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use super::command::{Show, HELP};
 use super::table::{opt, text, Table, Type};
 use crate::classify::format_lsn;
-use crate::monitor::Role;
+use crate::monitor::NodeId;
 use crate::state::clients::ClientState;
 use crate::state::Shared;
 
@@ -194,40 +194,23 @@ fn replicas(ctx: &Shared) -> Table {
     for db in ctx.config().settings.databases.values() {
         let Some(topology) = ctx.monitor().topology(&db.name) else { continue };
         let head = opt(topology.head_lsn().map(format_lsn));
-        let primary_state = match topology.primary.role {
-            Role::Fenced | Role::Foreign => topology.primary.role.name(),
-            _ if topology.primary.up => "up",
-            _ => "down",
-        };
-        let p = &topology.primary;
-        t.row(vec![
-            text(&db.name),
-            text(&p.addr),
-            text("primary"),
-            text(primary_state),
-            None,
-            None,
-            None,
-            None,
-            None,
-            head.clone(),
-            text(p.role.name()),
-            opt(p.timeline),
-        ]);
-        for r in &topology.replicas {
+        for (id, n) in topology.nodes() {
+            // `role` is the configured one; `state` and `observed_role` what the node's answers
+            // show now (after a failover the configured primary may be a standby, or fenced).
+            let configured = if id == NodeId::Primary { "primary" } else { "replica" };
             t.row(vec![
                 text(&db.name),
-                text(&r.addr),
-                text("replica"),
-                text(r.state()),
-                text(r.weight),
-                opt(r.lag_bytes),
-                opt(r.lag_time.map(|d| d.as_secs_f64())),
-                opt(r.replay_lsn.map(format_lsn)),
-                opt(r.receive_lsn.map(format_lsn)),
+                text(&n.addr),
+                text(configured),
+                text(n.state()),
+                (id != NodeId::Primary).then(|| n.weight.to_string()),
+                opt(n.lag_bytes),
+                opt(n.lag_time.map(|d| d.as_secs_f64())),
+                opt(n.replay_lsn.map(format_lsn)),
+                opt(n.receive_lsn.map(format_lsn)),
                 head.clone(),
-                text(r.role.name()),
-                opt(r.timeline),
+                text(n.role.name()),
+                opt(n.timeline),
             ]);
         }
     }

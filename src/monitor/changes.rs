@@ -37,13 +37,17 @@ pub fn changes(old: &Topology, new: &Topology) -> Vec<Change> {
     let mut found = Vec::new();
     let (a, b) = (&old.primary, &new.primary);
     let node = || b.addr.clone();
+    let elected = |t: &NodeStatus| t.up && t.role == Role::Primary;
     if b.in_recovery == Some(true) && a.in_recovery != Some(true) {
         found.push(Change::PrimaryInRecovery { node: node() });
     } else if a.up && !b.up {
         found.push(Change::PrimaryLost { node: node() });
-    } else if !a.up && b.up && (a.sampled.is_some() || a.in_recovery.is_some()) {
+    } else if !elected(a) && elected(b) && (a.sampled.is_some() || a.in_recovery.is_some()) {
         // Not on the first sample after start-up: the primary was never lost then.
         found.push(Change::PrimaryBack { node: node() });
+    } else if a.in_recovery == Some(true) && b.in_recovery == Some(true) {
+        // The configured primary serving as a standby: its reads come and go like a replica's.
+        found.extend(replica_change(a, b));
     }
     for (a, b) in old.replicas.iter().zip(&new.replicas) {
         found.extend(replica_change(a, b));
@@ -90,12 +94,13 @@ fn replica_change(a: &NodeStatus, b: &NodeStatus) -> Option<Change> {
 pub fn log(changes: &[Change]) {
     for change in changes {
         match change {
-            Change::PrimaryLost { node } => {
-                tracing::error!(%node, "primary lost: writes fail until it answers again")
-            }
-            Change::PrimaryInRecovery { node } => tracing::error!(
+            Change::PrimaryLost { node } => tracing::error!(
                 %node,
-                "the configured primary is in recovery (a standby): writes fail until it is promoted or the config names the new primary"
+                "configured primary lost: writes wait (up to failover_timeout) for it or for another node elected primary"
+            ),
+            Change::PrimaryInRecovery { node } => tracing::warn!(
+                %node,
+                "the configured primary is in recovery (a standby): writes go to the node elected primary, and it takes reads once it catches up"
             ),
             Change::PrimaryBack { node } => tracing::info!(%node, "primary is back: writes go through again"),
             Change::ReplicaPromoted { node } => {

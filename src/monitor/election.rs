@@ -4,7 +4,7 @@
 //! fenced (no writes, no reads) until it answers in recovery again. Pure: unit-tested below.
 
 /// A configured node: the one named `primary`, or replica `i` of `replicas`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum NodeId {
     Primary,
     Replica(usize),

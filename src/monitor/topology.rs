@@ -74,11 +74,14 @@ pub struct NodeStatus {
 }
 
 impl NodeStatus {
-    /// `healthy` (takes reads), `lagging` (up but not eligible), `down`, or `fenced` (deposed, or
-    /// of another cluster: gets nothing): as SHOW REPLICAS and `pgsplit_replica_state` say it.
+    /// `primary` (elected: takes the writes), `healthy` (a standby taking reads), `lagging` (up
+    /// but not eligible), `down`, or `fenced` (deposed, or of another cluster: gets nothing): as
+    /// SHOW REPLICAS and `pgsplit_replica_state` say it.
     pub fn state(&self) -> &'static str {
-        if matches!(self.role, Role::Fenced | Role::Foreign) {
-            return "fenced";
+        match self.role {
+            Role::Fenced | Role::Foreign => return "fenced",
+            Role::Primary if self.up => return "primary",
+            _ => {}
         }
         match (self.up && self.in_recovery == Some(true), self.eligible) {
             (true, true) => "healthy",
@@ -154,6 +157,11 @@ impl Topology {
         }
     }
 
+    /// Every configured node with its position: the configured primary first, then the replicas.
+    pub fn nodes(&self) -> impl Iterator<Item = (NodeId, &NodeStatus)> {
+        std::iter::once(&self.primary).chain(&self.replicas).enumerate().map(|(i, n)| (NodeId::at(i), n))
+    }
+
     /// The newest WAL position known: the last entry of the history.
     pub fn head_lsn(&self) -> Option<u64> {
         self.history.back().map(|(_, lsn)| *lsn)
@@ -180,9 +188,6 @@ impl Topology {
             })
             .collect();
         let election = self.election.next(&votes);
-        // The configured primary counts as up only while it is the elected one: a configured
-        // primary in recovery is a standby, and one out of recovery but deposed is fenced.
-        let primary = sampled.filter(|_| election.primary == Some(NodeId::Primary));
         let elected = election.primary.and_then(|id| all[id.index()]);
         let received = replicas.iter().flatten().filter_map(|s| s.receive_lsn.or(s.replay_lsn)).max();
         let head_lsn = elected.and_then(|s| s.current_lsn).or(received).max(self.head_lsn());
@@ -193,11 +198,14 @@ impl Topology {
                 next.history.pop_front();
             }
         }
-        next.primary.up = primary.is_some();
-        next.primary.in_recovery = sampled.map(|s| s.in_recovery);
-        next.primary.eligible = primary.is_some();
-        next.primary.sampled = primary.map(|s| s.taken).or(next.primary.sampled);
         let head = Head { lsn: head_lsn, history: &next.history, now, timeline: election.max_timeline };
+        if election.primary == Some(NodeId::Primary) {
+            update_elected(&mut next.primary, sampled);
+        } else {
+            // The configured primary rejoined as a standby (a switchover, or a failover it came
+            // back from): it serves reads like any replica once it streams and catches up.
+            update_replica(&mut next.primary, sampled, &head, limits);
+        }
         for (node, sample) in next.replicas.iter_mut().zip(&replicas) {
             update_replica(node, *sample, &head, limits);
         }
@@ -236,6 +244,17 @@ pub struct Head<'a> {
     pub now: Instant,
     /// The elected primary's timeline: a standby behind it may hold writes the primary never had.
     pub timeline: u32,
+}
+
+/// The elected primary: up, taking writes; no standby lag, and no reads as a standby (reads
+/// reach it as the primary, where the policy allows).
+fn update_elected(node: &mut NodeStatus, sample: Option<Sample>) {
+    node.up = sample.is_some();
+    node.in_recovery = sample.map(|s| s.in_recovery);
+    node.eligible = false;
+    node.good_streak = 0;
+    node.lag_bytes = None;
+    node.lag_time = None;
 }
 
 fn update_replica(node: &mut NodeStatus, sample: Option<Sample>, head: &Head<'_>, limits: Freshness) {

@@ -10,7 +10,7 @@ use parking_lot::Mutex;
 use super::{Pool, PoolCounters, PoolKey};
 use crate::config::{DatabaseSettings, PoolSettings, Settings, UserSettings};
 use crate::metrics::Metrics;
-use crate::route::Route;
+use crate::monitor::NodeId;
 use crate::server::ServerLogin;
 use crate::tls::ServerTls;
 
@@ -30,11 +30,12 @@ impl PoolManager {
         PoolManager { settings: Mutex::new(settings), tls, pools: Mutex::new(HashMap::new()), metrics }
     }
 
-    /// The pool serving `route` of `db` for `user`.
-    pub fn pool(&self, route: Route, db: &DatabaseSettings, user: &UserSettings) -> Pool {
-        let node = match route {
-            Route::Primary => db.primary.as_str(),
-            Route::Replica(i) => db.replicas.get(i).map_or(db.primary.as_str(), |r| r.addr.as_str()),
+    /// The pool of configured node `id` of `db` for `user`. A pool is a node's, whatever role the
+    /// node plays now: its `role` label is the configured one.
+    pub fn pool(&self, id: NodeId, db: &DatabaseSettings, user: &UserSettings) -> Pool {
+        let node = match id {
+            NodeId::Primary => db.primary.as_str(),
+            NodeId::Replica(i) => db.replicas.get(i).map_or(db.primary.as_str(), |r| r.addr.as_str()),
         };
         let key = PoolKey { node: Arc::from(node), database: db.server_dbname.clone(), user: user.server_user.clone() };
         let mut pools = self.pools.lock();
@@ -49,7 +50,7 @@ impl PoolManager {
         };
         let settings = self.settings.lock().clone();
         let size = db.pool_size.unwrap_or(settings.size);
-        let role = if matches!(route, Route::Primary) { "primary" } else { "replica" };
+        let role = if id == NodeId::Primary { "primary" } else { "replica" };
         let labels = [("database", db.name.as_str()), ("user", user.name.as_str()), ("node", node), ("role", role)];
         let counters = Arc::new(PoolCounters::with_histograms(
             self.metrics.histogram("pgsplit_checkout_wait_seconds", &labels),
@@ -96,6 +97,12 @@ impl PoolManager {
                 }
             }
         }
+    }
+
+    /// Retires the connections of every pool on `node` ([`Pool::retire`]), for whichever database
+    /// and user; returns how many idle ones closed.
+    pub fn retire_node(&self, node: &str) -> usize {
+        self.pools().iter().filter(|p| *p.key().node == *node).map(Pool::retire).sum()
     }
 
     /// Closes every pool: no more checkouts, idle connections closed.

@@ -10,13 +10,16 @@ pub mod stats;
 pub use policy::{decide, Policy, Request, RequestClass};
 pub use rules::RuleContext;
 
+use crate::monitor::NodeId;
+
 /// The node a request is sent to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Route {
-    /// The database's primary.
+    /// The database's primary: the node elected from the nodes' own answers.
     Primary,
-    /// The database's replica with this index in its `replicas` list.
-    Replica(usize),
+    /// A configured node serving reads as a standby: one of the `replicas`, or the configured
+    /// primary once it rejoined as a standby.
+    Standby(NodeId),
 }
 
 /// Why a request took its route; every decision is counted by target and reason.

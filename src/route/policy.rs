@@ -82,14 +82,14 @@ pub fn decide(
         return Decision::Go(Route::Primary, reason);
     }
     let max_lag = max_lag.unwrap_or(s.max_lag);
+    // Any configured node in recovery may serve reads, the configured primary too once it
+    // rejoined as a standby: eligibility already says it streams, within the lag limits.
     let mut candidates: Vec<Candidate<Route>> = topo
-        .replicas
-        .iter()
-        .enumerate()
+        .nodes()
         .filter(|(_, n)| n.eligible && n.lag_time.is_some_and(|t| t <= max_lag))
         .filter(|(_, n)| req.min_lsn.is_none_or(|min| n.replay_lsn.is_some_and(|r| r >= min)))
         .filter(|(_, n)| req.min_lsn.is_none() || req.lsn_timeline.is_none_or(|t| n.timeline == Some(t)))
-        .map(|(i, n)| Candidate { node: Route::Replica(i), weight: n.weight, busy: busy(Route::Replica(i)) })
+        .map(|(id, n)| Candidate { node: Route::Standby(id), weight: n.weight, busy: busy(Route::Standby(id)) })
         .collect();
     if wanted == RouteTarget::Any {
         candidates.push(Candidate { node: Route::Primary, weight: 1, busy: busy(Route::Primary) });

@@ -60,7 +60,7 @@ impl DecisionCounts {
 fn target_index(route: Route) -> usize {
     match route {
         Route::Primary => 0,
-        Route::Replica(_) => 1,
+        Route::Standby(_) => 1,
     }
 }
 
@@ -74,14 +74,15 @@ fn reason_index(reason: Reason) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::monitor::NodeId;
 
     #[test]
     fn counts_by_target_and_reason() {
         let c = DecisionCounts::default();
-        c.count(Route::Replica(1), Reason::Read);
-        c.count(Route::Replica(0), Reason::Read);
+        c.count(Route::Standby(NodeId::Replica(1)), Reason::Read);
+        c.count(Route::Standby(NodeId::Replica(0)), Reason::Read);
         c.count(Route::Primary, Reason::Rule(3));
-        assert_eq!(c.get(Route::Replica(0), Reason::Read), 2);
+        assert_eq!(c.get(Route::Standby(NodeId::Replica(0)), Reason::Read), 2);
         assert_eq!(c.get(Route::Primary, Reason::Rule(0)), 1);
         assert_eq!(c.snapshot().len(), 2);
     }

@@ -25,8 +25,8 @@ pub struct Nodes {
 impl Nodes {
     /// Looks up the primary's and each replica's pool.
     pub fn resolve(ctx: &Shared, db: &DatabaseSettings, user: &UserSettings) -> Nodes {
-        let primary = ctx.pools.pool(Route::Primary, db, user);
-        let replicas = (0..db.replicas.len()).map(|i| ctx.pools.pool(Route::Replica(i), db, user)).collect();
+        let primary = ctx.pools.pool(NodeId::Primary, db, user);
+        let replicas = (0..db.replicas.len()).map(|i| ctx.pools.pool(NodeId::Replica(i), db, user)).collect();
         let topology = if db.replicas.is_empty() { None } else { ctx.monitor().handle(&db.name) };
         Nodes { primary, replicas, topology }
     }
@@ -35,7 +35,7 @@ impl Nodes {
     pub fn pool(&self, route: Route) -> &Pool {
         match route {
             Route::Primary => self.primary(),
-            Route::Replica(i) => self.replicas.get(i).unwrap_or(&self.primary),
+            Route::Standby(id) => self.pool_of(id),
         }
     }
 
@@ -69,6 +69,16 @@ impl Nodes {
             })
         })
         .await;
+    }
+
+    /// The route a connection of `pool` serves now: the primary if its node is the elected one,
+    /// else a standby.
+    pub fn route_of(&self, pool: &PoolKey) -> Route {
+        if pool == self.primary().key() {
+            return Route::Primary;
+        }
+        let standby = std::iter::once(&self.primary).chain(&self.replicas).position(|p| p.key() == pool);
+        standby.map_or(Route::Primary, |i| Route::Standby(NodeId::at(i)))
     }
 
     /// The pool of a configured node.

@@ -218,7 +218,7 @@ impl Session {
                 self.slot.set_server(None);
                 return Err(ClientError::PrimaryChanged(node));
             }
-            let route = self.kept_route(&server);
+            let route = self.nodes.route_of(server.pool().key());
             return Ok((server, route));
         }
         self.follow_reload();
@@ -356,15 +356,6 @@ impl Session {
         }
         self.cancel.set_target(Some(CancelTarget { addr: server.addr().clone(), key: server.key() }));
         Ok((server, route))
-    }
-
-    /// Which node a held connection is on.
-    fn kept_route(&self, server: &Checkout) -> Route {
-        if server.pool().key() == self.nodes.primary().key() {
-            return Route::Primary;
-        }
-        let i = self.nodes.replicas.iter().position(|p| p.key() == server.pool().key());
-        i.map_or(Route::Primary, Route::Replica)
     }
 
     /// Brings the connection to this client's parameters, unless it already carries them.

@@ -6,7 +6,7 @@ use super::*;
 fn healthy() -> Topology {
     let mut t = Topology::new("p:1".into(), vec![("r1:1".into(), 1), ("r2:1".into(), 1)]);
     t.primary.up = true;
-    t.primary.eligible = true;
+    t.primary.role = Role::Primary;
     t.primary.in_recovery = Some(false);
     t.primary.sampled = Some(Instant::now());
     for r in &mut t.replicas {
@@ -46,11 +46,28 @@ fn losing_the_primary_and_getting_it_back() {
 #[test]
 fn a_demoted_primary_is_one_change() {
     let mut demoted = healthy();
-    demoted.primary.up = false;
+    demoted.primary.role = Role::Standby;
     demoted.primary.in_recovery = Some(true);
     assert_eq!(changes(&healthy(), &demoted), vec![Change::PrimaryInRecovery { node: "p:1".into() }]);
     assert_eq!(changes(&demoted, &demoted), vec![]);
+    // Serving reads as a standby, it gains and loses them like any replica.
+    let mut streaming = demoted.clone();
+    streaming.primary.eligible = true;
+    let gained = changes(&demoted, &streaming);
+    assert!(matches!(&gained[..], [Change::Eligibility { eligible: true, .. }]), "{gained:?}");
     assert_eq!(changes(&demoted, &healthy()), vec![Change::PrimaryBack { node: "p:1".into() }]);
+}
+
+#[test]
+fn a_configured_primary_back_but_fenced_is_not_back() {
+    let mut down = healthy();
+    down.primary.up = false;
+    down.primary.in_recovery = None;
+    let mut fenced = healthy();
+    fenced.primary.role = Role::Fenced;
+    let found = changes(&down, &fenced);
+    assert!(!found.contains(&Change::PrimaryBack { node: "p:1".into() }), "{found:?}");
+    assert!(found.iter().any(|c| matches!(c, Change::Fenced { .. })), "{found:?}");
 }
 
 #[test]

@@ -94,7 +94,8 @@ fn replicas_need_several_good_samples_then_stay() {
     assert!(!t.replicas[0].eligible, "not before {RECOVER_SAMPLES} good samples");
     let t = rounds(t, 1, 1000, (1000, 0.0), (1000, 0.0));
     assert!(t.replicas[0].eligible && t.replicas[1].eligible);
-    assert!(t.primary.eligible);
+    assert_eq!(t.primary.state(), "primary");
+    assert!(!t.primary.eligible, "the elected primary takes no reads as a standby");
 }
 
 #[test]
@@ -149,13 +150,26 @@ fn the_same_sample_twice_counts_once_toward_recovery() {
 }
 
 #[test]
-fn a_primary_in_recovery_is_down_and_says_so() {
+fn a_configured_primary_in_recovery_is_a_standby_and_takes_reads_once_it_streams() {
     let now = Instant::now();
     let t = topo().next(replica(now, 1000, 0.0), &[None, None], now, LIMITS);
-    assert!(!t.primary.up && !t.primary.eligible);
-    assert_eq!(t.primary.in_recovery, Some(true));
+    assert!(t.primary.up && !t.primary.eligible, "answers, but not caught up for long enough");
+    assert_eq!((t.primary.in_recovery, t.primary.role), (Some(true), Role::Standby));
     let t = t.next(None, &[None, None], now, LIMITS);
     assert_eq!(t.primary.in_recovery, None, "unreachable: role unknown");
+    // A switchover: replica 1 is the primary now, the configured primary streams from it.
+    let mut t = t;
+    for i in 0..RECOVER_SAMPLES {
+        let at = now + Duration::from_millis(10 * u64::from(i + 1));
+        t = t.next(replica(at, 1000, 0.0), &[primary(at, 1000), replica(at, 1000, 0.0)], at, LIMITS);
+        assert_eq!(t.election.primary, Some(NodeId::Replica(0)));
+    }
+    assert_eq!((t.primary.state(), t.primary.lag_bytes), ("healthy", Some(0)), "{:?}", t.primary);
+    assert!(!t.replicas[0].eligible, "the new primary takes no reads as a standby");
+    // Far behind the new primary: no reads until it catches up again.
+    let at = now + Duration::from_millis(100);
+    let t = t.next(replica(at, 100, 0.0), &[primary(at, 5000), replica(at, 5000, 0.0)], at, LIMITS);
+    assert_eq!(t.primary.state(), "lagging");
 }
 
 #[test]

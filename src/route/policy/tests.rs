@@ -3,6 +3,7 @@ use std::time::{Duration, Instant};
 use super::*;
 use crate::config::{Balance, RuleSettings};
 use crate::monitor::topology::{Freshness, Sample};
+use crate::monitor::NodeId;
 
 fn settings() -> RoutingSettings {
     RoutingSettings {
@@ -98,10 +99,40 @@ fn reads_spread_over_replicas_only() {
     let p = Policy::new(settings()).unwrap();
     let t = topo(&[1000, 1000]);
     let routes: Vec<Route> = (0..4).map(|_| go(decide(&req(RequestClass::Read), &p, &t, &|_| 0, false)).0).collect();
-    assert!(routes.contains(&Route::Replica(0)) && routes.contains(&Route::Replica(1)), "{routes:?}");
+    assert!(
+        routes.contains(&Route::Standby(NodeId::Replica(0))) && routes.contains(&Route::Standby(NodeId::Replica(1))),
+        "{routes:?}"
+    );
     assert!(!routes.contains(&Route::Primary));
     let ro = go(decide(&req(RequestClass::ReadOnlyTransaction), &p, &t, &|_| 0, false));
     assert_eq!(ro.1, Reason::ReadOnlyTransaction);
+}
+
+#[test]
+fn after_a_switchover_the_configured_primary_serves_reads_as_a_standby() {
+    let p = Policy::new(settings()).unwrap();
+    let limits =
+        Freshness { max_lag: Duration::from_secs(1), max_lag_bytes: 1 << 20, stale_after: Duration::from_secs(5) };
+    let sample = |taken, in_recovery| Sample {
+        taken,
+        in_recovery,
+        current_lsn: Some(1000),
+        replay_lsn: Some(1000),
+        receive_lsn: Some(1000),
+        replay_age: Some(0.0),
+        timeline: None,
+        system_id: None,
+    };
+    let mut t = Topology::new("p".into(), vec![("r0".into(), 1), ("r1".into(), 1)]);
+    let start = Instant::now();
+    for i in 1..=5 {
+        let now = start + Duration::from_millis(i);
+        t = t.next(Some(sample(now, true)), &[Some(sample(now, false)), Some(sample(now, true))], now, limits);
+    }
+    let routes: Vec<Route> = (0..4).map(|_| go(decide(&req(RequestClass::Read), &p, &t, &|_| 0, false)).0).collect();
+    let standbys = [Route::Standby(NodeId::Primary), Route::Standby(NodeId::Replica(1))];
+    assert!(standbys.iter().all(|s| routes.contains(s)), "both standbys take reads: {routes:?}");
+    assert!(!routes.contains(&Route::Standby(NodeId::Replica(0))), "not the new primary as a standby");
 }
 
 #[test]
@@ -111,7 +142,7 @@ fn read_your_writes_needs_a_replica_past_the_lsn() {
     let mut r = req(RequestClass::Read);
     r.min_lsn = Some(950);
     for _ in 0..4 {
-        assert_eq!(go(decide(&r, &p, &t, &|_| 0, false)), (Route::Replica(1), Reason::ReadYourWrites));
+        assert_eq!(go(decide(&r, &p, &t, &|_| 0, false)), (Route::Standby(NodeId::Replica(1)), Reason::ReadYourWrites));
     }
     r.min_lsn = Some(1001);
     assert_eq!(go(decide(&r, &p, &t, &|_| 0, false)), (Route::Primary, Reason::ReadYourWrites));
@@ -127,7 +158,7 @@ fn a_write_lsn_counts_only_on_its_own_timeline() {
     r.min_lsn = Some(950);
     r.lsn_timeline = Some(1);
     for _ in 0..4 {
-        assert_eq!(go(decide(&r, &p, &t, &|_| 0, false)), (Route::Replica(1), Reason::ReadYourWrites));
+        assert_eq!(go(decide(&r, &p, &t, &|_| 0, false)), (Route::Standby(NodeId::Replica(1)), Reason::ReadYourWrites));
     }
     r.lsn_timeline = Some(3);
     assert_eq!(go(decide(&r, &p, &t, &|_| 0, false)), (Route::Primary, Reason::ReadYourWrites), "no replica on it");
@@ -135,7 +166,7 @@ fn a_write_lsn_counts_only_on_its_own_timeline() {
     r.lsn_timeline = Some(1);
     assert_eq!(go(decide(&r, &p, &t, &|_| 0, false)), (Route::Primary, Reason::ReadYourWrites), "unknown fails closed");
     r.lsn_timeline = None;
-    assert!(matches!(go(decide(&r, &p, &t, &|_| 0, false)), (Route::Replica(_), Reason::ReadYourWrites)));
+    assert!(matches!(go(decide(&r, &p, &t, &|_| 0, false)), (Route::Standby(_), Reason::ReadYourWrites)));
 }
 
 #[test]
@@ -175,7 +206,7 @@ fn hints_and_rules_steer_reads() {
     r.rule.tables = &tables;
     assert_eq!(go(decide(&r, &p, &t, &|_| 0, false)), (Route::Primary, Reason::Rule(0)));
     r.hint = Some(RouteTarget::Replica);
-    assert!(matches!(go(decide(&r, &p, &t, &|_| 0, false)), (Route::Replica(_), Reason::Hint)));
+    assert!(matches!(go(decide(&r, &p, &t, &|_| 0, false)), (Route::Standby(_), Reason::Hint)));
     let mut any = req(RequestClass::Read);
     any.hint = Some(RouteTarget::Any);
     let routes: Vec<Route> = (0..6).map(|_| go(decide(&any, &p, &t, &|_| 0, false)).0).collect();
