@@ -1,6 +1,7 @@
 //! Wiring: builds the shared state from the settings, runs the listener and the background tasks
-//! (janitor, SIGHUP reloads, metrics upkeep, learning volatile functions), and owns shutdown (a
-//! CancellationToken and the TaskTracker of client tasks).
+//! (janitor, SIGHUP reloads, metrics upkeep, learning volatile functions, closing connections to
+//! nodes that lost their role), and owns shutdown (a CancellationToken and the TaskTracker of
+//! client tasks).
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -14,6 +15,7 @@ use crate::client::listener;
 use crate::config::Settings;
 use crate::state::{AppError, Shared};
 
+mod fencing;
 mod reload;
 
 /// The sockets pgsplit serves, bound by the caller (so tests can bind port 0 and know the port).
@@ -49,6 +51,7 @@ pub async fn serve_all(listeners: Listeners, settings: Settings, shutdown: Cance
     let hangups = tokio::spawn(reload::on_sighup(ctx.clone()));
     let upkeep = tokio::spawn(ctx.metrics.clone().run_upkeep(Duration::from_secs(5)));
     let functions = tokio::spawn(learn_write_functions(ctx.clone()));
+    let fencing = tokio::spawn(fencing::follow_roles(ctx.clone()));
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "pgsplit listening");
     }
@@ -60,6 +63,7 @@ pub async fn serve_all(listeners: Listeners, settings: Settings, shutdown: Cance
         tracing::warn!(clients = tracker.len(), "shutdown timeout reached; closing remaining clients");
     }
     janitor.abort();
+    fencing.abort();
     functions.abort();
     hangups.abort();
     upkeep.abort();

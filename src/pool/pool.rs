@@ -67,6 +67,8 @@ struct State {
     connecting: usize,
     waiters: VecDeque<oneshot::Sender<ServerConn>>,
     closed: bool,
+    /// Connections opened up to then are not reused: their node changed role (deposed, fenced).
+    retired_before: Option<Instant>,
 }
 
 /// Counts for observation and tests.
@@ -265,6 +267,10 @@ impl Pool {
             st.total -= 1;
             return;
         }
+        if st.retired_before.is_some_and(|before| conn.created() <= before) {
+            drop(st);
+            return self.discard(conn);
+        }
         if st.total > self.size() && st.waiters.is_empty() {
             st.total -= 1;
             return;
@@ -309,6 +315,18 @@ impl Pool {
         let closed = before - st.idle.len();
         st.total -= closed;
         closed
+    }
+
+    /// Closes every connection open now, idle ones at once and lent ones when they come back,
+    /// and keeps lending new ones: the node lost the role it had (a primary deposed or gone), so
+    /// a connection opened under the old role must not take another request. Returns how many
+    /// idle ones closed.
+    pub fn retire(&self) -> usize {
+        let mut st = self.inner.state.lock();
+        st.retired_before = Some(Instant::now());
+        let idle = std::mem::take(&mut st.idle);
+        st.total -= idle.len();
+        idle.len()
     }
 
     /// Stops lending connections and closes the idle ones.

@@ -97,6 +97,11 @@ impl ServerConn {
         self.broken || self.created.elapsed() >= max_lifetime || self.last_used.elapsed() >= idle_timeout
     }
 
+    /// When the connection was opened.
+    pub(crate) fn created(&self) -> Instant {
+        self.created
+    }
+
     /// Notes that the connection goes back to the pool now; `false` if it lived past `max_lifetime`.
     pub(crate) fn back_in_pool(&mut self, max_lifetime: Duration) -> bool {
         self.last_used = Instant::now();
