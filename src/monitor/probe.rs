@@ -27,7 +27,9 @@ const IDENTITY_SQL: &str = "SELECT (SELECT system_identifier FROM pg_control_sys
      CASE WHEN pg_is_in_recovery() \
      THEN coalesce((SELECT received_tli FROM pg_stat_wal_receiver), \
                    (SELECT timeline_id FROM pg_control_checkpoint()))::int8 \
-     ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int8 END";
+     ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int8 END, \
+     pg_is_in_recovery() AND EXISTS (SELECT 1 FROM pg_stat_wal_receiver \
+                                     WHERE pid IS NOT NULL AND received_tli IS NULL)";
 
 /// The primary's view of its standbys; LSNs and lags are NULL without pg_monitor rights.
 const STANDBYS_SQL: &str = "SELECT application_name, client_addr::text, state, \
@@ -69,14 +71,15 @@ pub async fn run_probe(addr: Arc<str>, login: ProbeLogin, pacing: Pacing, slot: 
         return;
     };
     let mut failures: u32 = 0;
+    let mut hidden = Hidden { node: addr.clone(), receiver_told: false };
     loop {
         let started = Instant::now();
         let limit = connect_timeout + interval;
-        let mut outcome = tokio::time::timeout(limit, sample(&pool)).await;
+        let mut outcome = tokio::time::timeout(limit, sample(&pool, &mut hidden)).await;
         if failures == 0 && matches!(outcome, Ok(Err(_))) {
             // The pooled connection may have died with a server restart (a switchover): one
             // more try, on a new connection, before the node counts as failing and backs off.
-            outcome = tokio::time::timeout(limit, sample(&pool)).await;
+            outcome = tokio::time::timeout(limit, sample(&pool, &mut hidden)).await;
         }
         match outcome {
             Ok(Ok(s)) => {
@@ -116,14 +119,29 @@ fn backoff(interval: Duration, failures: u32) -> Duration {
 
 type SampleError = Box<dyn std::error::Error + Send + Sync>;
 
-async fn sample(pool: &Pool) -> Result<(Sample, Arc<[Standby]>), SampleError> {
+/// What the monitor user may not see on a node, said once per node.
+struct Hidden {
+    node: Arc<str>,
+    receiver_told: bool,
+}
+
+async fn sample(pool: &Pool, hidden: &mut Hidden) -> Result<(Sample, Arc<[Standby]>), SampleError> {
     let client = pool.get().await?;
     let row = client.query_one(SAMPLE_SQL, &[]).await?;
     let (system_id, timeline) = match client.query_one(IDENTITY_SQL, &[]).await {
-        Ok(identity) => (
-            identity.get::<_, Option<String>>(0).and_then(|s| s.parse().ok()),
-            identity.get::<_, Option<i64>>(1).and_then(|t| u32::try_from(t).ok()),
-        ),
+        Ok(identity) => {
+            if identity.get::<_, Option<bool>>(2) == Some(true) && !hidden.receiver_told {
+                hidden.receiver_told = true;
+                tracing::warn!(
+                    node = %hidden.node,
+                    "the monitor user cannot read this standby's WAL receiver (grant it pg_monitor): its timeline comes from its last restartpoint, so after a failover it gets reads only once it passes one"
+                );
+            }
+            (
+                identity.get::<_, Option<String>>(0).and_then(|s| s.parse().ok()),
+                identity.get::<_, Option<i64>>(1).and_then(|t| u32::try_from(t).ok()),
+            )
+        }
         Err(e) => {
             tracing::debug!(error = %e, "cannot read the node's timeline and system identifier");
             (None, None)
