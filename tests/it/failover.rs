@@ -42,7 +42,9 @@ impl OwnCluster {
         assert!(status.success(), "scripts/cluster {args:?} failed");
     }
 
-    /// pgsplit in front of this cluster, `postgres` as the console's admin.
+    /// pgsplit in front of this cluster, `postgres` as the console's admin. The monitor logs in
+    /// as `postgres`, as README's "Failover" asks (a monitor user with `pg_monitor`): it reads
+    /// each standby's timeline from its WAL receiver.
     fn config(&self) -> String {
         format!(
             r#"admin_users = ["postgres"]
@@ -63,6 +65,7 @@ replicas = ["127.0.0.1:{r1}", "127.0.0.1:{r2}"]
 [routing]
 check_interval = "100ms"
 failover_timeout = "1s"
+monitor_user = "postgres"
 "#,
             p = self.port,
             r1 = self.port + 1,
@@ -100,6 +103,13 @@ async fn observed_roles(proxy: &Proxy) -> Vec<(String, String)> {
         .collect()
 }
 
+/// pgsplit's server connections to a node: backends of user `app` other than the monitor's.
+async fn pgsplit_backends(direct: &Client) -> i64 {
+    let sql = "select count(*) from pg_stat_activity where usename = 'app' \
+               and backend_type = 'client backend' and application_name <> 'pgsplit monitor'";
+    direct.query_one(sql, &[]).await.unwrap().get(0)
+}
+
 async fn count_on(client: &Client, table: &str, since: i32) -> i64 {
     client.query_one(&format!("select count(*) from {table} where id >= $1"), &[&since]).await.unwrap().get(0)
 }
@@ -117,6 +127,22 @@ async fn writes_follow_a_promotion_and_never_reach_the_returning_old_primary() {
         assert!(insert(&client, &t, next).await, "a write before the failover failed");
         next += 1;
     }
+
+    // A reader runs through all of it, on one client connection.
+    let reads = std::sync::Arc::new(std::sync::Mutex::new(Vec::<(Instant, Result<(), String>)>::new()));
+    let stop = tokio_util::sync::CancellationToken::new();
+    let reader = {
+        let (reads, stop, reader, sql) =
+            (reads.clone(), stop.clone(), proxy.client().await, format!("select count(*) from {t}"));
+        tokio::spawn(async move {
+            while !stop.is_cancelled() {
+                let started = Instant::now();
+                let result = reader.simple_query(&sql).await.map(drop).map_err(|e| format!("{e:?}"));
+                reads.lock().unwrap().push((started, result));
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+    };
 
     // The HA manager's failover: the primary dies hard...
     own.cmd(&["stop-node", "primary", "immediate"]);
@@ -154,6 +180,7 @@ async fn writes_follow_a_promotion_and_never_reach_the_returning_old_primary() {
         next += 1;
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
+    let resumed_at = Instant::now();
     println!("first write acknowledged {} ms after the promotion", resumed.as_millis());
     let node = format!("127.0.0.1:{}", own.port + 1);
     assert_eq!(proxy.metric("pgsplit_primary_node", &[("node", &node)]).await, Some(1.0), "the promoted node");
@@ -187,7 +214,7 @@ async fn writes_follow_a_promotion_and_never_reach_the_returning_old_primary() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let marker = next;
-    let until = Instant::now() + Duration::from_secs(3);
+    let until = Instant::now() + Duration::from_secs(15);
     let mut written = 0;
     while Instant::now() < until {
         assert!(insert(&client, &t, next).await, "a write during the split brain failed");
@@ -198,6 +225,16 @@ async fn writes_follow_a_promotion_and_never_reach_the_returning_old_primary() {
     assert_eq!(count_on(&old_primary, &t, marker).await, 0, "writes landed on the fenced old primary");
     assert_eq!(count_on(&new_primary, &t, marker).await, written, "the promoted node took every write");
     println!("{written} writes during the split brain, 0 on the fenced node");
+    stop.cancel();
+    reader.await.unwrap();
+    let reads = reads.lock().unwrap();
+    // By when each read started: one started once writes had resumed must not fail.
+    let failed_after: Vec<_> = reads.iter().filter(|(at, r)| *at > resumed_at && r.is_err()).collect();
+    let after = reads.iter().filter(|(at, _)| *at > resumed_at).count();
+    assert!(after > 0, "the reader ran after writes resumed");
+    assert!(failed_after.is_empty(), "reads failed once a primary was elected: {failed_after:?}");
+    let failed = reads.iter().filter(|(_, r)| r.is_err()).count();
+    println!("{} reads, {failed} failed in all, 0 once writes resumed", reads.len());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -260,6 +297,54 @@ async fn a_write_a_demoted_primary_refuses_runs_on_the_new_one_and_a_switchover_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_switchover_the_old_primary_serves_reads_once_it_streams_and_nothing_is_fenced() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let own = tokio::task::spawn_blocking(OwnCluster::start).await.unwrap();
+    let proxy = Proxy::with_config(&own.config()).await;
+    let client = proxy.client().await;
+    let t = unique("rejoined");
+    client.batch_execute(&format!("create table {t} (id int primary key, port int)")).await.unwrap();
+
+    own.cmd(&["stop-node", "primary", "fast"]);
+    own.cmd(&["promote-node", "replica1"]);
+    own.cmd(&["rejoin-node", "primary", "replica1"]);
+
+    // Writes go to the promoted node; the old primary, a standby of it now, takes reads again.
+    let started = Instant::now();
+    let mut id = 0;
+    while !insert(&client, &t, id).await {
+        assert!(started.elapsed() < Duration::from_secs(30), "writes never resumed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut seen = std::collections::BTreeMap::new();
+    while !seen.contains_key(&own.port) {
+        assert!(started.elapsed() < Duration::from_secs(60), "no read reached the rejoined old primary: {seen:?}");
+        let rows = client.simple_query("select inet_server_port()").await.expect("reads never fail");
+        let port = rows.iter().find_map(|m| match m {
+            SimpleQueryMessage::Row(r) => r.get(0).map(|p| p.parse::<u16>().unwrap()),
+            _ => None,
+        });
+        *seen.entry(port.unwrap()).or_insert(0) += 1;
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    id += 1;
+    assert!(insert(&client, &t, id).await);
+    let new_primary = own.direct(own.port + 1).await;
+    let ports: Vec<i32> = new_primary
+        .query(&format!("select port from {t} order by id"), &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(ports.iter().all(|p| *p as u16 == own.port + 1), "every write ran on the new primary: {ports:?}");
+    let roles = observed_roles(&proxy).await;
+    assert!(!roles.iter().any(|(_, r)| r == "fenced"), "nothing is fenced: {roles:?}");
+    let old = format!(":{}", own.port);
+    assert!(roles.iter().any(|(n, r)| n.ends_with(&old) && r == "standby"), "{roles:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_transaction_open_on_a_primary_deposed_while_up_is_cut_off_and_never_commits_there() {
     let _one = ONE_AT_A_TIME.lock().await;
     let own = tokio::task::spawn_blocking(OwnCluster::start).await.unwrap();
@@ -275,6 +360,16 @@ async fn a_transaction_open_on_a_primary_deposed_while_up_is_cut_off_and_never_c
     }
     let tx = proxy.client().await;
     tx.batch_execute(&format!("begin; insert into {t} values (1, inet_server_port())")).await.unwrap();
+    // A second connection, idle in the pool once its transaction commits.
+    let other = proxy.client().await;
+    other.batch_execute(&format!("begin; insert into {t} values (10, 0); commit")).await.unwrap();
+    let old_primary = own.direct(own.port).await;
+    assert_eq!(pgsplit_backends(&old_primary).await, 2, "one connection in a transaction, one idle");
+    let replicated = format!("select 1 from {t} where id = 10");
+    while replica1.query_opt(&replicated, &[]).await.unwrap().is_none() {
+        assert!(started.elapsed() < Duration::from_secs(30), "replica 1 never replayed row 10");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 
     // Replica 1 is promoted while the old primary is still up: split brain from the start, and
     // the old primary, on the lower timeline, is deposed.
@@ -287,6 +382,12 @@ async fn a_transaction_open_on_a_primary_deposed_while_up_is_cut_off_and_never_c
         assert!(started.elapsed() < Duration::from_secs(60), "the old primary is not shown fenced: {roles:?}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // The idle connection to the fenced node is closed; the one in the transaction stays until
+    // its client's next statement.
+    while pgsplit_backends(&old_primary).await != 1 {
+        assert!(started.elapsed() < Duration::from_secs(60), "the idle connection to the fenced node stays open");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let e = tx.batch_execute(&format!("insert into {t} values (2, inet_server_port())")).await.unwrap_err();
     assert_eq!(harness::sqlstate(&e).as_deref(), Some("08006"), "{e:?}");
     let message = e.as_db_error().map(|d| d.message().to_string()).unwrap_or_default();
@@ -294,12 +395,18 @@ async fn a_transaction_open_on_a_primary_deposed_while_up_is_cut_off_and_never_c
     // The session goes on outside a transaction: its COMMIT commits nothing anywhere.
     tx.batch_execute("commit").await.unwrap();
     tx.batch_execute(&format!("insert into {t} values (3, inet_server_port())")).await.unwrap();
-    let old_primary = own.direct(own.port).await;
-    let on_old: i64 = old_primary.query_one(&format!("select count(*) from {t}"), &[]).await.unwrap().get(0);
+    let on_old: i64 =
+        old_primary.query_one(&format!("select count(*) from {t} where id < 10"), &[]).await.unwrap().get(0);
     assert_eq!(on_old, 0, "nothing of the cut-off transaction committed on the deposed node");
-    let ids: Vec<i32> =
-        replica1.query(&format!("select id from {t}"), &[]).await.unwrap().iter().map(|r| r.get(0)).collect();
-    assert_eq!(ids, vec![3], "only the write after the cut reached the new primary");
+    assert_eq!(pgsplit_backends(&old_primary).await, 0, "no server connection to the fenced node is left");
+    let ids: Vec<i32> = replica1
+        .query(&format!("select id from {t} order by id"), &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(ids, vec![3, 10], "the write after the cut reached the new primary (10 was replicated before)");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
