@@ -23,8 +23,12 @@ pub enum Change {
     ReplicaInRecovery { node: Arc<str> },
     /// A replica started or stopped taking reads.
     Eligibility { node: Arc<str>, eligible: bool, up: bool, lag_bytes: Option<u64>, lag: Option<Duration> },
-    /// Another node than before is elected primary (not the first election at start-up).
-    Elected { node: Arc<str>, timeline: Option<u32> },
+    /// Another node than before is elected primary (not the first election at start-up);
+    /// `old_seen` is how long ago the node elected before last answered.
+    Elected { node: Arc<str>, timeline: Option<u32>, old_seen: Option<Duration> },
+    /// A standby stopped taking reads because it is behind the primary's timeline: it may still
+    /// follow the old primary and hold writes the new one never had.
+    BehindTimeline { node: Arc<str>, timeline: Option<u32>, primary_timeline: u32 },
     /// A node is fenced (out of recovery but deposed) or found to be of another cluster.
     Fenced { node: Arc<str>, role: Role, timeline: Option<u32> },
     /// More than one node answers out of recovery.
@@ -52,6 +56,7 @@ pub fn changes(old: &Topology, new: &Topology) -> Vec<Change> {
     for (a, b) in old.replicas.iter().zip(&new.replicas) {
         found.extend(replica_change(a, b));
     }
+    found = found.into_iter().map(|c| for_timeline(c, new)).collect();
     found.extend(election_changes(old, new));
     found
 }
@@ -62,7 +67,9 @@ fn election_changes(old: &Topology, new: &Topology) -> Vec<Change> {
     let (was, now) = (old.election.primary, new.election.primary);
     if let Some(id) = now.filter(|&id| was != Some(id) && (was.is_some() || id != NodeId::Primary)) {
         if let Some(node) = new.node(id) {
-            found.push(Change::Elected { node: node.addr.clone(), timeline: node.timeline });
+            let last = old.election.last_elected().and_then(|id| old.node(id)).and_then(|n| n.sampled);
+            let old_seen = last.map(|at| new_time(new).saturating_duration_since(at));
+            found.push(Change::Elected { node: node.addr.clone(), timeline: node.timeline, old_seen });
         }
     }
     let nodes = std::iter::once((&old.primary, &new.primary)).chain(old.replicas.iter().zip(&new.replicas));
@@ -75,6 +82,25 @@ fn election_changes(old: &Topology, new: &Topology) -> Vec<Change> {
         found.push(Change::SplitBrain);
     }
     found
+}
+
+/// When the round behind `t` ran: its newest sample.
+fn new_time(t: &Topology) -> std::time::Instant {
+    t.nodes().filter_map(|(_, n)| n.sampled).max().unwrap_or_else(std::time::Instant::now)
+}
+
+/// A standby losing reads for being behind the primary's timeline says so, not only "lagging".
+fn for_timeline(change: Change, new: &Topology) -> Change {
+    let primary_timeline = new.election.max_timeline;
+    match change {
+        Change::Eligibility { node, eligible: false, .. }
+            if new.nodes().any(|(_, n)| n.addr == node && n.timeline.is_some_and(|t| t < primary_timeline)) =>
+        {
+            let timeline = new.nodes().find(|(_, n)| n.addr == node).and_then(|(_, n)| n.timeline);
+            Change::BehindTimeline { node, timeline, primary_timeline }
+        }
+        other => other,
+    }
 }
 
 fn replica_change(a: &NodeStatus, b: &NodeStatus) -> Option<Change> {
@@ -112,9 +138,16 @@ pub fn log(changes: &[Change]) {
             Change::Eligibility { node, eligible, up, lag_bytes, lag } => {
                 tracing::info!(replica = %node, eligible, up, ?lag_bytes, ?lag, "replica eligibility changed")
             }
-            Change::Elected { node, timeline } => {
-                tracing::warn!(%node, ?timeline, "new primary elected: writes go to it")
+            Change::Elected { node, timeline, old_seen } => {
+                let old_primary_last_seen_s = old_seen.map(|d| d.as_secs_f64());
+                tracing::warn!(%node, ?timeline, ?old_primary_last_seen_s, "new primary elected: writes go to it")
             }
+            Change::BehindTimeline { node, timeline, primary_timeline } => tracing::warn!(
+                %node,
+                ?timeline,
+                primary_timeline,
+                "standby behind the primary's timeline (it may still follow the old primary): no reads until it follows the new one"
+            ),
             Change::Fenced { node, role: Role::Foreign, .. } => tracing::error!(
                 %node,
                 "node belongs to another cluster (its system identifier differs): it is never used"

@@ -304,6 +304,9 @@ async fn after_a_switchover_the_old_primary_serves_reads_once_it_streams_and_not
     let client = proxy.client().await;
     let t = unique("rejoined");
     client.batch_execute(&format!("create table {t} (id int primary key, port int)")).await.unwrap();
+    // A prepared statement and a session setting made before: they follow the client.
+    let write = client.prepare(&format!("insert into {t} values ($1, inet_server_port())")).await.unwrap();
+    client.batch_execute("set statement_timeout = '12345ms'").await.unwrap();
 
     own.cmd(&["stop-node", "primary", "fast"]);
     own.cmd(&["promote-node", "replica1"]);
@@ -312,10 +315,12 @@ async fn after_a_switchover_the_old_primary_serves_reads_once_it_streams_and_not
     // Writes go to the promoted node; the old primary, a standby of it now, takes reads again.
     let started = Instant::now();
     let mut id = 0;
-    while !insert(&client, &t, id).await {
+    while client.execute(&write, &[&id]).await.is_err() {
         assert!(started.elapsed() < Duration::from_secs(30), "writes never resumed");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    let timeout = client.query_one("show statement_timeout", &[]).await.unwrap();
+    assert_eq!(timeout.get::<_, String>(0), "12345ms", "the session setting followed the client");
     let mut seen = std::collections::BTreeMap::new();
     while !seen.contains_key(&own.port) {
         assert!(started.elapsed() < Duration::from_secs(60), "no read reached the rejoined old primary: {seen:?}");
@@ -328,7 +333,7 @@ async fn after_a_switchover_the_old_primary_serves_reads_once_it_streams_and_not
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     id += 1;
-    assert!(insert(&client, &t, id).await);
+    client.execute(&write, &[&id]).await.expect("the prepared write runs on the new primary");
     let new_primary = own.direct(own.port + 1).await;
     let ports: Vec<i32> = new_primary
         .query(&format!("select port from {t} order by id"), &[])

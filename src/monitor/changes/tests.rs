@@ -112,3 +112,40 @@ fn a_lagging_replica_loses_reads() {
         }]
     );
 }
+
+#[test]
+fn a_failover_names_the_new_primary_how_long_the_old_was_gone_and_the_standby_left_behind() {
+    use crate::monitor::topology::{Freshness, Sample};
+    use std::time::Duration;
+    let limits = Freshness { max_lag: Duration::MAX, max_lag_bytes: u64::MAX, stale_after: Duration::from_secs(1) };
+    let sample = |taken, in_recovery, timeline| {
+        Some(Sample {
+            taken,
+            in_recovery,
+            current_lsn: Some(1000),
+            replay_lsn: Some(1000),
+            receive_lsn: Some(1000),
+            replay_age: Some(0.0),
+            timeline: Some(timeline),
+            system_id: Some(7),
+        })
+    };
+    let start = Instant::now();
+    let mut t = Topology::new("p:1".into(), vec![("r1:1".into(), 1), ("r2:1".into(), 1)]);
+    for i in 1..=4 {
+        let at = start + Duration::from_millis(i);
+        t = t.next(sample(at, false, 1), &[sample(at, true, 1), sample(at, true, 1)], at, limits);
+    }
+    assert!(t.replicas[1].eligible);
+    let last_seen = start + Duration::from_millis(4);
+    let at = last_seen + Duration::from_secs(3);
+    let after = t.next(None, &[sample(at, false, 2), sample(at, true, 1)], at, limits);
+    let found = changes(&t, &after);
+    let elected = found.iter().find_map(|c| match c {
+        Change::Elected { node, timeline, old_seen } => Some((node.clone(), *timeline, *old_seen)),
+        _ => None,
+    });
+    assert_eq!(elected, Some(("r1:1".into(), Some(2), Some(Duration::from_secs(3)))), "{found:?}");
+    let behind = Change::BehindTimeline { node: "r2:1".into(), timeline: Some(1), primary_timeline: 2 };
+    assert!(found.contains(&behind), "{found:?}");
+}
