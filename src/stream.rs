@@ -9,7 +9,8 @@ use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use bytes::BytesMut;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 
 /// A connection's bytes.
@@ -29,6 +30,26 @@ impl Stream {
     pub async fn send(&mut self, bytes: &[u8]) -> io::Result<()> {
         self.write_all(bytes).await?;
         self.flush().await
+    }
+
+    /// Reads what has arrived into `buf`, with `room` spare. A plain socket with nothing buffered
+    /// waits for bytes holding no buffer at all (the empty one is let go), so an idle client costs
+    /// no read buffer; room is taken once bytes are there. TLS takes room first: rustls may hold
+    /// decrypted bytes that the socket no longer signals.
+    pub async fn read_when_ready(&mut self, buf: &mut BytesMut, room: usize) -> io::Result<usize> {
+        if let (Stream::Plain(tcp), true) = (&mut *self, buf.is_empty()) {
+            loop {
+                *buf = BytesMut::new();
+                tcp.readable().await?;
+                buf.reserve(room);
+                match tcp.try_read_buf(buf) {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                    read => return read,
+                }
+            }
+        }
+        buf.reserve(room);
+        self.read_buf(buf).await
     }
 
     /// The address of the other end.

@@ -25,15 +25,23 @@ pub enum Handoff {
     Console(String),
 }
 
-/// Serves one client connection from its first byte to its last.
+/// Serves one client connection from its first byte to its last. The task holds only what an
+/// idle session needs: the handshake and login run boxed and are freed once done.
 pub async fn handle_client(ctx: Arc<Shared>, tcp: TcpStream) {
+    if let Some(session) = Box::pin(open_session(&ctx, tcp)).await {
+        session.run().await;
+    }
+}
+
+/// The handshake, then the admin console (served here, to its end) or a logged-in session.
+async fn open_session(ctx: &Arc<Shared>, tcp: TcpStream) -> Option<Box<Session>> {
     let mut stream = Stream::Plain(tcp);
     let limit = ctx.config().settings.limits.handshake_timeout;
-    let authenticated = match tokio::time::timeout(limit, handshake(&ctx, &mut stream)).await {
+    let authenticated = match tokio::time::timeout(limit, handshake(ctx, &mut stream)).await {
         Ok(Ok(Some(authenticated))) => authenticated,
-        Ok(Ok(None)) => return,
-        Ok(Err(e)) => return refuse(&ctx, &mut stream, e).await,
-        Err(_) => return refuse(&ctx, &mut stream, ClientError::HandshakeTimeout).await,
+        Ok(Ok(None)) => return None,
+        Ok(Err(e)) => return refuse(ctx, &mut stream, e).await,
+        Err(_) => return refuse(ctx, &mut stream, ClientError::HandshakeTimeout).await,
     };
     let authenticated = match authenticated {
         Handoff::Session(authenticated) => *authenticated,
@@ -43,16 +51,17 @@ pub async fn handle_client(ctx: Arc<Shared>, tcp: TcpStream) {
                 tracing::debug!(error = %e, "admin console closed");
                 report_fatal(&mut stream, &e).await;
             }
-            return;
+            return None;
         }
     };
     match Session::login(ctx.clone(), stream, authenticated).await {
-        Ok(session) => session.run().await,
-        Err((mut stream, e)) => refuse(&ctx, &mut stream, e).await,
+        Ok(session) => Some(Box::new(session)),
+        Err((mut stream, e)) => refuse(ctx, &mut stream, e).await,
     }
 }
 
-async fn refuse(ctx: &Shared, stream: &mut Stream, e: ClientError) {
+/// Tells the client why it is refused; `None`, for [`open_session`] to return.
+async fn refuse(ctx: &Shared, stream: &mut Stream, e: ClientError) -> Option<Box<Session>> {
     if let Some(why) = e.refusal() {
         ctx.counters.refused(why);
     }
@@ -61,6 +70,7 @@ async fn refuse(ctx: &Shared, stream: &mut Stream, e: ClientError) {
     }
     logging::login_refused(&e);
     report_fatal(stream, &e).await;
+    None
 }
 
 /// Reads startup packets until a StartupMessage, then authenticates. `None` after a cancel request.

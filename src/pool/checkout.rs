@@ -8,12 +8,12 @@ use crate::server::ServerConn;
 
 /// A server connection on loan from a [`Pool`].
 pub struct Checkout {
-    conn: Option<ServerConn>,
+    conn: Option<Box<ServerConn>>,
     pool: Pool,
 }
 
 impl Checkout {
-    pub(super) fn new(conn: ServerConn, pool: Pool) -> Self {
+    pub(super) fn new(conn: Box<ServerConn>, pool: Pool) -> Self {
         Checkout { conn: Some(conn), pool }
     }
 
@@ -58,7 +58,7 @@ impl Drop for Checkout {
 }
 
 /// Rolls back and, for session pooling, runs DISCARD ALL; returns the connection if that worked.
-async fn reset_and_return(pool: Pool, mut conn: ServerConn) {
+async fn reset_and_return(pool: Pool, mut conn: Box<ServerConn>) {
     let mut ok = true;
     if conn.status() != b'I' {
         ok = conn.run_internal("ROLLBACK").await.is_ok();

@@ -60,12 +60,14 @@ struct Inner {
 
 #[derive(Default)]
 struct State {
-    idle: Vec<ServerConn>,
+    /// Boxed, as everywhere in the pool: a connection moves to a checkout as a pointer.
+    #[allow(clippy::vec_box)]
+    idle: Vec<Box<ServerConn>>,
     /// Connections open or being opened, idle or not.
     total: usize,
     /// Connections being opened now.
     connecting: usize,
-    waiters: VecDeque<oneshot::Sender<ServerConn>>,
+    waiters: VecDeque<oneshot::Sender<Box<ServerConn>>>,
     closed: bool,
     /// Connections opened up to then are not reused: their node changed role (deposed, fenced).
     retired_before: Option<Instant>,
@@ -195,7 +197,7 @@ impl Pool {
         }
     }
 
-    async fn wait(&self, rx: oneshot::Receiver<ServerConn>) -> Result<Checkout, PoolError> {
+    async fn wait(&self, rx: oneshot::Receiver<Box<ServerConn>>) -> Result<Checkout, PoolError> {
         let started = Instant::now();
         match tokio::time::timeout(self.inner.settings.load().checkout_timeout, rx).await {
             Ok(Ok(conn)) => Ok(Checkout::new(conn, self.clone())),
@@ -209,8 +211,10 @@ impl Pool {
     }
 
     /// Opens a connection for a slot already counted in `total`; gives the slot back on failure.
+    /// Boxed once here: a connection moves between the idle stack, waiters and checkouts as a
+    /// pointer, and a session holding none stays small.
     /// Runs in a `server` span (inside the client's, when a client is waiting for it).
-    async fn open(&self) -> Result<ServerConn, PoolError> {
+    async fn open(&self) -> Result<Box<ServerConn>, PoolError> {
         let key = &self.inner.key;
         let counters = &self.inner.counters;
         // Error-level, as the client span: enabled whenever a line inside it is.
@@ -228,7 +232,7 @@ impl Pool {
                     ServerInfo { pid: conn.key().pid, connected_at: std::time::SystemTime::now(), tls: conn.is_tls() };
                 conn.join_pool(self.inner.counters.clone(), ServerSlot::new(&self.inner.servers, info));
                 *self.inner.login_params.lock() = Some(Arc::new(conn.login_params().clone()));
-                Ok(conn)
+                Ok(Box::new(conn))
             }
             Err(e) => {
                 counters.connect_failures.fetch_add(1, Ordering::Relaxed);
@@ -258,7 +262,7 @@ impl Pool {
     }
 
     /// Returns a clean connection: to the first live waiter, else to the idle stack.
-    pub(super) fn checkin(&self, mut conn: ServerConn) {
+    pub(super) fn checkin(&self, mut conn: Box<ServerConn>) {
         if !conn.back_in_pool(self.inner.settings.load().max_lifetime) {
             return self.discard(conn);
         }
@@ -285,7 +289,7 @@ impl Pool {
     }
 
     /// Drops a connection that must not be reused; opens a replacement if clients are waiting.
-    pub(super) fn discard(&self, conn: ServerConn) {
+    pub(super) fn discard(&self, conn: Box<ServerConn>) {
         drop(conn);
         let replace = {
             let mut st = self.inner.state.lock();

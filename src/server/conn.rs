@@ -109,7 +109,7 @@ impl ServerConn {
             addr,
             key,
             initial_params: params.clone(),
-            params: ParamSet { reported: params, unreported: BTreeMap::new() },
+            params: ParamSet { reported: Arc::new(params), unreported: BTreeMap::new() },
             params_changed: false,
             params_owner: None,
             created: now,
@@ -250,7 +250,9 @@ impl ServerConn {
         let body = &self.read_buf[offset + 5..offset + len];
         match tag {
             from_server::READY_FOR_QUERY => self.status = from_server::ready_status(body).unwrap_or(b'E'),
-            from_server::PARAMETER_STATUS => self.params_changed |= record_param(&mut self.params.reported, body),
+            from_server::PARAMETER_STATUS => {
+                self.params_changed |= record_param(Arc::make_mut(&mut self.params.reported), body)
+            }
             from_server::ERROR_RESPONSE => self.errors += 1,
             _ => {}
         }
@@ -361,7 +363,7 @@ impl ServerConn {
                         self.status = from_server::ready_status(body).unwrap_or(b'E');
                     }
                     from_server::PARAMETER_STATUS => {
-                        self.params_changed |= record_param(&mut self.params.reported, body)
+                        self.params_changed |= record_param(Arc::make_mut(&mut self.params.reported), body)
                     }
                     from_server::ERROR_RESPONSE if error.is_none() => {
                         let field = |f| {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use bytes::BytesMut;
 
-use super::{Session, READ_RESERVE};
+use super::Session;
 use crate::config::{DatabaseSettings, PoolMode, UserSettings};
 use crate::pool::Checkout;
 use crate::protocol::build;
@@ -45,7 +45,7 @@ impl Session {
             Err(e) => return Err((client, e)),
         };
         let requested = ClientParams::requested(&startup);
-        let params = ClientParams::at_login(&initial, &requested);
+        let params = ClientParams::at_login(&initial, &requested, &ctx.param_sets);
         let cancel = ctx.cancels.register();
         if let Some(server) = server.as_mut() {
             server.set_needs_reset(true);
@@ -67,7 +67,8 @@ impl Session {
         });
         Ok(Session {
             client,
-            client_in: BytesMut::with_capacity(READ_RESERVE),
+            // Taken when the client sends something: an idle client holds no read buffer.
+            client_in: BytesMut::new(),
             ctx,
             user,
             db,

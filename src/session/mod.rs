@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 
 use crate::classify::{Classification, Pin};
 use crate::config::{DatabaseSettings, Pinning, PoolMode, UserSettings};
@@ -86,7 +86,9 @@ pub struct Session {
 
 impl Session {
     /// Serves requests until the client leaves; reports a fatal error to the client if one ends it.
-    pub async fn run(mut self) {
+    /// Boxed: the session lives on the heap once, not in the task's future (an async fn's
+    /// by-value arguments take room there twice).
+    pub async fn run(mut self: Box<Self>) {
         match self.serve_all().await {
             Ok(()) => tracing::debug!("client disconnected"),
             Err(e) => {
@@ -98,7 +100,9 @@ impl Session {
 
     async fn serve_all(&mut self) -> Result<(), ClientError> {
         while let Some(batch) = self.next_request().await? {
-            self.serve(batch).await?;
+            // Serving a request is a deep state machine (routing, checkout, relay): boxed, it
+            // takes memory only while a request runs, and an idle client's task stays small.
+            Box::pin(self.serve(batch)).await?;
         }
         Ok(())
     }
@@ -113,7 +117,6 @@ impl Session {
                 Taken::NeedMore => {}
             }
             let between_transactions = self.server.is_none() || (self.tx.pinned() && self.kept_is_idle());
-            self.client_in.reserve(READ_RESERVE);
             let held = self.server.as_mut();
             let server_output = async {
                 match held {
@@ -122,7 +125,7 @@ impl Session {
                 }
             };
             tokio::select! {
-                read = self.client.read_buf(&mut self.client_in) => {
+                read = self.client.read_when_ready(&mut self.client_in, READ_RESERVE) => {
                     if read? == 0 {
                         return Ok(None);
                     }
@@ -378,7 +381,7 @@ impl Session {
 
     /// Adopts the connection's parameter values and reports the changed ones to the client.
     async fn tell_changes(&mut self, server: &mut Checkout) -> Result<(), ClientError> {
-        let changed = self.params.adopt_changes(&server.params().reported);
+        let changed = self.params.adopt_changes(&server.params().reported, &self.ctx.param_sets);
         if !changed.is_empty() {
             let mut out = BytesMut::new();
             for (name, value) in &changed {
@@ -409,7 +412,7 @@ impl Session {
         }
         if server.take_params_changed() {
             // The client saw these ParameterStatus messages go by; only remember them.
-            self.params.adopt_changes(&server.params().reported);
+            self.params.adopt_changes(&server.params().reported, &self.ctx.param_sets);
         }
         server.set_owner((self.id, self.params.version));
         // A connection a pin just left still owes a DISCARD ALL: the checkout guard runs it.

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use crate::classify::{DiscardKind, SessionChange};
 use crate::protocol::startup::StartupMessage;
-use crate::server::params::ParamSet;
+use crate::server::params::{ParamInterner, ParamSet, Reported};
 
 /// Reported parameters a client cannot set; never compared or replayed.
 const READ_ONLY: &[&str] = &[
@@ -44,33 +44,45 @@ impl ClientParams {
     /// The parameters a client expects after login: what a fresh server connection reports,
     /// overlaid with what the client asked for. Values are the client's own spelling until the
     /// first server connection normalises them (see [`ClientParams::adopt_changes`]).
-    pub fn at_login(initial: &BTreeMap<String, String>, requested: &[(String, String)]) -> Self {
+    pub fn at_login(initial: &Reported, requested: &[(String, String)], interner: &ParamInterner) -> Self {
         let mut params = ClientParams::default();
-        params.set.reported = initial.clone();
+        let mut reported: Option<BTreeMap<String, String>> = None;
         for (name, value) in requested {
-            match initial.keys().find(|k| k.eq_ignore_ascii_case(name)) {
-                Some(key) => {
-                    params.set.reported.insert(key.clone(), value.clone());
+            match initial.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)) {
+                Some((_, v)) if v == value => {}
+                Some((key, _)) => {
+                    reported.get_or_insert_with(|| (**initial).clone()).insert(key.clone(), value.clone());
                 }
                 None => {
                     params.set.unreported.insert(name.to_ascii_lowercase(), value.clone());
                 }
             }
         }
+        // Clients that ask for nothing the pool's connections do not already report share the
+        // pool's map; the others share one copy per distinct set.
+        params.set.reported = reported.map_or_else(|| initial.clone(), |set| interner.intern(set));
         params.version = 1;
         params
     }
 
     /// Takes the reported values from a connection the client just used (its own SETs show
     /// there); returns the parameters whose value changed, for ParameterStatus to the client.
-    pub fn adopt_changes(&mut self, params: &BTreeMap<String, String>) -> Vec<(String, String)> {
+    pub fn adopt_changes(
+        &mut self,
+        params: &BTreeMap<String, String>,
+        interner: &ParamInterner,
+    ) -> Vec<(String, String)> {
         let changed: Vec<(String, String)> = params
             .iter()
             .filter(|(k, v)| self.set.reported.get(*k) != Some(*v))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        for (k, v) in &changed {
-            self.set.reported.insert(k.clone(), v.clone());
+        if !changed.is_empty() {
+            let mut reported = (*self.set.reported).clone();
+            for (k, v) in &changed {
+                reported.insert(k.clone(), v.clone());
+            }
+            self.set.reported = interner.intern(reported);
         }
         self.version += 1;
         changed
@@ -108,7 +120,7 @@ impl ClientParams {
 /// already carries them.
 pub fn diff(want: &ParamSet, have: &ParamSet) -> Option<String> {
     let mut stmts = Vec::new();
-    for (name, value) in &want.reported {
+    for (name, value) in want.reported.iter() {
         if have.reported.get(name) != Some(value) && !READ_ONLY.contains(&name.as_str()) {
             stmts.extend(set_stmt(name, value));
         }
@@ -197,6 +209,8 @@ pub fn parse_options(options: &str) -> Vec<(String, String)> {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
 
     #[test]
@@ -215,17 +229,42 @@ mod tests {
 
     #[test]
     fn diff_sets_only_what_differs_and_resets_what_the_client_no_longer_has() {
-        let map = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        };
         let have = ParamSet {
-            reported: map(&[("TimeZone", "UTC"), ("server_version", "15")]),
+            reported: map(&[("TimeZone", "UTC"), ("server_version", "15")]).into(),
             unreported: map(&[("work_mem", "4MB"), ("search_path", "a")]),
         };
         assert_eq!(diff(&have, &have), None);
         let want = ParamSet {
-            reported: map(&[("TimeZone", "Europe/Paris"), ("server_version", "16")]),
+            reported: map(&[("TimeZone", "Europe/Paris"), ("server_version", "16")]).into(),
             unreported: map(&[("search_path", "a")]),
         };
         assert_eq!(diff(&want, &have).as_deref(), Some("SET \"timezone\" = 'Europe/Paris'; RESET \"work_mem\""));
+    }
+
+    #[test]
+    fn clients_asking_for_the_same_share_one_map_and_a_change_is_their_own() {
+        let interner = ParamInterner::default();
+        let initial: Reported = Arc::new(BTreeMap::from([
+            ("application_name".to_string(), String::new()),
+            ("TimeZone".to_string(), "UTC".to_string()),
+        ]));
+        let asked = |app: &str| vec![("application_name".to_string(), app.to_string())];
+        let plain = ClientParams::at_login(&initial, &[("timezone".into(), "UTC".into())], &interner);
+        assert!(Arc::ptr_eq(&plain.set.reported, &initial), "nothing new: the pool's map");
+        let a = ClientParams::at_login(&initial, &asked("psql"), &interner);
+        let mut b = ClientParams::at_login(&initial, &asked("psql"), &interner);
+        assert!(Arc::ptr_eq(&a.set.reported, &b.set.reported));
+        assert_eq!(a.reported().get("application_name").map(String::as_str), Some("psql"));
+        let server = BTreeMap::from([
+            ("application_name".to_string(), "psql".to_string()),
+            ("TimeZone".to_string(), "Europe/Paris".to_string()),
+        ]);
+        assert_eq!(b.adopt_changes(&server, &interner), vec![("TimeZone".into(), "Europe/Paris".into())]);
+        assert_eq!(a.reported().get("TimeZone").map(String::as_str), Some("UTC"), "the other client's stays");
+        assert_eq!(b.reported().get("TimeZone").map(String::as_str), Some("Europe/Paris"));
     }
 
     #[test]

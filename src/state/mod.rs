@@ -26,6 +26,7 @@ pub mod statements;
 
 pub use config::Config;
 
+use crate::server::params::ParamInterner;
 use cancel::CancelRegistry;
 use clients::ClientRegistry;
 use pause::Pause;
@@ -50,6 +51,8 @@ pub struct Shared {
     pub statements: StatementIds,
     /// Connected clients.
     pub clients: Arc<ClientRegistry>,
+    /// One shared copy of each distinct set of reported parameters clients hold.
+    pub param_sets: ParamInterner,
     /// Counts kept by sessions: refusals, pins, errors.
     pub counters: Counters,
     /// This instance's Prometheus recorder.
@@ -87,6 +90,7 @@ impl Shared {
             decisions: DecisionCounts::default(),
             statements: StatementIds::default(),
             clients: Arc::default(),
+            param_sets: ParamInterner::default(),
             counters: Counters::default(),
             pools: Arc::new(PoolManager::new(settings.pool.clone(), settings.tls.server.clone(), metrics.clone())),
             cancels: Arc::new(CancelRegistry::new(settings.tls.server.clone())),
