@@ -1,0 +1,68 @@
+//! A login storm and a crowd of idle clients, for `scripts/bench`'s idle suite: opens COUNT
+//! connections (at most CONCURRENCY logging in at once), runs one `SELECT 1` on each, reports how
+//! long the logins took and how many failed, then holds them all idle until stdin closes or a
+//! line arrives, and closes them.
+//!
+//! Usage: storm CONNINFO COUNT CONCURRENCY
+//!
+//! Prints `ready ok=N errors=E seconds=S` once every connection is open (or failed), then
+//! `closed` after letting them go.
+
+use std::io::BufRead;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::stream::{self, StreamExt};
+use tokio::sync::Semaphore;
+use tokio_postgres::NoTls;
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let [_, conninfo, count, concurrency] = &args[..] else {
+        eprintln!("usage: storm CONNINFO COUNT CONCURRENCY");
+        std::process::exit(2);
+    };
+    let (count, concurrency): (usize, usize) = match (count.parse(), concurrency.parse()) {
+        (Ok(c), Ok(k)) if c > 0 && k > 0 => (c, k),
+        _ => {
+            eprintln!("storm: COUNT and CONCURRENCY must be positive integers");
+            std::process::exit(2);
+        }
+    };
+    let gate = Arc::new(Semaphore::new(concurrency));
+    let started = Instant::now();
+    let results: Vec<Result<tokio_postgres::Client, String>> = stream::iter(0..count)
+        .map(|_| {
+            let (gate, conninfo) = (gate.clone(), conninfo.clone());
+            async move {
+                let _permit = gate.acquire().await.map_err(|e| e.to_string())?;
+                let login = async {
+                    let (client, conn) = tokio_postgres::connect(&conninfo, NoTls).await.map_err(|e| e.to_string())?;
+                    tokio::spawn(conn);
+                    client.simple_query("SELECT 1").await.map_err(|e| e.to_string())?;
+                    Ok(client)
+                };
+                // A proxy that stops accepting must not hang the storm: a login gets 30 s.
+                tokio::time::timeout(Duration::from_secs(30), login).await.map_err(|_| "login timed out".to_string())?
+            }
+        })
+        .buffer_unordered(concurrency)
+        .collect()
+        .await;
+    let seconds = started.elapsed().as_secs_f64();
+    let errors: Vec<&String> = results.iter().filter_map(|r| r.as_ref().err()).collect();
+    if let Some(first) = errors.first() {
+        eprintln!("storm: first error: {first}");
+    }
+    println!("ready ok={} errors={} seconds={seconds:.3}", count - errors.len(), errors.len());
+    // Held idle until told to go.
+    tokio::task::spawn_blocking(|| {
+        let mut line = String::new();
+        let _ = std::io::stdin().lock().read_line(&mut line);
+    })
+    .await
+    .ok();
+    drop(results);
+    println!("closed");
+}
