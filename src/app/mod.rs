@@ -1,7 +1,7 @@
 //! Wiring: builds the shared state from the settings, runs the listener and the background tasks
 //! (janitor, SIGHUP reloads, metrics upkeep, learning volatile functions, closing connections to
-//! nodes that lost their role), and owns shutdown (a CancellationToken and the TaskTracker of
-//! client tasks).
+//! nodes that lost their role, returning memory), and owns shutdown (a CancellationToken and the
+//! TaskTracker of client tasks).
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -16,6 +16,7 @@ use crate::config::Settings;
 use crate::state::{AppError, Shared};
 
 mod fencing;
+mod memory;
 mod reload;
 
 /// The sockets pgsplit serves, bound by the caller (so tests can bind port 0 and know the port).
@@ -52,6 +53,7 @@ pub async fn serve_all(listeners: Listeners, settings: Settings, shutdown: Cance
     let upkeep = tokio::spawn(ctx.metrics.clone().run_upkeep(Duration::from_secs(5)));
     let functions = tokio::spawn(learn_write_functions(ctx.clone()));
     let fencing = tokio::spawn(fencing::follow_roles(ctx.clone()));
+    let memory = tokio::spawn(memory::return_memory(ctx.clone(), Duration::from_secs(2)));
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "pgsplit listening");
     }
@@ -64,6 +66,7 @@ pub async fn serve_all(listeners: Listeners, settings: Settings, shutdown: Cance
     }
     janitor.abort();
     fencing.abort();
+    memory.abort();
     functions.abort();
     hangups.abort();
     upkeep.abort();
