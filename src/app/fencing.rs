@@ -64,16 +64,7 @@ mod tests {
     use crate::monitor::topology::{Freshness, Sample};
 
     fn sample(taken: Instant, in_recovery: bool, timeline: u32) -> Option<Sample> {
-        Some(Sample {
-            taken,
-            in_recovery,
-            current_lsn: Some(1000),
-            replay_lsn: Some(1000),
-            receive_lsn: Some(1000),
-            replay_age: Some(0.0),
-            timeline: Some(timeline),
-            system_id: Some(7),
-        })
+        Some(Sample::caught_up(taken, in_recovery, Some(timeline), Some(7)))
     }
 
     #[test]

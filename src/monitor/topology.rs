@@ -33,6 +33,23 @@ pub struct Sample {
     pub system_id: Option<u64>,
 }
 
+#[cfg(test)]
+impl Sample {
+    /// For unit tests: a node at LSN 1000, caught up, on `timeline` of cluster `system_id`.
+    pub fn caught_up(taken: Instant, in_recovery: bool, timeline: Option<u32>, system_id: Option<u64>) -> Sample {
+        Sample {
+            taken,
+            in_recovery,
+            current_lsn: Some(1000),
+            replay_lsn: Some(1000),
+            receive_lsn: Some(1000),
+            replay_age: Some(0.0),
+            timeline,
+            system_id,
+        }
+    }
+}
+
 /// A standby as the primary's `pg_stat_replication` shows it: what the primary knows of its
 /// replication connections, for operators (SHOW REPLICAS, metrics), not for routing.
 #[derive(Clone, Debug, PartialEq)]

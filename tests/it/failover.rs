@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use tokio_postgres::{Client, SimpleQueryMessage};
 
 use crate::harness::{self, repo_root, unique, Proxy};
+use crate::routing::port;
 
 /// One failover test at a time: each starts a cluster of its own, on ports picked when it starts.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -114,14 +115,30 @@ async fn count_on(client: &Client, table: &str, since: i32) -> i64 {
     client.query_one(&format!("select count(*) from {table} where id >= $1"), &[&since]).await.unwrap().get(0)
 }
 
+/// One failover test's start: its turn (held while `_turn` lives), its own cluster, pgsplit in
+/// front of it with the cluster's config as `edit` leaves it, a client, and a table `(id, port)`
+/// named after `name`.
+async fn start(name: &str, edit: impl FnOnce(String) -> String) -> Setup {
+    let turn = ONE_AT_A_TIME.lock().await;
+    let own = tokio::task::spawn_blocking(OwnCluster::start).await.unwrap();
+    let proxy = Proxy::with_config(&edit(own.config())).await;
+    let client = proxy.client().await;
+    let t = unique(name);
+    client.batch_execute(&format!("create table {t} (id int primary key, port int)")).await.unwrap();
+    Setup { _turn: turn, own, proxy, client, t }
+}
+
+struct Setup {
+    _turn: tokio::sync::MutexGuard<'static, ()>,
+    own: OwnCluster,
+    proxy: Proxy,
+    client: Client,
+    t: String,
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_follow_a_promotion_and_never_reach_the_returning_old_primary() {
-    let _one = ONE_AT_A_TIME.lock().await;
-    let own = tokio::task::spawn_blocking(OwnCluster::start).await.unwrap();
-    let proxy = Proxy::with_config(&own.config()).await;
-    let client = proxy.client().await;
-    let t = unique("failover");
-    client.batch_execute(&format!("create table {t} (id int primary key, port int)")).await.unwrap();
+    let Setup { _turn, own, proxy, client, t } = start("failover", |c| c).await;
     let mut next = 0;
     for _ in 0..20 {
         assert!(insert(&client, &t, next).await, "a write before the failover failed");
@@ -239,18 +256,14 @@ async fn writes_follow_a_promotion_and_never_reach_the_returning_old_primary() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_a_demoted_primary_refuses_runs_on_the_new_one_and_a_switchover_swaps_the_roles() {
-    let _one = ONE_AT_A_TIME.lock().await;
-    let own = tokio::task::spawn_blocking(OwnCluster::start).await.unwrap();
     // Samples only on demand: pgsplit still believes the old primary is primary when the write
     // comes, so the write reaches the demoted node and is refused there (25006).
-    let config = own
-        .config()
-        .replace("check_interval = \"100ms\"", "check_interval = \"1h\"")
-        .replace("failover_timeout = \"1s\"", "failover_timeout = \"10s\"");
-    let proxy = Proxy::with_config(&config).await;
-    let client = proxy.client().await;
-    let t = unique("switchover");
-    client.batch_execute(&format!("create table {t} (id int primary key, port int)")).await.unwrap();
+    let on_demand = |config: String| {
+        config
+            .replace("check_interval = \"100ms\"", "check_interval = \"1h\"")
+            .replace("failover_timeout = \"1s\"", "failover_timeout = \"10s\"")
+    };
+    let Setup { _turn, own, proxy, client, t } = start("switchover", on_demand).await;
     assert!(insert(&client, &t, 0).await);
 
     // A planned switchover: the old primary stops cleanly, replica 1 is promoted, and the old
@@ -298,12 +311,7 @@ async fn a_write_a_demoted_primary_refuses_runs_on_the_new_one_and_a_switchover_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_a_switchover_the_old_primary_serves_reads_once_it_streams_and_nothing_is_fenced() {
-    let _one = ONE_AT_A_TIME.lock().await;
-    let own = tokio::task::spawn_blocking(OwnCluster::start).await.unwrap();
-    let proxy = Proxy::with_config(&own.config()).await;
-    let client = proxy.client().await;
-    let t = unique("rejoined");
-    client.batch_execute(&format!("create table {t} (id int primary key, port int)")).await.unwrap();
+    let Setup { _turn, own, proxy, client, t } = start("rejoined", |c| c).await;
     // A prepared statement and a session setting made before: they follow the client.
     let write = client.prepare(&format!("insert into {t} values ($1, inet_server_port())")).await.unwrap();
     client.batch_execute("set statement_timeout = '12345ms'").await.unwrap();
@@ -324,12 +332,7 @@ async fn after_a_switchover_the_old_primary_serves_reads_once_it_streams_and_not
     let mut seen = std::collections::BTreeMap::new();
     while !seen.contains_key(&own.port) {
         assert!(started.elapsed() < Duration::from_secs(60), "no read reached the rejoined old primary: {seen:?}");
-        let rows = client.simple_query("select inet_server_port()").await.expect("reads never fail");
-        let port = rows.iter().find_map(|m| match m {
-            SimpleQueryMessage::Row(r) => r.get(0).map(|p| p.parse::<u16>().unwrap()),
-            _ => None,
-        });
-        *seen.entry(port.unwrap()).or_insert(0) += 1;
+        *seen.entry(port(&client, "select inet_server_port()").await).or_insert(0) += 1;
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     id += 1;
@@ -351,12 +354,7 @@ async fn after_a_switchover_the_old_primary_serves_reads_once_it_streams_and_not
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_transaction_open_on_a_primary_deposed_while_up_is_cut_off_and_never_commits_there() {
-    let _one = ONE_AT_A_TIME.lock().await;
-    let own = tokio::task::spawn_blocking(OwnCluster::start).await.unwrap();
-    let proxy = Proxy::with_config(&own.config()).await;
-    let client = proxy.client().await;
-    let t = unique("deposed");
-    client.batch_execute(&format!("create table {t} (id int primary key, port int)")).await.unwrap();
+    let Setup { _turn, own, proxy, client: _, t } = start("deposed", |c| c).await;
     let replica1 = own.direct(own.port + 1).await;
     let started = Instant::now();
     while replica1.query_opt("select 1 from pg_class where relname = $1", &[&t]).await.unwrap().is_none() {
@@ -429,12 +427,7 @@ async fn a_node_of_another_cluster_listed_as_a_replica_is_never_used() {
     let mut seen = std::collections::BTreeMap::new();
     while seen.get(&(own.port + 1)).copied().unwrap_or(0) < 20 {
         assert!(started.elapsed() < Duration::from_secs(30), "reads never reached the cluster's own replica: {seen:?}");
-        let row = client.simple_query("select inet_server_port()").await.unwrap();
-        let port = row.iter().find_map(|m| match m {
-            SimpleQueryMessage::Row(r) => r.get(0).map(|p| p.parse::<u16>().unwrap()),
-            _ => None,
-        });
-        *seen.entry(port.unwrap()).or_insert(0) += 1;
+        *seen.entry(port(&client, "select inet_server_port()").await).or_insert(0) += 1;
     }
     assert_eq!(seen.get(&(stranger.port + 1)), None, "a read reached the other cluster's node: {seen:?}");
     let roles = observed_roles(&proxy).await;

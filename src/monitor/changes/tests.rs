@@ -118,18 +118,7 @@ fn a_failover_names_the_new_primary_how_long_the_old_was_gone_and_the_standby_le
     use crate::monitor::topology::{Freshness, Sample};
     use std::time::Duration;
     let limits = Freshness { max_lag: Duration::MAX, max_lag_bytes: u64::MAX, stale_after: Duration::from_secs(1) };
-    let sample = |taken, in_recovery, timeline| {
-        Some(Sample {
-            taken,
-            in_recovery,
-            current_lsn: Some(1000),
-            replay_lsn: Some(1000),
-            receive_lsn: Some(1000),
-            replay_age: Some(0.0),
-            timeline: Some(timeline),
-            system_id: Some(7),
-        })
-    };
+    let sample = |taken, in_recovery, timeline| Some(Sample::caught_up(taken, in_recovery, Some(timeline), Some(7)));
     let start = Instant::now();
     let mut t = Topology::new("p:1".into(), vec![("r1:1".into(), 1), ("r2:1".into(), 1)]);
     for i in 1..=4 {

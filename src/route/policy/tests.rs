@@ -113,16 +113,7 @@ fn after_a_switchover_the_configured_primary_serves_reads_as_a_standby() {
     let p = Policy::new(settings()).unwrap();
     let limits =
         Freshness { max_lag: Duration::from_secs(1), max_lag_bytes: 1 << 20, stale_after: Duration::from_secs(5) };
-    let sample = |taken, in_recovery| Sample {
-        taken,
-        in_recovery,
-        current_lsn: Some(1000),
-        replay_lsn: Some(1000),
-        receive_lsn: Some(1000),
-        replay_age: Some(0.0),
-        timeline: None,
-        system_id: None,
-    };
+    let sample = |taken, in_recovery| Sample::caught_up(taken, in_recovery, None, None);
     let mut t = Topology::new("p".into(), vec![("r0".into(), 1), ("r1".into(), 1)]);
     let start = Instant::now();
     for i in 1..=5 {
