@@ -29,7 +29,7 @@ fn main() -> anyhow::Result<()> {
 
 fn run(settings: Settings) -> anyhow::Result<()> {
     init_logging(&settings.log_level, settings.log_format);
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = runtime(settings.workers)?;
     runtime.block_on(async move {
         let listeners =
             pgsplit::app::Listeners::bind(&settings).await.with_context(|| match settings.metrics_addr {
@@ -41,6 +41,15 @@ fn run(settings: Settings) -> anyhow::Result<()> {
         pgsplit::app::serve_all(listeners, settings, shutdown).await?;
         Ok(())
     })
+}
+
+/// One worker: a current-thread runtime, where a client's wake-ups never cross threads. More: the
+/// multi-threaded scheduler with that many workers.
+fn runtime(workers: usize) -> std::io::Result<tokio::runtime::Runtime> {
+    match workers {
+        1 => tokio::runtime::Builder::new_current_thread().enable_all().build(),
+        n => tokio::runtime::Builder::new_multi_thread().worker_threads(n).enable_all().build(),
+    }
 }
 
 /// RUST_LOG wins over the config's level, so an operator can raise verbosity without an edit.

@@ -22,6 +22,8 @@ pub struct ConfigFile {
     #[serde(default)]
     pub log: LogFile,
     #[serde(default)]
+    pub runtime: RuntimeFile,
+    #[serde(default)]
     pub routing: RoutingFile,
     #[serde(default)]
     pub tls: TlsFile,
@@ -37,6 +39,13 @@ pub struct ConfigFile {
 pub struct ListenFile {
     pub addr: Option<String>,
     pub metrics_addr: Option<String>,
+}
+
+/// `[runtime]`
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuntimeFile {
+    pub workers: Option<usize>,
 }
 
 /// `[pool]`

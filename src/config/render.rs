@@ -2,8 +2,8 @@
 //! in the file's own TOML shape.
 
 use super::file::{
-    ConfigFile, DatabaseFile, LimitsFile, ListenFile, LogFile, PoolFile, ReplicaFile, RoutingFile, RuleFile, TlsFile,
-    UserFile,
+    ConfigFile, DatabaseFile, LimitsFile, ListenFile, LogFile, PoolFile, ReplicaFile, RoutingFile, RuleFile,
+    RuntimeFile, TlsFile, UserFile,
 };
 use super::routing::{ReadYourWrites, RoutingSettings};
 use super::units::{format_duration, format_size};
@@ -32,6 +32,7 @@ pub fn render(settings: &Settings) -> String {
             handshake_timeout: Some(format_duration(settings.limits.handshake_timeout)),
             shutdown_timeout: Some(format_duration(settings.limits.shutdown_timeout)),
         },
+        runtime: RuntimeFile { workers: Some(settings.workers) },
         log: LogFile { level: Some(settings.log_level.clone()), format: Some(settings.log_format.name().into()) },
         routing: routing(&settings.routing),
         tls: TlsFile {

@@ -24,6 +24,9 @@ pub struct Settings {
     pub limits: Limits,
     pub log_level: String,
     pub log_format: LogFormat,
+    /// Threads that serve clients: 1 runs everything on one thread (no hand-offs between
+    /// threads), more share the work (tokio's multi-threaded scheduler).
+    pub workers: usize,
     pub routing: RoutingSettings,
     pub tls: TlsSettings,
     /// Users by name.
@@ -201,6 +204,7 @@ pub fn validate(file: ConfigFile, env: EnvLookup) -> Result<Settings, ConfigErro
     let databases = validate_databases(file.databases, env)?;
     let log_level = log::parse_level(file.log.level.as_deref())?;
     let log_format = log::parse_format(file.log.format.as_deref())?;
+    let workers = validate_workers(file.runtime.workers)?;
     let routing = routing::validate(file.routing)?;
     let tls = tls::validate(file.tls, env)?;
     let admin_users = validate_admin(file.admin_users, &users, &databases, env)?;
@@ -211,6 +215,7 @@ pub fn validate(file: ConfigFile, env: EnvLookup) -> Result<Settings, ConfigErro
         limits,
         log_level,
         log_format,
+        workers,
         routing,
         tls,
         users,
@@ -218,6 +223,16 @@ pub fn validate(file: ConfigFile, env: EnvLookup) -> Result<Settings, ConfigErro
         admin_users,
         source: None,
     })
+}
+
+/// `[runtime] workers`: one per CPU unless set.
+fn validate_workers(workers: Option<usize>) -> Result<usize, ConfigError> {
+    match workers {
+        Some(0) => Err(invalid("runtime.workers must be at least 1".into())),
+        Some(n) if n > 1024 => Err(invalid(format!("runtime.workers = {n} is more than 1024 threads"))),
+        Some(n) => Ok(n),
+        None => Ok(std::thread::available_parallelism().map_or(1, |n| n.get())),
+    }
 }
 
 /// `[listen]`: the clients' address and the optional metrics address.

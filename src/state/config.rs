@@ -69,6 +69,9 @@ fn restart_only(old: &Settings, new: &Settings) -> Vec<&'static str> {
     if old.listen != new.listen {
         changed.push("listen.addr");
     }
+    if old.workers != new.workers {
+        changed.push("runtime.workers");
+    }
     if old.metrics_addr != new.metrics_addr {
         changed.push("listen.metrics_addr");
     }

@@ -155,3 +155,13 @@ fn every_spelling_reads_back_as_itself() {
     round_trip(&ServerTlsMode::ALL, ServerTlsMode::name, ServerTlsMode::parse);
     round_trip(&RouteTarget::ALL, RouteTarget::name, RouteTarget::parse);
 }
+
+#[test]
+fn workers_default_to_the_cpus_and_must_be_at_least_one() {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    assert_eq!(parse(MINIMAL).unwrap().workers, cpus);
+    let with = |n: &str| format!("[runtime]\nworkers = {n}\n{MINIMAL}");
+    assert_eq!(parse(&with("1")).unwrap().workers, 1);
+    let err = parse(&with("0")).unwrap_err().to_string();
+    assert!(err.contains("runtime.workers"), "{err}");
+}
