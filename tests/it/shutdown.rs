@@ -30,12 +30,20 @@ async fn shutdown_lets_transactions_finish_and_ends_idle_clients() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_binary_stops_cleanly_on_sigterm() {
+    // The default multi-threaded runtime, and the current-thread one of `workers = 1`.
+    for workers in ["", "[runtime]\nworkers = 1\n"] {
+        serves_a_query_then_stops_on_sigterm(workers).await;
+    }
+}
+
+async fn serves_a_query_then_stops_on_sigterm(runtime: &str) {
     let port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
     };
     let config = harness::test_config("size = 2", "shutdown_timeout = \"5s\"")
         .replace("addr = \"127.0.0.1:0\"", &format!("addr = \"127.0.0.1:{port}\""));
+    let config = format!("{runtime}{config}");
     let path = std::env::temp_dir().join(format!("pgsplit-sigterm-{}.toml", std::process::id()));
     std::fs::write(&path, config).unwrap();
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_pgsplit"))
