@@ -142,7 +142,9 @@ fn routing(ctx: &Shared, m: &Metrics) {
 fn sessions(ctx: &Shared, m: &Metrics) {
     let prepared = ctx.statements.stats();
     m.counter("pgsplit_prepared_statements_prepared_total", &[]).absolute(prepared.prepares);
+    m.counter("pgsplit_prepared_statements_reused_total", &[]).absolute(prepared.reuses);
     m.counter("pgsplit_prepared_statements_evicted_total", &[]).absolute(prepared.evictions);
+    m.counter("pgsplit_prepared_statements_replanned_total", &[]).absolute(prepared.replans);
     m.gauge("pgsplit_prepared_statements_distinct", &[]).set(prepared.distinct as f64);
     for (reason, n) in ctx.counters.pins() {
         m.counter("pgsplit_sessions_pinned_total", &[("reason", reason)]).absolute(n);

@@ -59,6 +59,7 @@ pub struct PoolFile {
     pub max_lifetime: Option<String>,
     pub connect_timeout: Option<String>,
     pub pinning: Option<String>,
+    pub reuse_unnamed: Option<bool>,
 }
 
 /// `[limits]`

@@ -25,6 +25,7 @@ pub fn render(settings: &Settings) -> String {
             max_lifetime: Some(format_duration(settings.pool.max_lifetime)),
             connect_timeout: Some(format_duration(settings.pool.connect_timeout)),
             pinning: Some(settings.pool.pinning.name().into()),
+            reuse_unnamed: Some(settings.pool.reuse_unnamed),
         },
         limits: LimitsFile {
             max_clients: Some(settings.limits.max_clients),

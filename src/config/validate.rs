@@ -77,6 +77,9 @@ pub struct PoolSettings {
     pub connect_timeout: Duration,
     /// What transaction pooling does with statements that need their session kept.
     pub pinning: Pinning,
+    /// Unnamed statements (most drivers' default) become pgsplit-named server statements, so a
+    /// text the server connection has prepared before is not parsed and planned again.
+    pub reuse_unnamed: bool,
 }
 
 /// Transaction pooling's answer to LISTEN, SQL PREPARE, session advisory locks, temporary tables,
@@ -265,6 +268,7 @@ fn validate_pool(pool: &PoolFile) -> Result<PoolSettings, ConfigError> {
                 invalid(format!("pool.pinning = {text:?}: use {}", choices::quoted(&Pinning::ALL.map(Pinning::name))))
             })?,
         },
+        reuse_unnamed: pool.reuse_unnamed.unwrap_or(true),
     };
     if settings.size == 0 {
         return Err(invalid("pool.size must be at least 1".into()));

@@ -314,6 +314,11 @@ impl ServerConn {
         self.prepared.push(id, ()).map(|(old, ())| old).filter(|old| *old != id)
     }
 
+    /// Forgets statement `id` here (the caller closes it on the server).
+    pub fn drop_statement(&mut self, id: u64) {
+        self.prepared.pop(&id);
+    }
+
     /// Forgets every statement prepared here: DISCARD ALL dropped them on the server.
     pub fn forget_statements(&mut self) {
         self.prepared.clear();

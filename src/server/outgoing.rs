@@ -34,6 +34,19 @@ impl Outgoing {
         self.owed.push(Owed::Client { tag, first: body.first().copied().unwrap_or(0) });
     }
 
+    /// A client message sent as `tag` with its body in `parts` (rewritten without a copy of its
+    /// own); replies forwarded.
+    pub fn forward_parts(&mut self, tag: u8, parts: &[&[u8]]) {
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        self.bytes.put_u8(tag);
+        self.bytes.put_u32((len + 4) as u32);
+        for part in parts {
+            self.bytes.put_slice(part);
+        }
+        let first = parts.iter().find_map(|p| p.first()).copied().unwrap_or(0);
+        self.owed.push(Owed::Client { tag, first });
+    }
+
     /// A client Parse sent under pgsplit's name for statement `id` (`parse` is the whole
     /// message); its replies are forwarded, and a failure takes `id` back off the connection.
     pub fn forward_parse(&mut self, parse: &[u8], id: u64) {

@@ -1,6 +1,9 @@
-//! The misroute safety net. A read sent to a replica outside a transaction that the replica
-//! refuses as a write (SQLSTATE 25006) has run nothing; if none of its replies reached the client
-//! yet, it is run again on the primary and the client sees success.
+//! The safety nets for requests refused before they ran. A read sent to a replica outside a
+//! transaction that the replica refuses as a write (SQLSTATE 25006) has run nothing; if none of
+//! its replies reached the client yet, it is run again on the primary and the client sees
+//! success. The same holds for a statement pgsplit reused from an earlier Parse that PostgreSQL
+//! refuses because DDL changed its result type (0A000, "cached plan must not change result
+//! type"): it is prepared again and the request rerun.
 
 use crate::protocol::frame::messages;
 use crate::protocol::{from_server, sqlstate};
@@ -14,6 +17,8 @@ pub enum Verdict {
     Ran,
     /// The replica refused it as a write before anything ran.
     Misrouted,
+    /// A reused statement's plan no longer fits its result type; nothing ran.
+    StalePlan,
 }
 
 /// Judges a run of replies.
@@ -24,6 +29,8 @@ pub fn judge(replies: &[u8]) -> Verdict {
                 let code = from_server::error_field(body, b'C');
                 return if code == Some(sqlstate::READ_ONLY_SQL_TRANSACTION.as_bytes()) {
                     Verdict::Misrouted
+                } else if code == Some(sqlstate::FEATURE_NOT_SUPPORTED.as_bytes()) && is_stale_plan(body) {
+                    Verdict::StalePlan
                 } else {
                     Verdict::Ran
                 };
@@ -33,6 +40,13 @@ pub fn judge(replies: &[u8]) -> Verdict {
         }
     }
     Verdict::Undecided
+}
+
+/// Whether an ErrorResponse is the plan cache's refusal of a changed result type: by the routine
+/// that raises it (its message may be translated), or by the English message.
+fn is_stale_plan(body: &[u8]) -> bool {
+    from_server::error_field(body, b'R') == Some(b"RevalidateCachedQuery")
+        || from_server::error_field(body, b'M') == Some(b"cached plan must not change result type")
 }
 
 /// The first SQL text of a request (Query or Parse), for the log.
@@ -69,8 +83,14 @@ mod tests {
         assert_eq!(judge(&refused), Verdict::Misrouted);
         let other = [prelim.clone(), msg(b'E', b"SERROR\0C42P01\0Mno table\0\0")].concat();
         assert_eq!(judge(&other), Verdict::Ran);
-        let rows = [prelim, msg(b'D', b"\0\0"), msg(b'E', b"C25006\0\0")].concat();
+        let rows = [prelim.clone(), msg(b'D', b"\0\0"), msg(b'E', b"C25006\0\0")].concat();
         assert_eq!(judge(&rows), Verdict::Ran, "rows reached the client side first");
+        let stale = msg(b'E', b"SERROR\0C0A000\0Mcached plan must not change result type\0\0");
+        assert_eq!(judge(&[prelim.clone(), stale].concat()), Verdict::StalePlan);
+        let translated = msg(b'E', b"SERROR\0C0A000\0Mle plan\0RRevalidateCachedQuery\0\0");
+        assert_eq!(judge(&translated), Verdict::StalePlan, "known by its routine");
+        let unsupported = msg(b'E', b"SERROR\0C0A000\0Mnot supported\0\0");
+        assert_eq!(judge(&unsupported), Verdict::Ran);
     }
 
     #[test]

@@ -22,17 +22,20 @@ use dispatch::{Nodes, Requester};
 use params::ClientParams;
 
 use prepared::Prepared;
+use relay::Guard;
 use request::{Batch, Taken};
 use routing::{Inspection, RoutingState};
 use tx::TxState;
 
 /// How a relay ended.
-#[derive(Clone, Debug, PartialEq, Eq)]
 enum Relayed {
     Done,
     /// The node refused the request as a write (25006) and nothing reached the client: a
     /// replica misrouted to, or a primary that was demoted. Its pool.
     Refused(PoolKey),
+    /// The server refused a statement pgsplit reused, for a result type changed by DDL, before
+    /// anything ran or reached the client. The connection, settled.
+    StalePlan(Checkout),
 }
 
 mod answer;
@@ -184,20 +187,48 @@ impl Session {
         };
         self.sync_params(&mut server).await?;
         self.begin_request(&mut server, &inspection, fresh);
-        self.send_request(&mut server, &batch.bytes, batch.summary.pipeline, &inspection.named).await?;
+        self.prepared.start_request();
+        self.send_request(&mut server, &batch.bytes, batch.summary.pipeline, &inspection.parsed).await?;
         let probed = self.probe_if_owed(&mut server, &inspection, route, fresh && inspection.writes()).await?;
         // Replies are held back until they show the request ran, so a write a replica (or a
-        // demoted primary) refuses can run again on the primary: only outside a transaction,
-        // and while the client waits for a ReadyForQuery, not after a Flush.
-        let guarded = fresh && batch.summary.waits_for_ready();
-        if let Relayed::Refused(refused) = self.relay(server, route, guarded).await? {
-            if probed {
-                // Its replies were drained with the refused request's.
-                self.routing.probe_dropped();
-            }
-            self.retry_on_primary(&batch, &inspection, route, &refused).await?;
+        // demoted primary) refuses can run again on the primary, and a reused statement whose
+        // result type changed can be prepared again: only outside a transaction, and while
+        // the client waits for a ReadyForQuery, not after a Flush.
+        let waits = batch.summary.waits_for_ready();
+        let guard = Guard { misroute: fresh && waits, stale_plan: waits && self.prepared.reused_any() };
+        let relayed = self.relay(server, route, guard).await?;
+        if probed && !matches!(relayed, Relayed::Done) {
+            // Its replies were drained with the refused request's.
+            self.routing.probe_dropped();
         }
-        Ok(())
+        match relayed {
+            Relayed::Done => Ok(()),
+            Relayed::Refused(refused) => self.retry_on_primary(&batch, &inspection, route, &refused).await,
+            Relayed::StalePlan(server) => self.replan(server, &batch, &inspection, route, probed).await,
+        }
+    }
+
+    /// Runs a request again on the same connection after the server refused a statement pgsplit
+    /// reused from an earlier Parse, because DDL changed its result type: the statements the
+    /// request reused are closed and prepared afresh, and the client never sees the refusal.
+    async fn replan(
+        &mut self,
+        mut server: Checkout,
+        batch: &Batch,
+        inspection: &Inspection,
+        route: Route,
+        probed: bool,
+    ) -> Result<(), ClientError> {
+        self.ctx.statements.count_replan();
+        tracing::debug!("a reused statement's result type changed; preparing it again");
+        // The refusal is the transaction's only error, and it is not the client's.
+        self.tx.begin(server.errors());
+        let stale = self.prepared.undo_request();
+        self.send_rewritten(&mut server, &batch.bytes, batch.summary.pipeline, &inspection.parsed, &stale).await?;
+        if probed {
+            self.probe_if_owed(&mut server, inspection, route, true).await?;
+        }
+        self.relay(server, route, Guard::NONE).await.map(|_| ())
     }
 
     /// Classifies the request's statements (texts kept only when a rule matches on text).
@@ -295,9 +326,11 @@ impl Session {
         self.cancel.set_target(Some(CancelTarget { addr: server.addr().clone(), key: server.key() }));
         self.sync_params(&mut server).await?;
         self.routing.wrote();
-        self.send_request(&mut server, &batch.bytes, batch.summary.pipeline, &inspection.named).await?;
+        // What the refused run added to the client's statements would refuse its second run.
+        self.prepared.undo_request();
+        self.send_request(&mut server, &batch.bytes, batch.summary.pipeline, &inspection.parsed).await?;
         self.probe_if_owed(&mut server, inspection, Route::Primary, true).await?;
-        self.relay(server, Route::Primary, false).await.map(|_| ())
+        self.relay(server, Route::Primary, Guard::NONE).await.map(|_| ())
     }
 
     /// Sends client messages, rewritten when they name prepared statements.
@@ -306,11 +339,25 @@ impl Session {
         server: &mut Checkout,
         bytes: &[u8],
         pipeline: Pipeline,
-        named: &[Arc<Classification>],
+        parsed: &[Arc<Classification>],
+    ) -> Result<(), ClientError> {
+        self.send_rewritten(server, bytes, pipeline, parsed, &[]).await
+    }
+
+    /// Sends client messages, rewritten when they name prepared statements; `stale` statements
+    /// are prepared on the connection again first.
+    async fn send_rewritten(
+        &mut self,
+        server: &mut Checkout,
+        bytes: &[u8],
+        pipeline: Pipeline,
+        parsed: &[Arc<Classification>],
+        stale: &[u64],
     ) -> Result<(), ClientError> {
         tracing::trace!(tags = %crate::protocol::frame::tags(bytes), "to server");
-        if Prepared::touches_named(bytes) {
-            let out = self.prepared.rewrite(&self.ctx.statements, bytes, named, server);
+        let reuse = self.config.settings.pool.reuse_unnamed;
+        if !stale.is_empty() || self.prepared.touches(bytes, reuse) {
+            let out = self.prepared.rewrite(&self.ctx.statements, bytes, parsed, server, reuse, stale);
             server.send_outgoing(out, pipeline).await?;
         } else {
             server.send(bytes, pipeline).await?;

@@ -25,6 +25,20 @@ enum Intake {
     Terminated,
 }
 
+/// What a relay holds replies back for, until they show the request ran.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(super) struct Guard {
+    /// A write refused as read-only (25006) is run again on the primary.
+    pub misroute: bool,
+    /// A reused statement refused for its changed result type is prepared again and rerun.
+    pub stale_plan: bool,
+}
+
+impl Guard {
+    /// Nothing is held back.
+    pub const NONE: Guard = Guard { misroute: false, stale_plan: false };
+}
+
 /// Where the replies of a relay stand.
 enum Replies {
     /// More are owed, or the client's pipeline is still open.
@@ -33,24 +47,35 @@ enum Replies {
     Last(Bytes),
     /// A replica refused the request as a write before anything reached the client.
     Misrouted,
+    /// A reused statement was refused for its changed result type before anything ran.
+    StalePlan,
 }
 
 impl Session {
     /// Forwards server replies to the client, and further client messages to the server, until
-    /// every reply owed has arrived and no pipeline is open. With `guarded`, replies are held
-    /// back until they show the request ran, so a misrouted write can still go to the primary.
+    /// every reply owed has arrived and no pipeline is open. Under a `guard`, replies are held
+    /// back until they show the request ran, so a misrouted write can still go to the primary,
+    /// and a statement refused for a changed result type can be prepared again.
     pub(super) async fn relay(
         &mut self,
         mut server: Checkout,
         route: Route,
-        guarded: bool,
+        guard: Guard,
     ) -> Result<Relayed, ClientError> {
         let max = self.config.settings.limits.max_message_size;
-        let mut withheld: Option<Vec<Bytes>> = guarded.then(Vec::new);
+        let mut withheld: Option<Vec<Bytes>> = (guard != Guard::NONE).then(Vec::new);
         let mut intake = Intake::Reading;
         loop {
-            match self.forward_replies(&mut server, &mut withheld).await? {
-                Replies::Misrouted => return self.drain_misrouted(server).await,
+            match self.forward_replies(&mut server, &mut withheld, guard).await? {
+                Replies::Misrouted => {
+                    drain(&mut server).await?;
+                    self.cancel.set_target(None);
+                    return Ok(Relayed::Refused(server.pool().key().clone()));
+                }
+                Replies::StalePlan => {
+                    drain(&mut server).await?;
+                    return Ok(Relayed::StalePlan(server));
+                }
                 Replies::Last(batch) => {
                     // Released before the client sees the reply, so the next client gets it sooner.
                     self.end_request(server);
@@ -101,17 +126,22 @@ impl Session {
         &mut self,
         server: &mut Checkout,
         withheld: &mut Option<Vec<Bytes>>,
+        guard: Guard,
     ) -> Result<Replies, ClientError> {
+        // What one pass takes goes out in one write: pgsplit's own answers (a ParseComplete for a
+        // reused statement) and the server's replies do not cost a send each.
+        let mut outbox = Outbox::default();
         while let Some((batch, end)) = server.take_batch()? {
             tracing::trace!(tags = %frame::tags(&batch), ?end, "to client");
             if let Some(pieces) = withheld.as_mut() {
                 match misroute::judge(&batch) {
-                    Verdict::Misrouted => return Ok(Replies::Misrouted),
+                    Verdict::Misrouted if guard.misroute => return Ok(Replies::Misrouted),
+                    Verdict::StalePlan if guard.stale_plan => return Ok(Replies::StalePlan),
                     Verdict::Undecided if end == BatchEnd::More => {
                         pieces.push(batch);
                         continue;
                     }
-                    _ => self.send_withheld(withheld).await?,
+                    _ => outbox.extend(withheld.take()),
                 }
             }
             let batch = match end {
@@ -125,24 +155,20 @@ impl Session {
                 BatchEnd::Ready => batch,
                 BatchEnd::Probe(lsn) => self.after_probe(lsn),
             };
+            outbox.push(batch);
             if end != BatchEnd::More && server.settled() && !server.in_pipeline() {
-                return Ok(Replies::Last(batch));
+                return Ok(Replies::Last(outbox.take()));
             }
-            self.client.send(&batch).await?;
         }
         if server.settled() && !server.in_pipeline() {
-            self.send_withheld(withheld).await?;
-            return Ok(Replies::Last(Bytes::new()));
+            outbox.extend(withheld.take());
+            return Ok(Replies::Last(outbox.take()));
+        }
+        let out = outbox.take();
+        if !out.is_empty() {
+            self.client.send(&out).await?;
         }
         Ok(Replies::Waiting)
-    }
-
-    /// Sends what the misroute guard held back; the guard is over.
-    async fn send_withheld(&mut self, withheld: &mut Option<Vec<Bytes>>) -> Result<(), ClientError> {
-        for piece in withheld.take().unwrap_or_default() {
-            self.client.send(&piece).await?;
-        }
-        Ok(())
     }
 
     /// Forwards the whole messages the client pipelined, unless they must wait for their own turn:
@@ -183,7 +209,7 @@ impl Session {
             self.routing.wrote();
         }
         self.tx.note(&inspection);
-        self.send_request(server, &b.bytes, b.summary.pipeline, &inspection.named).await?;
+        self.send_request(server, &b.bytes, b.summary.pipeline, &inspection.parsed).await?;
         Ok(Intake::Reading)
     }
 
@@ -193,19 +219,6 @@ impl Session {
         let pins = self.mode == crate::config::PoolMode::Transaction
             && inspection.statements.iter().any(|c| !c.pins.is_empty());
         pins || inspection.discards_all() || super::answer::is_deallocate(&b.bytes)
-    }
-
-    /// Discards a misrouted request's replies and returns the replica connection, clean.
-    async fn drain_misrouted(&mut self, mut server: Checkout) -> Result<Relayed, ClientError> {
-        loop {
-            while server.take_batch()?.is_some() {}
-            if server.settled() {
-                break;
-            }
-            server.read_more().await?;
-        }
-        self.cancel.set_target(None);
-        Ok(Relayed::Refused(server.pool().key().clone()))
     }
 
     /// Records the LSN a commit reached and returns what the client gets now: ParameterStatus
@@ -222,5 +235,61 @@ impl Session {
         }
         out.extend_from_slice(&ready);
         out.freeze()
+    }
+}
+
+/// Discards the replies of a request refused before it ran, until the connection owes nothing.
+async fn drain(server: &mut Checkout) -> Result<(), ClientError> {
+    loop {
+        while server.take_batch()?.is_some() {}
+        if server.settled() {
+            return Ok(());
+        }
+        server.read_more().await?;
+    }
+}
+
+/// Reply pieces bound for the client, joined into one write: one piece is sent as it is, more
+/// are copied together (pgsplit's own small answers and what follows them).
+#[derive(Default)]
+enum Outbox {
+    #[default]
+    Empty,
+    One(Bytes),
+    Many(BytesMut),
+}
+
+impl Outbox {
+    fn push(&mut self, piece: Bytes) {
+        if piece.is_empty() {
+            return;
+        }
+        *self = match std::mem::take(self) {
+            Outbox::Empty => Outbox::One(piece),
+            Outbox::One(first) => {
+                let mut joined = BytesMut::with_capacity(first.len() + piece.len());
+                joined.extend_from_slice(&first);
+                joined.extend_from_slice(&piece);
+                Outbox::Many(joined)
+            }
+            Outbox::Many(mut joined) => {
+                joined.extend_from_slice(&piece);
+                Outbox::Many(joined)
+            }
+        };
+    }
+
+    fn extend(&mut self, pieces: Option<Vec<Bytes>>) {
+        for piece in pieces.unwrap_or_default() {
+            self.push(piece);
+        }
+    }
+
+    fn take(&mut self) -> Bytes {
+        match std::mem::take(self) {
+            Outbox::Empty => Bytes::new(),
+            Outbox::One(piece) => piece,
+            Outbox::Many(joined) => joined.freeze(),
+        }
     }
 }

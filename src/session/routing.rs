@@ -19,9 +19,9 @@ pub struct Inspection {
     pub opaque: bool,
     /// The first statement's text, kept only when a rule matches on text.
     pub first_text: Option<String>,
-    /// The classification of each named Parse, in order: the rewrite records it with the
-    /// statement, once the Parse is really sent.
-    pub named: Vec<Arc<Classification>>,
+    /// The classification of each Parse, in order: the rewrite records it with the statement,
+    /// once the Parse is really sent.
+    pub parsed: Vec<Arc<Classification>>,
 }
 
 impl Inspection {
@@ -153,9 +153,7 @@ impl RoutingState {
                     let text = String::from_utf8_lossy(text);
                     let class = classifier.classify(&text);
                     keep(&mut inspection.first_text, &text, keep_text);
-                    if !name.is_empty() {
-                        inspection.named.push(class.clone());
-                    }
+                    inspection.parsed.push(class.clone());
                     parsed_here.push(name);
                     inspection.statements.push(class);
                 }

@@ -20,3 +20,4 @@ mod routing;
 mod session_state;
 mod shutdown;
 mod tls;
+mod unnamed;
