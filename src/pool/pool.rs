@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use parking_lot::Mutex;
@@ -158,26 +158,16 @@ impl Pool {
     /// Gets a connection: an idle one, a new one while under the cap, or the next one checked in,
     /// waiting at most `checkout_timeout`.
     pub async fn checkout(&self) -> Result<Checkout, PoolError> {
-        let started = Instant::now();
-        let checkout = self.checkout_inner().await;
-        match &checkout {
-            Ok(_) => self.inner.counters.checked_out(started.elapsed()),
-            Err(PoolError::Exhausted { .. }) => {
-                self.inner.counters.checkout_timeouts.fetch_add(1, Ordering::Relaxed);
-            }
-            Err(_) => {}
-        }
-        checkout
-    }
-
-    async fn checkout_inner(&self) -> Result<Checkout, PoolError> {
+        let now = Instant::now();
         let waiter = {
             let mut st = self.inner.state.lock();
             if st.closed {
                 return Err(PoolError::Closed(self.inner.key.to_string()));
             }
             while let Some(mut conn) = st.idle.pop() {
-                if self.is_fresh(&conn) && conn.is_alive() {
+                if self.is_fresh(&conn, now) && conn.is_alive() {
+                    // At hand: no wait to time, so no second clock read.
+                    self.inner.counters.checked_out(Duration::ZERO);
                     return Ok(Checkout::new(conn, self.clone()));
                 }
                 st.total -= 1;
@@ -191,14 +181,21 @@ impl Pool {
                 Some(rx)
             }
         };
-        match waiter {
+        let checkout = match waiter {
             None => self.open().await.map(|conn| Checkout::new(conn, self.clone())),
-            Some(rx) => self.wait(rx).await,
+            Some(rx) => self.wait(rx, now).await,
+        };
+        match &checkout {
+            Ok(_) => self.inner.counters.checked_out(now.elapsed()),
+            Err(PoolError::Exhausted { .. }) => {
+                self.inner.counters.checkout_timeouts.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(_) => {}
         }
+        checkout
     }
 
-    async fn wait(&self, rx: oneshot::Receiver<Box<ServerConn>>) -> Result<Checkout, PoolError> {
-        let started = Instant::now();
+    async fn wait(&self, rx: oneshot::Receiver<Box<ServerConn>>, started: Instant) -> Result<Checkout, PoolError> {
         match tokio::time::timeout(self.inner.settings.load().checkout_timeout, rx).await {
             Ok(Ok(conn)) => Ok(Checkout::new(conn, self.clone())),
             Ok(Err(_)) => Err(PoolError::Closed(self.inner.key.to_string())),
@@ -315,7 +312,8 @@ impl Pool {
     pub fn close_expired(&self) -> usize {
         let mut st = self.inner.state.lock();
         let before = st.idle.len();
-        st.idle.retain(|c| self.is_fresh(c));
+        let now = Instant::now();
+        st.idle.retain(|c| self.is_fresh(c, now));
         let closed = before - st.idle.len();
         st.total -= closed;
         closed
@@ -342,9 +340,9 @@ impl Pool {
         st.waiters.clear();
     }
 
-    fn is_fresh(&self, conn: &ServerConn) -> bool {
+    fn is_fresh(&self, conn: &ServerConn, now: Instant) -> bool {
         let s = self.inner.settings.load();
-        !conn.expired(s.max_lifetime, s.idle_timeout)
+        !conn.expired(now, s.max_lifetime, s.idle_timeout)
     }
 
     /// The cap on connections.

@@ -146,7 +146,8 @@ pub async fn choose(
         return Ok(Route::Primary);
     }
     let busy = |route: Route| nodes.pool(route).in_use();
-    let deadline = Instant::now() + settings.wait_timeout;
+    // Taken when the first wait begins: most requests never wait, and need no clock read.
+    let mut deadline: Option<Instant> = None;
     let mut waited = false;
     loop {
         match route::decide(&request, policy, &topology.load(), &busy, waited) {
@@ -157,7 +158,8 @@ pub async fn choose(
             }
             Decision::Refuse(_) => return Err(ClientError::NoFreshReplica),
             Decision::Wait { .. } => {
-                let left = deadline.saturating_duration_since(Instant::now());
+                let now = Instant::now();
+                let left = deadline.get_or_insert(now + settings.wait_timeout).saturating_duration_since(now);
                 if left.is_zero() {
                     waited = true;
                 } else {

@@ -92,9 +92,12 @@ impl ServerConn {
         self.slot = Some(slot);
     }
 
-    /// Whether the connection is older than `max_lifetime` or was idle longer than `idle_timeout`.
-    pub(crate) fn expired(&self, max_lifetime: Duration, idle_timeout: Duration) -> bool {
-        self.broken || self.created.elapsed() >= max_lifetime || self.last_used.elapsed() >= idle_timeout
+    /// Whether the connection is, at `now`, older than `max_lifetime` or was idle longer than
+    /// `idle_timeout`.
+    pub(crate) fn expired(&self, now: Instant, max_lifetime: Duration, idle_timeout: Duration) -> bool {
+        self.broken
+            || now.saturating_duration_since(self.created) >= max_lifetime
+            || now.saturating_duration_since(self.last_used) >= idle_timeout
     }
 
     /// When the connection was opened.
@@ -104,7 +107,8 @@ impl ServerConn {
 
     /// Notes that the connection goes back to the pool now; `false` if it lived past `max_lifetime`.
     pub(crate) fn back_in_pool(&mut self, max_lifetime: Duration) -> bool {
-        self.last_used = Instant::now();
-        self.created.elapsed() < max_lifetime
+        let now = Instant::now();
+        self.last_used = now;
+        now.saturating_duration_since(self.created) < max_lifetime
     }
 }
