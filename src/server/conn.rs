@@ -17,7 +17,7 @@ use super::counters::PoolCounters;
 use super::expect::{Expectations, Fate, Kind};
 use super::list::ServerSlot;
 use super::outgoing::{Outgoing, Owed};
-use super::params::ParamSet;
+use super::params::{ParamSet, Reported};
 use super::ServerError;
 use crate::protocol::frame::{self, messages, FrameError};
 use crate::protocol::from_client::Pipeline;
@@ -62,6 +62,9 @@ pub struct ServerConn {
     params_changed: bool,
     /// Which client's parameters the connection last carried, and at which version.
     params_owner: Option<(u64, u64)>,
+    /// The shared reported set of the last client the connection was brought to; cleared when
+    /// a reported value changes (see [`ServerConn::fits`]).
+    params_fit: Option<Reported>,
     created: Instant,
     last_used: Instant,
     /// The status byte of the last ReadyForQuery.
@@ -112,11 +115,13 @@ impl ServerConn {
             params: ParamSet { reported: Arc::new(params), unreported: BTreeMap::new() },
             params_changed: false,
             params_owner: None,
+            params_fit: None,
             created: now,
             last_used: now,
             status: b'I',
             owed: Expectations::default(),
             prepared: LruCache::new(NonZeroUsize::new(PREPARED_PER_CONNECTION).expect("non-zero")),
+            spare: Outgoing::default(),
             probe_lsn: None,
             unsynced: false,
             needs_reset: false,
@@ -250,8 +255,10 @@ impl ServerConn {
         let body = &self.read_buf[offset + 5..offset + len];
         match tag {
             from_server::READY_FOR_QUERY => self.status = from_server::ready_status(body).unwrap_or(b'E'),
-            from_server::PARAMETER_STATUS => {
-                self.params_changed |= record_param(Arc::make_mut(&mut self.params.reported), body)
+            // Fields borrowed apart from the read buffer `body` lives in: see `record_reported`.
+            from_server::PARAMETER_STATUS if record_param(Arc::make_mut(&mut self.params.reported), body) => {
+                self.params_changed = true;
+                self.params_fit = None;
             }
             from_server::ERROR_RESPONSE => self.errors += 1,
             _ => {}
@@ -390,6 +397,14 @@ impl ServerConn {
                 code,
                 message,
             }),
+        }
+    }
+
+    /// Records a ParameterStatus; a changed value means no client's set is known to fit any more.
+    fn record_reported(&mut self, body: &[u8]) {
+        if record_param(Arc::make_mut(&mut self.params.reported), body) {
+            self.params_changed = true;
+            self.params_fit = None;
         }
     }
 

@@ -411,7 +411,8 @@ impl Session {
     /// Brings the connection to this client's parameters, unless it already carries them.
     async fn sync_params(&mut self, server: &mut Checkout) -> Result<(), ClientError> {
         let me = (self.id, self.params.version);
-        if server.carries(me) {
+        if server.carries(me) || server.fits(self.params.expected()) {
+            server.set_owner(me);
             return Ok(());
         }
         if let Some(sql) = params::diff(self.params.expected(), server.params()) {

@@ -62,3 +62,29 @@ async fn settings_reach_the_replicas_that_serve_reads() {
         assert_eq!(row.get::<_, String>(0), "2345ms", "served by {}", row.get::<_, i32>(1));
     }
 }
+
+/// Clients that logged in with the same parameters share one set of them, and a connection
+/// brought to that set is reused without comparing: a later SET by one of them, or a client
+/// with other startup parameters, must still be seen to differ.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_with_the_same_startup_parameters_keep_apart_what_they_set_later() {
+    let proxy = Proxy::with_config(&harness::test_config("size = 1", "")).await;
+    let named = |name: &str| {
+        format!("{} application_name={name} options='-c TimeZone=UTC'", proxy.conn_str("app", "app", "app"))
+    };
+    let a = harness::connect(&named("twin")).await.unwrap();
+    let b = harness::connect(&named("twin")).await.unwrap();
+    let c = harness::connect(&named("other")).await.unwrap();
+    for _ in 0..2 {
+        assert_eq!(show(&a, "application_name").await, "twin");
+        assert_eq!(show(&b, "application_name").await, "twin");
+        assert_eq!(show(&c, "application_name").await, "other");
+    }
+    a.batch_execute("set application_name = 'changed'; set timezone = 'Europe/Paris'").await.unwrap();
+    assert_eq!(show(&b, "application_name").await, "twin", "b shares a's startup set, not its SET");
+    assert_eq!(show(&b, "timezone").await, "UTC");
+    assert_eq!(show(&a, "application_name").await, "changed");
+    assert_eq!(show(&a, "timezone").await, "Europe/Paris");
+    assert_eq!(show(&c, "application_name").await, "other");
+    assert_eq!(show(&b, "timezone").await, "UTC");
+}

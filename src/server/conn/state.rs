@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use super::{BackendKey, ServerConn};
 use crate::server::counters::PoolCounters;
 use crate::server::list::ServerSlot;
-use crate::server::params::ParamSet;
+use crate::server::params::{ParamSet, Reported};
 
 impl ServerConn {
     /// `host:port` of the node.
@@ -53,6 +53,7 @@ impl ServerConn {
         self.params.unreported.clear();
         self.prepared.clear();
         self.params_owner = None;
+        self.params_fit = None;
         self.needs_reset = false;
     }
 
@@ -74,6 +75,21 @@ impl ServerConn {
     /// Whether a ParameterStatus arrived since the last call.
     pub fn take_params_changed(&mut self) -> bool {
         std::mem::take(&mut self.params_changed)
+    }
+
+    /// Whether the connection carries what a client expecting `want` needs, known without
+    /// comparing values: it was last brought to the same shared set of reported parameters
+    /// (every client of one driver holds the same interned set), nothing reported changed since,
+    /// and the unreported ones match. `false` means "compare them", not "they differ".
+    pub fn fits(&self, want: &ParamSet) -> bool {
+        self.params_fit.as_ref().is_some_and(|fit| Arc::ptr_eq(fit, &want.reported))
+            && want.unreported == self.params.unreported
+    }
+
+    /// Notes that the connection now carries what a client with the reported set `reported`
+    /// expects.
+    pub fn set_fit(&mut self, reported: &Reported) {
+        self.params_fit = Some(reported.clone());
     }
 
     /// Whether the connection carries the parameters of client `owner` (id, parameter version).
