@@ -5,6 +5,7 @@
 //! a fast path. TLS writes may stay buffered inside rustls until flushed, so every write goes
 //! through [`Stream::send`], which flushes.
 
+use std::cell::RefCell;
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
@@ -32,17 +33,19 @@ impl Stream {
         self.flush().await
     }
 
-    /// Reads what has arrived into `buf`, with `room` spare. A plain socket with nothing buffered
-    /// waits for bytes holding no buffer at all (the empty one is let go), so an idle client costs
-    /// no read buffer; room is taken once bytes are there. TLS takes room first: rustls may hold
-    /// decrypted bytes that the socket no longer signals.
+    /// Reads what has arrived into `buf`. A plain socket waits for bytes holding no buffer at all
+    /// (an empty one is let go, so an idle client costs none) and reads into this thread's
+    /// scratch buffer, so `buf` grows by exactly what arrived: no reserve is allocated and freed
+    /// per request. TLS reads into `buf` with `room` spare: rustls may hold decrypted bytes that
+    /// the socket no longer signals. Cancel-safe: usable as a `select!` branch.
     pub async fn read_when_ready(&mut self, buf: &mut BytesMut, room: usize) -> io::Result<usize> {
-        if let (Stream::Plain(tcp), true) = (&mut *self, buf.is_empty()) {
-            loop {
+        if let Stream::Plain(tcp) = &mut *self {
+            if buf.is_empty() {
                 *buf = BytesMut::new();
+            }
+            loop {
                 tcp.readable().await?;
-                buf.reserve(room);
-                match tcp.try_read_buf(buf) {
+                match read_plain(tcp, buf) {
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
                     read => return read,
                 }
@@ -116,6 +119,23 @@ impl Stream {
             }
         }
     }
+}
+
+/// The most one read of a plain socket takes: the size of each thread's scratch buffer.
+const SCRATCH_LEN: usize = 16 * 1024;
+
+thread_local! {
+    /// Where plain-socket reads land before their bytes are copied to the connection's buffer.
+    static SCRATCH: RefCell<Box<[u8]>> = RefCell::new(vec![0; SCRATCH_LEN].into_boxed_slice());
+}
+
+/// Reads what a plain socket has without waiting, appending exactly that to `buf`.
+fn read_plain(tcp: &TcpStream, buf: &mut BytesMut) -> io::Result<usize> {
+    SCRATCH.with_borrow_mut(|scratch| {
+        let n = tcp.try_read(scratch)?;
+        buf.extend_from_slice(&scratch[..n]);
+        Ok(n)
+    })
 }
 
 fn detached() -> io::Error {

@@ -54,7 +54,7 @@ mod tx;
 pub(crate) use error::ClientError;
 pub(crate) use login::Authenticated;
 
-/// Spare room kept in the client read buffer.
+/// Spare room a TLS client read takes (plain sockets read into a per-thread scratch buffer).
 const READ_RESERVE: usize = 16 * 1024;
 
 /// One logged-in client.

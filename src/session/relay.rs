@@ -2,7 +2,7 @@
 //! more), and messages the client pipelines meanwhile to the server.
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::AsyncReadExt;
+use smallvec::SmallVec;
 
 use super::{Relayed, Session, READ_RESERVE};
 use crate::classify::format_lsn;
@@ -104,12 +104,11 @@ impl Session {
                     continue;
                 }
             }
-            self.client_in.reserve(READ_RESERVE);
             tokio::select! {
                 // Replies: forwarded at the top of the loop.
                 read = server.read_more() => read?,
                 // While replies are owed the client may pipeline more, or stream COPY data.
-                read = self.client.read_buf(&mut self.client_in), if reading => {
+                read = self.client.read_when_ready(&mut self.client_in, READ_RESERVE), if reading => {
                     if read? == 0 {
                         return Err(ClientError::Gone);
                     }

@@ -92,7 +92,9 @@ pub fn take(buf: &mut BytesMut, max_message: usize, whole_request: bool) -> Resu
     if !ready {
         return Ok(Taken::NeedMore);
     }
-    let bytes = buf.split_to(len).freeze();
+    // A buffer holding exactly one request (the usual case) is handed over whole: no shared
+    // header is allocated to split it, and the empty buffer left behind holds no memory.
+    let bytes = if len == buf.len() { std::mem::take(buf).freeze() } else { buf.split_to(len).freeze() };
     Ok(Taken::Batch(Batch { bytes, summary }))
 }
 
