@@ -28,8 +28,11 @@ pub fn explain(settings: &Settings, sql: &str, who: &Context) -> Result<String, 
     let write_functions = settings.routing.write_functions.iter().cloned().collect();
     let classifier = Classifier::new(ClassifierSettings { cache_size: 0, write_functions });
     let class = classifier.classify(sql);
-    let inspection =
-        Inspection { statements: vec![class.clone()], first_text: Some(sql.to_string()), ..Default::default() };
+    let inspection = Inspection {
+        statements: std::iter::once(class.clone()).collect(),
+        first_text: Some(sql.to_string()),
+        ..Default::default()
+    };
     let state = RoutingState::default();
     let request_class = state.class_of(&inspection);
     let rule = RuleContext {

@@ -4,6 +4,8 @@
 
 use std::sync::atomic::AtomicUsize;
 
+use smallvec::SmallVec;
+
 use super::balance::{self, Candidate};
 use super::rules::{RuleContext, Rules};
 use super::{Decision, Reason, Route};
@@ -84,7 +86,7 @@ pub fn decide(
     let max_lag = max_lag.unwrap_or(s.max_lag);
     // Any configured node in recovery may serve reads, the configured primary too once it
     // rejoined as a standby: eligibility already says it streams, within the lag limits.
-    let mut candidates: Vec<Candidate<Route>> = topo
+    let mut candidates: SmallVec<[Candidate<Route>; 8]> = topo
         .nodes()
         .filter(|(_, n)| n.eligible && n.lag_time.is_some_and(|t| t <= max_lag))
         .filter(|(_, n)| req.min_lsn.is_none_or(|min| n.replay_lsn.is_some_and(|r| r >= min)))

@@ -73,6 +73,9 @@ pub struct ServerConn {
     owed: Expectations,
     /// pgsplit's statements prepared on this connection, by id, least recently used first out.
     prepared: LruCache<u64, ()>,
+    /// The buffers of the last rewritten request, reused by the next one (see
+    /// [`ServerConn::outgoing`]): a rewrite allocates nothing once the connection has served one.
+    spare: Outgoing,
     /// The LSN the probe's row carried, until its ReadyForQuery.
     probe_lsn: Option<u64>,
     /// Extended-protocol messages were sent after the last Sync.
@@ -289,15 +292,24 @@ impl ServerConn {
         self.send_raw(bytes, pipeline).await
     }
 
-    /// Sends a rewritten request and expects what it owes.
-    pub async fn send_outgoing(&mut self, out: Outgoing, pipeline: Pipeline) -> Result<(), ServerError> {
-        for owed in out.owed {
+    /// An empty request to rewrite into, with the buffers the last one used; hand it back with
+    /// [`ServerConn::send_outgoing`].
+    pub fn outgoing(&mut self) -> Outgoing {
+        std::mem::take(&mut self.spare)
+    }
+
+    /// Sends a rewritten request and expects what it owes; its buffers are kept for the next.
+    pub async fn send_outgoing(&mut self, mut out: Outgoing, pipeline: Pipeline) -> Result<(), ServerError> {
+        for owed in out.owed.drain(..) {
             match owed {
                 Owed::Client { tag, first } => self.owed.push_client(tag, &[first]),
                 Owed::Own { kind, fate, prepares } => self.owed.push(kind, fate, prepares),
             }
         }
-        self.send_raw(&out.bytes, pipeline).await
+        let sent = self.send_raw(&out.bytes, pipeline).await;
+        out.clear();
+        self.spare = out;
+        sent
     }
 
     async fn send_raw(&mut self, bytes: &[u8], pipeline: Pipeline) -> Result<(), ServerError> {
@@ -374,9 +386,7 @@ impl ServerConn {
                         self.owed.on_reply(frame.tag);
                         self.status = from_server::ready_status(body).unwrap_or(b'E');
                     }
-                    from_server::PARAMETER_STATUS => {
-                        self.params_changed |= record_param(Arc::make_mut(&mut self.params.reported), body)
-                    }
+                    from_server::PARAMETER_STATUS => self.record_reported(body),
                     from_server::ERROR_RESPONSE if error.is_none() => {
                         let field = |f| {
                             String::from_utf8_lossy(from_server::error_field(body, f).unwrap_or_default()).into_owned()

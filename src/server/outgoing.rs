@@ -24,8 +24,10 @@ pub(super) enum Owed {
 }
 
 impl Outgoing {
-    pub fn with_capacity(capacity: usize) -> Self {
-        Outgoing { bytes: BytesMut::with_capacity(capacity), owed: Vec::new() }
+    /// Empties it, keeping its buffers for the next request.
+    pub(super) fn clear(&mut self) {
+        self.bytes.clear();
+        self.owed.clear();
     }
 
     /// A client message, sent as `tag` and `body` (its own, or rewritten); replies forwarded.

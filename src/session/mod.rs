@@ -423,6 +423,7 @@ impl Session {
             // The server's spelling of what the client asked for ("ISO" reads back "ISO, MDY").
             self.tell_changes(server).await?;
         }
+        server.set_fit(&self.params.expected().reported);
         server.set_owner((self.id, self.params.version));
         Ok(())
     }

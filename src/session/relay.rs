@@ -63,7 +63,7 @@ impl Session {
         guard: Guard,
     ) -> Result<Relayed, ClientError> {
         let max = self.config.settings.limits.max_message_size;
-        let mut withheld: Option<Vec<Bytes>> = (guard != Guard::NONE).then(Vec::new);
+        let mut withheld: Option<Withheld> = (guard != Guard::NONE).then(Withheld::new);
         let mut intake = Intake::Reading;
         loop {
             match self.forward_replies(&mut server, &mut withheld, guard).await? {
@@ -124,7 +124,7 @@ impl Session {
     async fn forward_replies(
         &mut self,
         server: &mut Checkout,
-        withheld: &mut Option<Vec<Bytes>>,
+        withheld: &mut Option<Withheld>,
         guard: Guard,
     ) -> Result<Replies, ClientError> {
         // What one pass takes goes out in one write: pgsplit's own answers (a ParseComplete for a
@@ -237,6 +237,9 @@ impl Session {
     }
 }
 
+/// Replies held back by a guard; a request's are a few pieces, kept inline.
+type Withheld = SmallVec<[Bytes; 4]>;
+
 /// Discards the replies of a request refused before it ran, until the connection owes nothing.
 async fn drain(server: &mut Checkout) -> Result<(), ClientError> {
     loop {
@@ -278,7 +281,7 @@ impl Outbox {
         };
     }
 
-    fn extend(&mut self, pieces: Option<Vec<Bytes>>) {
+    fn extend(&mut self, pieces: Option<Withheld>) {
         for piece in pieces.unwrap_or_default() {
             self.push(piece);
         }

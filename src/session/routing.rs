@@ -1,7 +1,10 @@
 //! A session's consistency state (its write LSN, route hints, named statements) and how the
 //! messages of one request become a routing [`Request`].
 
+use std::borrow::Cow;
 use std::sync::Arc;
+
+use smallvec::SmallVec;
 
 use super::dispatch::Requester;
 use super::prepared::Prepared;
@@ -13,16 +16,20 @@ use crate::route::{Request, RequestClass, Route, RuleContext};
 /// What the messages of one request hold, as far as routing cares.
 #[derive(Debug, Default)]
 pub struct Inspection {
-    /// Classifications of the statements the request runs, in order.
-    pub statements: Vec<Arc<Classification>>,
+    /// Classifications of the statements the request runs, in order (inline for a few: a
+    /// request costs no allocation for them).
+    pub statements: Classes,
     /// Something runs that pgsplit cannot see (a statement prepared before it knew the session).
     pub opaque: bool,
     /// The first statement's text, kept only when a rule matches on text.
     pub first_text: Option<String>,
     /// The classification of each Parse, in order: the rewrite records it with the statement,
     /// once the Parse is really sent.
-    pub parsed: Vec<Arc<Classification>>,
+    pub parsed: Classes,
 }
+
+/// Classifications of a request's statements; most requests have one or two.
+pub type Classes = SmallVec<[Arc<Classification>; 4]>;
 
 impl Inspection {
     /// Some statement must run on the primary.
@@ -140,17 +147,17 @@ impl RoutingState {
         statements: &Prepared,
     ) -> Inspection {
         let mut inspection = Inspection::default();
-        let mut parsed_here: Vec<&[u8]> = Vec::new();
+        let mut parsed_here: SmallVec<[&[u8]; 4]> = SmallVec::new();
         for (tag, body) in messages(batch) {
             match tag {
                 from_client::QUERY => {
-                    let text = String::from_utf8_lossy(from_client::query_text(body).unwrap_or_default());
+                    let text = utf8(from_client::query_text(body).unwrap_or_default());
                     inspection.statements.push(classifier.classify(&text));
                     keep(&mut inspection.first_text, &text, keep_text);
                 }
                 from_client::PARSE => {
                     let Some((name, text)) = from_client::parse_message(body) else { continue };
-                    let text = String::from_utf8_lossy(text);
+                    let text = utf8(text);
                     let class = classifier.classify(&text);
                     keep(&mut inspection.first_text, &text, keep_text);
                     inspection.parsed.push(class.clone());
@@ -260,6 +267,15 @@ impl RoutingState {
 /// Reads that may run anywhere: queries, SHOW, EXPLAIN without ANALYZE of a read, empty queries.
 fn is_plain_read(c: &Arc<Classification>) -> bool {
     c.statements == 0 || (!c.writes && c.intent == Intent::Read)
+}
+
+/// A statement's text as UTF-8: borrowed when valid (`from_utf8` checks ASCII a word at a time,
+/// `from_utf8_lossy` a character at a time), else with replacement characters.
+fn utf8(bytes: &[u8]) -> Cow<'_, str> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(bytes),
+    }
 }
 
 fn keep(slot: &mut Option<String>, text: &str, wanted: bool) {

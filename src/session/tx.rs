@@ -106,7 +106,7 @@ mod tests {
 
     fn inspection(sql: &str) -> Inspection {
         let classifier = Classifier::new(ClassifierSettings { cache_size: 10, write_functions: Default::default() });
-        Inspection { statements: vec![classifier.classify(sql)], ..Default::default() }
+        Inspection { statements: std::iter::once(classifier.classify(sql)).collect(), ..Default::default() }
     }
 
     #[test]

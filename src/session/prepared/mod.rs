@@ -127,7 +127,7 @@ impl Prepared {
         reuse_unnamed: bool,
         stale: &[u64],
     ) -> Outgoing {
-        let mut out = Outgoing::with_capacity(batch.len() + 64);
+        let mut out = server.outgoing();
         for &id in stale {
             server.drop_statement(id);
             close_on_server(id, &mut out);
