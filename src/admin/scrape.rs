@@ -152,6 +152,7 @@ fn sessions(ctx: &Shared, m: &Metrics) {
     for (class, n) in ctx.counters.errors() {
         m.counter("pgsplit_errors_total", &[("class", &class), ("source", "pgsplit")]).absolute(n);
     }
+    m.counter("pgsplit_log_write_errors_total", &[]).absolute(crate::log_output::dropped_lines());
 }
 
 /// Whether the monitor reaches every database's primary, and it is not in recovery: `/healthz`.

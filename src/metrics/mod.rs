@@ -49,6 +49,7 @@ pub const CATALOG: &[(&str, Kind, &str)] = &[
     ("pgsplit_errors_total", Kind::Counter, "ErrorResponses sent to clients, by SQLSTATE class."),
     ("pgsplit_classifier_cache_hits_total", Kind::Counter, "Statement classifications answered from the cache."),
     ("pgsplit_classifier_cache_misses_total", Kind::Counter, "Statement classifications that needed analysis."),
+    ("pgsplit_log_write_errors_total", Kind::Counter, "Log lines dropped because the log output refused them."),
 ];
 
 /// The kind of a catalogued metric.
