@@ -42,6 +42,11 @@ pub const CATALOG: &[(&str, Kind, &str)] = &[
     ("pgsplit_primary_elections_total", Kind::Counter, "Times a node other than the last elected one became primary."),
     ("pgsplit_seconds_without_primary", Kind::Gauge, "How long no node has been elected primary (0 while one is)."),
     ("pgsplit_primary_wal_lsn_bytes", Kind::Gauge, "The primary's current WAL position, as a byte offset."),
+    (
+        "pgsplit_topology_refreshes_total",
+        Kind::Counter,
+        "Fresh samples of every node asked for by requests that could not wait for the next check.",
+    ),
     ("pgsplit_prepared_statements_prepared_total", Kind::Counter, "Statements prepared on server connections."),
     ("pgsplit_prepared_statements_evicted_total", Kind::Counter, "Statements closed by a connection's LRU."),
     ("pgsplit_prepared_statements_distinct", Kind::Gauge, "Distinct prepared statement texts seen."),
