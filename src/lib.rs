@@ -4,7 +4,8 @@
 //! replies flow back. Below the session, `state` holds what every session shares and `monitor`
 //! the topology; `protocol` frames bytes for all of them, `classify` tells what a query's SQL
 //! means for routing, `config` turns the TOML file into each module's settings, `stream` and
-//! `tls` carry the bytes of connections (plain or TLS), and `app` wires it together. Modules
+//! `tls` carry the bytes of connections (plain or TLS), `log_output` takes the log lines, and
+//! `app` wires it together. Modules
 //! import downwards only (`scripts/check-layers`). See ARCHITECTURE.md for the floors, a
 //! glossary and one request's sequence.
 
@@ -16,6 +17,7 @@ pub mod cli;
 pub(crate) mod client;
 pub mod config;
 pub mod explain;
+pub mod log_output;
 pub(crate) mod metrics;
 pub(crate) mod monitor;
 pub(crate) mod pool;

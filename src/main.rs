@@ -1,30 +1,38 @@
 //! The pgsplit binary: parses the command line, sets up logging and the runtime, and runs the
 //! daemon until SIGTERM or SIGINT.
 
+use std::io::Write;
+
 use anyhow::Context;
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
 
 use pgsplit::cli::{Cli, Command};
 use pgsplit::config::{self, LogFormat, Settings};
+use pgsplit::log_output::LogOutput;
 
+// Rust ignores SIGPIPE before `main`: a write to a closed pipe (stdout, a client's socket) fails
+// with EPIPE, which every writer here handles, instead of killing the process.
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let settings = config::load(&cli.config)?;
     match cli.command.unwrap_or(Command::Run) {
-        Command::CheckConfig => {
-            print!("{}", config::render(&settings));
-            Ok(())
-        }
+        Command::CheckConfig => print(&config::render(&settings)),
         Command::Run => run(settings),
         Command::Explain { sql, database, user, application_name } => {
             let database = database.or_else(|| settings.databases.keys().next().cloned()).unwrap_or_default();
             let who =
                 pgsplit::explain::Context { database: &database, user: &user, application_name: &application_name };
-            print!("{}", pgsplit::explain::explain(&settings, &sql, &who).map_err(anyhow::Error::msg)?);
-            Ok(())
+            print(&pgsplit::explain::explain(&settings, &sql, &who).map_err(anyhow::Error::msg)?)
         }
     }
+}
+
+/// Writes a command's output to stdout: a closed stdout (`pgsplit check-config | head -0`) is an
+/// error to report, where `print!` would panic.
+fn print(text: &str) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes()).and_then(|()| out.flush()).context("cannot write to stdout")
 }
 
 fn run(settings: Settings) -> anyhow::Result<()> {
@@ -53,11 +61,18 @@ fn runtime(workers: usize) -> std::io::Result<tokio::runtime::Runtime> {
 }
 
 /// RUST_LOG wins over the config's level, so an operator can raise verbosity without an edit.
-/// Timestamps are RFC 3339 in UTC in both formats (the subscriber's default clock).
+/// Timestamps are RFC 3339 in UTC in both formats (the subscriber's default clock). Lines go to
+/// stdout through [`LogOutput`], which drops what it cannot write: a dead log reader never takes
+/// a task down; the subscriber's own error reports (`eprintln!`, which panics on a closed
+/// stderr) are off.
 fn init_logging(level: &str, format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("pgsplit={level},warn")));
-    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_writer(LogOutput)
+        .log_internal_errors(false);
     match format {
         LogFormat::Text => logs.init(),
         // Event fields at the top level, where collectors index them; the innermost span as
@@ -72,9 +87,11 @@ async fn wait_for_signal(shutdown: CancellationToken) {
         tracing::error!("cannot install signal handlers");
         return;
     };
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM received"),
-        _ = int.recv() => tracing::info!("SIGINT received"),
-    }
+    let signal = tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    };
+    // Shutdown first: nothing that logging might do can keep the signal from being obeyed.
     shutdown.cancel();
+    tracing::info!("{signal} received");
 }

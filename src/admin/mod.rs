@@ -16,8 +16,9 @@ use bytes::BytesMut;
 use tokio::io::AsyncReadExt;
 
 use crate::protocol::build::{self, Severity};
+use crate::protocol::frame::{self, FrameError};
+use crate::protocol::from_client;
 use crate::protocol::sqlstate;
-use crate::protocol::{frame, from_client};
 use crate::session::ClientError;
 use crate::state::Shared;
 use crate::stream::Stream;
@@ -52,6 +53,9 @@ pub async fn serve(ctx: Arc<Shared>, stream: &mut Stream, user: &str) -> Result<
             }
             continue;
         };
+        if !from_client::may_send(frame.tag) {
+            return Err(FrameError::UnknownClientMessage { tag: frame.tag }.into());
+        }
         let mut out = BytesMut::new();
         match frame.tag {
             b'Q' => {

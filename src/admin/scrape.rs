@@ -88,6 +88,9 @@ fn topology(ctx: &Shared, m: &Metrics) {
         m.gauge("pgsplit_primary_up", &[("database", &db.name), ("node", &primary.addr)]).set(up);
         let db_label = [("database", db.name.as_str())];
         m.counter("pgsplit_primary_elections_total", &db_label).absolute(topology.election.elections);
+        if let Some(watch) = ctx.monitor().handle(&db.name) {
+            m.counter("pgsplit_topology_refreshes_total", &db_label).absolute(watch.refreshes());
+        }
         let without = topology.without_primary_since.map_or(0.0, |since| since.elapsed().as_secs_f64());
         m.gauge("pgsplit_seconds_without_primary", &db_label).set(without);
         let elected = topology.election.primary.and_then(|id| topology.node(id));
@@ -152,6 +155,7 @@ fn sessions(ctx: &Shared, m: &Metrics) {
     for (class, n) in ctx.counters.errors() {
         m.counter("pgsplit_errors_total", &[("class", &class), ("source", "pgsplit")]).absolute(n);
     }
+    m.counter("pgsplit_log_write_errors_total", &[]).absolute(crate::log_output::dropped_lines());
 }
 
 /// Whether the monitor reaches every database's primary, and it is not in recovery: `/healthz`.

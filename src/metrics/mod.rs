@@ -42,6 +42,11 @@ pub const CATALOG: &[(&str, Kind, &str)] = &[
     ("pgsplit_primary_elections_total", Kind::Counter, "Times a node other than the last elected one became primary."),
     ("pgsplit_seconds_without_primary", Kind::Gauge, "How long no node has been elected primary (0 while one is)."),
     ("pgsplit_primary_wal_lsn_bytes", Kind::Gauge, "The primary's current WAL position, as a byte offset."),
+    (
+        "pgsplit_topology_refreshes_total",
+        Kind::Counter,
+        "Fresh samples of every node asked for by requests that could not wait for the next check.",
+    ),
     ("pgsplit_prepared_statements_prepared_total", Kind::Counter, "Statements prepared on server connections."),
     ("pgsplit_prepared_statements_evicted_total", Kind::Counter, "Statements closed by a connection's LRU."),
     ("pgsplit_prepared_statements_distinct", Kind::Gauge, "Distinct prepared statement texts seen."),
@@ -49,6 +54,7 @@ pub const CATALOG: &[(&str, Kind, &str)] = &[
     ("pgsplit_errors_total", Kind::Counter, "ErrorResponses sent to clients, by SQLSTATE class."),
     ("pgsplit_classifier_cache_hits_total", Kind::Counter, "Statement classifications answered from the cache."),
     ("pgsplit_classifier_cache_misses_total", Kind::Counter, "Statement classifications that needed analysis."),
+    ("pgsplit_log_write_errors_total", Kind::Counter, "Log lines dropped because the log output refused them."),
 ];
 
 /// The kind of a catalogued metric.

@@ -10,6 +10,7 @@ pub mod tls;
 pub mod topology;
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -31,11 +32,23 @@ pub struct TopologyWatch {
     wake: Arc<Notify>,
     /// Fires after each new snapshot.
     published: Notify,
+    /// Times requests asked for fresh samples ([`TopologyWatch::refresh`]).
+    refreshes: AtomicU64,
 }
 
 impl TopologyWatch {
     fn new(topology: Topology) -> Self {
-        TopologyWatch { snapshot: ArcSwap::from_pointee(topology), wake: Arc::default(), published: Notify::new() }
+        TopologyWatch {
+            snapshot: ArcSwap::from_pointee(topology),
+            wake: Arc::default(),
+            published: Notify::new(),
+            refreshes: AtomicU64::new(0),
+        }
+    }
+
+    /// Times requests asked for fresh samples instead of waiting for the next check.
+    pub fn refreshes(&self) -> u64 {
+        self.refreshes.load(Ordering::Relaxed)
     }
 
     /// The latest snapshot.
@@ -47,6 +60,7 @@ impl TopologyWatch {
     /// a read that no replica can take yet asks the replicas directly instead of waiting out the
     /// check interval. Returns whether a snapshot was published.
     pub async fn refresh(&self, timeout: Duration) -> bool {
+        self.refreshes.fetch_add(1, Ordering::Relaxed);
         let published = self.published.notified();
         tokio::pin!(published);
         published.as_mut().enable();

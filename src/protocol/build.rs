@@ -14,10 +14,18 @@ pub enum Severity {
     Fatal,
 }
 
-/// Encodes a message whose encoding cannot fail for the values pgsplit builds.
+/// Encodes a message. pgwire refuses only a message over its type's length limit: 30000 bytes
+/// for ParameterStatus, CommandComplete and NegotiateProtocolVersion (libpq's own limit for
+/// them), 2 GiB for the rest. What pgsplit builds stays far below, but a ParameterStatus repeats
+/// a value that a server or a client chose: one over the limit is left out (libpq would refuse
+/// it anyway) instead of taking the session down.
 fn put(buf: &mut BytesMut, msg: impl Message) {
-    // pgwire's encode only fails on a length overflow, impossible for these small messages.
-    msg.encode(buf).expect("encoding a small message");
+    let start = buf.len();
+    if let Err(e) = msg.encode(buf) {
+        // The tag byte goes out before the length is checked.
+        buf.truncate(start);
+        tracing::warn!(error = %e, "a message too long for its type was not sent");
+    }
 }
 
 /// ErrorResponse with severity, SQLSTATE, message and an optional hint.
@@ -129,6 +137,17 @@ pub fn data_row(buf: &mut BytesMut, values: &[Option<&str>]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_message_over_its_limit_is_left_out_whole() {
+        let mut buf = BytesMut::new();
+        parameter_status(&mut buf, "a", "b");
+        let one = buf.len();
+        parameter_status(&mut buf, "search_path", &"x".repeat(40_000));
+        assert_eq!(buf.len(), one, "nothing of it, not even its tag");
+        ready_for_query(&mut buf, b'I');
+        assert_eq!(&buf[one..], b"Z\0\0\0\x05I");
+    }
 
     #[test]
     fn error_response_layout() {

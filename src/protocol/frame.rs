@@ -25,7 +25,7 @@ impl Frame {
 }
 
 /// Why a stream could not be framed.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
 pub enum FrameError {
     /// The length field is below 4, which no message can have.
     #[error("invalid message length {len} for message type {tag:?}")]
@@ -33,6 +33,10 @@ pub enum FrameError {
     /// The message declares more bytes than the configured limit allows.
     #[error("message of type {tag:?} declares {len} bytes, over the limit of {max}")]
     TooLarge { tag: char, len: usize, max: usize },
+    /// A logged-in client sent a tag no client may send. The text is PostgreSQL's own
+    /// (`postgres.c`), tag in decimal, so clients and log readers see what a server would say.
+    #[error("invalid frontend message type {tag}")]
+    UnknownClientMessage { tag: u8 },
 }
 
 /// Splits the next whole message off the front of `buf`.

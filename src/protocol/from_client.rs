@@ -17,6 +17,32 @@ pub const FUNCTION_CALL: u8 = b'F';
 pub const TERMINATE: u8 = b'X';
 /// Password, SASLInitialResponse and SASLResponse share this tag.
 pub const PASSWORD: u8 = b'p';
+/// COPY from the client: data, done, failed.
+pub const COPY_DATA: u8 = b'd';
+pub const COPY_DONE: u8 = b'c';
+pub const COPY_FAIL: u8 = b'f';
+
+/// Whether a logged-in client may send a message with this tag (protocol 3.0 and 3.2). Password
+/// and SASL messages (`p`) belong to authentication only. PostgreSQL ends the connection on any
+/// other tag, and so does pgsplit: it cannot tell where such a message's request ends.
+pub fn may_send(tag: u8) -> bool {
+    matches!(
+        tag,
+        QUERY
+            | PARSE
+            | BIND
+            | DESCRIBE
+            | EXECUTE
+            | CLOSE
+            | SYNC
+            | FLUSH
+            | FUNCTION_CALL
+            | TERMINATE
+            | COPY_DATA
+            | COPY_DONE
+            | COPY_FAIL
+    )
+}
 
 /// What a run of client messages leaves of an extended-protocol pipeline on the server.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -119,6 +145,15 @@ mod tests {
         assert_eq!(bind_statement(b"\0s1\0\0\0"), Some(&b"s1"[..]));
         assert_eq!(target(b"Ss1\0"), Some((b'S', &b"s1"[..])));
         assert_eq!(target(b""), None);
+    }
+
+    #[test]
+    fn only_frontend_messages_may_be_sent_after_login() {
+        let allowed: Vec<u8> = (0..=u8::MAX).filter(|&t| may_send(t)).collect();
+        assert_eq!(allowed, b"BCDEFHPQSXcdf".to_vec());
+        for tag in [0x07, 0, b'p', b'Z', b'T', b'G', 0xff] {
+            assert!(!may_send(tag), "{tag:#04x}");
+        }
     }
 
     #[test]

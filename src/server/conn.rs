@@ -38,6 +38,8 @@ const TERMINATE: &[u8] = b"X\0\0\0\x04";
 const LSN_PROBE: &[u8] = b"Q\0\0\0\x27SELECT pg_current_wal_insert_lsn()\0";
 /// Statements kept prepared on one connection; the least recently used beyond this are closed.
 pub const PREPARED_PER_CONNECTION: usize = 512;
+/// The same as the LRU's capacity; evaluated at compile time, so the `expect` cannot fail at run time.
+const PREPARED_CAPACITY: NonZeroUsize = NonZeroUsize::new(PREPARED_PER_CONNECTION).expect("a non-zero constant");
 
 /// The server's cancel key for this connection.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -123,7 +125,7 @@ impl ServerConn {
             last_used: now,
             status: b'I',
             owed: Expectations::default(),
-            prepared: LruCache::new(NonZeroUsize::new(PREPARED_PER_CONNECTION).expect("non-zero")),
+            prepared: LruCache::new(PREPARED_CAPACITY),
             spare: Outgoing::default(),
             probe_lsn: None,
             unsynced: false,

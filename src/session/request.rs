@@ -70,14 +70,22 @@ pub enum Taken {
 /// Messages sent before a Terminate are taken first, as PostgreSQL runs them before it reads the
 /// Terminate; the Terminate stays in `buf` until nothing precedes it. A request the Terminate cuts
 /// short (no Sync) is dropped: PostgreSQL would roll back what it ran when the client left.
+///
+/// A tag no client may send is an error as soon as nothing taken precedes it, the same way: no
+/// Sync will ever come to end the request it sits in, and PostgreSQL ends the connection too.
 pub fn take(buf: &mut BytesMut, max_message: usize, whole_request: bool) -> Result<Taken, FrameError> {
     let mut summary = Summary::default();
     let mut len = 0;
     let mut terminate = false;
+    let mut unknown = None;
     let mut complete = false;
     frame::scan(buf, max_message, |tag, message| {
         if tag == from_client::TERMINATE {
             terminate = true;
+            return false;
+        }
+        if !from_client::may_send(tag) {
+            unknown = Some(tag);
             return false;
         }
         summary.note(tag);
@@ -85,6 +93,9 @@ pub fn take(buf: &mut BytesMut, max_message: usize, whole_request: bool) -> Resu
         complete = whole_request && from_client::ends_request(tag);
         !complete
     })?;
+    if let Some(tag) = unknown.filter(|_| len == 0 || whole_request) {
+        return Err(FrameError::UnknownClientMessage { tag });
+    }
     if terminate && (len == 0 || whole_request) {
         return Ok(Taken::Terminate);
     }
@@ -153,6 +164,34 @@ mod tests {
         let Taken::Batch(all) = take(&mut b, 1024, false).unwrap() else { panic!() };
         assert_eq!(all.bytes.len(), 20);
         assert!(matches!(take(&mut b, 1024, false).unwrap(), Taken::Terminate));
+    }
+
+    #[test]
+    fn a_tag_no_client_may_send_ends_the_session() {
+        let unknown = Err(FrameError::UnknownClientMessage { tag: 7 });
+        let mut alone = BytesMut::from(&[7, 0, 0, 0, 8, b'j', b'u', b'n', b'k'][..]);
+        assert_eq!(take(&mut alone, 1024, true).map(|_| ()), unknown.clone(), "at once, not after a Sync");
+        assert_eq!(take(&mut buf(&[b'P', b'B', 7, b'S']), 1024, true).map(|_| ()), unknown.clone());
+        assert_eq!(take(&mut buf(b"p"), 1024, true).map(|_| ()), Err(FrameError::UnknownClientMessage { tag: b'p' }));
+
+        // A whole request before it runs first, as PostgreSQL runs it before reading further.
+        let mut b = buf(&[b'Q', 7]);
+        let Taken::Batch(query) = take(&mut b, 1024, true).unwrap() else { panic!() };
+        assert_eq!(query.bytes.len(), 5);
+        assert_eq!(take(&mut b, 1024, true).map(|_| ()), unknown.clone());
+
+        // While a server is held, what precedes it is forwarded; then the error.
+        let mut b = buf(&[b'B', b'E', 7]);
+        let Taken::Batch(pipelined) = take(&mut b, 1024, false).unwrap() else { panic!() };
+        assert_eq!(pipelined.bytes.len(), 10);
+        assert_eq!(take(&mut b, 1024, false).map(|_| ()), unknown);
+    }
+
+    #[test]
+    fn every_client_message_is_taken() {
+        let mut b = buf(b"PBDECHdcfFSQ");
+        let Taken::Batch(batch) = take(&mut b, 1024, false).unwrap() else { panic!() };
+        assert_eq!(batch.bytes.len(), 12 * 5);
     }
 
     #[test]

@@ -1,12 +1,14 @@
 //! Bad input from clients: each gets an ErrorResponse or a clean close within the handshake
 //! timeout, pgsplit never panics, and a healthy client served alongside notices nothing.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::harness::{self, Proxy};
+use crate::raw::{self, Raw};
 
 /// Reads everything until the peer closes (bounded by `limit`); returns the bytes.
 async fn read_to_close(stream: &mut TcpStream, limit: Duration) -> Vec<u8> {
@@ -280,4 +282,83 @@ async fn deallocate_as_sql_forgets_protocol_statements() {
     // A SQL-level statement still reaches the server (which knows it).
     let sql = exchange(&mut s, &query("deallocate never_prepared")).await;
     assert_eq!(sqlstate_of(&sql[0].1), "26000");
+}
+
+/// A message with tag 7, which no client may send: 8 bytes, as in the report that found pgsplit
+/// waiting for a Sync behind it.
+fn unknown_type() -> Vec<u8> {
+    raw::message(7, b"junk")
+}
+
+/// Reads until the connection closes and checks that the only thing said was PostgreSQL's FATAL
+/// 08P01 for message type 7.
+async fn assert_fatal_unknown_type(conn: &mut Raw, what: &str) {
+    let said = conn.until_closed().await;
+    let errors: Vec<_> = said.iter().filter(|(t, _)| *t == b'E').collect();
+    assert_eq!(errors.len(), 1, "{what}: one ErrorResponse before the close: {said:?}");
+    let body = &errors[0].1;
+    let fields = [b'S', b'C', b'M'].map(|f| raw::error_field(body, f));
+    assert_eq!(fields, ["FATAL", "08P01", "invalid frontend message type 7"], "{what}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_type_no_client_may_send_is_fatal_at_once() {
+    // PostgreSQL's own answer, which pgsplit copies.
+    let mut direct = Raw::login(SocketAddr::from(([127, 0, 0, 1], harness::cluster().primary_port))).await;
+    direct.send(&unknown_type()).await;
+    assert_fatal_unknown_type(&mut direct, "PostgreSQL").await;
+
+    let proxy = Proxy::with_config(&harness::test_config("size = 2", "")).await;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let healthy = healthy_load(&proxy, stop_rx).await;
+    let t = harness::unique("badtag");
+    proxy
+        .client()
+        .await
+        .batch_execute(&format!("create table {t} (id int); grant all on {t} to public"))
+        .await
+        .unwrap();
+
+    let mut alone = Raw::login(proxy.addr).await;
+    alone.send(&unknown_type()).await;
+    assert_fatal_unknown_type(&mut alone, "alone").await;
+
+    // Behind a Parse and Bind that wait for their Sync, so no request is complete.
+    let mut unsynced = Raw::login(proxy.addr).await;
+    unsynced.send(&[raw::extended("select 1"), unknown_type()].concat()).await;
+    assert_fatal_unknown_type(&mut unsynced, "behind an unsynced Parse").await;
+
+    // Inside a transaction, while a flushed pipeline is being relayed from a held connection:
+    // the transaction is rolled back and the connection is not handed on mid-pipeline.
+    let mut relaying = Raw::login(proxy.addr).await;
+    relaying.send(&raw::query(&format!("begin; insert into {t} values (1)"))).await;
+    relaying.until_ready(1).await;
+    relaying.send(&[raw::extended("select 1"), raw::flush()].concat()).await;
+    relaying.until_tag(b'C').await;
+    relaying.send(&unknown_type()).await;
+    assert_fatal_unknown_type(&mut relaying, "while relaying").await;
+
+    stop_tx.send(true).unwrap();
+    let (ok, err) = healthy.await.unwrap();
+    assert_eq!(err, None, "the healthy client saw an error");
+    assert!(ok > 0);
+    let after = proxy.client().await;
+    let rows: i64 = after.query_one(&format!("select count(*) from {t}"), &[]).await.unwrap().get(0);
+    assert_eq!(rows, 0, "the abandoned transaction was rolled back");
+    after.batch_execute(&format!("drop table {t}")).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_ends_a_client_sending_an_unknown_message_type() {
+    let config = format!("admin_users = [\"postgres\"]\n{}", harness::test_config("size = 2", ""));
+    let proxy = Proxy::with_config(&config).await;
+    let mut console = Raw::login_as(proxy.addr, "postgres", "pgsplit").await;
+    console.send(&raw::query("SHOW POOLS")).await;
+    console.until_ready(1).await;
+    console.send(&unknown_type()).await;
+    assert_fatal_unknown_type(&mut console, "console").await;
+    // The console still takes the next admin.
+    let mut next = Raw::login_as(proxy.addr, "postgres", "pgsplit").await;
+    next.send(&raw::query("SHOW POOLS")).await;
+    assert!(!next.until_ready(1).await.iter().any(|(t, _)| *t == b'E'));
 }

@@ -25,7 +25,14 @@ where
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn read_your_writes_with_replay_paused_on_one_replica() {
     let _exclusive = REPLICAS.write().await;
-    let proxy = Proxy::split().await;
+    // Reads wait for a replica that has their session's writes (asking the replicas for fresh
+    // samples meanwhile) instead of falling back to the primary: every read after a write is then
+    // a read on the caught-up replica, however fast the monitor happens to notice it.
+    let config = format!(
+        "{}\n[routing]\nstale_fallback = \"wait\"\nwait_timeout = \"30s\"\n",
+        harness::split_config("size = 4", "")
+    );
+    let proxy = Proxy::with_config(&config).await;
     let client = proxy.client().await;
     wait_for_replicas(&client).await;
     let t = unique("ryw");
@@ -37,10 +44,6 @@ async fn read_your_writes_with_replay_paused_on_one_replica() {
         let mut replica_reads = 0;
         for i in 0..1000 {
             client.execute(&format!("insert into {t} values ($1)"), &[&i]).await.unwrap();
-            if i % 100 == 99 {
-                // Give the caught-up replica time to be seen past this write.
-                tokio::time::sleep(Duration::from_millis(400)).await;
-            }
             let row = client
                 .query_one(&format!("select count(*), inet_server_port() from {t} where id = $1"), &[&i])
                 .await
@@ -56,7 +59,7 @@ async fn read_your_writes_with_replay_paused_on_one_replica() {
             }
         }
         assert_eq!(stale, 0, "stale reads");
-        assert!(replica_reads >= 5, "reads went to the caught-up replica only {replica_reads} times");
+        assert_eq!(replica_reads, 1000, "every read waits for the caught-up replica");
         client.batch_execute(&format!("drop table {t}")).await.unwrap();
     };
     with_cleanup(body, async {
@@ -225,10 +228,13 @@ async fn a_lagging_replica_stops_getting_reads_and_gets_them_back() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_waiting_read_asks_the_replicas_instead_of_waiting_for_the_next_check() {
     let _healthy = REPLICAS.read().await;
-    // Checks every 10 s: a read that waited for the next check would mostly give up after 2 s
-    // and go to the primary. Asking the replicas at once finds them caught up within a round trip.
+    // No scheduled check after the one at startup: every sample the monitor takes during the test
+    // is one a waiting request asked for. A read that waited for the next check instead would
+    // wait out `wait_timeout` and go to the primary, each time (and `wait_for_replicas` would not
+    // even see the replicas eligible). However slow the machine, a replica that replays within
+    // `wait_timeout` takes every read after a write.
     let config = format!(
-        "{}\n[routing]\ncheck_interval = \"10s\"\nstale_fallback = \"wait\"\nwait_timeout = \"2s\"\n",
+        "{}\n[routing]\ncheck_interval = \"1h\"\nstale_fallback = \"wait\"\nwait_timeout = \"30s\"\n",
         harness::split_config("size = 4", "")
     );
     let proxy = Proxy::with_config(&config).await;
@@ -236,19 +242,21 @@ async fn a_waiting_read_asks_the_replicas_instead_of_waiting_for_the_next_check(
     wait_for_replicas(&client).await;
     let t = unique("asks");
     client.batch_execute(&format!("create table {t} (id int primary key)")).await.unwrap();
-    let (mut stale, mut replica_reads) = (0, 0);
+    let asked = || proxy.metric("pgsplit_topology_refreshes_total", &[("database", "app")]);
+    let asked_before = asked().await.expect("refreshes are counted");
     for i in 0..20 {
         client.execute(&format!("insert into {t} values ($1)"), &[&i]).await.unwrap();
         let row = client
             .query_one(&format!("select count(*), inet_server_port() from {t} where id = $1"), &[&i])
             .await
             .unwrap();
-        stale += usize::from(row.get::<_, i64>(0) != 1);
-        replica_reads += usize::from(cluster().replica_ports.contains(&(row.get::<_, i32>(1) as u16)));
+        assert_eq!(row.get::<_, i64>(0), 1, "read {i} missed its own write");
+        let port = row.get::<_, i32>(1) as u16;
+        assert!(cluster().replica_ports.contains(&port), "read {i} after a write went to {port}, not to a replica");
     }
+    let asked_after = asked().await.unwrap();
+    assert!(asked_after > asked_before, "the reads asked for fresh samples: {asked_before} then {asked_after}");
     client.batch_execute(&format!("drop table {t}")).await.unwrap();
-    assert_eq!(stale, 0, "stale reads");
-    assert!(replica_reads >= 15, "only {replica_reads} of 20 reads after a write reached a replica");
 }
 
 /// A protocol message: tag, length, body.

@@ -186,14 +186,7 @@ impl Proxy {
 
     /// GETs `path` from the metrics endpoint: the status code and the body.
     pub async fn http_get(&self, path: &str) -> (u16, String) {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let mut s = tokio::net::TcpStream::connect(self.metrics_addr).await.expect("connect to metrics");
-        s.write_all(format!("GET {path} HTTP/1.1\r\nHost: test\r\n\r\n").as_bytes()).await.expect("send");
-        let mut response = String::new();
-        s.read_to_string(&mut response).await.expect("read response");
-        let status = response.split_whitespace().nth(1).and_then(|c| c.parse().ok()).expect("status code");
-        let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
-        (status, body)
+        http_get(self.metrics_addr, path).await
     }
 
     /// The value of one sample of `/metrics`: `name` with every label in `labels` (others may
@@ -222,6 +215,18 @@ impl Proxy {
     pub async fn try_client(&self, user: &str, password: &str, db: &str) -> Result<Client, tokio_postgres::Error> {
         connect(&self.conn_str(user, password, db)).await
     }
+}
+
+/// GETs `path` from a metrics endpoint at `addr`: the status code and the body.
+pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect to metrics");
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: test\r\n\r\n").as_bytes()).await.expect("send");
+    let mut response = String::new();
+    s.read_to_string(&mut response).await.expect("read response");
+    let status = response.split_whitespace().nth(1).and_then(|c| c.parse().ok()).expect("status code");
+    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    (status, body)
 }
 
 /// Connects with tokio-postgres and drives the connection in the background.

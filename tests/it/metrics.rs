@@ -9,7 +9,13 @@ use crate::routing::wait_for_replicas;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_follow_a_split_workload() {
     let _healthy = REPLICAS.read().await;
-    let proxy = Proxy::split().await;
+    // A read no replica can take yet waits for one rather than going to the primary, so that how
+    // reads are counted does not depend on how fast the monitor sees the replicas.
+    let config = format!(
+        "{}\n[routing]\nstale_fallback = \"wait\"\nwait_timeout = \"30s\"\n",
+        harness::split_config("size = 4", "")
+    );
+    let proxy = Proxy::with_config(&config).await;
     let client = proxy.client().await;
     wait_for_replicas(&client).await;
     let labels = [("target", "replica"), ("reason", "read")];
@@ -18,7 +24,10 @@ async fn metrics_follow_a_split_workload() {
         client.query_one("select 1", &[]).await.unwrap();
     }
     let after = proxy.metric("pgsplit_routing_decisions_total", &labels).await.expect("replica reads are counted");
+    // Each query is one request or more (a prepare, then the execution).
     assert!(after >= before + 20.0, "replica reads went from {before} to {after}");
+    let fallback = proxy.metric("pgsplit_routing_decisions_total", &[("target", "primary"), ("reason", "fallback")]);
+    assert_eq!(fallback.await, None, "no read fell back to the primary");
     let t = unique("metrics");
     client.batch_execute(&format!("create table {t} (id int)")).await.unwrap();
     client.execute(&format!("insert into {t} values (1)"), &[]).await.unwrap();

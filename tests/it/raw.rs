@@ -54,10 +54,15 @@ pub struct Raw {
 impl Raw {
     /// Logs in as `app_trust` (trust auth) to database `app` at `addr`: pgsplit or a node.
     pub async fn login(addr: SocketAddr) -> Raw {
+        Raw::login_as(addr, "app_trust", "app").await
+    }
+
+    /// Logs in as `user`, who must need no password, to `database` at `addr`.
+    pub async fn login_as(addr: SocketAddr, user: &str, database: &str) -> Raw {
         let stream = TcpStream::connect(addr).await.expect("connect");
         let mut raw = Raw { stream, unread: Vec::new() };
         let mut startup = 196608u32.to_be_bytes().to_vec();
-        startup.extend_from_slice(b"user\0app_trust\0database\0app\0\0");
+        startup.extend_from_slice(format!("user\0{user}\0database\0{database}\0\0").as_bytes());
         let mut msg = ((startup.len() + 4) as u32).to_be_bytes().to_vec();
         msg.extend(startup);
         raw.send(&msg).await;
@@ -68,6 +73,18 @@ impl Raw {
 
     pub async fn send(&mut self, bytes: &[u8]) {
         self.stream.write_all(bytes).await.expect("write to the server");
+    }
+
+    /// Reads until a message tagged `tag` has arrived; panics after [`HANG`] without one.
+    pub async fn until_tag(&mut self, tag: u8) -> Vec<(u8, Vec<u8>)> {
+        let mut out = Vec::new();
+        while !out.iter().any(|(t, _)| *t == tag) {
+            match self.next_message().await {
+                Some(m) => out.push(m),
+                None => panic!("no {:?} within {HANG:?} after {out:?}", tag as char),
+            }
+        }
+        out
     }
 
     /// Reads until `readies` ReadyForQuery messages have arrived; panics after [`HANG`] without
@@ -106,16 +123,42 @@ impl Raw {
         }
     }
 
+    /// Every message until the peer closes the connection; panics if it does not within [`HANG`].
+    pub async fn until_closed(&mut self) -> Vec<(u8, Vec<u8>)> {
+        let mut buf = [0u8; 8192];
+        loop {
+            match tokio::time::timeout(HANG, self.stream.read(&mut buf)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => break,
+                Ok(Ok(n)) => self.unread.extend_from_slice(&buf[..n]),
+                Err(_) => panic!("the connection stayed open for {HANG:?}; read {:?}", self.unread),
+            }
+        }
+        let mut out = Vec::new();
+        while let Some(m) = self.buffered_message() {
+            out.push(m);
+        }
+        out
+    }
+
+    /// The next whole message already read, if any.
+    fn buffered_message(&mut self) -> Option<(u8, Vec<u8>)> {
+        if self.unread.len() < 5 {
+            return None;
+        }
+        let len = u32::from_be_bytes([self.unread[1], self.unread[2], self.unread[3], self.unread[4]]) as usize;
+        if self.unread.len() <= len {
+            return None;
+        }
+        let rest = self.unread.split_off(len + 1);
+        let whole = std::mem::replace(&mut self.unread, rest);
+        Some((whole[0], whole[5..].to_vec()))
+    }
+
     /// The next whole message; `None` after [`HANG`] or when the peer closes.
     async fn next_message(&mut self) -> Option<(u8, Vec<u8>)> {
         loop {
-            if self.unread.len() >= 5 {
-                let len = u32::from_be_bytes(self.unread[1..5].try_into().unwrap()) as usize;
-                if self.unread.len() > len {
-                    let rest = self.unread.split_off(len + 1);
-                    let whole = std::mem::replace(&mut self.unread, rest);
-                    return Some((whole[0], whole[5..].to_vec()));
-                }
+            if let Some(m) = self.buffered_message() {
+                return Some(m);
             }
             let mut buf = [0u8; 8192];
             match tokio::time::timeout(HANG, self.stream.read(&mut buf)).await {
@@ -124,6 +167,20 @@ impl Raw {
             }
         }
     }
+}
+
+/// A field of an ErrorResponse or NoticeResponse body (`b'S'` severity, `b'C'` SQLSTATE,
+/// `b'M'` message), empty when absent.
+pub fn error_field(body: &[u8], field: u8) -> String {
+    let mut rest = body;
+    while let Some((&code, tail)) = rest.split_first() {
+        let end = tail.iter().position(|&b| b == 0).unwrap_or(tail.len());
+        if code == field {
+            return String::from_utf8_lossy(&tail[..end]).into_owned();
+        }
+        rest = tail.get(end + 1..).unwrap_or_default();
+    }
+    String::new()
 }
 
 /// The tags of `messages`, without ParameterStatus (pgsplit reports its own, `pgsplit.write_lsn`).

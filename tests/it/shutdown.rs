@@ -1,6 +1,10 @@
 //! Shutdown: stop accepting, end idle sessions, let open transactions finish.
 
+use std::net::SocketAddr;
+use std::process::Stdio;
 use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::harness::{self, Proxy};
 
@@ -37,37 +41,97 @@ async fn the_binary_stops_cleanly_on_sigterm() {
 }
 
 async fn serves_a_query_then_stops_on_sigterm(runtime: &str) {
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let config = harness::test_config("size = 2", "shutdown_timeout = \"5s\"")
-        .replace("addr = \"127.0.0.1:0\"", &format!("addr = \"127.0.0.1:{port}\""));
-    let config = format!("{runtime}{config}");
-    let path = std::env::temp_dir().join(format!("pgsplit-sigterm-{}.toml", std::process::id()));
-    std::fs::write(&path, config).unwrap();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_pgsplit"))
-        .arg("--config")
-        .arg(&path)
-        .env("RUST_LOG", "pgsplit=warn")
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let conn_str = format!("host=127.0.0.1 port={port} user=app password=app dbname=app");
-    let mut client = None;
-    for _ in 0..100 {
-        if let Ok(c) = harness::connect(&conn_str).await {
-            client = Some(c);
-            break;
+    let mut binary = Binary::start(runtime, Stdio::inherit).await;
+    binary.client().await.query_one("select 1", &[]).await.unwrap();
+    binary.stops_on_sigterm().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_log_pipe_changes_nothing_for_clients_or_signals() {
+    // As `pgsplit 2>&1 | tee log` whose tee dies: the first line is read, then the pipes close.
+    let mut binary = Binary::start("", Stdio::piped).await;
+    let stdout = binary.child.stdout.take().expect("stdout is piped");
+    let mut lines = BufReader::new(stdout).lines();
+    let listening = async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if line.contains("pgsplit listening") {
+                return;
+            }
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        panic!("the log ended before pgsplit listened");
+    };
+    tokio::time::timeout(Duration::from_secs(30), listening).await.expect("pgsplit logs that it listens");
+    drop(lines);
+    drop(binary.child.stderr.take());
+    // Each login logs a line now, into the dead pipe; the query must not notice.
+    for _ in 0..3 {
+        let client = binary.client().await;
+        let answer = tokio::time::timeout(Duration::from_secs(10), client.query_one("select 41 + 1", &[])).await;
+        assert_eq!(answer.expect("an answer").unwrap().get::<_, i32>(0), 42);
     }
-    let client = client.expect("the binary accepts connections");
-    client.query_one("select 1", &[]).await.unwrap();
-    let pid = child.id().unwrap() as i32;
-    // Safety: signalling a child process this test started.
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
-    let status = tokio::time::timeout(Duration::from_secs(10), child.wait()).await.expect("exits in time").unwrap();
-    assert!(status.success(), "{status:?}");
-    let _ = std::fs::remove_file(path);
+    let (_, metrics) = harness::http_get(binary.metrics, "/metrics").await;
+    let dropped = harness::metric_value(&metrics, "pgsplit_log_write_errors_total", &[]);
+    assert!(dropped.is_some_and(|n| n > 0.0), "dropped log lines are counted: {dropped:?}");
+    binary.stops_on_sigterm().await;
+}
+
+/// The pgsplit binary, run by a test on the primary-only config, with its output on `output`.
+struct Binary {
+    child: tokio::process::Child,
+    port: u16,
+    metrics: SocketAddr,
+    config: std::path::PathBuf,
+}
+
+impl Binary {
+    /// Starts the binary with `runtime` prepended to its config and logs at debug level.
+    async fn start(runtime: &str, output: fn() -> Stdio) -> Binary {
+        let free_port = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let (port, metrics_port) = (free_port(), free_port());
+        let listen = format!("addr = \"127.0.0.1:{port}\"\nmetrics_addr = \"127.0.0.1:{metrics_port}\"");
+        let config =
+            harness::test_config("size = 2", "shutdown_timeout = \"5s\"").replace("addr = \"127.0.0.1:0\"", &listen);
+        let path = std::env::temp_dir().join(format!("pgsplit-binary-{}-{port}.toml", std::process::id()));
+        std::fs::write(&path, format!("{runtime}{config}")).unwrap();
+        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_pgsplit"))
+            .arg("--config")
+            .arg(&path)
+            .env("RUST_LOG", "pgsplit=debug")
+            .stdout(output())
+            .stderr(output())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        Binary { child, port, metrics: SocketAddr::from(([127, 0, 0, 1], metrics_port)), config: path }
+    }
+
+    /// A client logged in as `app`, retried while the binary starts; each try bounded, as a
+    /// pgsplit that stopped accepting would leave it waiting forever.
+    async fn client(&self) -> tokio_postgres::Client {
+        let conn_str = format!("host=127.0.0.1 port={} user=app password=app dbname=app", self.port);
+        let started = std::time::Instant::now();
+        while started.elapsed() < Duration::from_secs(30) {
+            if let Ok(Ok(c)) = tokio::time::timeout(Duration::from_secs(5), harness::connect(&conn_str)).await {
+                return c;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the binary logs no client in within 30 s");
+    }
+
+    /// Sends SIGTERM and waits (generously) for a clean exit.
+    async fn stops_on_sigterm(&mut self) {
+        let pid = self.child.id().unwrap() as i32;
+        // Safety: signalling a child process this test started.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+        let exited = tokio::time::timeout(Duration::from_secs(30), self.child.wait()).await;
+        let status = exited.expect("exits after SIGTERM").unwrap();
+        assert!(status.success(), "{status:?}");
+    }
+}
+
+impl Drop for Binary {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.config);
+    }
 }
