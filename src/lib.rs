@@ -29,3 +29,21 @@ pub(crate) mod socket;
 pub(crate) mod state;
 pub(crate) mod stream;
 pub(crate) mod tls;
+
+/// The crate-internal items the criterion benches of the per-request path (`benches/request.rs`)
+/// drive directly, so each stage can be timed without sockets. Not an API: hidden, unstable.
+#[doc(hidden)]
+pub mod bench_support {
+    pub use crate::monitor::topology::{Freshness, Sample};
+    pub use crate::monitor::{NodeId, Topology};
+    pub use crate::route::stats::DecisionCounts;
+    pub use crate::route::{decide, Decision, Policy, Route};
+    pub use crate::server::conn::BatchEnd;
+    pub use crate::server::{BackendKey, Outgoing, ServerConn};
+    pub use crate::session::dispatch::Requester;
+    pub use crate::session::misroute::{judge, Verdict};
+    pub use crate::session::prepared::Prepared;
+    pub use crate::session::routing::{Inspection, RoutingState};
+    pub use crate::state::statements::StatementIds;
+    pub use crate::stream::Stream;
+}

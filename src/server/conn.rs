@@ -25,6 +25,7 @@ use crate::protocol::lsn::parse_lsn;
 use crate::protocol::{build, from_server};
 use crate::stream::Stream;
 
+mod bench;
 mod state;
 
 /// Largest message accepted from a server: PostgreSQL's own 1 GiB field limit.
