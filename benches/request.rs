@@ -10,8 +10,8 @@
 //! answers the Parse itself) and off (sent as received), and a simple Query `SELECT 1`.
 //!
 //! The server connection has no socket: it wraps `Stream::Detached`, and the sends it would make
-//! are replaced by `owe_for_bench`/`owe_sent_for_bench` (everything `send_outgoing`/`send` do but
-//! the write), the reads by `feed_for_bench`. Not measured: socket I/O, the pool checkout and
+//! are replaced by `send_outgoing_for_bench`/`send_for_bench` (the same steps as
+//! `send_outgoing`/`send` but the write), the reads by `feed_for_bench`. Not measured: socket I/O, the pool checkout and
 //! checkin, the parameter sync check, transaction bookkeeping (`TxState`) and the LSN probe rule.
 //!
 //! At start it prints the heap allocations and bytes each stage costs per request, counted by a
@@ -31,8 +31,8 @@ use arc_swap::ArcSwap;
 use bytes::{BufMut, Bytes, BytesMut};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use pgsplit::bench_support::{
-    decide, judge, BackendKey, BatchEnd, Decision, DecisionCounts, Freshness, Inspection, Outgoing, Policy, Prepared,
-    Requester, Route, RoutingState, Sample, ServerConn, StatementIds, Stream, Topology, Verdict,
+    decide, judge, BackendKey, BatchEnd, Decision, DecisionCounts, Freshness, Inspection, Outbox, Outgoing, Policy,
+    Prepared, Requester, Route, RoutingState, Sample, ServerConn, StatementIds, Stream, Topology, Verdict, Withheld,
 };
 use pgsplit::classify::{Classifier, ClassifierSettings};
 use pgsplit::config::{self, PoolMode, Settings};
@@ -105,8 +105,6 @@ impl Tally {
 // ---------------------------------------------------------------------------------------------
 // Wire bytes
 
-/// The room a client read reserves (`session::READ_RESERVE`).
-const CLIENT_READ_RESERVE: usize = 16 * 1024;
 /// The limit a session frames client messages with (`limits.max_message_size`'s default order).
 const MAX_MESSAGE: usize = 64 << 20;
 const PGBENCH_SELECT: &str = "SELECT abalance FROM pgbench_accounts WHERE aid = $1";
@@ -304,12 +302,12 @@ impl Path {
     }
 
     /// What a read of the request leaves in the client buffer: `Stream::read_when_ready` on a
-    /// plain socket starts from an empty buffer when nothing is left over and reserves its room.
+    /// plain socket starts from an empty buffer when nothing is left over, reads into its
+    /// thread's scratch buffer and appends exactly what arrived.
     fn read_request(&mut self) {
         if self.client_in.is_empty() {
             self.client_in = BytesMut::new();
         }
-        self.client_in.reserve(CLIENT_READ_RESERVE);
         self.client_in.extend_from_slice(&self.request);
     }
 
@@ -355,11 +353,12 @@ impl Path {
         Some(self.prepared.rewrite(&self.registry, &batch.bytes, &inspection.parsed, &mut self.server, reuse, &[]))
     }
 
-    /// The send minus the socket: the replies the request owes are expected.
-    fn owe(&mut self, batch: &Batch, out: Option<&Outgoing>) {
+    /// The send minus the socket: the replies the request owes are expected, and a rewrite's
+    /// buffers go back to the connection for the next one.
+    fn owe(&mut self, batch: &Batch, out: Option<Outgoing>) {
         match out {
-            Some(out) => self.server.owe_for_bench(out, batch.summary.pipeline),
-            None => self.server.owe_sent_for_bench(&batch.bytes, batch.summary.pipeline),
+            Some(out) => self.server.send_outgoing_for_bench(out, batch.summary.pipeline),
+            None => self.server.send_for_bench(&batch.bytes, batch.summary.pipeline),
         }
     }
 
@@ -368,7 +367,7 @@ impl Path {
     /// until the request ran, all joined into the one write the client gets.
     fn relay(&mut self) -> Bytes {
         self.server.feed_for_bench(&self.reply);
-        let mut withheld: Option<Vec<Bytes>> = Some(Vec::new());
+        let mut withheld: Option<Withheld> = Some(Withheld::new());
         let mut outbox = Outbox::default();
         while let Some((piece, end)) = self.server.take_batch().expect("the canned reply is well formed") {
             if let Some(pieces) = withheld.as_mut() {
@@ -398,54 +397,9 @@ impl Path {
         debug_assert!(matches!(route, Route::Standby(_)));
         let out = tallies.rewrite.count(|| self.rewrite(&batch, &inspection));
         tallies.relay.count(|| {
-            self.owe(&batch, out.as_ref());
+            self.owe(&batch, out);
             self.relay()
         })
-    }
-}
-
-/// Reply pieces joined into one client write, as the session's relay does: one piece as it is,
-/// more copied together.
-#[derive(Default)]
-enum Outbox {
-    #[default]
-    Empty,
-    One(Bytes),
-    Many(BytesMut),
-}
-
-impl Outbox {
-    fn push(&mut self, piece: Bytes) {
-        if piece.is_empty() {
-            return;
-        }
-        *self = match std::mem::take(self) {
-            Outbox::Empty => Outbox::One(piece),
-            Outbox::One(first) => {
-                let mut joined = BytesMut::with_capacity(first.len() + piece.len());
-                joined.extend_from_slice(&first);
-                joined.extend_from_slice(&piece);
-                Outbox::Many(joined)
-            }
-            Outbox::Many(mut joined) => {
-                joined.extend_from_slice(&piece);
-                Outbox::Many(joined)
-            }
-        };
-    }
-
-    fn extend(&mut self, pieces: Option<Vec<Bytes>>) {
-        for piece in pieces.unwrap_or_default() {
-            self.push(piece);
-        }
-    }
-
-    fn take(&mut self) -> Bytes {
-        match std::mem::take(self) {
-            Outbox::Empty => Bytes::new(),
-            Outbox::One(piece) => piece,
-            Outbox::Many(joined) => joined.freeze(),
-        }
     }
 }
 
@@ -526,11 +480,7 @@ fn stages(c: &mut Criterion) {
 type Group<'a> = criterion::BenchmarkGroup<'a, criterion::measurement::WallTime>;
 
 fn bench_take(group: &mut Group, path: &Path) {
-    let refill = || {
-        let mut buf = BytesMut::with_capacity(CLIENT_READ_RESERVE);
-        buf.extend_from_slice(&path.request);
-        buf
-    };
+    let refill = || BytesMut::from(&path.request[..]);
     group.bench_function("a_take", |b| {
         b.iter_batched(
             refill,
@@ -569,10 +519,14 @@ fn bench_relay(group: &mut Group, path: &mut Path) {
     let (batch, inspection) = taken(path);
     let out = path.rewrite(&batch, &inspection);
     group.bench_function("e_relay", |b| {
-        b.iter(|| {
-            path.owe(&batch, out.as_ref());
-            path.relay()
-        })
+        b.iter_batched(
+            || out.clone(),
+            |out| {
+                path.owe(&batch, out);
+                path.relay()
+            },
+            BatchSize::SmallInput,
+        )
     });
 }
 

@@ -42,6 +42,7 @@ pub mod bench_support {
     pub use crate::server::{BackendKey, Outgoing, ServerConn};
     pub use crate::session::dispatch::Requester;
     pub use crate::session::misroute::{judge, Verdict};
+    pub use crate::session::outbox::{Outbox, Withheld};
     pub use crate::session::prepared::Prepared;
     pub use crate::session::routing::{Inspection, RoutingState};
     pub use crate::state::statements::StatementIds;

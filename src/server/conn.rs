@@ -289,10 +289,8 @@ impl ServerConn {
     /// Sends whole client messages as they are, expecting their replies; `pipeline` says what
     /// they leave of an extended-protocol pipeline.
     pub async fn send(&mut self, bytes: &[u8], pipeline: Pipeline) -> Result<(), ServerError> {
-        for (tag, body) in messages(bytes) {
-            self.owed.push_client(tag, body);
-        }
-        self.send_raw(bytes, pipeline).await
+        self.expect_sent(bytes, pipeline);
+        self.write(bytes).await
     }
 
     /// An empty request to rewrite into, with the buffers the last one used; hand it back with
@@ -303,25 +301,43 @@ impl ServerConn {
 
     /// Sends a rewritten request and expects what it owes; its buffers are kept for the next.
     pub async fn send_outgoing(&mut self, mut out: Outgoing, pipeline: Pipeline) -> Result<(), ServerError> {
+        self.expect_outgoing(&mut out, pipeline);
+        let sent = self.write(&out.bytes).await;
+        self.keep_spare(out);
+        sent
+    }
+
+    /// Expects the replies of client messages sent as they are, and notes the pipeline.
+    fn expect_sent(&mut self, bytes: &[u8], pipeline: Pipeline) {
+        for (tag, body) in messages(bytes) {
+            self.owed.push_client(tag, body);
+        }
+        self.note_pipeline(pipeline);
+    }
+
+    /// Expects, in order, what a rewritten request owes, and notes the pipeline.
+    fn expect_outgoing(&mut self, out: &mut Outgoing, pipeline: Pipeline) {
         for owed in out.owed.drain(..) {
             match owed {
                 Owed::Client { tag, first } => self.owed.push_client(tag, &[first]),
                 Owed::Own { kind, fate, prepares } => self.owed.push(kind, fate, prepares),
             }
         }
-        let sent = self.send_raw(&out.bytes, pipeline).await;
-        out.clear();
-        self.spare = out;
-        sent
+        self.note_pipeline(pipeline);
     }
 
-    async fn send_raw(&mut self, bytes: &[u8], pipeline: Pipeline) -> Result<(), ServerError> {
+    fn note_pipeline(&mut self, pipeline: Pipeline) {
         match pipeline {
             Pipeline::Open => self.unsynced = true,
             Pipeline::Closed => self.unsynced = false,
             Pipeline::Unchanged => {}
         }
-        self.write(bytes).await
+    }
+
+    /// Keeps a sent request's buffers for the next rewrite.
+    fn keep_spare(&mut self, mut out: Outgoing) {
+        out.clear();
+        self.spare = out;
     }
 
     /// Whether statement `id` is prepared here (and now the most recently used).
@@ -362,13 +378,18 @@ impl ServerConn {
     }
 
     async fn write(&mut self, bytes: &[u8]) -> Result<(), ServerError> {
-        self.busy_since.get_or_insert_with(Instant::now);
-        self.counters.sent_bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        self.note_write(bytes.len());
         if let Err(e) = self.stream.send(bytes).await {
             self.broken = true;
             return Err(e.into());
         }
         Ok(())
+    }
+
+    /// What a write of `len` bytes counts: the request's latency starts, the bytes sent.
+    fn note_write(&mut self, len: usize) {
+        self.busy_since.get_or_insert_with(Instant::now);
+        self.counters.sent_bytes.fetch_add(len as u64, Ordering::Relaxed);
     }
 
     /// Runs a statement of pgsplit's own and swallows its replies (ParameterStatus still recorded).

@@ -8,14 +8,14 @@ use bytes::{BufMut, Bytes, BytesMut};
 use super::expect::{Fate, Kind};
 
 /// Bytes and the replies they owe.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Outgoing {
     pub(super) bytes: BytesMut,
     pub(super) owed: Vec<Owed>,
 }
 
 /// The replies one message owes.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(super) enum Owed {
     /// A client message: its replies are forwarded; the first body byte tells a Describe's target.
     Client { tag: u8, first: u8 },

@@ -44,6 +44,7 @@ pub(crate) mod error;
 pub(crate) mod logging;
 mod login;
 pub(crate) mod misroute;
+pub(crate) mod outbox;
 pub(crate) mod params;
 pub(crate) mod prepared;
 mod relay;

@@ -2,8 +2,8 @@
 //! more), and messages the client pipelines meanwhile to the server.
 
 use bytes::{Bytes, BytesMut};
-use smallvec::SmallVec;
 
+use super::outbox::{Outbox, Withheld};
 use super::{Relayed, Session, READ_RESERVE};
 use crate::classify::format_lsn;
 use crate::pool::Checkout;
@@ -237,9 +237,6 @@ impl Session {
     }
 }
 
-/// Replies held back by a guard; a request's are a few pieces, kept inline.
-type Withheld = SmallVec<[Bytes; 4]>;
-
 /// Discards the replies of a request refused before it ran, until the connection owes nothing.
 async fn drain(server: &mut Checkout) -> Result<(), ClientError> {
     loop {
@@ -248,50 +245,5 @@ async fn drain(server: &mut Checkout) -> Result<(), ClientError> {
             return Ok(());
         }
         server.read_more().await?;
-    }
-}
-
-/// Reply pieces bound for the client, joined into one write: one piece is sent as it is, more
-/// are copied together (pgsplit's own small answers and what follows them).
-#[derive(Default)]
-enum Outbox {
-    #[default]
-    Empty,
-    One(Bytes),
-    Many(BytesMut),
-}
-
-impl Outbox {
-    fn push(&mut self, piece: Bytes) {
-        if piece.is_empty() {
-            return;
-        }
-        *self = match std::mem::take(self) {
-            Outbox::Empty => Outbox::One(piece),
-            Outbox::One(first) => {
-                let mut joined = BytesMut::with_capacity(first.len() + piece.len());
-                joined.extend_from_slice(&first);
-                joined.extend_from_slice(&piece);
-                Outbox::Many(joined)
-            }
-            Outbox::Many(mut joined) => {
-                joined.extend_from_slice(&piece);
-                Outbox::Many(joined)
-            }
-        };
-    }
-
-    fn extend(&mut self, pieces: Option<Withheld>) {
-        for piece in pieces.unwrap_or_default() {
-            self.push(piece);
-        }
-    }
-
-    fn take(&mut self) -> Bytes {
-        match std::mem::take(self) {
-            Outbox::Empty => Bytes::new(),
-            Outbox::One(piece) => piece,
-            Outbox::Many(joined) => joined.freeze(),
-        }
     }
 }
