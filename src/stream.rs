@@ -43,13 +43,7 @@ impl Stream {
             if buf.is_empty() {
                 *buf = BytesMut::new();
             }
-            loop {
-                tcp.readable().await?;
-                match read_plain(tcp, buf) {
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                    read => return read,
-                }
-            }
+            return std::future::poll_fn(|cx| poll_read_plain(tcp, cx, buf)).await;
         }
         buf.reserve(room);
         self.read_buf(buf).await
@@ -129,12 +123,22 @@ thread_local! {
     static SCRATCH: RefCell<Box<[u8]>> = RefCell::new(vec![0; SCRATCH_LEN].into_boxed_slice());
 }
 
-/// Reads what a plain socket has without waiting, appending exactly that to `buf`.
-fn read_plain(tcp: &TcpStream, buf: &mut BytesMut) -> io::Result<usize> {
+/// Reads what a plain socket has into this thread's scratch buffer and appends exactly that to
+/// `buf`. Through `poll_read`, not `try_read`: a read that leaves the scratch buffer part empty
+/// shows the socket drained, and tokio then waits for readiness instead of trying another read
+/// that would only fail with EAGAIN. The scratch buffer is borrowed within one poll, never across
+/// a wait.
+fn poll_read_plain(tcp: &mut TcpStream, cx: &mut Context<'_>, buf: &mut BytesMut) -> Poll<io::Result<usize>> {
     SCRATCH.with_borrow_mut(|scratch| {
-        let n = tcp.try_read(scratch)?;
-        buf.extend_from_slice(&scratch[..n]);
-        Ok(n)
+        let mut read = ReadBuf::new(scratch);
+        match Pin::new(tcp).poll_read(cx, &mut read) {
+            Poll::Ready(Ok(())) => {
+                buf.extend_from_slice(read.filled());
+                Poll::Ready(Ok(read.filled().len()))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => Poll::Pending,
+        }
     })
 }
 
