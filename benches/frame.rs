@@ -6,10 +6,14 @@
 
 use std::hint::black_box;
 
-use bytes::{BufMut, BytesMut};
+use bytes::BytesMut;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use pgsplit::protocol::frame::{split_batch, split_frame};
 use pgsplit::session::request::{self, Taken};
+
+#[path = "wire/mod.rs"]
+mod wire;
+use wire::put_msg;
 
 /// The size of the read buffer the server output is placed in.
 const READ_BUFFER: usize = 64 * 1024;
@@ -17,13 +21,6 @@ const READ_BUFFER: usize = 64 * 1024;
 const ROWS: usize = 500;
 /// The message size limit passed to the framing functions (the proxy's limit for server messages).
 const MAX_MESSAGE: usize = 1 << 30;
-
-/// Appends one message: tag, length (counting itself), body.
-fn put_msg(buf: &mut BytesMut, tag: u8, body: &[u8]) {
-    buf.put_u8(tag);
-    buf.put_u32((body.len() + 4) as u32);
-    buf.put_slice(body);
-}
 
 /// A RowDescription for pgbench_accounts(aid int4, bid int4, abalance int4, filler char(84)).
 fn row_description() -> Vec<u8> {
@@ -71,32 +68,9 @@ fn server_output() -> BytesMut {
     buf
 }
 
-/// A pgbench `-S -M extended` request: Parse, Bind, Describe (portal), Execute, Sync, as libpq's
-/// PQexecParams sends them (unnamed statement and portal, one untyped text parameter).
+/// A pgbench `-S -M extended` request, its parameter untyped.
 fn client_request() -> BytesMut {
-    let mut buf = BytesMut::new();
-    let mut body = Vec::new();
-    body.push(0); // unnamed statement
-    body.extend_from_slice(b"SELECT abalance FROM pgbench_accounts WHERE aid = $1;\0");
-    body.extend_from_slice(&1i16.to_be_bytes());
-    body.extend_from_slice(&0u32.to_be_bytes());
-    put_msg(&mut buf, b'P', &body);
-
-    body.clear();
-    body.extend_from_slice(b"\0\0"); // unnamed portal, unnamed statement
-    body.extend_from_slice(&0i16.to_be_bytes()); // parameter formats: all text
-    body.extend_from_slice(&1i16.to_be_bytes());
-    let aid = b"734519";
-    body.extend_from_slice(&(aid.len() as i32).to_be_bytes());
-    body.extend_from_slice(aid);
-    body.extend_from_slice(&1i16.to_be_bytes()); // result formats: one, text
-    body.extend_from_slice(&0i16.to_be_bytes());
-    put_msg(&mut buf, b'B', &body);
-
-    put_msg(&mut buf, b'D', b"P\0");
-    put_msg(&mut buf, b'E', b"\0\0\0\0\0");
-    put_msg(&mut buf, b'S', b"");
-    buf
+    wire::pgbench_select(0)
 }
 
 /// A fresh copy of `template` in a buffer of at least `capacity` bytes, as a read would leave it.

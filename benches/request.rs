@@ -28,7 +28,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use pgsplit::bench_support::{
     decide, judge, BackendKey, BatchEnd, Decision, DecisionCounts, Freshness, Inspection, Outbox, Outgoing, Policy,
@@ -37,6 +37,10 @@ use pgsplit::bench_support::{
 use pgsplit::classify::{Classifier, ClassifierSettings};
 use pgsplit::config::{self, PoolMode, Settings};
 use pgsplit::session::request::{self, Batch, Taken};
+
+#[path = "wire/mod.rs"]
+mod wire;
+use wire::put_msg;
 
 // ---------------------------------------------------------------------------------------------
 // Counting allocations
@@ -107,41 +111,11 @@ impl Tally {
 
 /// The limit a session frames client messages with (`limits.max_message_size`'s default order).
 const MAX_MESSAGE: usize = 64 << 20;
-const PGBENCH_SELECT: &str = "SELECT abalance FROM pgbench_accounts WHERE aid = $1";
 const INT4: u32 = 23;
 
-/// Appends one message: tag, length (counting itself), body.
-fn put_msg(buf: &mut BytesMut, tag: u8, body: &[u8]) {
-    buf.put_u8(tag);
-    buf.put_u32((body.len() + 4) as u32);
-    buf.put_slice(body);
-}
-
-/// pgbench `-S -M extended` as libpq's PQsendQueryParams sends it: unnamed statement (one int4
-/// parameter type) and portal, the parameter in text, one text result column.
+/// pgbench `-S -M extended` with its parameter typed int4, as libpq sends it.
 fn extended_request() -> Bytes {
-    let mut buf = BytesMut::new();
-    let mut parse = vec![0];
-    parse.extend_from_slice(PGBENCH_SELECT.as_bytes());
-    parse.push(0);
-    parse.extend_from_slice(&1i16.to_be_bytes());
-    parse.extend_from_slice(&INT4.to_be_bytes());
-    put_msg(&mut buf, b'P', &parse);
-
-    let mut bind = b"\0\0".to_vec(); // unnamed portal, unnamed statement
-    bind.extend_from_slice(&0i16.to_be_bytes()); // parameter formats: all text
-    bind.extend_from_slice(&1i16.to_be_bytes());
-    let aid = b"734519";
-    bind.extend_from_slice(&(aid.len() as i32).to_be_bytes());
-    bind.extend_from_slice(aid);
-    bind.extend_from_slice(&1i16.to_be_bytes()); // result formats: one, text
-    bind.extend_from_slice(&0i16.to_be_bytes());
-    put_msg(&mut buf, b'B', &bind);
-
-    put_msg(&mut buf, b'D', b"P\0");
-    put_msg(&mut buf, b'E', b"\0\0\0\0\0");
-    put_msg(&mut buf, b'S', b"");
-    buf.freeze()
+    wire::pgbench_select(INT4).freeze()
 }
 
 fn simple_request() -> Bytes {
@@ -230,16 +204,7 @@ fn topology() -> Topology {
     let mut t = Topology::new("127.0.0.1:5432".into(), replicas);
     let limits =
         Freshness { max_lag: Duration::from_secs(1), max_lag_bytes: 1 << 20, stale_after: Duration::from_secs(5) };
-    let sample = |taken, in_recovery| Sample {
-        taken,
-        in_recovery,
-        current_lsn: Some(1000),
-        replay_lsn: Some(1000),
-        receive_lsn: Some(1000),
-        replay_age: Some(0.0),
-        timeline: None,
-        system_id: None,
-    };
+    let sample = |taken, in_recovery| Sample::caught_up(taken, in_recovery, None, None);
     for _ in 0..5 {
         let now = Instant::now();
         t = t.next(Some(sample(now, false)), &[Some(sample(now, true)), Some(sample(now, true))], now, limits);

@@ -33,9 +33,9 @@ pub struct Sample {
     pub system_id: Option<u64>,
 }
 
-#[cfg(test)]
 impl Sample {
-    /// For unit tests: a node at LSN 1000, caught up, on `timeline` of cluster `system_id`.
+    /// For unit tests and benches: a node at LSN 1000, caught up, on `timeline` of cluster `system_id`.
+    #[doc(hidden)]
     pub fn caught_up(taken: Instant, in_recovery: bool, timeline: Option<u32>, system_id: Option<u64>) -> Sample {
         Sample {
             taken,
