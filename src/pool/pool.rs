@@ -182,7 +182,8 @@ impl Pool {
             }
         };
         let checkout = match waiter {
-            None => self.open().await.map(|conn| Checkout::new(conn, self.clone())),
+            // Boxed: opening (TLS, login) is a deep future every checkout would carry otherwise.
+            None => Box::pin(self.open()).await.map(|conn| Checkout::new(conn, self.clone())),
             Some(rx) => self.wait(rx, now).await,
         };
         match &checkout {

@@ -109,7 +109,8 @@ impl Nodes {
             if left.is_zero() {
                 return false;
             }
-            topology.refresh(left).await;
+            // Boxed here and below: waiting is rare, and its future would size every request's.
+            Box::pin(topology.refresh(left)).await;
         }
     }
 }
@@ -165,7 +166,7 @@ pub async fn choose(
                 } else {
                     // Ask the replicas for their replay position now rather than wait for the
                     // next check; a snapshot comes within a round trip.
-                    topology.refresh(left).await;
+                    Box::pin(topology.refresh(left)).await;
                 }
             }
         }

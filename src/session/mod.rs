@@ -202,10 +202,11 @@ impl Session {
             // Its replies were drained with the refused request's.
             self.routing.probe_dropped();
         }
+        // The retries are rare and deep: boxed, so they do not size every request's future.
         match relayed {
             Relayed::Done => Ok(()),
-            Relayed::Refused(refused) => self.retry_on_primary(&batch, &inspection, route, &refused).await,
-            Relayed::StalePlan(server) => self.replan(server, &batch, &inspection, route, probed).await,
+            Relayed::Refused(refused) => Box::pin(self.retry_on_primary(&batch, &inspection, route, &refused)).await,
+            Relayed::StalePlan(server) => Box::pin(self.replan(server, &batch, &inspection, route, probed)).await,
         }
     }
 
