@@ -65,19 +65,31 @@ fn runtime(workers: usize) -> std::io::Result<tokio::runtime::Runtime> {
 /// stdout through [`LogOutput`], which drops what it cannot write: a dead log reader never takes
 /// a task down; the subscriber's own error reports (`eprintln!`, which panics on a closed
 /// stderr) are off.
+///
+/// Directives by target and level (`pgsplit=debug,warn`) are kept by `Targets`, which decides
+/// per call site once; `EnvFilter` is used only for the span and field filters (`[client{...}]`)
+/// that need it, since it takes a shared lock on every span enter and exit: every poll of every
+/// client's task.
 fn init_logging(level: &str, format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("pgsplit={level},warn")));
-    let logs = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false)
-        .with_writer(LogOutput)
-        .log_internal_errors(false);
+    use tracing_subscriber::filter::{EnvFilter, Targets};
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+
+    let directives = std::env::var("RUST_LOG")
+        .ok()
+        .filter(|d| !d.trim().is_empty())
+        .unwrap_or_else(|| format!("pgsplit={level},warn"));
+    let targets = directives.parse::<Targets>().ok().filter(|_| !directives.contains('['));
+    let env_filter = targets.is_none().then(|| EnvFilter::new(&directives));
+    let filters = tracing_subscriber::registry().with(targets).with(env_filter);
+    let text = tracing_subscriber::fmt::layer().with_target(false).with_writer(LogOutput).log_internal_errors(false);
     match format {
-        LogFormat::Text => logs.init(),
+        LogFormat::Text => filters.with(text).init(),
         // Event fields at the top level, where collectors index them; the innermost span as
         // `span` and every enclosing one in `spans`, so a line names its client and server.
-        LogFormat::Json => logs.json().flatten_event(true).with_current_span(true).with_span_list(true).init(),
+        LogFormat::Json => {
+            filters.with(text.json().flatten_event(true).with_current_span(true).with_span_list(true)).init()
+        }
     }
 }
 
