@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::metrics::Metrics;
+use crate::metrics::{Kind, Metrics, CATALOG};
 use crate::monitor::{NodeStatus, Role, Topology};
 use crate::state::clients::ClientState;
 use crate::state::Shared;
@@ -16,7 +16,30 @@ pub fn scrape(ctx: &Shared) -> String {
     topology(ctx, m);
     routing(ctx, m);
     sessions(ctx, m);
-    m.render()
+    let mut out = m.render();
+    latencies(ctx, &mut out);
+    out
+}
+
+/// The per-pool latency histograms, kept as atomics by the pools (`metrics::Latency`), each
+/// family's series together as the text format wants.
+fn latencies(ctx: &Shared, out: &mut String) {
+    let pools = ctx.pools.pools();
+    for &(name, _, help) in CATALOG.iter().filter(|(_, kind, _)| *kind == Kind::Histogram) {
+        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} histogram\n"));
+        for pool in &pools {
+            let key = pool.key();
+            let labels = [
+                ("database", key.database.as_str()),
+                ("user", key.user.as_str()),
+                ("node", &*key.node),
+                ("role", pool.role()),
+            ];
+            let counters = pool.counters();
+            let latency = if name == "pgsplit_checkout_wait_seconds" { &counters.wait } else { &counters.query };
+            latency.render(out, name, &labels);
+        }
+    }
 }
 
 fn pools(ctx: &Shared, m: &Metrics) {

@@ -1,5 +1,5 @@
 //! Wiring: builds the shared state from the settings, runs the listener and the background tasks
-//! (janitor, SIGHUP reloads, metrics upkeep, learning volatile functions, closing connections to
+//! (janitor, SIGHUP reloads, learning volatile functions, closing connections to
 //! nodes that lost their role, returning memory), and owns shutdown (a CancellationToken and the
 //! TaskTracker of client tasks).
 
@@ -50,7 +50,6 @@ pub async fn serve_all(listeners: Listeners, settings: Settings, shutdown: Cance
     let tracker = TaskTracker::new();
     let janitor = tokio::spawn(ctx.pools.clone().run_janitor(Duration::from_secs(1)));
     let hangups = tokio::spawn(reload::on_sighup(ctx.clone()));
-    let upkeep = tokio::spawn(ctx.metrics.clone().run_upkeep(Duration::from_secs(5)));
     let functions = tokio::spawn(learn_write_functions(ctx.clone()));
     let fencing = tokio::spawn(fencing::follow_roles(ctx.clone()));
     let memory = tokio::spawn(memory::return_memory(ctx.clone(), Duration::from_secs(2)));
@@ -69,7 +68,6 @@ pub async fn serve_all(listeners: Listeners, settings: Settings, shutdown: Cance
     memory.abort();
     functions.abort();
     hangups.abort();
-    upkeep.abort();
     ctx.pools.close_all();
     Ok(())
 }

@@ -6,15 +6,13 @@
 //! from the pools, the client registry and the topology (see `admin::scrape`).
 
 pub mod counters;
+mod latency;
 
-use ::metrics::{Counter, Gauge, Histogram, Key, Label, Level, Metadata, Recorder, Unit};
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
+use ::metrics::{Counter, Gauge, Key, Label, Level, Metadata, Recorder, Unit};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 
 pub use counters::{Counters, Refusal};
-
-/// Histogram buckets for every `_seconds` metric: 100 µs to 10 s.
-const SECONDS_BUCKETS: [f64; 14] =
-    [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 2.5, 10.0];
+pub use latency::Latency;
 
 static METADATA: Metadata<'static> = Metadata::new("pgsplit", Level::INFO, Some("pgsplit"));
 
@@ -80,16 +78,14 @@ impl Default for Metrics {
 impl Metrics {
     /// A recorder with second-based histogram buckets and every metric described.
     pub fn new() -> Self {
-        let recorder = PrometheusBuilder::new()
-            .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &SECONDS_BUCKETS)
-            .map(PrometheusBuilder::build_recorder)
-            .unwrap_or_else(|_| PrometheusBuilder::new().build_recorder());
+        let recorder = PrometheusBuilder::new().build_recorder();
         for &(name, kind, help) in CATALOG {
             let unit = name.ends_with("_seconds").then_some(Unit::Seconds);
             match kind {
                 Kind::Counter => recorder.describe_counter(name.into(), unit, help.into()),
                 Kind::Gauge => recorder.describe_gauge(name.into(), unit, help.into()),
-                Kind::Histogram => recorder.describe_histogram(name.into(), unit, help.into()),
+                // Rendered from the pools' own atomics (`Latency`), not through the recorder.
+                Kind::Histogram => {}
             }
         }
         let handle = recorder.handle();
@@ -106,29 +102,9 @@ impl Metrics {
         self.recorder.register_gauge(&key(name, labels), &METADATA)
     }
 
-    /// The histogram `name` with `labels`, created on first use.
-    pub fn histogram(&self, name: &'static str, labels: &[(&'static str, &str)]) -> Histogram {
-        self.recorder.register_histogram(&key(name, labels), &METADATA)
-    }
-
-    /// Folds recorded histogram samples into their buckets. Samples wait in a lock-free queue
-    /// until then, so this must run periodically whether or not anyone scrapes.
-    pub fn upkeep(&self) {
-        self.handle.run_upkeep();
-    }
-
-    /// Runs [`Metrics::upkeep`] every `period` until the task is dropped.
-    pub async fn run_upkeep(self: std::sync::Arc<Self>, period: std::time::Duration) {
-        let mut tick = tokio::time::interval(period);
-        loop {
-            tick.tick().await;
-            self.upkeep();
-        }
-    }
-
-    /// The text exposition of everything recorded so far.
+    /// The text exposition of the counters and gauges (the latency histograms are rendered
+    /// from the pools' atomics, see `admin::scrape`).
     pub fn render(&self) -> String {
-        self.handle.run_upkeep();
         self.handle.render()
     }
 }

@@ -9,7 +9,6 @@ use parking_lot::Mutex;
 
 use super::{Pool, PoolCounters, PoolKey};
 use crate::config::{DatabaseSettings, PoolSettings, Settings, UserSettings};
-use crate::metrics::Metrics;
 use crate::monitor::NodeId;
 use crate::server::ServerLogin;
 use crate::tls::ServerTls;
@@ -21,13 +20,12 @@ pub struct PoolManager {
     /// How every server connection is secured.
     tls: ServerTls,
     pools: Mutex<HashMap<PoolKey, Pool>>,
-    metrics: Arc<Metrics>,
 }
 
 impl PoolManager {
-    /// A manager with no pools yet; pools record their latencies into `metrics`.
-    pub fn new(settings: PoolSettings, tls: ServerTls, metrics: Arc<Metrics>) -> Self {
-        PoolManager { settings: Mutex::new(settings), tls, pools: Mutex::new(HashMap::new()), metrics }
+    /// A manager with no pools yet.
+    pub fn new(settings: PoolSettings, tls: ServerTls) -> Self {
+        PoolManager { settings: Mutex::new(settings), tls, pools: Mutex::new(HashMap::new()) }
     }
 
     /// The pool of configured node `id` of `db` for `user`. A pool is a node's, whatever role the
@@ -51,11 +49,7 @@ impl PoolManager {
         let settings = self.settings.lock().clone();
         let size = db.pool_size.unwrap_or(settings.size);
         let role = if id == NodeId::Primary { "primary" } else { "replica" };
-        let labels = [("database", db.name.as_str()), ("user", user.name.as_str()), ("node", node), ("role", role)];
-        let counters = Arc::new(PoolCounters::with_histograms(
-            self.metrics.histogram("pgsplit_checkout_wait_seconds", &labels),
-            self.metrics.histogram("pgsplit_query_duration_seconds", &labels),
-        ));
+        let counters = Arc::new(PoolCounters::default());
         let pool = Pool::with_counters(key.clone(), role, counters, login, size, settings);
         pools.insert(key, pool.clone());
         pool

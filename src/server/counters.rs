@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use metrics::Histogram;
 use parking_lot::Mutex;
+
+use crate::metrics::Latency;
 
 /// Counters of one pool. Times are in microseconds.
 #[derive(Debug, Default)]
@@ -23,8 +24,10 @@ pub struct PoolCounters {
     pub received_bytes: AtomicU64,
     /// Server ErrorResponses forwarded to clients, by SQLSTATE class.
     errors: Mutex<BTreeMap<[u8; 2], u64>>,
-    wait_histogram: Option<Histogram>,
-    query_histogram: Option<Histogram>,
+    /// How long checkouts waited, for `pgsplit_checkout_wait_seconds`.
+    pub wait: Latency,
+    /// How long requests took on the server, for `pgsplit_query_duration_seconds`.
+    pub query: Latency,
 }
 
 /// A consistent-enough copy of the counters, for SHOW STATS and scrapes.
@@ -43,18 +46,11 @@ pub struct CountersSnapshot {
 }
 
 impl PoolCounters {
-    /// Counters that also feed the given histograms.
-    pub fn with_histograms(wait: Histogram, query: Histogram) -> Self {
-        PoolCounters { wait_histogram: Some(wait), query_histogram: Some(query), ..Default::default() }
-    }
-
     /// A checkout that got a connection after `waited`.
     pub fn checked_out(&self, waited: Duration) {
         self.checkouts.fetch_add(1, Ordering::Relaxed);
         self.wait_us.fetch_add(waited.as_micros() as u64, Ordering::Relaxed);
-        if let Some(h) = &self.wait_histogram {
-            h.record(waited.as_secs_f64());
-        }
+        self.wait.record(waited);
     }
 
     /// A ReadyForQuery forwarded to a client; `took` is the request's time on the server, if
@@ -66,9 +62,7 @@ impl PoolCounters {
         }
         if let Some(took) = took {
             self.query_us.fetch_add(took.as_micros() as u64, Ordering::Relaxed);
-            if let Some(h) = &self.query_histogram {
-                h.record(took.as_secs_f64());
-            }
+            self.query.record(took);
         }
     }
 

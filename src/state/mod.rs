@@ -92,7 +92,7 @@ impl Shared {
             clients: Arc::default(),
             param_sets: ParamInterner::default(),
             counters: Counters::default(),
-            pools: Arc::new(PoolManager::new(settings.pool.clone(), settings.tls.server.clone(), metrics.clone())),
+            pools: Arc::new(PoolManager::new(settings.pool.clone(), settings.tls.server.clone())),
             cancels: Arc::new(CancelRegistry::new(settings.tls.server.clone())),
             metrics,
             pause: Pause::default(),

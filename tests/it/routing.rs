@@ -51,6 +51,19 @@ pub async fn wait_for_replicas(client: &Client) {
     panic!("reads did not reach both replicas: {seen:?}");
 }
 
+/// Waits until plain reads reach a replica, any one: where the monitor samples only when asked
+/// (a long `check_interval`), the second replica may become eligible only much later.
+pub async fn wait_for_a_replica(client: &Client) {
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(20) {
+        if is_replica(port(client, "select inet_server_port()").await) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("no read reached a replica");
+}
+
 async fn spread(client: &Client, sql: &str, n: usize, ext: bool) -> HashMap<u16, usize> {
     let mut seen = HashMap::new();
     for _ in 0..n {
