@@ -53,13 +53,13 @@ pub struct ProbeLogin {
 pub type SampleSlot = Arc<Mutex<Option<(Sample, Arc<[Standby]>)>>>;
 
 /// How a probe is paced: every `interval`, and at once when `wake` fires; `landed` tells the
-/// topology round that a new sample is in.
+/// topology round of every database naming the node that a new sample is in.
 #[derive(Clone)]
 pub struct Pacing {
     pub interval: Duration,
     pub connect_timeout: Duration,
     pub wake: Arc<Notify>,
-    pub landed: Arc<Notify>,
+    pub landed: Arc<[Arc<Notify>]>,
 }
 
 /// Samples `addr` into `slot` until the task is dropped; backs off while the node is
@@ -88,7 +88,8 @@ pub async fn run_probe(addr: Arc<str>, login: ProbeLogin, pacing: Pacing, slot: 
                 }
                 failures = 0;
                 *slot.lock() = Some(s);
-                pacing.landed.notify_one();
+                // A permit each: a round busy right now runs again for this sample.
+                pacing.landed.iter().for_each(|round| round.notify_one());
             }
             Ok(Err(e)) => failures = note_failure(&addr, failures, &e),
             Err(_) => failures = note_failure(&addr, failures, &"sample timed out"),
