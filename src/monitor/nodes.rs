@@ -23,9 +23,10 @@ pub struct NodeProbe {
 
 /// One node's probe before it starts.
 struct Planned {
-    /// The login of the first database naming the node: what a probe reads (role, LSNs,
-    /// timeline, WAL receiver, standbys) is the node's, the same from any database.
-    login: ProbeLogin,
+    /// The logins of the databases naming the node, one per server database, the first
+    /// database's first: what a probe reads (role, LSNs, timeline, WAL receiver, standbys) is
+    /// the node's, the same from any database; the others are for when the first refuses.
+    logins: Vec<ProbeLogin>,
     /// The databases naming the node, in the order they joined: for log lines.
     databases: Vec<String>,
     probe: NodeProbe,
@@ -40,15 +41,19 @@ pub struct Nodes {
 }
 
 impl Nodes {
-    /// Subscribes database `db`'s round (`landed`) to the node at `addr`, planning its probe
-    /// (with `login`) if no database named the node before.
+    /// Subscribes database `db`'s round (`landed`) to the node at `addr`, planning its probe if
+    /// no database named the node before; `login` is kept as a fallback if it names another
+    /// server database.
     pub fn join(&mut self, addr: &str, db: &str, login: &ProbeLogin, landed: &Arc<Notify>) -> NodeProbe {
         let planned = self.by_addr.entry(Arc::from(addr)).or_insert_with(|| Planned {
-            login: login.clone(),
+            logins: Vec::new(),
             databases: Vec::new(),
             probe: NodeProbe::default(),
             landed: Vec::new(),
         });
+        if !planned.logins.iter().any(|l| l.dbname == login.dbname) {
+            planned.logins.push(login.clone());
+        }
         if !planned.databases.iter().any(|d| d == db) {
             planned.databases.push(db.to_string());
             planned.landed.push(landed.clone());
@@ -64,9 +69,9 @@ impl Nodes {
     /// Starts one probe per node, sampling every `interval`; each stops when `shutdown` fires.
     pub fn spawn(self, interval: Duration, connect_timeout: Duration, shutdown: &CancellationToken) {
         for (addr, planned) in self.by_addr {
-            let Planned { login, databases, probe: NodeProbe { slot, wake }, landed } = planned;
+            let Planned { logins, databases, probe: NodeProbe { slot, wake }, landed } = planned;
             let pacing = Pacing { interval, connect_timeout, wake, landed: landed.into() };
-            let run = probe::run_probe(addr, login, pacing, slot);
+            let run = probe::run_probe(addr, logins, pacing, slot);
             let shutdown = shutdown.clone();
             // Every line names the databases the node serves: a failing node affects them all.
             // Error-level, so that the span is never filtered out on its own.
@@ -102,7 +107,8 @@ mod tests {
         assert!(Arc::ptr_eq(&first[1].slot, &second[2].slot));
         assert!(Arc::ptr_eq(&first[2].wake, &second[1].wake));
         for planned in nodes.by_addr.values() {
-            assert_eq!(planned.login.dbname, "a", "the first database naming the node logs in");
+            let dbnames: Vec<_> = planned.logins.iter().map(|l| l.dbname.as_str()).collect();
+            assert_eq!(dbnames, ["a", "b"], "the first database naming the node logs in; the next if it refuses");
             assert_eq!(planned.databases, ["a", "b"]);
             assert_eq!(planned.landed.len(), 2, "both rounds hear of each sample");
         }
@@ -118,6 +124,6 @@ mod tests {
         nodes.join("p:2", "b", &login("b"), &landed);
         assert_eq!(nodes.len(), 2);
         let other = &nodes.by_addr["p:2"];
-        assert_eq!((other.login.dbname.as_str(), other.landed.len()), ("b", 1));
+        assert_eq!((other.logins.len(), other.logins[0].dbname.as_str(), other.landed.len()), (1, "b", 1));
     }
 }

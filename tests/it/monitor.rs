@@ -42,21 +42,36 @@ async fn create_monitor_role() -> String {
     role
 }
 
-/// Two databases, `app` and [`TWIN`], both on the primary and both replicas, monitored as `role`;
-/// `routing` adds to the `[routing]` section.
-fn twin_config(role: &str, routing: &str) -> String {
+/// Databases `app` and `other` (a name, and the server database it stands for), both on the
+/// primary and both replicas, monitored as `role`; `routing` adds to the `[routing]` section.
+fn shared_nodes_config(role: &str, other: (&str, &str), routing: &str) -> String {
     let c = cluster();
     let nodes = format!(
         "primary = \"127.0.0.1:{}\"\nreplicas = [\"127.0.0.1:{}\", \"127.0.0.1:{}\"]",
         c.primary_port, c.replica_ports[0], c.replica_ports[1]
     );
+    let (name, dbname) = other;
     format!(
         "[listen]\naddr = \"127.0.0.1:0\"\n[pool]\nsize = 4\n\
          [[users]]\nname = \"app\"\npassword = \"app\"\n\
-         [databases.app]\n{nodes}\n[databases.{TWIN}]\n{nodes}\n\
+         [databases.app]\n{nodes}\n[databases.{name}]\n{nodes}\nserver_dbname = \"{dbname}\"\n\
          [routing]\nmonitor_user = \"{role}\"\nmonitor_password = \"mon\"\n\
          stale_fallback = \"wait\"\nwait_timeout = \"30s\"\n{routing}\n"
     )
+}
+
+/// Waits up to 10 s until the monitor holds one connection on each node, logged into `app`.
+async fn assert_one_monitor_connection_per_node(role: &str) {
+    // The primary may still hold the short connection that reads each database's volatile
+    // functions at startup.
+    let one = vec![("app".to_string(), 1)];
+    let started = Instant::now();
+    let mut seen = monitor_connections(role).await;
+    while seen.iter().any(|node| *node != one) && started.elapsed() < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        seen = monitor_connections(role).await;
+    }
+    assert!(seen.iter().all(|node| *node == one), "monitor connections per node: {seen:?}");
 }
 
 /// The monitor's connections on each node (primary, replica 0, replica 1): (database, count).
@@ -92,23 +107,16 @@ async fn two_databases_on_the_same_nodes_share_one_monitor_connection_per_node()
     let _healthy = REPLICAS.read().await;
     create_twin_database().await;
     let role = create_monitor_role().await;
-    let proxy = Proxy::with_config(&twin_config(&role, "")).await;
+    let proxy = Proxy::with_config(&shared_nodes_config(&role, (TWIN, TWIN), "")).await;
     let app = proxy.client_as("app", "app", "app").await;
     let twin = proxy.client_as("app", "app", TWIN).await;
     wait_for_replicas(&app).await;
     wait_for_replicas(&twin).await;
-    // One probe per node, logged into the first database naming it; the primary may still hold
-    // the short connection that reads each database's volatile functions at startup.
-    let one = vec![("app".to_string(), 1)];
-    let started = Instant::now();
-    let mut seen = monitor_connections(&role).await;
-    while seen.iter().any(|node| *node != one) && started.elapsed() < Duration::from_secs(10) {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        seen = monitor_connections(&role).await;
-    }
-    assert!(seen.iter().all(|node| *node == one), "monitor connections per node: {seen:?}");
+    // One probe per node, logged into the first database naming it.
+    assert_one_monitor_connection_per_node(&role).await;
     splits_reads_and_writes(&app, "app").await;
     splits_reads_and_writes(&twin, TWIN).await;
+    let one = vec![("app".to_string(), 1)];
     assert!(monitor_connections(&role).await.iter().all(|node| *node == one), "still one per node");
     drop((app, twin, proxy));
     primary_admin().await.batch_execute(&format!("drop role if exists {role}")).await.ok();
@@ -123,11 +131,26 @@ async fn a_waiting_read_in_the_second_database_wakes_the_shared_probes() {
     // asked for. The probes were started for `app` (the first database naming the nodes); a
     // read in the twin that waited for the next check would wait out `wait_timeout` and go to
     // the primary instead of a replica.
-    let proxy = Proxy::with_config(&twin_config(&role, "check_interval = \"1h\"")).await;
+    let config = shared_nodes_config(&role, (TWIN, TWIN), "check_interval = \"1h\"");
+    let proxy = Proxy::with_config(&config).await;
     let twin = proxy.client_as("app", "app", TWIN).await;
     splits_reads_and_writes(&twin, TWIN).await;
     let asked = proxy.metric("pgsplit_topology_refreshes_total", &[("database", TWIN)]).await;
     assert!(asked.is_some_and(|n| n > 0.0), "the twin's reads asked for fresh samples: {asked:?}");
     drop((twin, proxy));
+    primary_admin().await.batch_execute(&format!("drop role if exists {role}")).await.ok();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_refusing_the_first_database_is_probed_through_the_next() {
+    let _healthy = REPLICAS.read().await;
+    let role = create_monitor_role().await;
+    // `a_gone` sorts before `app`, so its probes try it first; its server database does not exist.
+    let proxy = Proxy::with_config(&shared_nodes_config(&role, ("a_gone", "no_such_database"), "")).await;
+    let app = proxy.client().await;
+    wait_for_replicas(&app).await;
+    assert_one_monitor_connection_per_node(&role).await;
+    splits_reads_and_writes(&app, "app").await;
+    drop((app, proxy));
     primary_admin().await.batch_execute(&format!("drop role if exists {role}")).await.ok();
 }
