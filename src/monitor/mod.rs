@@ -1,18 +1,21 @@
-//! The monitor: the one owner of topology. It samples every node of every database each check
-//! interval (role, WAL positions, replay delay) and publishes a [`Topology`] snapshot that routing
-//! reads without locks.
+//! The monitor: the one owner of topology. One probe per distinct node samples it each check
+//! interval (role, WAL positions, replay delay), shared by every database naming the node; each
+//! database's round turns its nodes' samples into the [`Topology`] snapshot that routing reads
+//! without locks.
 
 pub mod changes;
 pub mod election;
 pub mod functions;
+pub mod nodes;
 pub mod probe;
+pub mod round;
 pub mod tls;
 pub mod topology;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use tokio::sync::Notify;
@@ -20,16 +23,19 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 pub use election::{NodeId, Role};
-pub use topology::{Freshness, NodeStatus, Topology};
+pub use topology::{NodeStatus, Topology};
 
 use crate::config::{DatabaseSettings, Settings};
-use probe::{Pacing, ProbeLogin, SampleSlot};
+use nodes::Nodes;
+use probe::ProbeLogin;
+use round::Round;
 
 /// One database's topology as the monitor publishes it, and a way to ask for a fresher one.
 pub struct TopologyWatch {
     snapshot: ArcSwap<Topology>,
-    /// Makes every probe of the database sample at once.
-    wake: Arc<Notify>,
+    /// Make the probes of the database's nodes sample at once (other databases on the same
+    /// nodes get the new samples too).
+    wakes: Vec<Arc<Notify>>,
     /// Fires after each new snapshot.
     published: Notify,
     /// Times requests asked for fresh samples ([`TopologyWatch::refresh`]).
@@ -37,10 +43,10 @@ pub struct TopologyWatch {
 }
 
 impl TopologyWatch {
-    fn new(topology: Topology) -> Self {
+    fn new(topology: Topology, wakes: Vec<Arc<Notify>>) -> Self {
         TopologyWatch {
             snapshot: ArcSwap::from_pointee(topology),
-            wake: Arc::default(),
+            wakes,
             published: Notify::new(),
             refreshes: AtomicU64::new(0),
         }
@@ -64,7 +70,7 @@ impl TopologyWatch {
         let published = self.published.notified();
         tokio::pin!(published);
         published.as_mut().enable();
-        self.wake.notify_waiters();
+        self.wakes.iter().for_each(|wake| wake.notify_waiters());
         tokio::time::timeout(timeout, published).await.is_ok()
     }
 
@@ -80,23 +86,33 @@ pub struct Monitor {
 }
 
 impl Monitor {
-    /// Starts probing every node of every database; stops when `shutdown` fires.
+    /// Starts one probe per distinct node and one round per database; stops when `shutdown`
+    /// fires.
     pub fn start(settings: &Settings, shutdown: CancellationToken) -> Monitor {
         let mut topologies = BTreeMap::new();
+        let mut nodes = Nodes::default();
+        let interval = settings.routing.check_interval;
         for db in settings.databases.values() {
             // Every primary is watched (for health and metrics); replicas only matter to routing
             // where a database has them.
-            let topology = Arc::new(TopologyWatch::new(initial(db)));
             let Some(login) = probe_login(settings, db) else {
                 tracing::error!(database = %db.name, "no user to monitor with: replicas get no reads");
                 continue;
             };
-            // Every monitor line names its database; error-level so it is never filtered out alone.
+            let landed = Arc::new(Notify::new());
+            let probes: Vec<_> = addrs(db).map(|addr| nodes.join(addr, &db.name, &login, &landed)).collect();
+            let wakes = probes.iter().map(|p| p.wake.clone()).collect();
+            let watch = Arc::new(TopologyWatch::new(initial(db), wakes));
+            let slots = probes.into_iter().map(|p| p.slot).collect();
+            let limits = round::limits(&settings.routing);
+            let round = Round { watch: watch.clone(), slots, landed, interval, limits };
+            // Every round's line names its database; error-level so it is never filtered out alone.
             let span = tracing::error_span!("monitor", database = %db.name);
-            let run = run_database(db.clone(), login, settings.clone(), topology.clone(), shutdown.clone());
-            tokio::spawn(run.instrument(span));
-            topologies.insert(db.name.clone(), topology);
+            tokio::spawn(round.run(shutdown.clone()).instrument(span));
+            topologies.insert(db.name.clone(), watch);
         }
+        tracing::debug!(databases = topologies.len(), nodes = nodes.len(), "monitor started");
+        nodes.spawn(interval, settings.pool.connect_timeout, &shutdown);
         Monitor { topologies }
     }
 
@@ -111,11 +127,16 @@ impl Monitor {
     }
 }
 
+/// A database's nodes: its primary, then its replicas.
+fn addrs(db: &DatabaseSettings) -> impl Iterator<Item = &str> {
+    std::iter::once(db.primary.as_str()).chain(db.replicas.iter().map(|r| r.addr.as_str()))
+}
+
 fn initial(db: &DatabaseSettings) -> Topology {
     Topology::new(db.primary.as_str().into(), db.replicas.iter().map(|r| (r.addr.as_str().into(), r.weight)).collect())
 }
 
-/// Who the monitor logs in as for a database.
+/// Who the monitor logs in as for a database (and for a node, the first database naming it).
 pub fn probe_login(settings: &Settings, db: &DatabaseSettings) -> Option<ProbeLogin> {
     let routing = &settings.routing;
     // Console-only users (admin_users) are no server logins; any other user will do.
@@ -124,59 +145,4 @@ pub fn probe_login(settings: &Settings, db: &DatabaseSettings) -> Option<ProbeLo
     let user = routing.monitor_user.clone().or_else(|| first.map(|u| u.server_user.clone()))?;
     let password = routing.monitor_password.clone().or_else(|| first.and_then(|u| u.server_password.clone()));
     Some(ProbeLogin { user, password, dbname: db.server_dbname.clone(), tls: settings.tls.server.clone() })
-}
-
-/// Probes a database's nodes and publishes a new snapshot every check interval.
-async fn run_database(
-    db: DatabaseSettings,
-    login: ProbeLogin,
-    settings: Settings,
-    topology: Arc<TopologyWatch>,
-    shutdown: CancellationToken,
-) {
-    let interval = settings.routing.check_interval;
-    let pacing = Pacing {
-        interval,
-        connect_timeout: settings.pool.connect_timeout,
-        wake: topology.wake.clone(),
-        landed: Arc::default(),
-    };
-    let addrs: Vec<Arc<str>> = std::iter::once(db.primary.as_str())
-        .chain(db.replicas.iter().map(|r| r.addr.as_str()))
-        .map(Arc::from)
-        .collect();
-    let slots: Vec<SampleSlot> = addrs.iter().map(|_| SampleSlot::default()).collect();
-    let probes: Vec<_> = addrs
-        .iter()
-        .zip(&slots)
-        .map(|(addr, slot)| {
-            let probe = probe::run_probe(addr.clone(), login.clone(), pacing.clone(), slot.clone());
-            tokio::spawn(probe.instrument(tracing::Span::current()))
-        })
-        .collect();
-    let limits = Freshness {
-        max_lag: settings.routing.max_lag,
-        max_lag_bytes: settings.routing.max_lag_bytes,
-        // Three missed rounds, but never less than the time a slow sample may legitimately take.
-        stale_after: (interval * 3).max(Duration::from_millis(500)),
-    };
-    let mut tick = tokio::time::interval(interval);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = pacing.landed.notified() => {}
-            _ = shutdown.cancelled() => break,
-        }
-        let latest: Vec<_> = slots.iter().map(|s| s.lock().clone()).collect();
-        let samples: Vec<_> = latest.iter().map(|s| s.as_ref().map(|(sample, _)| *sample)).collect();
-        let mut next = topology.load().next(samples[0], &samples[1..], Instant::now(), limits);
-        if let Some((_, standbys)) = &latest[0] {
-            next.standbys = standbys.clone();
-        }
-        changes::log(&changes::changes(&topology.load(), &next));
-        topology.publish(next);
-    }
-    for probe in probes {
-        probe.abort();
-    }
 }

@@ -3,10 +3,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime, Timeouts};
+use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime, Timeouts};
 use parking_lot::Mutex;
 
 use tokio::sync::Notify;
+use tokio::time::error::Elapsed;
 
 use super::tls::MakeRustls;
 use super::topology::{Sample, Standby};
@@ -50,23 +51,24 @@ pub struct ProbeLogin {
 
 /// The latest sample of one node (and, from a primary, its standbys), written by its probe task
 /// and read by the topology round.
-pub type SampleSlot = Arc<Mutex<Option<(Sample, Arc<[Standby]>)>>>;
+pub type SampleSlot = Arc<Mutex<Option<Sampled>>>;
 
 /// How a probe is paced: every `interval`, and at once when `wake` fires; `landed` tells the
-/// topology round that a new sample is in.
+/// topology round of every database naming the node that a new sample is in.
 #[derive(Clone)]
 pub struct Pacing {
     pub interval: Duration,
     pub connect_timeout: Duration,
     pub wake: Arc<Notify>,
-    pub landed: Arc<Notify>,
+    pub landed: Arc<[Arc<Notify>]>,
 }
 
 /// Samples `addr` into `slot` until the task is dropped; backs off while the node is
-/// unreachable so a dead node costs little.
-pub async fn run_probe(addr: Arc<str>, login: ProbeLogin, pacing: Pacing, slot: SampleSlot) {
+/// unreachable so a dead node costs little. `logins` are the logins of the databases naming the
+/// node, the first database's first.
+pub async fn run_probe(addr: Arc<str>, logins: Vec<ProbeLogin>, pacing: Pacing, slot: SampleSlot) {
     let Pacing { interval, connect_timeout, .. } = pacing;
-    let Some(pool) = build_pool(&addr, &login, connect_timeout) else {
+    let Some(mut login) = Login::new(addr.clone(), logins, connect_timeout) else {
         tracing::error!(node = %addr, "monitor cannot parse node address");
         return;
     };
@@ -75,11 +77,12 @@ pub async fn run_probe(addr: Arc<str>, login: ProbeLogin, pacing: Pacing, slot: 
     loop {
         let started = Instant::now();
         let limit = connect_timeout + interval;
-        let mut outcome = tokio::time::timeout(limit, sample(&pool, &mut hidden)).await;
+        let mut outcome = attempt(&mut login, &mut hidden, limit).await;
         if failures == 0 && matches!(outcome, Ok(Err(_))) {
-            // The pooled connection may have died with a server restart (a switchover): one
-            // more try, on a new connection, before the node counts as failing and backs off.
-            outcome = tokio::time::timeout(limit, sample(&pool, &mut hidden)).await;
+            // The pooled connection may have died with a server restart (a switchover), or the
+            // database logged into refused it: one more try, on a new connection, before the
+            // node counts as failing and backs off.
+            outcome = attempt(&mut login, &mut hidden, limit).await;
         }
         match outcome {
             Ok(Ok(s)) => {
@@ -88,7 +91,8 @@ pub async fn run_probe(addr: Arc<str>, login: ProbeLogin, pacing: Pacing, slot: 
                 }
                 failures = 0;
                 *slot.lock() = Some(s);
-                pacing.landed.notify_one();
+                // A permit each: a round busy right now runs again for this sample.
+                pacing.landed.iter().for_each(|round| round.notify_one());
             }
             Ok(Err(e)) => failures = note_failure(&addr, failures, &e),
             Err(_) => failures = note_failure(&addr, failures, &"sample timed out"),
@@ -102,6 +106,58 @@ pub async fn run_probe(addr: Arc<str>, login: ProbeLogin, pacing: Pacing, slot: 
             }
         }
     }
+}
+
+/// One sample within `limit`; a failure that is the database's moves the login on.
+async fn attempt(
+    login: &mut Login,
+    hidden: &mut Hidden,
+    limit: Duration,
+) -> Result<Result<Sampled, SampleError>, Elapsed> {
+    let outcome = tokio::time::timeout(limit, sample(&login.pool, hidden)).await;
+    if let Ok(Err(e)) = &outcome {
+        login.after_failure(e.as_ref());
+    }
+    outcome
+}
+
+/// The probe's connection, logged in through one of the databases naming the node.
+struct Login {
+    addr: Arc<str>,
+    logins: Vec<ProbeLogin>,
+    current: usize,
+    pool: Pool,
+    connect_timeout: Duration,
+}
+
+impl Login {
+    fn new(addr: Arc<str>, logins: Vec<ProbeLogin>, connect_timeout: Duration) -> Option<Login> {
+        let pool = build_pool(&addr, logins.first()?, connect_timeout)?;
+        Some(Login { addr, logins, current: 0, pool, connect_timeout })
+    }
+
+    /// After a failure that is the database's rather than the node's (dropped, renamed, no
+    /// CONNECT right, not in pg_hba.conf), logs in through the next database naming the node:
+    /// one database gone must not blind the monitor to a node the others still use.
+    fn after_failure(&mut self, e: &(dyn std::error::Error + 'static)) {
+        if self.logins.len() < 2 || !refused_database(e) {
+            return;
+        }
+        let next = (self.current + 1) % self.logins.len();
+        let Some(pool) = build_pool(&self.addr, &self.logins[next], self.connect_timeout) else { return };
+        tracing::warn!(
+            node = %self.addr, refused = %self.logins[self.current].dbname, next = %self.logins[next].dbname,
+            error = %e, "the node refused the monitor's database; the monitor logs in through another database on it"
+        );
+        (self.current, self.pool) = (next, pool);
+    }
+}
+
+/// Whether a login failed because of the database asked for: it does not exist (3D000), the
+/// user may not connect to it (42501, or 28000 from pg_hba.conf), or it takes no connections.
+fn refused_database(e: &(dyn std::error::Error + 'static)) -> bool {
+    let Some(PoolError::Backend(e)) = e.downcast_ref::<PoolError>() else { return false };
+    matches!(e.code().map(|c| c.code()), Some("3D000" | "42501" | "28000" | "55000"))
 }
 
 fn note_failure(addr: &str, failures: u32, e: &dyn std::fmt::Display) -> u32 {
@@ -119,13 +175,16 @@ fn backoff(interval: Duration, failures: u32) -> Duration {
 
 type SampleError = Box<dyn std::error::Error + Send + Sync>;
 
+/// A node's sample and, from a primary, its standbys.
+type Sampled = (Sample, Arc<[Standby]>);
+
 /// What the monitor user may not see on a node, said once per node.
 struct Hidden {
     node: Arc<str>,
     receiver_told: bool,
 }
 
-async fn sample(pool: &Pool, hidden: &mut Hidden) -> Result<(Sample, Arc<[Standby]>), SampleError> {
+async fn sample(pool: &Pool, hidden: &mut Hidden) -> Result<Sampled, SampleError> {
     let client = pool.get().await?;
     let row = client.query_one(SAMPLE_SQL, &[]).await?;
     let (system_id, timeline) = match client.query_one(IDENTITY_SQL, &[]).await {

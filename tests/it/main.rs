@@ -12,6 +12,7 @@ mod forwarding;
 mod harness;
 mod logs;
 mod metrics;
+mod monitor;
 mod pinning;
 mod pipeline;
 mod pooling;
