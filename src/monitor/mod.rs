@@ -93,7 +93,8 @@ impl Monitor {
             };
             // Every monitor line names its database; error-level so it is never filtered out alone.
             let span = tracing::error_span!("monitor", database = %db.name);
-            let run = run_database(db.clone(), login, settings.clone(), topology.clone(), shutdown.clone());
+            let run =
+                run_database(DatabaseSettings::clone(db), login, settings.clone(), topology.clone(), shutdown.clone());
             tokio::spawn(run.instrument(span));
             topologies.insert(db.name.clone(), topology);
         }

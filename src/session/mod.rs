@@ -63,8 +63,9 @@ pub struct Session {
     client: Stream,
     client_in: BytesMut,
     ctx: Arc<Shared>,
-    user: UserSettings,
-    db: DatabaseSettings,
+    /// The configuration's own settings of the user and database, shared by their sessions.
+    user: Arc<UserSettings>,
+    db: Arc<DatabaseSettings>,
     mode: PoolMode,
     params: ClientParams,
     cancel: CancelHandle,
