@@ -88,7 +88,7 @@ fn clients(ctx: &Shared, m: &Metrics) {
         }
     }
     for client in ctx.clients.list() {
-        let entry = counts.entry((client.database.clone(), client.user.clone())).or_default();
+        let entry = counts.entry((client.database().to_string(), client.user().to_string())).or_default();
         entry[client.state() as usize] += 1;
     }
     for ((database, user), by_state) in &counts {

@@ -120,8 +120,8 @@ fn clients(ctx: &Shared) -> Table {
     for c in ctx.clients.list() {
         t.row(vec![
             text("C"),
-            text(&c.user),
-            text(&c.database),
+            text(c.user()),
+            text(c.database()),
             text(c.state().label()),
             opt(c.addr.map(|a| a.ip())),
             opt(c.addr.map(|a| a.port())),

@@ -38,11 +38,7 @@ pub async fn run(listener: TcpListener, ctx: Arc<Shared>, tracker: TaskTracker) 
         let span = client_span(peer);
         match slots.clone().try_acquire_owned() {
             Ok(permit) => {
-                let serve = async move {
-                    handle_client(ctx, stream).await;
-                    drop(permit);
-                };
-                tracker.spawn(serve.instrument(span));
+                tracker.spawn(handle_client(ctx, stream, permit).instrument(span));
             }
             Err(_) => {
                 ctx.counters.refused(crate::metrics::Refusal::MaxClients);

@@ -1,11 +1,13 @@
 //! The handshake before a session: TLS (SSLRequest, or a direct TLS handshake), GSSENCRequest
 //! (answered 'N'), CancelRequest, protocol negotiation, authentication and the database check.
 
+use std::future::Future;
 use std::sync::Arc;
 
 use bytes::BytesMut;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
+use tokio::sync::OwnedSemaphorePermit;
 
 use crate::protocol::build;
 use crate::protocol::startup::{self, StartupMessage, StartupPacket};
@@ -25,16 +27,27 @@ pub enum Handoff {
     Console(String),
 }
 
-/// Serves one client connection from its first byte to its last. The task holds only what an
-/// idle session needs: the handshake and login run boxed and are freed once done.
-pub async fn handle_client(ctx: Arc<Shared>, tcp: TcpStream) {
-    if let Some(session) = Box::pin(open_session(&ctx, tcp)).await {
+/// Serves one client connection from its first byte to its last, holding `permit` (its place
+/// under `max_clients`) until it leaves. The task holds only what an idle session needs: the
+/// handshake and login are boxed before the task starts (the socket and the shared state move
+/// into them, so the task keeps no copy) and freed once done.
+pub fn handle_client(
+    ctx: Arc<Shared>,
+    tcp: TcpStream,
+    permit: OwnedSemaphorePermit,
+) -> impl Future<Output = ()> + Send {
+    let login = Box::pin(open_session(ctx, tcp));
+    async move {
+        // `let … else`, not `if let`: the scrutinee would stay in the task beside the session.
+        let Some(session) = login.await else { return drop(permit) };
         session.run().await;
+        drop(permit);
     }
 }
 
 /// The handshake, then the admin console (served here, to its end) or a logged-in session.
-async fn open_session(ctx: &Arc<Shared>, tcp: TcpStream) -> Option<Box<Session>> {
+async fn open_session(ctx: Arc<Shared>, tcp: TcpStream) -> Option<Box<Session>> {
+    let ctx = &ctx;
     let mut stream = Stream::Plain(tcp);
     let limit = ctx.config().settings.limits.handshake_timeout;
     let authenticated = match tokio::time::timeout(limit, handshake(ctx, &mut stream)).await {

@@ -43,7 +43,7 @@ pub fn render(settings: &Settings) -> String {
             server_tls: Some(settings.tls.server.mode.name().into()),
             server_ca: settings.tls.server_ca.clone(),
         },
-        users: settings.users.values().map(user).collect(),
+        users: settings.users.values().map(|u| user(u)).collect(),
         databases: settings.databases.values().map(|d| (d.name.clone(), database(d))).collect(),
     };
     // Every field is a plain string, number or table: serialisation cannot fail.

@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::choices;
@@ -29,10 +30,10 @@ pub struct Settings {
     pub workers: usize,
     pub routing: RoutingSettings,
     pub tls: TlsSettings,
-    /// Users by name.
-    pub users: BTreeMap<String, UserSettings>,
-    /// Databases by the name clients connect to.
-    pub databases: BTreeMap<String, DatabaseSettings>,
+    /// Users by name. Shared: every session of a user holds this one copy, not its own.
+    pub users: BTreeMap<String, Arc<UserSettings>>,
+    /// Databases by the name clients connect to, shared by their sessions as users are.
+    pub databases: BTreeMap<String, Arc<DatabaseSettings>>,
     /// Users who may open the admin console.
     pub admin_users: BTreeSet<String>,
     /// The file the settings came from, which RELOAD and SIGHUP read again.
@@ -291,11 +292,11 @@ fn validate_limits(limits: &LimitsFile) -> Result<Limits, ConfigError> {
 }
 
 /// `[[users]]`, by name; a name listed twice is an error.
-fn validate_users(files: Vec<UserFile>, env: EnvLookup) -> Result<BTreeMap<String, UserSettings>, ConfigError> {
+fn validate_users(files: Vec<UserFile>, env: EnvLookup) -> Result<BTreeMap<String, Arc<UserSettings>>, ConfigError> {
     let mut users = BTreeMap::new();
     for user in files {
         let user = validate_user(user, env)?;
-        if users.insert(user.name.clone(), user).is_some() {
+        if users.insert(user.name.clone(), Arc::new(user)).is_some() {
             return Err(invalid("a user is listed twice in [[users]]".into()));
         }
     }
@@ -306,10 +307,10 @@ fn validate_users(files: Vec<UserFile>, env: EnvLookup) -> Result<BTreeMap<Strin
 fn validate_databases(
     files: BTreeMap<String, DatabaseFile>,
     env: EnvLookup,
-) -> Result<BTreeMap<String, DatabaseSettings>, ConfigError> {
+) -> Result<BTreeMap<String, Arc<DatabaseSettings>>, ConfigError> {
     let mut databases = BTreeMap::new();
     for (name, db) in files {
-        databases.insert(name.clone(), validate_database(name, db, env)?);
+        databases.insert(name.clone(), Arc::new(validate_database(name, db, env)?));
     }
     if databases.is_empty() {
         return Err(invalid("no [databases.NAME] table: clients would have nowhere to go".into()));
@@ -320,8 +321,8 @@ fn validate_databases(
 /// The admin console: no database may take its name, and `admin_users` must be listed users.
 fn validate_admin(
     names: Vec<String>,
-    users: &BTreeMap<String, UserSettings>,
-    databases: &BTreeMap<String, DatabaseSettings>,
+    users: &BTreeMap<String, Arc<UserSettings>>,
+    databases: &BTreeMap<String, Arc<DatabaseSettings>>,
     env: EnvLookup,
 ) -> Result<BTreeSet<String>, ConfigError> {
     if databases.contains_key(super::ADMIN_DATABASE) {

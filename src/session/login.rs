@@ -23,8 +23,9 @@ use crate::stream::Stream;
 /// A client that passed authentication, with where it wants to go.
 pub struct Authenticated {
     pub startup: StartupMessage,
-    pub user: UserSettings,
-    pub db: DatabaseSettings,
+    /// Shared with the configuration (a pointer, not a copy per client).
+    pub user: Arc<UserSettings>,
+    pub db: Arc<DatabaseSettings>,
 }
 
 impl Session {
@@ -60,9 +61,9 @@ impl Session {
         let slot = ctx.clients.join(NewClient {
             id,
             addr: client.peer_addr().ok(),
-            user: user.name.clone(),
-            database: db.name.clone(),
-            application_name: params.reported().get("application_name").cloned().unwrap_or_default(),
+            user: user.clone(),
+            database: db.clone(),
+            application_name: params.reported().get("application_name").map_or("".into(), |name| name.as_str().into()),
             tls: client.is_tls(),
         });
         Ok(Session {

@@ -63,8 +63,9 @@ pub struct Session {
     client: Stream,
     client_in: BytesMut,
     ctx: Arc<Shared>,
-    user: UserSettings,
-    db: DatabaseSettings,
+    /// The configuration's own settings of the user and database, shared by their sessions.
+    user: Arc<UserSettings>,
+    db: Arc<DatabaseSettings>,
     mode: PoolMode,
     params: ClientParams,
     cancel: CancelHandle,
@@ -93,56 +94,77 @@ impl Session {
     /// Boxed: the session lives on the heap once, not in the task's future (an async fn's
     /// by-value arguments take room there twice).
     pub async fn run(mut self: Box<Self>) {
-        match self.serve_all().await {
-            Ok(()) => tracing::debug!("client disconnected"),
-            Err(e) => {
-                report_fatal(&mut self.client, &e).await;
-                logging::session_ended(&e);
+        // One loop here rather than a nested future: each level of `async fn` costs every idle
+        // client's task room. Serving a request is a deep state machine (routing, checkout,
+        // relay): boxed, it takes memory only while a request runs.
+        let e = loop {
+            let batch = match self.next_request().await {
+                Ok(Some(batch)) => batch,
+                Ok(None) => {
+                    tracing::debug!("client disconnected");
+                    return;
+                }
+                Err(e) => break e,
+            };
+            if let Err(e) = Box::pin(self.serve(batch)).await {
+                break e;
             }
-        }
+        };
+        // Boxed: the error and its report take room only once a session ends with one.
+        Box::pin(self.end_with(e)).await;
     }
 
-    async fn serve_all(&mut self) -> Result<(), ClientError> {
-        while let Some(batch) = self.next_request().await? {
-            // Serving a request is a deep state machine (routing, checkout, relay): boxed, it
-            // takes memory only while a request runs, and an idle client's task stays small.
-            Box::pin(self.serve(batch)).await?;
-        }
-        Ok(())
+    /// Tells the client the error that ends its session, and logs it.
+    async fn end_with(&mut self, e: ClientError) {
+        report_fatal(&mut self.client, &e).await;
+        logging::session_ended(&e);
     }
 
     /// Waits for a whole request. `None` when the client leaves.
     async fn next_request(&mut self) -> Result<Option<Batch>, ClientError> {
-        let max = self.config.settings.limits.max_message_size;
         loop {
+            // Read each time, not kept in a local: it would take room in every waiting client.
+            let max = self.config.settings.limits.max_message_size;
             match request::take(&mut self.client_in, max, true)? {
                 Taken::Batch(batch) => return Ok(Some(batch)),
                 Taken::Terminate => return Ok(None),
                 Taken::NeedMore => {}
             }
-            let between_transactions = self.server.is_none() || (self.tx.pinned() && self.kept_is_idle());
-            let held = self.server.as_mut();
-            let server_output = async {
-                match held {
-                    Some(server) => server.read_more().await,
-                    None => std::future::pending().await,
+            let read = if self.server.is_none() {
+                // Between transactions, holding nothing: how most clients wait, so this wait
+                // alone is what an idle client's task keeps room for.
+                tokio::select! {
+                    read = self.client.read_when_ready(&mut self.client_in, READ_RESERVE) => read?,
+                    // Shutdown ends idle sessions at once.
+                    _ = self.ctx.shutdown.cancelled() => return Err(ClientError::Shutdown),
+                }
+            } else {
+                // Boxed: a client holding a connection (a transaction, a pin) listens to it too.
+                match Box::pin(self.wait_holding()).await? {
+                    Some(read) => read,
+                    None => continue,
                 }
             };
-            tokio::select! {
-                read = self.client.read_when_ready(&mut self.client_in, READ_RESERVE) => {
-                    if read? == 0 {
-                        return Ok(None);
-                    }
-                }
-                // A held connection speaks unasked: notifications for a LISTEN, notices, or its end.
-                read = server_output => {
-                    read?;
-                    self.forward_unasked().await?;
-                }
-                // Shutdown ends idle sessions at once; a transaction in progress runs to its end.
-                _ = self.ctx.shutdown.cancelled(), if between_transactions => return Err(ClientError::Shutdown),
+            if read == 0 {
+                return Ok(None);
             }
         }
+    }
+
+    /// Waits for the client's next bytes while holding a connection, and forwards what the
+    /// connection says meanwhile. `Some(n)`: the client's read; `None`: the connection spoke.
+    async fn wait_holding(&mut self) -> Result<Option<usize>, ClientError> {
+        let between_transactions = self.tx.pinned() && self.kept_is_idle();
+        let Some(server) = self.server.as_mut() else { return Ok(None) };
+        tokio::select! {
+            read = self.client.read_when_ready(&mut self.client_in, READ_RESERVE) => return Ok(Some(read?)),
+            // A held connection speaks unasked: notifications for a LISTEN, notices, or its end.
+            read = server.read_more() => read?,
+            // Shutdown ends a pinned session between transactions; a transaction runs to its end.
+            _ = self.ctx.shutdown.cancelled(), if between_transactions => return Err(ClientError::Shutdown),
+        }
+        self.forward_unasked().await?;
+        Ok(None)
     }
 
     /// Whether the held connection is outside a transaction (a pinned session between requests).

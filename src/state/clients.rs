@@ -9,6 +9,8 @@ use std::time::SystemTime;
 
 use parking_lot::Mutex;
 
+use crate::config::{DatabaseSettings, UserSettings};
+
 /// What a client is doing now.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
@@ -40,14 +42,15 @@ impl ClientState {
     }
 }
 
-/// One connected client.
+/// One connected client. Its user and database are the configuration's shared settings, not
+/// copies of their names: an idle client's entry is one small allocation.
 #[derive(Debug)]
 pub struct ClientEntry {
     pub id: u64,
     pub addr: Option<SocketAddr>,
-    pub user: String,
-    pub database: String,
-    pub application_name: String,
+    user: Arc<UserSettings>,
+    database: Arc<DatabaseSettings>,
+    pub application_name: Box<str>,
     pub connected_at: SystemTime,
     pub tls: bool,
     state: AtomicU8,
@@ -56,6 +59,16 @@ pub struct ClientEntry {
 }
 
 impl ClientEntry {
+    /// The user it logged in as.
+    pub fn user(&self) -> &str {
+        &self.user.name
+    }
+
+    /// The database it connected to (the name clients use).
+    pub fn database(&self) -> &str {
+        &self.database.name
+    }
+
     /// The client's current state.
     pub fn state(&self) -> ClientState {
         ClientState::from_u8(self.state.load(Ordering::Relaxed))
@@ -77,9 +90,9 @@ pub struct ClientRegistry {
 pub struct NewClient {
     pub id: u64,
     pub addr: Option<SocketAddr>,
-    pub user: String,
-    pub database: String,
-    pub application_name: String,
+    pub user: Arc<UserSettings>,
+    pub database: Arc<DatabaseSettings>,
+    pub application_name: Box<str>,
     pub tls: bool,
 }
 
@@ -149,18 +162,21 @@ mod tests {
     #[test]
     fn slots_join_and_leave() {
         let registry = Arc::new(ClientRegistry::default());
+        let config = "[[users]]\nname = \"app\"\npassword = \"pw\"\n[databases.app]\nprimary = \"127.0.0.1:5432\"\n";
+        let settings = crate::config::from_str(config, "test").unwrap();
         let new = |id| NewClient {
             id,
             addr: None,
-            user: "app".into(),
-            database: "app".into(),
-            application_name: String::new(),
+            user: settings.users["app"].clone(),
+            database: settings.databases["app"].clone(),
+            application_name: "".into(),
             tls: false,
         };
         let a = registry.join(new(1));
         let b = registry.join(new(2));
         a.set_state(ClientState::Waiting);
         assert_eq!(registry.list()[0].state(), ClientState::Waiting);
+        assert_eq!((registry.list()[1].user(), registry.list()[1].database()), ("app", "app"));
         drop(a);
         assert_eq!(registry.len(), 1);
         drop(b);

@@ -24,7 +24,7 @@ pub struct Config {
 impl Config {
     /// Derives the login secrets and compiles the rules.
     pub fn build(settings: Settings, generation: u64) -> Result<Config, AppError> {
-        let auth = Authenticator::new(settings.users.values()).map_err(AppError::Users)?;
+        let auth = Authenticator::new(settings.users.values().map(|u| &**u)).map_err(AppError::Users)?;
         let policy = Policy::new(settings.routing.clone()).map_err(AppError::Routing)?;
         Ok(Config { settings, auth, policy, generation })
     }
