@@ -35,6 +35,10 @@ pub enum ClientError {
     /// The client spoke out of turn during authentication.
     #[error("authentication protocol violation: {0}")]
     AuthProtocol(&'static str),
+    /// Another message where a password message was due, or one too long to be a password:
+    /// said as [`AuthError`] says it.
+    #[error(transparent)]
+    AuthMessage(AuthError),
     /// `tls.client_tls = "require"` and the client logs in without TLS.
     #[error("pgsplit requires TLS (SSL) from clients and this connection is not using it: connect with sslmode=require (or verify-ca, verify-full)")]
     TlsRequired,
@@ -85,6 +89,7 @@ impl From<AuthError> for ClientError {
         match e {
             AuthError::Failed(user) => ClientError::AuthFailed(user),
             AuthError::Protocol(what) => ClientError::AuthProtocol(what),
+            e @ (AuthError::Unexpected { .. } | AuthError::TooLong { .. }) => ClientError::AuthMessage(e),
             AuthError::Frame(e) => ClientError::Frame(e),
             AuthError::Io(e) => ClientError::Io(e),
             AuthError::Gone => ClientError::Gone,
@@ -102,7 +107,9 @@ impl ClientError {
             ClientError::Frame(_) | ClientError::Startup(_) | ClientError::HandshakeTimeout => {
                 sqlstate::PROTOCOL_VIOLATION
             }
-            ClientError::AuthProtocol(_) | ClientError::TlsProtocol(_) => sqlstate::PROTOCOL_VIOLATION,
+            ClientError::AuthProtocol(_) | ClientError::AuthMessage(_) | ClientError::TlsProtocol(_) => {
+                sqlstate::PROTOCOL_VIOLATION
+            }
             ClientError::TlsRequired => sqlstate::INVALID_AUTHORIZATION,
             ClientError::NoUser | ClientError::NotAdmin(_) => sqlstate::INVALID_AUTHORIZATION,
             ClientError::AuthFailed(_) => sqlstate::INVALID_PASSWORD,
@@ -125,6 +132,7 @@ impl ClientError {
             ClientError::AuthFailed(_)
             | ClientError::NoUser
             | ClientError::AuthProtocol(_)
+            | ClientError::AuthMessage(_)
             | ClientError::NotAdmin(_) => Refusal::Auth,
             ClientError::UnknownDatabase(_) => Refusal::UnknownDatabase,
             ClientError::TlsRequired | ClientError::TlsHandshake(_) | ClientError::TlsProtocol(_) => Refusal::Tls,
