@@ -7,6 +7,7 @@ use crate::protocol::frame::FrameError;
 use crate::protocol::sqlstate;
 use crate::protocol::startup::StartupError;
 use crate::server::ServerError;
+use crate::session::params::ParamError;
 
 /// Why a client session stopped, or a request failed.
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +55,9 @@ pub enum ClientError {
     /// The database is not configured.
     #[error("database \"{0}\" does not exist")]
     UnknownDatabase(String),
+    /// A startup parameter or `options` setting PostgreSQL would refuse (an empty name…).
+    #[error(transparent)]
+    StartupParam(#[from] ParamError),
     /// Replication connections are not proxied.
     #[error("replication connections are not supported by pgsplit")]
     Replication,
@@ -115,6 +119,7 @@ impl ClientError {
             ClientError::AuthFailed(_) => sqlstate::INVALID_PASSWORD,
             ClientError::UnknownDatabase(_) => sqlstate::INVALID_CATALOG_NAME,
             ClientError::Replication => sqlstate::FEATURE_NOT_SUPPORTED,
+            ClientError::StartupParam(e) => e.sqlstate(),
             ClientError::ServerLost(_) => sqlstate::CONNECTION_FAILURE,
             ClientError::Pool(PoolError::Exhausted { .. }) => sqlstate::TOO_MANY_CONNECTIONS,
             ClientError::Pool(_) => sqlstate::CONNECTION_FAILURE,
