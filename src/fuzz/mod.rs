@@ -65,7 +65,7 @@ where
         let cases = match budget {
             Budget::Cases(total) => {
                 let left = total.saturating_sub(executions.load(Ordering::Relaxed));
-                u32::try_from(left.min(ROUND as u64)).unwrap_or(ROUND)
+                u32::try_from(left.min(u64::from(ROUND))).unwrap_or(ROUND)
             }
             Budget::Time(limit) if started.elapsed() < limit => ROUND,
             Budget::Time(_) => 0,
