@@ -10,6 +10,7 @@ mod drivers;
 mod failover;
 mod forwarding;
 mod harness;
+mod hostile_login;
 mod logs;
 mod metrics;
 mod pinning;
