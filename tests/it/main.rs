@@ -9,6 +9,7 @@ mod consistency;
 mod drivers;
 mod failover;
 mod forwarding;
+mod fuzz_live;
 mod harness;
 mod hostile_login;
 mod logs;
