@@ -59,30 +59,44 @@ fn request_take() {
 #[test]
 fn request_path() {
     let input = (wire(seeds::logged_in_streams()), any::<bool>());
-    run("request_path", 5_000, input, |(bytes, reuse_unnamed)| {
-        let classifier = Classifier::new(ClassifierSettings { cache_size: 64, write_functions: HashSet::new() });
-        let registry = StatementIds::default();
-        let mut routing = RoutingState::default();
-        let mut statements = Prepared::default();
-        let mut server = ServerConn::new(Stream::Detached, "fuzz".into(), BackendKey::default(), BTreeMap::new());
-        let mut buf = BytesMut::from(&bytes[..]);
-        while let Ok(Taken::Batch(batch)) = request::take(&mut buf, 1 << 20, true) {
-            let inspection = routing.inspect(&classifier, &batch.bytes, true, &statements);
-            // `answered_here`: a lone Query that is DEALLOCATE forgets a protocol-level statement.
-            let mut messages = frame::messages(&batch.bytes);
-            if let (Some((from_client::QUERY, body)), None) = (messages.next(), messages.next()) {
-                if let Some(Deallocate::Name(name)) = prepared::deallocate(from_client::query_sql(body)) {
-                    statements.forget(&name);
-                }
-            }
-            statements.start_request();
-            if statements.touches(&batch.bytes, reuse_unnamed) {
-                let out =
-                    statements.rewrite(&registry, &batch.bytes, &inspection.parsed, &mut server, reuse_unnamed, &[]);
-                server.send_outgoing_for_bench(out, batch.summary.pipeline);
-            } else {
-                server.send_for_bench(&batch.bytes, batch.summary.pipeline);
+    run("request_path", 5_000, input, |(bytes, reuse_unnamed)| run_requests(&bytes, reuse_unnamed));
+}
+
+/// Inputs the target once panicked on, each kept so it never does again.
+#[test]
+fn request_path_regressions() {
+    // A Bind whose statement name has no terminator, after an unnamed statement pgsplit named:
+    // the rewrite sliced past the body's end (prepared/mod.rs, `bind`).
+    let message = |tag: u8, body: &[u8]| [&[tag][..], &(body.len() as u32 + 4).to_be_bytes(), body].concat();
+    let parse = message(b'P', b"\0select 1\0\0\0");
+    for bind in [&b"p\0"[..], b"portal\0s", b"x", b""] {
+        run_requests(&[parse.clone(), message(b'B', bind), message(b'S', b"")].concat(), true);
+    }
+}
+
+/// What `request_path` runs for one input.
+fn run_requests(bytes: &[u8], reuse_unnamed: bool) {
+    let classifier = Classifier::new(ClassifierSettings { cache_size: 64, write_functions: HashSet::new() });
+    let registry = StatementIds::default();
+    let mut routing = RoutingState::default();
+    let mut statements = Prepared::default();
+    let mut server = ServerConn::new(Stream::Detached, "fuzz".into(), BackendKey::default(), BTreeMap::new());
+    let mut buf = BytesMut::from(bytes);
+    while let Ok(Taken::Batch(batch)) = request::take(&mut buf, 1 << 20, true) {
+        let inspection = routing.inspect(&classifier, &batch.bytes, true, &statements);
+        // `answered_here`: a lone Query that is DEALLOCATE forgets a protocol-level statement.
+        let mut messages = frame::messages(&batch.bytes);
+        if let (Some((from_client::QUERY, body)), None) = (messages.next(), messages.next()) {
+            if let Some(Deallocate::Name(name)) = prepared::deallocate(from_client::query_sql(body)) {
+                statements.forget(&name);
             }
         }
-    });
+        statements.start_request();
+        if statements.touches(&batch.bytes, reuse_unnamed) {
+            let out = statements.rewrite(&registry, &batch.bytes, &inspection.parsed, &mut server, reuse_unnamed, &[]);
+            server.send_outgoing_for_bench(out, batch.summary.pipeline);
+        } else {
+            server.send_for_bench(&batch.bytes, batch.summary.pipeline);
+        }
+    }
 }
