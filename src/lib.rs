@@ -17,6 +17,8 @@ pub mod cli;
 pub(crate) mod client;
 pub mod config;
 pub mod explain;
+#[cfg(test)]
+mod fuzz;
 pub mod log_output;
 pub(crate) mod metrics;
 pub(crate) mod monitor;

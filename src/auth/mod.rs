@@ -25,6 +25,13 @@ pub enum AuthError {
     /// The client spoke out of turn.
     #[error("authentication protocol violation: {0}")]
     Protocol(&'static str),
+    /// The client sent another message (a second StartupMessage, a Query…) where a password
+    /// message was due. Its tag is in decimal, as PostgreSQL says it.
+    #[error("expected a password or SASL response, got message type {tag}")]
+    Unexpected { tag: u8 },
+    /// A password or SASL message longer than any real one: refused before its body is read.
+    #[error("password message of {len} bytes is over the limit of {max} bytes")]
+    TooLong { len: usize, max: usize },
     /// The client broke message framing.
     #[error(transparent)]
     Frame(#[from] FrameError),
@@ -136,13 +143,21 @@ async fn scram_exchange(stream: &mut Stream, verifier: ScramVerifier) -> Result<
 }
 
 /// Reads one message that must be a password-family message ('p'); returns its body.
+///
+/// The tag is checked as soon as it arrives: anything else (a second StartupMessage, whose
+/// first bytes would read as a length) is refused at once instead of waiting for as many bytes
+/// as it seems to announce.
 async fn read_password_message(stream: &mut Stream) -> Result<Vec<u8>, AuthError> {
     let mut buf = BytesMut::with_capacity(512);
     loop {
-        if let Some(frame) = frame::split_frame(&mut buf, MAX_AUTH_MESSAGE)? {
-            if frame.tag != from_client::PASSWORD {
-                return Err(AuthError::Protocol("expected a password message"));
-            }
+        if let Some(&tag) = buf.first().filter(|&&tag| tag != from_client::PASSWORD) {
+            return Err(AuthError::Unexpected { tag });
+        }
+        let frame = frame::split_frame(&mut buf, MAX_AUTH_MESSAGE).map_err(|e| match e {
+            FrameError::TooLarge { len, max, .. } => AuthError::TooLong { len, max },
+            e => AuthError::Frame(e),
+        })?;
+        if let Some(frame) = frame {
             return Ok(frame.body().to_vec());
         }
         if stream.read_buf(&mut buf).await? == 0 {

@@ -8,6 +8,10 @@ use bytes::{Bytes, BytesMut};
 /// Smallest legal value of the length field: the field counts itself.
 const MIN_LEN: usize = 4;
 
+/// Largest legal value: the field is a signed 32-bit integer in PostgreSQL, so a length with the
+/// top bit set is negative there and no peer can mean it, whatever `max` allows.
+const MAX_LEN: usize = i32::MAX as usize;
+
 /// One whole message, still in wire form.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Frame {
@@ -27,7 +31,7 @@ impl Frame {
 /// Why a stream could not be framed.
 #[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
 pub enum FrameError {
-    /// The length field is below 4, which no message can have.
+    /// The length field is below 4 or above 2^31 - 1, which no message can have.
     #[error("invalid message length {len} for message type {tag:?}")]
     BadLength { tag: char, len: usize },
     /// The message declares more bytes than the configured limit allows.
@@ -137,7 +141,7 @@ fn peek_len(buf: &[u8], max: usize) -> Result<Option<usize>, FrameError> {
     }
     let tag = buf[0];
     let len = u32::from_be_bytes([buf[1], buf[2], buf[3], buf[4]]) as usize;
-    if len < MIN_LEN {
+    if !(MIN_LEN..=MAX_LEN).contains(&len) {
         return Err(FrameError::BadLength { tag: tag as char, len });
     }
     if len > max {
@@ -194,6 +198,18 @@ pub(crate) mod tests {
         let mut buf = BytesMut::from(&[b'Q', 0x40, 0, 0, 0][..]);
         let err = split_frame(&mut buf, 64 << 20).unwrap_err();
         assert!(matches!(err, FrameError::TooLarge { len: 0x4000_0000, .. }));
+    }
+
+    #[test]
+    fn a_length_above_2_31_is_invalid_whatever_the_limit() {
+        for len in [0x8000_0000u32, 0x8000_0001, u32::MAX] {
+            let mut buf = BytesMut::from(&[b'Q'][..]);
+            buf.extend_from_slice(&len.to_be_bytes());
+            let err = split_frame(&mut buf, usize::MAX).unwrap_err();
+            assert_eq!(err, FrameError::BadLength { tag: 'Q', len: len as usize });
+        }
+        let mut buf = BytesMut::from(&[b'Q', 0x7f, 0xff, 0xff, 0xff][..]);
+        assert!(matches!(split_frame(&mut buf, 64 << 20), Err(FrameError::TooLarge { .. })));
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub const TOO_MANY_CONNECTIONS: &str = "53300";
 pub const FEATURE_NOT_SUPPORTED: &str = "0A000";
 pub const PROGRAM_LIMIT_EXCEEDED: &str = "54000";
 pub const SYNTAX_ERROR: &str = "42601";
+pub const INVALID_NAME: &str = "42602";
 pub const CONFIG_FILE_ERROR: &str = "F0000";
 pub const OBJECT_IN_USE: &str = "55006";
 pub const DUPLICATE_PREPARED_STATEMENT: &str = "42P05";

@@ -7,6 +7,7 @@ use crate::protocol::frame::FrameError;
 use crate::protocol::sqlstate;
 use crate::protocol::startup::StartupError;
 use crate::server::ServerError;
+use crate::session::params::ParamError;
 
 /// Why a client session stopped, or a request failed.
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +36,10 @@ pub enum ClientError {
     /// The client spoke out of turn during authentication.
     #[error("authentication protocol violation: {0}")]
     AuthProtocol(&'static str),
+    /// Another message where a password message was due, or one too long to be a password:
+    /// said as [`AuthError`] says it.
+    #[error(transparent)]
+    AuthMessage(AuthError),
     /// `tls.client_tls = "require"` and the client logs in without TLS.
     #[error("pgsplit requires TLS (SSL) from clients and this connection is not using it: connect with sslmode=require (or verify-ca, verify-full)")]
     TlsRequired,
@@ -50,6 +55,9 @@ pub enum ClientError {
     /// The database is not configured.
     #[error("database \"{0}\" does not exist")]
     UnknownDatabase(String),
+    /// A startup parameter or `options` setting PostgreSQL would refuse (an empty name…).
+    #[error(transparent)]
+    StartupParam(#[from] ParamError),
     /// Replication connections are not proxied.
     #[error("replication connections are not supported by pgsplit")]
     Replication,
@@ -85,6 +93,7 @@ impl From<AuthError> for ClientError {
         match e {
             AuthError::Failed(user) => ClientError::AuthFailed(user),
             AuthError::Protocol(what) => ClientError::AuthProtocol(what),
+            e @ (AuthError::Unexpected { .. } | AuthError::TooLong { .. }) => ClientError::AuthMessage(e),
             AuthError::Frame(e) => ClientError::Frame(e),
             AuthError::Io(e) => ClientError::Io(e),
             AuthError::Gone => ClientError::Gone,
@@ -102,12 +111,15 @@ impl ClientError {
             ClientError::Frame(_) | ClientError::Startup(_) | ClientError::HandshakeTimeout => {
                 sqlstate::PROTOCOL_VIOLATION
             }
-            ClientError::AuthProtocol(_) | ClientError::TlsProtocol(_) => sqlstate::PROTOCOL_VIOLATION,
+            ClientError::AuthProtocol(_) | ClientError::AuthMessage(_) | ClientError::TlsProtocol(_) => {
+                sqlstate::PROTOCOL_VIOLATION
+            }
             ClientError::TlsRequired => sqlstate::INVALID_AUTHORIZATION,
             ClientError::NoUser | ClientError::NotAdmin(_) => sqlstate::INVALID_AUTHORIZATION,
             ClientError::AuthFailed(_) => sqlstate::INVALID_PASSWORD,
             ClientError::UnknownDatabase(_) => sqlstate::INVALID_CATALOG_NAME,
             ClientError::Replication => sqlstate::FEATURE_NOT_SUPPORTED,
+            ClientError::StartupParam(e) => e.sqlstate(),
             ClientError::ServerLost(_) => sqlstate::CONNECTION_FAILURE,
             ClientError::Pool(PoolError::Exhausted { .. }) => sqlstate::TOO_MANY_CONNECTIONS,
             ClientError::Pool(_) => sqlstate::CONNECTION_FAILURE,
@@ -125,6 +137,7 @@ impl ClientError {
             ClientError::AuthFailed(_)
             | ClientError::NoUser
             | ClientError::AuthProtocol(_)
+            | ClientError::AuthMessage(_)
             | ClientError::NotAdmin(_) => Refusal::Auth,
             ClientError::UnknownDatabase(_) => Refusal::UnknownDatabase,
             ClientError::TlsRequired | ClientError::TlsHandshake(_) | ClientError::TlsProtocol(_) => Refusal::Tls,

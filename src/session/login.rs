@@ -40,12 +40,16 @@ impl Session {
         let Authenticated { startup, user, db } = authenticated;
         let config = ctx.config();
         let mode = config.settings.pool_mode_for(&db.name, &user.name);
+        // Refused before any server is asked, as PostgreSQL refuses them before the session runs.
+        let requested = match ClientParams::requested(&startup) {
+            Ok(requested) => requested,
+            Err(e) => return Err((client, e.into())),
+        };
         let nodes = Nodes::resolve(&ctx, &db, &user);
         let (initial, mut server) = match initial_params(&nodes, mode).await {
             Ok(found) => found,
             Err(e) => return Err((client, e)),
         };
-        let requested = ClientParams::requested(&startup);
         let params = ClientParams::at_login(&initial, &requested, &ctx.param_sets);
         let cancel = ctx.cancels.register();
         if let Some(server) = server.as_mut() {

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use crate::classify::{DiscardKind, SessionChange};
+use crate::protocol::sqlstate;
 use crate::protocol::startup::StartupMessage;
 use crate::server::params::{ParamInterner, ParamSet, Reported};
 
@@ -22,6 +23,28 @@ const READ_ONLY: &[&str] = &[
 /// Startup keys that are not session parameters.
 const NOT_PARAMS: &[&str] = &["user", "database", "options", "replication"];
 
+/// Why the parameters of a startup packet are refused, as PostgreSQL refuses them at login.
+#[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ParamError {
+    /// Empty (`options=-c =x`, `-c=`) or with characters no setting name has. pgsplit could
+    /// never SET it on a server connection, so it refuses it rather than drop it silently.
+    #[error("invalid configuration parameter name \"{0}\"")]
+    InvalidName(String),
+    /// `-c name` or `--name` without `=value`.
+    #[error("-c {0} requires a value")]
+    NoValue(String),
+}
+
+impl ParamError {
+    /// The SQLSTATE PostgreSQL reports for it.
+    pub fn sqlstate(&self) -> &'static str {
+        match self {
+            ParamError::InvalidName(_) => sqlstate::INVALID_NAME,
+            ParamError::NoValue(_) => sqlstate::SYNTAX_ERROR,
+        }
+    }
+}
+
 /// A client's expected parameters.
 #[derive(Debug, Default)]
 pub struct ClientParams {
@@ -31,14 +54,18 @@ pub struct ClientParams {
 }
 
 impl ClientParams {
-    /// The parameters requested in a startup packet, `options=-c name=value` included.
-    pub fn requested(startup: &StartupMessage) -> Vec<(String, String)> {
+    /// The parameters requested in a startup packet, `options=-c name=value` included; an error
+    /// for a name no setting can have or an option without a value.
+    pub fn requested(startup: &StartupMessage) -> Result<Vec<(String, String)>, ParamError> {
         let mut out: Vec<(String, String)> =
             startup.params.iter().filter(|(k, _)| !NOT_PARAMS.contains(&k.as_str())).cloned().collect();
         if let Some(options) = startup.get("options") {
-            out.extend(parse_options(options));
+            out.extend(parse_options(options)?);
         }
-        out
+        match out.iter().find(|(name, _)| !is_plain_name(name)) {
+            Some((name, _)) => Err(ParamError::InvalidName(name.clone())),
+            None => Ok(out),
+        }
     }
 
     /// The parameters a client expects after login: what a fresh server connection reports,
@@ -174,7 +201,8 @@ fn is_plain_name(name: &str) -> bool {
 }
 
 /// Parses the `options` startup parameter: `-c name=value` and `--name=value`, backslash escapes.
-pub fn parse_options(options: &str) -> Vec<(String, String)> {
+/// Other words (command-line switches PostgreSQL would take) are ignored.
+pub fn parse_options(options: &str) -> Result<Vec<(String, String)>, ParamError> {
     let mut words = Vec::new();
     let mut word = String::new();
     let mut chars = options.chars();
@@ -196,15 +224,19 @@ pub fn parse_options(options: &str) -> Vec<(String, String)> {
     let mut iter = words.into_iter();
     while let Some(w) = iter.next() {
         let setting = if w == "-c" {
-            iter.next()
+            Some(iter.next().unwrap_or_default())
         } else {
             w.strip_prefix("--").or_else(|| w.strip_prefix("-c")).map(str::to_string)
         };
-        if let Some((name, value)) = setting.as_deref().and_then(|s| s.split_once('=')) {
-            out.push((name.replace('-', "_"), value.to_string()));
+        let Some(setting) = setting else { continue };
+        let (name, value) = setting.split_once('=').ok_or_else(|| ParamError::NoValue(setting.clone()))?;
+        let name = name.replace('-', "_");
+        if !is_plain_name(&name) {
+            return Err(ParamError::InvalidName(name));
         }
+        out.push((name, value.to_string()));
     }
-    out
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -215,7 +247,7 @@ mod tests {
 
     #[test]
     fn options_forms() {
-        let got = parse_options("-c search_path=a,b --statement-timeout=5s -cwork_mem=64MB -c x=with\\ space");
+        let got = parse_options("-c search_path=a,b --statement-timeout=5s -cwork_mem=64MB -c x=with\\ space").unwrap();
         assert_eq!(
             got,
             vec![
@@ -225,6 +257,28 @@ mod tests {
                 ("x".into(), "with space".into()),
             ]
         );
+    }
+
+    #[test]
+    fn an_empty_or_unusable_name_and_a_missing_value_are_refused() {
+        let invalid = |name: &str| Err(ParamError::InvalidName(name.into()));
+        assert_eq!(parse_options("-c =x"), invalid(""));
+        assert_eq!(parse_options("-c="), invalid(""));
+        assert_eq!(parse_options("--=x"), invalid(""));
+        assert_eq!(parse_options("-c a;b=x"), invalid("a;b"));
+        assert_eq!(parse_options("-c search_path"), Err(ParamError::NoValue("search_path".into())));
+        assert_eq!(parse_options("-c"), Err(ParamError::NoValue(String::new())));
+        assert_eq!(parse_options("-d 3 -c a.b=").unwrap(), vec![("a.b".into(), String::new())]);
+        assert_eq!(ParamError::InvalidName(String::new()).sqlstate(), "42602");
+
+        let startup = |pairs: &[(&str, &str)]| StartupMessage {
+            params: pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            ..Default::default()
+        };
+        let ok = startup(&[("user", "u"), ("application_name", "psql"), ("options", "-c work_mem=1MB")]);
+        assert_eq!(ClientParams::requested(&ok).unwrap().len(), 2);
+        assert_eq!(ClientParams::requested(&startup(&[("options", "-c =x")])), invalid(""));
+        assert_eq!(ClientParams::requested(&startup(&[("bad name", "x")])), invalid("bad name"));
     }
 
     #[test]

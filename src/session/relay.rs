@@ -104,15 +104,24 @@ impl Session {
                     continue;
                 }
             }
+            // Not reading for the pipeline (a request deferred, replies held back), the client is
+            // still watched: one that leaves must not keep the connection while the server waits
+            // for a Sync that will never come (after an error PostgreSQL ignores even a Query
+            // until Sync, so a ReadyForQuery owed for it never arrives). What it sends meanwhile
+            // waits in the buffer for its turn, up to one request's bound.
+            let watching =
+                !reading && intake != Intake::Terminated && self.client_in.len() < request::MAX_BUFFERED_REQUEST;
             tokio::select! {
                 // Replies: forwarded at the top of the loop.
                 read = server.read_more() => read?,
                 // While replies are owed the client may pipeline more, or stream COPY data.
-                read = self.client.read_when_ready(&mut self.client_in, READ_RESERVE), if reading => {
+                read = self.client.read_when_ready(&mut self.client_in, READ_RESERVE), if reading || watching => {
                     if read? == 0 {
                         return Err(ClientError::Gone);
                     }
-                    intake = self.forward_pipelined(&mut server, route, max).await?;
+                    if reading {
+                        intake = self.forward_pipelined(&mut server, route, max).await?;
+                    }
                 }
             }
         }

@@ -18,6 +18,18 @@ pub fn message(tag: u8, body: &[u8]) -> Vec<u8> {
     m
 }
 
+/// A StartupMessage for protocol 3.0 with `params`.
+pub fn startup_message(params: &[(&str, &str)]) -> Vec<u8> {
+    let mut body = 196608u32.to_be_bytes().to_vec();
+    for (name, value) in params {
+        body.extend_from_slice(format!("{name}\0{value}\0").as_bytes());
+    }
+    body.push(0);
+    let mut msg = ((body.len() + 4) as u32).to_be_bytes().to_vec();
+    msg.extend(body);
+    msg
+}
+
 /// A simple Query.
 pub fn query(sql: &str) -> Vec<u8> {
     message(b'Q', format!("{sql}\0").as_bytes())
@@ -59,15 +71,17 @@ impl Raw {
 
     /// Logs in as `user`, who must need no password, to `database` at `addr`.
     pub async fn login_as(addr: SocketAddr, user: &str, database: &str) -> Raw {
-        let stream = TcpStream::connect(addr).await.expect("connect");
-        let mut raw = Raw { stream, unread: Vec::new() };
-        let mut startup = 196608u32.to_be_bytes().to_vec();
-        startup.extend_from_slice(format!("user\0{user}\0database\0{database}\0\0").as_bytes());
-        let mut msg = ((startup.len() + 4) as u32).to_be_bytes().to_vec();
-        msg.extend(startup);
-        raw.send(&msg).await;
+        let mut raw = Raw::start(addr, &[("user", user), ("database", database)]).await;
         let login = raw.until_ready(1).await;
         assert!(!login.iter().any(|(t, _)| *t == b'E'), "login failed: {login:?}");
+        raw
+    }
+
+    /// Connects and sends a StartupMessage (protocol 3.0) with `params`; reads nothing.
+    pub async fn start(addr: SocketAddr, params: &[(&str, &str)]) -> Raw {
+        let stream = TcpStream::connect(addr).await.expect("connect");
+        let mut raw = Raw { stream, unread: Vec::new() };
+        raw.send(&startup_message(params)).await;
         raw
     }
 
@@ -155,7 +169,7 @@ impl Raw {
     }
 
     /// The next whole message; `None` after [`HANG`] or when the peer closes.
-    async fn next_message(&mut self) -> Option<(u8, Vec<u8>)> {
+    pub async fn next_message(&mut self) -> Option<(u8, Vec<u8>)> {
         loop {
             if let Some(m) = self.buffered_message() {
                 return Some(m);

@@ -255,8 +255,11 @@ impl Prepared {
     }
 
     fn bind(&mut self, registry: &StatementIds, body: &[u8], server: &mut ServerConn, out: &mut Outgoing) {
+        // A Bind too short to name a statement goes as it came: the server refuses it (08P01).
+        let Some(stmt) = c::bind_statement(body).and_then(|name| self.statement(name)) else {
+            return out.forward(c::BIND, body);
+        };
         let name = c::bind_statement(body).unwrap_or_default();
-        let Some(stmt) = self.statement(name) else { return out.forward(c::BIND, body) };
         ensure_prepared(registry, &stmt, server, out);
         let portal_len = body.iter().position(|&b| b == 0).unwrap_or(0);
         let after = &body[portal_len + 1 + name.len() + 1..];
