@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use crate::metrics::{Kind, Metrics, CATALOG};
 use crate::monitor::{NodeStatus, Role, Topology};
+use crate::pool::Pool;
 use crate::state::clients::ClientState;
 use crate::state::Shared;
 
@@ -28,13 +29,7 @@ fn latencies(ctx: &Shared, out: &mut String) {
     for &(name, _, help) in CATALOG.iter().filter(|(_, kind, _)| *kind == Kind::Histogram) {
         out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} histogram\n"));
         for pool in &pools {
-            let key = pool.key();
-            let labels = [
-                ("database", key.database.as_str()),
-                ("user", key.user.as_str()),
-                ("node", &*key.node),
-                ("role", pool.role()),
-            ];
+            let labels = pool_labels(pool);
             let counters = pool.counters();
             let latency = if name == "pgsplit_checkout_wait_seconds" { &counters.wait } else { &counters.query };
             latency.render(out, name, &labels);
@@ -42,16 +37,16 @@ fn latencies(ctx: &Shared, out: &mut String) {
     }
 }
 
+/// The labels every per-pool series carries.
+fn pool_labels(pool: &Pool) -> [(&'static str, &str); 4] {
+    let key = pool.key();
+    [("database", key.database.as_str()), ("user", key.user.as_str()), ("node", &*key.node), ("role", pool.role())]
+}
+
 fn pools(ctx: &Shared, m: &Metrics) {
     let mut server_errors: BTreeMap<String, u64> = BTreeMap::new();
     for pool in ctx.pools.pools() {
-        let key = pool.key();
-        let labels = [
-            ("database", key.database.as_str()),
-            ("user", key.user.as_str()),
-            ("node", &*key.node),
-            ("role", pool.role()),
-        ];
+        let labels = pool_labels(&pool);
         let stats = pool.stats();
         let active = stats.total.saturating_sub(stats.idle + stats.connecting);
         for (state, n) in [("idle", stats.idle), ("active", active), ("connecting", stats.connecting)] {
