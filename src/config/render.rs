@@ -1,6 +1,7 @@
 //! `check-config` output: the effective configuration, defaults filled in and secrets hidden,
 //! in the file's own TOML shape.
 
+use super::env::literal;
 use super::file::{
     ConfigFile, DatabaseFile, LimitsFile, ListenFile, LogFile, PoolFile, ReplicaFile, RoutingFile, RuleFile,
     RuntimeFile, TlsFile, UserFile,
@@ -12,7 +13,7 @@ use super::{DatabaseSettings, PoolMode, Secret, Settings, UserSettings};
 /// Renders `settings` as TOML.
 pub fn render(settings: &Settings) -> String {
     let file = ConfigFile {
-        admin_users: settings.admin_users.iter().cloned().collect(),
+        admin_users: settings.admin_users.iter().map(|u| literal(u)).collect(),
         listen: ListenFile {
             addr: Some(settings.listen.to_string()),
             metrics_addr: settings.metrics_addr.map(|a| a.to_string()),
@@ -37,11 +38,11 @@ pub fn render(settings: &Settings) -> String {
         log: LogFile { level: Some(settings.log_level.clone()), format: Some(settings.log_format.name().into()) },
         routing: routing(&settings.routing),
         tls: TlsFile {
-            cert: settings.tls.cert.clone(),
-            key: settings.tls.key.clone(),
+            cert: settings.tls.cert.as_deref().map(literal),
+            key: settings.tls.key.as_deref().map(literal),
             client_tls: Some(settings.tls.client.mode.name().into()),
             server_tls: Some(settings.tls.server.mode.name().into()),
-            server_ca: settings.tls.server_ca.clone(),
+            server_ca: settings.tls.server_ca.as_deref().map(literal),
         },
         users: settings.users.values().map(|u| user(u)).collect(),
         databases: settings.databases.values().map(|d| (d.name.clone(), database(d))).collect(),
@@ -52,10 +53,10 @@ pub fn render(settings: &Settings) -> String {
 
 fn user(u: &UserSettings) -> UserFile {
     UserFile {
-        name: u.name.clone(),
+        name: literal(&u.name),
         password: secret(&u.secret),
         auth: Some(u.auth.name().into()),
-        server_user: Some(u.server_user.clone()),
+        server_user: Some(literal(&u.server_user)),
         server_password: u.server_password.as_ref().map(|_| "(hidden)".into()),
         pool_mode: u.pool_mode.map(mode),
     }
@@ -63,13 +64,13 @@ fn user(u: &UserSettings) -> UserFile {
 
 fn database(d: &DatabaseSettings) -> DatabaseFile {
     DatabaseFile {
-        primary: d.primary.clone(),
+        primary: literal(&d.primary),
         replicas: d
             .replicas
             .iter()
-            .map(|r| ReplicaFile::Weighted { addr: r.addr.clone(), weight: Some(r.weight) })
+            .map(|r| ReplicaFile::Weighted { addr: literal(&r.addr), weight: Some(r.weight) })
             .collect(),
-        server_dbname: Some(d.server_dbname.clone()),
+        server_dbname: Some(literal(&d.server_dbname)),
         pool_mode: d.pool_mode.map(mode),
         pool_size: d.pool_size,
     }
@@ -119,5 +120,33 @@ fn secret(s: &Secret) -> Option<String> {
         Secret::Plain(_) => Some("(hidden)".into()),
         Secret::ScramVerifier(_) => Some("(SCRAM verifier)".into()),
         Secret::Md5Hash(_) => Some("(md5 hash)".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{from_str, from_str_with_env};
+    use super::*;
+
+    /// What validates renders into a file that validates again, to the same values, even where
+    /// an expanded value holds `${` itself (found by the config fuzz target).
+    #[test]
+    fn an_expanded_value_holding_dollar_brace_renders_back_as_itself() {
+        let text = r#"
+[[users]]
+name = "${NAME}"
+password = "secret"
+server_user = "${NAME}"
+[databases.app]
+primary = "127.0.0.1:5432"
+server_dbname = "${NAME}"
+"#;
+        let env = |name: &str| (name == "NAME").then(|| "u${APP_PASSWORD}".to_string());
+        let settings = from_str_with_env(text, "test", &env).expect("validates");
+        let again = from_str(&render(&settings), "rendered").expect("the rendered file validates");
+        let user = again.users.values().next().expect("one user");
+        assert_eq!(user.name, "u${APP_PASSWORD}");
+        assert_eq!(user.server_user, "u${APP_PASSWORD}");
+        assert_eq!(again.databases["app"].server_dbname, "u${APP_PASSWORD}");
     }
 }
