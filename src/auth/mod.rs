@@ -1,27 +1,55 @@
-//! Client authentication: SCRAM-SHA-256, md5 or trust per user. Unknown users go through the same
+//! Client authentication: SCRAM-SHA-256, md5 or trust per user, and auth passthrough for users
+//! not listed (their verifier looked up on the primary). Unknown users go through the same
 //! exchange as known ones against a mock secret and fail the same way, so nobody can probe which
 //! users exist.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use bytes::BytesMut;
 use rand::RngCore;
 use tokio::io::AsyncReadExt;
 
-use crate::config::{AuthMethod, Secret, UserSettings};
+use crate::config::{AuthMethod, PassthroughSecret, Secret, UserSettings};
 use crate::protocol::frame::FrameError;
 use crate::protocol::{build, frame, from_client};
 use crate::stream::Stream;
+use lookup::{Lookup, LookupError, Target};
 use scram::{ScramExchange, ScramVerifier};
 
+pub mod lookup;
 pub mod scram;
+
+/// Why a password check failed. The client is told the same for each; the log says which.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailReason {
+    WrongPassword,
+    /// No such role (or it may not log in, or its password expired).
+    NoSuchRole,
+    /// The looked-up verifier is neither SCRAM nor md5 (a plaintext password, or junk).
+    UnusableVerifier,
+}
+
+impl FailReason {
+    /// For the log line.
+    pub fn describe(self) -> &'static str {
+        match self {
+            FailReason::WrongPassword => "wrong password",
+            FailReason::NoSuchRole => "role does not exist",
+            FailReason::UnusableVerifier => "the role's stored password is neither SCRAM-SHA-256 nor md5",
+        }
+    }
+}
 
 /// Why a login did not succeed. The session maps each to what the client is told.
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
     /// Wrong password or unknown user: the same answer for both.
-    #[error("password authentication failed for user \"{0}\"")]
-    Failed(String),
+    #[error("password authentication failed for user \"{user}\"")]
+    Failed { user: String, reason: FailReason },
+    /// Auth passthrough could not ask the primary and had no recent answer.
+    #[error("cannot look up user \"{user}\": {cause}")]
+    Lookup { user: String, cause: LookupError },
     /// The client spoke out of turn.
     #[error("authentication protocol violation: {0}")]
     Protocol(&'static str),
@@ -53,9 +81,11 @@ enum Check {
     Trust,
 }
 
-/// Checks client logins against the configured users.
+/// Checks client logins against the configured users, and looks up the others when `[auth]`
+/// is set.
 pub struct Authenticator {
     users: HashMap<String, Check>,
+    lookup: Option<Lookup>,
     mock_key: [u8; 32],
 }
 
@@ -78,27 +108,90 @@ impl Authenticator {
         }
         let mut mock_key = [0u8; 32];
         rand::thread_rng().fill_bytes(&mut mock_key);
-        Ok(Authenticator { users: checks, mock_key })
+        Ok(Authenticator { users: checks, lookup: None, mock_key })
     }
 
-    /// Runs the login exchange for `user`; on success the caller sends AuthenticationOk.
+    /// Looks up users not listed through `lookup` (auth passthrough).
+    pub fn with_lookup(self, lookup: Option<Lookup>) -> Self {
+        Authenticator { lookup, ..self }
+    }
+
+    /// The lookup, when users not listed are looked up.
+    pub fn lookup(&self) -> Option<&Lookup> {
+        self.lookup.as_ref()
+    }
+
+    /// Whether `user` is listed in `[[users]]`.
+    pub fn lists(&self, user: &str) -> bool {
+        self.users.contains_key(user)
+    }
+
+    /// Runs the login exchange for a listed `user` (an unknown one fails it like a wrong
+    /// password); on success the caller sends AuthenticationOk.
     pub async fn authenticate(&self, stream: &mut Stream, user: &str) -> Result<(), AuthError> {
         let verdict = match self.users.get(user) {
             Some(Check::Trust) => return Ok(()),
             Some(Check::Md5(secret)) => md5_exchange(stream, secret).await?,
-            Some(Check::Scram(verifier)) => scram_exchange(stream, verifier.clone()).await?,
-            None => {
-                let mock = ScramVerifier::mock(&self.mock_key, user);
-                scram_exchange(stream, mock).await?;
-                false
-            }
+            Some(Check::Scram(verifier)) => scram_exchange(stream, verifier.clone()).await?.is_some(),
+            None => return Err(self.refuse(stream, user, FailReason::NoSuchRole).await),
         };
-        if verdict {
-            Ok(())
-        } else {
-            Err(AuthError::Failed(user.to_string()))
+        match verdict {
+            true => Ok(()),
+            false => Err(failed(user, FailReason::WrongPassword)),
         }
     }
+
+    /// Auth passthrough: checks `user` against the verifier the primary at `target` holds, and
+    /// returns how pgsplit logs into servers as it.
+    pub async fn authenticate_looked_up(
+        &self,
+        stream: &mut Stream,
+        user: &str,
+        target: &Target<'_>,
+    ) -> Result<Arc<UserSettings>, AuthError> {
+        let lookup = self.lookup.as_ref().ok_or_else(|| failed(user, FailReason::NoSuchRole))?;
+        let looked = lookup.verifier(user, target).await;
+        let looked = looked.map_err(|cause| AuthError::Lookup { user: user.to_string(), cause })?;
+        let Some(verifier) = looked else {
+            return Err(self.refuse(stream, user, FailReason::NoSuchRole).await);
+        };
+        if let Some(scram) = ScramVerifier::parse(&verifier) {
+            let server_key = scram.server_key;
+            return match scram_exchange(stream, scram).await? {
+                Some(client_key) => Ok(looked_up(user, PassthroughSecret::Scram { client_key, server_key })),
+                None => Err(failed(user, FailReason::WrongPassword)),
+            };
+        }
+        if verifier.len() == 35 && verifier.starts_with("md5") {
+            return match md5_exchange(stream, &verifier).await? {
+                true => Ok(looked_up(user, PassthroughSecret::Md5(verifier))),
+                false => Err(failed(user, FailReason::WrongPassword)),
+            };
+        }
+        Err(self.refuse(stream, user, FailReason::UnusableVerifier).await)
+    }
+
+    /// Runs the exchange against a mock secret, so the client cannot tell this refusal from a
+    /// wrong password; returns the failure to report.
+    async fn refuse(&self, stream: &mut Stream, user: &str, reason: FailReason) -> AuthError {
+        let mock = ScramVerifier::mock(&self.mock_key, user);
+        match scram_exchange(stream, mock).await {
+            Ok(_) => failed(user, reason),
+            Err(e) => e,
+        }
+    }
+}
+
+fn failed(user: &str, reason: FailReason) -> AuthError {
+    AuthError::Failed { user: user.to_string(), reason }
+}
+
+fn looked_up(user: &str, secret: PassthroughSecret) -> Arc<UserSettings> {
+    let method = match secret {
+        PassthroughSecret::Scram { .. } => AuthMethod::ScramSha256,
+        PassthroughSecret::Md5(_) => AuthMethod::Md5,
+    };
+    Arc::new(UserSettings::looked_up(user, method, secret))
 }
 
 /// md5: send a random salt, compare the reply. `Ok(false)` on a wrong password.
@@ -113,8 +206,9 @@ async fn md5_exchange(stream: &mut Stream, secret: &str) -> Result<bool, AuthErr
     Ok(scram::md5_check(secret, salt, response))
 }
 
-/// SCRAM-SHA-256: the three-message SASL exchange. `Ok(false)` on a wrong password.
-async fn scram_exchange(stream: &mut Stream, verifier: ScramVerifier) -> Result<bool, AuthError> {
+/// SCRAM-SHA-256: the three-message SASL exchange. The ClientKey the proof gave on success,
+/// `Ok(None)` on a wrong password.
+async fn scram_exchange(stream: &mut Stream, verifier: ScramVerifier) -> Result<Option<[u8; 32]>, AuthError> {
     let mut out = BytesMut::new();
     build::auth_sasl(&mut out);
     stream.send(&out).await?;
@@ -131,13 +225,13 @@ async fn scram_exchange(stream: &mut Stream, verifier: ScramVerifier) -> Result<
     stream.send(&out).await?;
     let client_final = read_password_message(stream).await?;
     match exchange.finish(&client_final) {
-        Ok(server_final) => {
+        Ok(done) => {
             out.clear();
-            build::auth_sasl_final(&mut out, &server_final);
+            build::auth_sasl_final(&mut out, &done.server_final);
             stream.send(&out).await?;
-            Ok(true)
+            Ok(Some(done.client_key))
         }
-        Err(scram::ScramError::WrongPassword) => Ok(false),
+        Err(scram::ScramError::WrongPassword) => Ok(None),
         Err(_) => Err(AuthError::Protocol("malformed SCRAM client-final-message")),
     }
 }
@@ -165,3 +259,6 @@ async fn read_password_message(stream: &mut Stream) -> Result<Vec<u8>, AuthError
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -117,6 +117,23 @@ pub enum ScramError {
     ChannelBinding,
 }
 
+/// A client that proved its password.
+#[derive(PartialEq, Eq)]
+pub struct ScramSuccess {
+    /// The server-final-message for AuthenticationSASLFinal.
+    pub server_final: Vec<u8>,
+    /// Recovered from the proof: with it pgsplit can log into servers holding the same verifier
+    /// (auth passthrough) without ever knowing the password.
+    pub client_key: [u8; 32],
+}
+
+/// The key stays out of logs.
+impl fmt::Debug for ScramSuccess {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ScramSuccess").field("server_final", &String::from_utf8_lossy(&self.server_final)).finish()
+    }
+}
+
 /// One SCRAM exchange in progress, between the client-first and client-final messages.
 pub struct ScramExchange {
     verifier: ScramVerifier,
@@ -183,7 +200,7 @@ impl ScramExchange {
     /// Takes the SASLResponse payload (client-final-message); checks channel-binding attr c= equals base64 of the
     /// gs2 header, the nonce, and the proof (constant-time compare). Ok: the server-final-message ("v=...") for
     /// AuthenticationSASLFinal. Err(WrongPassword) when the proof does not match.
-    pub fn finish(self, client_final: &[u8]) -> Result<Vec<u8>, ScramError> {
+    pub fn finish(self, client_final: &[u8]) -> Result<ScramSuccess, ScramError> {
         // The proof is always the last attribute and everything before it is signed, so split there.
         let at = client_final.windows(3).rposition(|w| w == b",p=");
         let at = at.ok_or(Malformed("missing proof attribute"))?;
@@ -208,7 +225,8 @@ impl ScramExchange {
             return Err(ScramError::WrongPassword);
         }
         let server_signature = hmac(&self.verifier.server_key, &auth_message);
-        Ok(format!("v={}", STANDARD.encode(server_signature)).into_bytes())
+        let server_final = format!("v={}", STANDARD.encode(server_signature)).into_bytes();
+        Ok(ScramSuccess { server_final, client_key })
     }
 }
 
@@ -296,8 +314,8 @@ mod tests {
         let mut client = ScramSha256::new(password.as_bytes(), cb);
         let (server, server_first) = ScramExchange::start(v, client.message())?;
         client.update(&server_first).expect("accepts server-first");
-        let server_final = server.finish(client.message())?;
-        Ok(client.finish(&server_final).is_ok())
+        let done = server.finish(client.message())?;
+        Ok(client.finish(&done.server_final).is_ok())
     }
 
     fn malformed<T>(r: Result<T, ScramError>) -> bool {

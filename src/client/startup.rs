@@ -9,6 +9,10 @@ use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
 
+use crate::auth::lookup::Target;
+use crate::auth::FailReason;
+use crate::config::DatabaseSettings;
+use crate::monitor::NodeId;
 use crate::protocol::build;
 use crate::protocol::startup::{self, StartupMessage, StartupPacket};
 use crate::server::BackendKey;
@@ -156,17 +160,41 @@ async fn accept(ctx: &Shared, stream: &mut Stream, msg: StartupMessage) -> Resul
     let database = msg.get("database").filter(|d| !d.is_empty()).unwrap_or(&user).to_string();
     logging::record_startup(&user, &database, msg.get("application_name"));
     let config = ctx.config();
-    config.auth.authenticate(stream, &user).await?;
     if database == crate::config::ADMIN_DATABASE {
+        config.auth.authenticate(stream, &user).await?;
         return match config.settings.admin_users.contains(&user) {
             true => Ok(Handoff::Console(user)),
             false => Err(ClientError::NotAdmin(user)),
         };
     }
-    // Authentication only succeeds for configured users; a miss here would be a config race.
-    let user = config.settings.users.get(&user).cloned().ok_or(ClientError::AuthFailed(user))?;
-    let db = config.settings.databases.get(&database).cloned().ok_or(ClientError::UnknownDatabase(database))?;
+    let db = config.settings.database(&database);
+    let user = match (config.auth.lookup(), &db) {
+        (Some(lookup), Some(db)) if !config.auth.lists(&user) => {
+            let addr = lookup_node(ctx, db);
+            let target = Target { addr: &addr, database: lookup.database(&db.server_dbname) };
+            config.auth.authenticate_looked_up(stream, &user, &target).await?
+        }
+        // An unlisted user of an unknown database cannot be looked up: refused as unknown.
+        (Some(_), None) if !config.auth.lists(&user) => return Err(ClientError::UnknownDatabase(database)),
+        _ => {
+            config.auth.authenticate(stream, &user).await?;
+            // Authentication only succeeds for listed users; a miss here would be a config race.
+            let listed = config.settings.users.get(&user).cloned();
+            listed.ok_or(ClientError::AuthFailed { user, reason: FailReason::NoSuchRole })?
+        }
+    };
+    let db = db.ok_or(ClientError::UnknownDatabase(database))?;
     Ok(Handoff::Session(Box::new(Authenticated { startup: msg, user, db })))
+}
+
+/// Where auth passthrough asks for a user's password: the node the monitor elected primary,
+/// the configured primary before the first election.
+fn lookup_node(ctx: &Shared, db: &DatabaseSettings) -> String {
+    let elected = ctx.monitor().topology(db.topology_name()).and_then(|t| t.election.primary);
+    match elected {
+        Some(NodeId::Replica(i)) => db.replicas.get(i).map_or(&db.primary, |r| &r.addr).clone(),
+        _ => db.primary.clone(),
+    }
 }
 
 async fn read_exact(stream: &mut Stream, buf: &mut [u8]) -> Result<(), ClientError> {

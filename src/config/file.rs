@@ -27,6 +27,8 @@ pub struct ConfigFile {
     pub routing: RoutingFile,
     #[serde(default)]
     pub tls: TlsFile,
+    #[serde(default, skip_serializing_if = "AuthFile::is_empty")]
+    pub auth: AuthFile,
     #[serde(default)]
     pub users: Vec<UserFile>,
     #[serde(default)]
@@ -90,6 +92,28 @@ pub struct TlsFile {
     pub client_tls: Option<String>,
     pub server_tls: Option<String>,
     pub server_ca: Option<String>,
+}
+
+/// `[auth]`
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthFile {
+    pub user: Option<String>,
+    pub password: Option<String>,
+    pub query: Option<String>,
+    pub database: Option<String>,
+    pub cache_ttl: Option<String>,
+}
+
+impl AuthFile {
+    /// No `[auth]` table in the file.
+    pub fn is_empty(&self) -> bool {
+        self.user.is_none()
+            && self.password.is_none()
+            && self.query.is_none()
+            && self.database.is_none()
+            && self.cache_ttl.is_none()
+    }
 }
 
 /// One `[[users]]` entry.

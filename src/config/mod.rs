@@ -1,6 +1,7 @@
 //! Configuration: the TOML file's shape (`file`), its units (`units`), and validation into the
 //! settings each module takes (`validate`). Only this module knows the file format.
 
+pub mod auth;
 mod choices;
 pub mod env;
 pub mod file;
@@ -11,6 +12,7 @@ pub mod tls;
 pub mod units;
 pub mod validate;
 
+pub use auth::{LookupSettings, PassthroughSecret};
 pub use log::LogFormat;
 pub use render::render;
 pub use routing::{Balance, RoutingSettings, RuleSettings, StaleFallback};
@@ -25,6 +27,9 @@ use std::path::Path;
 /// The virtual database clients connect to for the admin console; no configured database may
 /// take its name.
 pub const ADMIN_DATABASE: &str = "pgsplit";
+
+/// The `[databases."*"]` entry: where a client naming an unlisted database goes, under that name.
+pub const WILDCARD_DATABASE: &str = "*";
 
 /// Why a configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]

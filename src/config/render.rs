@@ -3,12 +3,12 @@
 
 use super::env::literal;
 use super::file::{
-    ConfigFile, DatabaseFile, LimitsFile, ListenFile, LogFile, PoolFile, ReplicaFile, RoutingFile, RuleFile,
+    AuthFile, ConfigFile, DatabaseFile, LimitsFile, ListenFile, LogFile, PoolFile, ReplicaFile, RoutingFile, RuleFile,
     RuntimeFile, TlsFile, UserFile,
 };
 use super::routing::{ReadYourWrites, RoutingSettings};
 use super::units::{format_duration, format_size};
-use super::{DatabaseSettings, PoolMode, Secret, Settings, UserSettings};
+use super::{DatabaseSettings, LookupSettings, PoolMode, Secret, Settings, UserSettings};
 
 /// Renders `settings` as TOML.
 pub fn render(settings: &Settings) -> String {
@@ -44,11 +44,23 @@ pub fn render(settings: &Settings) -> String {
             server_tls: Some(settings.tls.server.mode.name().into()),
             server_ca: settings.tls.server_ca.as_deref().map(literal),
         },
+        auth: auth(settings.auth_lookup.as_ref()),
         users: settings.users.values().map(|u| user(u)).collect(),
         databases: settings.databases.values().map(|d| (d.name.clone(), database(d))).collect(),
     };
     // Every field is a plain string, number or table: serialisation cannot fail.
     toml::to_string_pretty(&file).expect("settings render as TOML")
+}
+
+fn auth(lookup: Option<&LookupSettings>) -> AuthFile {
+    let Some(l) = lookup else { return AuthFile::default() };
+    AuthFile {
+        user: Some(literal(&l.user)),
+        password: l.password.as_ref().map(|_| "(hidden)".into()),
+        query: Some(literal(&l.query)),
+        database: l.database.as_deref().map(literal),
+        cache_ttl: Some(format_duration(l.cache_ttl)),
+    }
 }
 
 fn user(u: &UserSettings) -> UserFile {

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::auth::{self, LookupSettings, PassthroughSecret};
 use super::choices;
 use super::env::{expand, invalid, EnvLookup};
 use super::file::{ConfigFile, DatabaseFile, LimitsFile, ListenFile, PoolFile, ReplicaFile, UserFile};
@@ -36,6 +37,8 @@ pub struct Settings {
     pub databases: BTreeMap<String, Arc<DatabaseSettings>>,
     /// Users who may open the admin console.
     pub admin_users: BTreeSet<String>,
+    /// Auth passthrough: how users not listed are looked up; `None` refuses them.
+    pub auth_lookup: Option<LookupSettings>,
     /// The file the settings came from, which RELOAD and SIGHUP read again.
     pub source: Option<std::path::PathBuf>,
 }
@@ -170,6 +173,24 @@ pub struct UserSettings {
     /// The password pgsplit gives servers; `None` when only trust will work.
     pub server_password: Option<String>,
     pub pool_mode: Option<PoolMode>,
+    /// Set for a user looked up through `[auth]`: how pgsplit logs into servers as it.
+    pub passthrough: Option<PassthroughSecret>,
+}
+
+impl UserSettings {
+    /// A user looked up on the primary: servers see the same name, and pgsplit logs in with
+    /// what the client's own login gave it.
+    pub fn looked_up(name: &str, auth: AuthMethod, passthrough: PassthroughSecret) -> Self {
+        UserSettings {
+            name: name.to_string(),
+            auth,
+            secret: Secret::None,
+            server_user: name.to_string(),
+            server_password: None,
+            pool_mode: None,
+            passthrough: Some(passthrough),
+        }
+    }
 }
 
 /// A replica and its share of reads.
@@ -188,14 +209,44 @@ pub struct DatabaseSettings {
     pub server_dbname: String,
     pub pool_mode: Option<PoolMode>,
     pub pool_size: Option<usize>,
+    /// Made from the `"*"` entry for a database it does not list: monitored as `"*"`.
+    pub from_wildcard: bool,
+}
+
+impl DatabaseSettings {
+    /// The name the monitor publishes this database's topology under.
+    pub fn topology_name(&self) -> &str {
+        if self.from_wildcard {
+            super::WILDCARD_DATABASE
+        } else {
+            &self.name
+        }
+    }
 }
 
 impl Settings {
     /// The pool mode for a (database, user): the user's, else the database's, else the global one.
     pub fn pool_mode_for(&self, database: &str, user: &str) -> PoolMode {
         let user_mode = self.users.get(user).and_then(|u| u.pool_mode);
-        let db_mode = self.databases.get(database).and_then(|d| d.pool_mode);
+        let entry = self.databases.get(database).or_else(|| self.databases.get(super::WILDCARD_DATABASE));
+        let db_mode = entry.and_then(|d| d.pool_mode);
         user_mode.or(db_mode).unwrap_or(self.pool.mode)
+    }
+
+    /// The database clients name `name`: its own entry, else one made from the `"*"` entry that
+    /// keeps the client's name on the servers (PgBouncer's `* =`).
+    pub fn database(&self, name: &str) -> Option<Arc<DatabaseSettings>> {
+        if let Some(db) = self.databases.get(name) {
+            return Some(db.clone());
+        }
+        let wildcard = self.databases.get(super::WILDCARD_DATABASE)?;
+        let db = DatabaseSettings {
+            name: name.to_string(),
+            server_dbname: name.to_string(),
+            from_wildcard: true,
+            ..DatabaseSettings::clone(wildcard)
+        };
+        Some(Arc::new(db))
     }
 }
 
@@ -212,6 +263,7 @@ pub fn validate(file: ConfigFile, env: EnvLookup) -> Result<Settings, ConfigErro
     let routing = routing::validate(file.routing)?;
     let tls = tls::validate(file.tls, env)?;
     let admin_users = validate_admin(file.admin_users, &users, &databases, env)?;
+    let auth_lookup = auth::validate(file.auth, env)?;
     Ok(Settings {
         listen,
         metrics_addr,
@@ -225,6 +277,7 @@ pub fn validate(file: ConfigFile, env: EnvLookup) -> Result<Settings, ConfigErro
         users,
         databases,
         admin_users,
+        auth_lookup,
         source: None,
     })
 }
@@ -389,6 +442,7 @@ fn validate_user(user: UserFile, env: EnvLookup) -> Result<UserSettings, ConfigE
         secret,
         server_password,
         pool_mode,
+        passthrough: None,
     })
 }
 
@@ -408,13 +462,16 @@ fn validate_database(name: String, db: DatabaseFile, env: EnvLookup) -> Result<D
         .collect::<Result<_, ConfigError>>()?;
     let server_dbname = match db.server_dbname {
         Some(d) => expand(&d, env)?,
+        // The wildcard's clients keep their own names; this one is where the monitor logs in.
+        None if name == super::WILDCARD_DATABASE => "postgres".to_string(),
         None => name.clone(),
     };
     let pool_mode = db.pool_mode.as_deref().map(|m| parse_mode(m, "databases.pool_mode")).transpose()?;
     if db.pool_size == Some(0) {
         return Err(invalid(format!("databases.{name}.pool_size must be at least 1")));
     }
-    Ok(DatabaseSettings { name, primary, replicas, server_dbname, pool_mode, pool_size: db.pool_size })
+    let pool_size = db.pool_size;
+    Ok(DatabaseSettings { name, primary, replicas, server_dbname, pool_mode, pool_size, from_wildcard: false })
 }
 
 /// Server addresses are `host:port`; a missing port is PostgreSQL's 5432.

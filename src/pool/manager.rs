@@ -38,19 +38,24 @@ impl PoolManager {
         let key = PoolKey { node: Arc::from(node), database: db.server_dbname.clone(), user: user.server_user.clone() };
         let mut pools = self.pools.lock();
         if let Some(pool) = pools.get(&key) {
+            if let Some(secret) = &user.passthrough {
+                pool.renew_passthrough(secret);
+            }
             return pool.clone();
         }
         let login = ServerLogin {
             user: user.server_user.clone(),
             password: user.server_password.clone(),
+            passthrough: user.passthrough.clone(),
             database: db.server_dbname.clone(),
             tls: self.tls.clone(),
         };
+        let on_demand = user.passthrough.is_some() || db.from_wildcard;
         let settings = self.settings.lock().clone();
         let size = db.pool_size.unwrap_or(settings.size);
         let role = if id == NodeId::Primary { "primary" } else { "replica" };
         let counters = Arc::new(PoolCounters::default());
-        let pool = Pool::with_counters(key.clone(), role, counters, login, size, settings);
+        let pool = Pool::with_counters(key.clone(), role, counters, login, size, settings, on_demand);
         pools.insert(key, pool.clone());
         pool
     }
@@ -61,6 +66,13 @@ impl PoolManager {
         *self.settings.lock() = settings.pool.clone();
         let mut pools = self.pools.lock();
         pools.retain(|key, pool| match wanted_size(settings, key, pool) {
+            // Made for a looked-up user or a "*" database: kept while `[auth]` or "*" still
+            // allow it, as sized now; closed as idle, like any pool, once nobody uses it.
+            None if pool.on_demand() && allows_on_demand(settings, key) => {
+                pool.set_size(on_demand_size(settings, key));
+                pool.set_settings(settings.pool.clone());
+                true
+            }
             Some(size) => {
                 pool.set_size(size);
                 pool.set_settings(settings.pool.clone());
@@ -79,7 +91,8 @@ impl PoolManager {
         self.pools.lock().values().cloned().collect()
     }
 
-    /// Closes idle connections past their timeouts, every `period`, until the task is dropped.
+    /// Closes idle connections past their timeouts, every `period`, until the task is dropped;
+    /// then drops the pools made on demand that nobody uses any more.
     pub async fn run_janitor(self: Arc<Self>, period: Duration) {
         let mut tick = tokio::time::interval(period);
         loop {
@@ -90,7 +103,23 @@ impl PoolManager {
                     tracing::debug!(pool = %pool.key(), closed, "closed expired idle server connections");
                 }
             }
+            self.drop_unused();
         }
+    }
+
+    /// Drops the pools made for looked-up users and `"*"` databases that have no connection
+    /// and no session holding them (under the lock, so no session can take one meanwhile).
+    pub fn drop_unused(&self) -> usize {
+        let mut pools = self.pools.lock();
+        let before = pools.len();
+        pools.retain(|key, pool| {
+            let unused = pool.on_demand() && pool.unused();
+            if unused {
+                tracing::debug!(pool = %key, "pool unused: dropped");
+            }
+            !unused
+        });
+        before - pools.len()
     }
 
     /// Retires the connections of every pool on `node` ([`Pool::retire`]), for whichever database
@@ -107,11 +136,31 @@ impl PoolManager {
     }
 }
 
+/// Whether a pool made on demand may stay: `[auth]` still looks users up (or the user is
+/// still listed) and its database is still listed or served by `"*"`.
+fn allows_on_demand(settings: &Settings, key: &PoolKey) -> bool {
+    let user_ok = settings.auth_lookup.is_some() || settings.users.values().any(|u| u.server_user == key.user);
+    let db_ok = settings.databases.values().any(|db| db.server_dbname == key.database && on_node(db, key))
+        || settings.databases.get(crate::config::WILDCARD_DATABASE).is_some_and(|db| on_node(db, key));
+    user_ok && db_ok
+}
+
+/// The size of a pool made on demand: that of its database entry, else of `"*"`, else global.
+fn on_demand_size(settings: &Settings, key: &PoolKey) -> usize {
+    let listed = settings.databases.values().find(|db| db.server_dbname == key.database && on_node(db, key));
+    let db = listed.or_else(|| settings.databases.get(crate::config::WILDCARD_DATABASE));
+    db.and_then(|db| db.pool_size).unwrap_or(settings.pool.size)
+}
+
+fn on_node(db: &DatabaseSettings, key: &PoolKey) -> bool {
+    db.primary == *key.node || db.replicas.iter().any(|r| r.addr == *key.node)
+}
+
 /// The size a pool should have under `settings`, or `None` when no database and user map to it
 /// with the same login any more.
 fn wanted_size(settings: &Settings, key: &PoolKey, pool: &Pool) -> Option<usize> {
     settings.databases.values().find_map(|db| {
-        let on_node = db.primary == *key.node || db.replicas.iter().any(|r| r.addr == *key.node);
+        let on_node = on_node(db, key);
         let user = settings.users.values().find(|u| {
             u.server_user == key.user
                 && pool.logs_in_as(&u.server_user, u.server_password.as_deref(), &db.server_dbname)

@@ -13,7 +13,7 @@ use tokio::sync::oneshot;
 use tracing::Instrument;
 
 use super::{Checkout, PoolError};
-use crate::config::PoolSettings;
+use crate::config::{PassthroughSecret, PoolSettings};
 use crate::server::counters::PoolCounters;
 use crate::server::list::{ServerInfo, ServerList, ServerSlot};
 use crate::server::{self, ServerConn, ServerLogin};
@@ -45,7 +45,10 @@ struct Inner {
     counters: Arc<PoolCounters>,
     /// Every connection open now, idle or lent.
     servers: ServerList,
-    login: ServerLogin,
+    /// Swapped when a looked-up user's password changed ([`Pool::renew_passthrough`]).
+    login: ArcSwap<ServerLogin>,
+    /// Made for a looked-up user or a `"*"` database: dropped once nobody uses it.
+    on_demand: bool,
     /// The cap on connections; a reload may change it.
     size: AtomicUsize,
     /// Timeouts and lifetimes; a reload may replace them.
@@ -85,6 +88,8 @@ pub struct PoolStats {
 
 impl Pool {
     /// A new, empty pool whose connections count into `counters`; they open on demand.
+    /// `on_demand`: the pool was made for a looked-up user or a `"*"` database, and goes once
+    /// nobody uses it.
     pub fn with_counters(
         key: PoolKey,
         role: &'static str,
@@ -92,6 +97,7 @@ impl Pool {
         login: ServerLogin,
         size: usize,
         settings: PoolSettings,
+        on_demand: bool,
     ) -> Self {
         let state = Mutex::default();
         let servers = ServerList::default();
@@ -100,7 +106,8 @@ impl Pool {
             role,
             counters,
             servers,
-            login,
+            on_demand,
+            login: ArcSwap::from_pointee(login),
             size: AtomicUsize::new(size),
             settings: ArcSwap::from_pointee(settings),
             state,
@@ -218,7 +225,8 @@ impl Pool {
         // Error-level, as the client span: enabled whenever a line inside it is.
         let span = tracing::error_span!("server", node = %key.node, database = %key.database, user = %key.user);
         self.inner.state.lock().connecting += 1;
-        let connect = server::connect(key.node.clone(), &self.inner.login, self.inner.settings.load().connect_timeout);
+        let login = self.inner.login.load_full();
+        let connect = server::connect(key.node.clone(), &login, self.inner.settings.load().connect_timeout);
         let opened = connect.instrument(span.clone()).await;
         self.inner.state.lock().connecting -= 1;
         let _in_span = span.enter();
@@ -382,7 +390,28 @@ impl Pool {
 
     /// Whether the pool logs in with this user, password and database.
     pub fn logs_in_as(&self, user: &str, password: Option<&str>, database: &str) -> bool {
-        let mine = &self.inner.login;
+        let mine = self.inner.login.load();
         mine.user == user && mine.password.as_deref() == password && mine.database == database
+    }
+
+    /// Gives a looked-up user's pool the secret of the user's newest login: after a password
+    /// change, connections opened from now on prove the new one, and those open stay (PostgreSQL
+    /// keeps them too).
+    pub fn renew_passthrough(&self, secret: &PassthroughSecret) {
+        let login = self.inner.login.load();
+        if login.passthrough.as_ref().is_some_and(|mine| mine != secret) {
+            let renewed = ServerLogin { passthrough: Some(secret.clone()), ..ServerLogin::clone(&login) };
+            self.inner.login.store(Arc::new(renewed));
+        }
+    }
+
+    /// Made on demand (for a looked-up user or a `"*"` database).
+    pub fn on_demand(&self) -> bool {
+        self.inner.on_demand
+    }
+
+    /// Nobody holds this pool but the manager, and it has no connection: it can go.
+    pub(super) fn unused(&self) -> bool {
+        Arc::strong_count(&self.inner) == 1 && self.stats().total == 0
     }
 }

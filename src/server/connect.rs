@@ -12,7 +12,9 @@ use postgres_protocol::message::frontend;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
+use super::passthrough::{self, KeyExchange};
 use super::{BackendKey, ServerConn, ServerError};
+use crate::config::PassthroughSecret;
 use crate::protocol::frame;
 use crate::protocol::from_server;
 use crate::stream::Stream;
@@ -26,6 +28,8 @@ const MAX_LOGIN_MESSAGE: usize = 64 * 1024;
 pub struct ServerLogin {
     pub user: String,
     pub password: Option<String>,
+    /// For a looked-up user (auth passthrough): what proves it instead of a password.
+    pub passthrough: Option<PassthroughSecret>,
     pub database: String,
     pub tls: ServerTls,
 }
@@ -80,11 +84,17 @@ async fn open(addr: &str, tls: &ServerTls) -> Result<Stream, ServerError> {
     tls.secure(tcp, addr).await.map_err(|source| ServerError::Tls { addr: addr.to_string(), source })
 }
 
+/// A SCRAM login in progress: with the configured password, or with a looked-up user's keys.
+enum Scram {
+    Password(Box<sasl::ScramSha256>),
+    Keys(KeyExchange),
+}
+
 /// The client side of one login in progress.
 struct Login<'a> {
     addr: &'a Arc<str>,
     login: &'a ServerLogin,
-    scram: Option<sasl::ScramSha256>,
+    scram: Option<Scram>,
     key: BackendKey,
     params: BTreeMap<String, String>,
 }
@@ -133,36 +143,70 @@ impl Login<'_> {
             3 => frontend::password_message(self.password()?.as_bytes(), out)?,
             5 if data.len() == 4 => {
                 let salt = [data[0], data[1], data[2], data[3]];
-                let hash = md5_hash(self.login.user.as_bytes(), self.password()?.as_bytes(), salt);
-                frontend::password_message(hash.as_bytes(), out)?;
+                frontend::password_message(self.md5(salt)?.as_bytes(), out)?;
             }
             10 => {
                 let offers_scram = data.split(|&b| b == 0).any(|m| m == b"SCRAM-SHA-256");
                 if !offers_scram {
                     return Err(self.auth_error("server offers no SASL mechanism pgsplit supports".into()));
                 }
-                let scram = sasl::ScramSha256::new(self.password()?.as_bytes(), sasl::ChannelBinding::unsupported());
-                frontend::sasl_initial_response("SCRAM-SHA-256", scram.message(), out)?;
+                let (scram, first) = self.start_scram()?;
+                frontend::sasl_initial_response("SCRAM-SHA-256", &first, out)?;
                 self.scram = Some(scram);
             }
             11 => {
-                let scram =
-                    self.scram.as_mut().ok_or_else(|| ServerError::Protocol("SASLContinue before SASL".into()))?;
-                scram
-                    .update(data)
-                    .map_err(|e| ServerError::Auth { addr: self.addr.to_string(), reason: e.to_string() })?;
-                frontend::sasl_response(scram.message(), out)?;
+                let reply = match self.scram.as_mut() {
+                    None => return Err(ServerError::Protocol("SASLContinue before SASL".into())),
+                    Some(Scram::Password(scram)) => scram.update(data).map(|()| scram.message().to_vec()),
+                    Some(Scram::Keys(keys)) => keys.answer(data).map_err(std::io::Error::other),
+                };
+                let reply = reply.map_err(|e| self.auth_error(e.to_string()))?;
+                frontend::sasl_response(&reply, out)?;
             }
             12 => {
-                let scram = self.scram.as_mut().ok_or_else(|| ServerError::Protocol("SASLFinal before SASL".into()))?;
-                scram.finish(data).map_err(|e| ServerError::Auth {
-                    addr: self.addr.to_string(),
-                    reason: format!("server signature rejected: {e}"),
-                })?;
+                let verdict = match self.scram.as_mut() {
+                    None => return Err(ServerError::Protocol("SASLFinal before SASL".into())),
+                    Some(Scram::Password(scram)) => scram.finish(data).map_err(|e| e.to_string()),
+                    Some(Scram::Keys(keys)) => keys.verify(data).map_err(str::to_string),
+                };
+                verdict.map_err(|e| self.auth_error(format!("server signature rejected: {e}")))?;
             }
             other => return Err(self.auth_error(format!("server asked for unsupported authentication (code {other})"))),
         }
         Ok(())
+    }
+
+    /// The md5 answer: from the configured password, or a looked-up user's stored hash.
+    fn md5(&self, salt: [u8; 4]) -> Result<String, ServerError> {
+        match &self.login.passthrough {
+            Some(PassthroughSecret::Md5(hash)) => passthrough::md5_answer(hash, salt)
+                .ok_or_else(|| self.auth_error("the looked-up md5 hash is malformed".into())),
+            Some(PassthroughSecret::Scram { .. }) => Err(self.auth_error(format!(
+                "server asks md5 for user {:?}, whose looked-up verifier is SCRAM: set password_encryption \
+                 alike on every node",
+                self.login.user
+            ))),
+            None => Ok(md5_hash(self.login.user.as_bytes(), self.password()?.as_bytes(), salt)),
+        }
+    }
+
+    /// The first SCRAM message: from the configured password, or a looked-up user's keys.
+    fn start_scram(&self) -> Result<(Scram, Vec<u8>), ServerError> {
+        match &self.login.passthrough {
+            Some(PassthroughSecret::Scram { client_key, server_key }) => {
+                let (keys, first) = KeyExchange::start(*client_key, *server_key);
+                Ok((Scram::Keys(keys), first))
+            }
+            Some(PassthroughSecret::Md5(_)) => Err(self.auth_error(format!(
+                "server asks SCRAM for user {:?}, whose looked-up verifier is md5",
+                self.login.user
+            ))),
+            None => {
+                let scram = sasl::ScramSha256::new(self.password()?.as_bytes(), sasl::ChannelBinding::unsupported());
+                let first = scram.message().to_vec();
+                Ok((Scram::Password(Box::new(scram)), first))
+            }
+        }
     }
 
     fn password(&self) -> Result<&str, ServerError> {

@@ -8,6 +8,7 @@ pub mod expect;
 pub mod list;
 pub mod outgoing;
 pub mod params;
+pub mod passthrough;
 
 pub use conn::{BackendKey, ServerConn};
 pub use connect::{connect, ServerLogin};

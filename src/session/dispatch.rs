@@ -27,7 +27,7 @@ impl Nodes {
     pub fn resolve(ctx: &Shared, db: &DatabaseSettings, user: &UserSettings) -> Nodes {
         let primary = ctx.pools.pool(NodeId::Primary, db, user);
         let replicas = (0..db.replicas.len()).map(|i| ctx.pools.pool(NodeId::Replica(i), db, user)).collect();
-        let topology = if db.replicas.is_empty() { None } else { ctx.monitor().handle(&db.name) };
+        let topology = if db.replicas.is_empty() { None } else { ctx.monitor().handle(db.topology_name()) };
         Nodes { primary, replicas, topology }
     }
 

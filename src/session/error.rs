@@ -1,6 +1,7 @@
 //! Client-side errors, each knowing what the client is told and whether the connection ends.
 
-use crate::auth::AuthError;
+use crate::auth::lookup::LookupError;
+use crate::auth::{AuthError, FailReason};
 use crate::metrics::Refusal;
 use crate::pool::PoolError;
 use crate::protocol::frame::FrameError;
@@ -30,9 +31,13 @@ pub enum ClientError {
     /// No user in the startup packet.
     #[error("no PostgreSQL user name specified in startup packet")]
     NoUser,
-    /// Wrong password or unknown user: the same answer for both.
-    #[error("password authentication failed for user \"{0}\"")]
-    AuthFailed(String),
+    /// Wrong password or unknown user: the same answer for both; the log says which.
+    #[error("password authentication failed for user \"{user}\"")]
+    AuthFailed { user: String, reason: FailReason },
+    /// Auth passthrough could not ask the primary for the user's password and had no recent
+    /// answer. What went wrong is logged, never told.
+    #[error("pgsplit cannot check the password of user \"{user}\" right now")]
+    AuthUnavailable { user: String, cause: LookupError },
     /// The client spoke out of turn during authentication.
     #[error("authentication protocol violation: {0}")]
     AuthProtocol(&'static str),
@@ -91,7 +96,8 @@ pub enum ClientError {
 impl From<AuthError> for ClientError {
     fn from(e: AuthError) -> Self {
         match e {
-            AuthError::Failed(user) => ClientError::AuthFailed(user),
+            AuthError::Failed { user, reason } => ClientError::AuthFailed { user, reason },
+            AuthError::Lookup { user, cause } => ClientError::AuthUnavailable { user, cause },
             AuthError::Protocol(what) => ClientError::AuthProtocol(what),
             e @ (AuthError::Unexpected { .. } | AuthError::TooLong { .. }) => ClientError::AuthMessage(e),
             AuthError::Frame(e) => ClientError::Frame(e),
@@ -106,6 +112,13 @@ impl ClientError {
     pub fn sqlstate(&self) -> Option<&str> {
         Some(match self {
             ClientError::ServerLost(ServerError::Statement { code, .. }) => code,
+            // A database the server does not have (through "*"), a looked-up user it refuses:
+            // the server's own answer says it best.
+            ClientError::Pool(PoolError::Server(ServerError::Refused { code, .. }))
+                if matches!(code.as_str(), sqlstate::INVALID_CATALOG_NAME | sqlstate::INVALID_PASSWORD) =>
+            {
+                code
+            }
             ClientError::Io(_) | ClientError::Gone | ClientError::TlsHandshake(_) => return None,
             ClientError::Frame(FrameError::TooLarge { .. }) => sqlstate::PROGRAM_LIMIT_EXCEEDED,
             ClientError::Frame(_) | ClientError::Startup(_) | ClientError::HandshakeTimeout => {
@@ -116,7 +129,8 @@ impl ClientError {
             }
             ClientError::TlsRequired => sqlstate::INVALID_AUTHORIZATION,
             ClientError::NoUser | ClientError::NotAdmin(_) => sqlstate::INVALID_AUTHORIZATION,
-            ClientError::AuthFailed(_) => sqlstate::INVALID_PASSWORD,
+            ClientError::AuthFailed { .. } => sqlstate::INVALID_PASSWORD,
+            ClientError::AuthUnavailable { .. } => sqlstate::CANNOT_CONNECT_NOW,
             ClientError::UnknownDatabase(_) => sqlstate::INVALID_CATALOG_NAME,
             ClientError::Replication => sqlstate::FEATURE_NOT_SUPPORTED,
             ClientError::StartupParam(e) => e.sqlstate(),
@@ -134,14 +148,17 @@ impl ClientError {
     pub fn refusal(&self) -> Option<Refusal> {
         Some(match self {
             ClientError::Io(_) | ClientError::Gone => return None,
-            ClientError::AuthFailed(_)
+            ClientError::AuthFailed { .. }
             | ClientError::NoUser
             | ClientError::AuthProtocol(_)
             | ClientError::AuthMessage(_)
             | ClientError::NotAdmin(_) => Refusal::Auth,
             ClientError::UnknownDatabase(_) => Refusal::UnknownDatabase,
             ClientError::TlsRequired | ClientError::TlsHandshake(_) | ClientError::TlsProtocol(_) => Refusal::Tls,
-            ClientError::Shutdown | ClientError::Pool(_) | ClientError::ServerLost(_) => Refusal::Unavailable,
+            ClientError::Shutdown
+            | ClientError::Pool(_)
+            | ClientError::ServerLost(_)
+            | ClientError::AuthUnavailable { .. } => Refusal::Unavailable,
             _ => Refusal::Handshake,
         })
     }
@@ -162,6 +179,8 @@ impl ClientError {
             ClientError::Pool(PoolError::Exhausted { .. }) => {
                 Some("All server connections stayed busy; retry later, or raise pool.size or pool.checkout_timeout.")
             }
+            // The server answered: its message says what is wrong.
+            ClientError::Pool(PoolError::Server(ServerError::Refused { .. })) => None,
             ClientError::Pool(_) | ClientError::ServerLost(_) => {
                 Some("The server is down or unreachable; retry once it is back.")
             }
@@ -170,6 +189,7 @@ impl ClientError {
                 Some("Retry shortly, or route it to the primary (routing.stale_fallback = \"primary\").")
             }
             ClientError::NoPrimary(_) => Some("A failover may be under way; retry shortly."),
+            ClientError::AuthUnavailable { .. } => Some("The primary cannot be asked for the password now; retry shortly."),
             ClientError::PrimaryChanged(_) => Some("Run the whole transaction again: it goes to the new primary."),
             _ => None,
         }

@@ -50,7 +50,14 @@ pub fn level(e: &ClientError) -> Level {
 /// Logs why a login did not complete.
 pub fn login_refused(e: &ClientError) {
     let message = match e {
-        ClientError::AuthFailed(_) | ClientError::AuthProtocol(_) | ClientError::NoUser => "authentication failed",
+        // The client hears the same for both; the log says which it was.
+        ClientError::AuthFailed { reason, .. } => {
+            return tracing::info!(error = %e, reason = reason.describe(), "authentication failed");
+        }
+        ClientError::AuthUnavailable { cause, .. } => {
+            return tracing::warn!(error = %cause, "authentication failed: the user's password could not be looked up");
+        }
+        ClientError::AuthProtocol(_) | ClientError::NoUser => "authentication failed",
         ClientError::TlsHandshake(_) => "client TLS handshake failed",
         ClientError::Io(_) | ClientError::Gone => "client left during the handshake",
         _ => "login refused",
@@ -82,7 +89,8 @@ mod tests {
 
     #[test]
     fn levels_say_whose_problem_it_is() {
-        assert_eq!(level(&ClientError::AuthFailed("app".into())), Level::INFO);
+        let failed = ClientError::AuthFailed { user: "app".into(), reason: crate::auth::FailReason::NoSuchRole };
+        assert_eq!(level(&failed), Level::INFO);
         assert_eq!(level(&ClientError::UnknownDatabase("nope".into())), Level::INFO);
         assert_eq!(level(&ClientError::Gone), Level::DEBUG);
         assert_eq!(level(&ClientError::Shutdown), Level::DEBUG);

@@ -394,8 +394,8 @@ impl Session {
     fn follow_reload(&mut self) {
         if self.ctx.generation() != self.config.generation {
             self.config = self.ctx.config();
-            if let Some(db) = self.config.settings.databases.get(&self.db.name) {
-                self.db = db.clone();
+            if let Some(db) = self.config.settings.database(&self.db.name) {
+                self.db = db;
             }
             if let Some(user) = self.config.settings.users.get(&self.user.name) {
                 self.user = user.clone();

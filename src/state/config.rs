@@ -7,6 +7,7 @@
 use std::sync::Arc;
 
 use super::{classifier, AppError, Shared};
+use crate::auth::lookup::Lookup;
 use crate::auth::Authenticator;
 use crate::config::{self, Settings};
 use crate::monitor::Monitor;
@@ -25,6 +26,11 @@ impl Config {
     /// Derives the login secrets and compiles the rules.
     pub fn build(settings: Settings, generation: u64) -> Result<Config, AppError> {
         let auth = Authenticator::new(settings.users.values().map(|u| &**u)).map_err(AppError::Users)?;
+        let lookup = settings
+            .auth_lookup
+            .clone()
+            .map(|lookup| Lookup::new(lookup, settings.tls.server.clone(), settings.pool.connect_timeout));
+        let auth = auth.with_lookup(lookup);
         let policy = Policy::new(settings.routing.clone()).map_err(AppError::Routing)?;
         Ok(Config { settings, auth, policy, generation })
     }

@@ -55,6 +55,9 @@ async fn run_binary_through_logins() -> String {
     }
     let refused = refused.expect("the binary accepts connections");
     assert_eq!(harness::sqlstate(&refused).as_deref(), Some("28P01"), "{refused:?}");
+    let ghost = conn(PASSWORD).replace("user=logtest", "user=ghost_user");
+    let Err(unknown) = harness::connect(&ghost).await else { panic!("an unknown user logged in") };
+    assert_eq!(harness::sqlstate(&unknown).as_deref(), Some("28P01"), "{unknown:?}");
     let client = harness::connect(&conn(PASSWORD)).await.expect("the right password logs in");
     let sql = format!("select $1::text || '{LITERAL}'");
     let row = client.query_one(sql.as_str(), &[&PARAMETER]).await.unwrap();
@@ -101,6 +104,11 @@ async fn json_logs_name_the_client_and_never_a_secret() {
     assert_eq!(span["database"], "app", "{failed}");
     assert_eq!(span["application_name"], "logs_test", "{failed}");
     assert!(span["peer"].as_str().is_some_and(|p| p.starts_with("127.0.0.1:")), "{failed}");
+
+    assert_eq!(failed["reason"], "wrong password", "{failed}");
+    let unknown = lines.iter().find(|l| l["span"]["user"] == "ghost_user" && l["message"] == "authentication failed");
+    let unknown = unknown.unwrap_or_else(|| panic!("no failed login of ghost_user in {lines:#?}"));
+    assert_eq!(unknown["reason"], "role does not exist", "{unknown}");
 
     let login = line(&lines, "client logged in");
     assert_eq!(login["span"]["user"], "logtest", "{login}");

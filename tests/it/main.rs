@@ -15,6 +15,7 @@ mod hostile_login;
 mod logs;
 mod metrics;
 mod monitor;
+mod passthrough;
 mod pinning;
 mod pipeline;
 mod pooling;

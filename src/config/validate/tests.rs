@@ -165,3 +165,49 @@ fn workers_default_to_the_cpus_and_must_be_at_least_one() {
     let err = parse(&with("0")).unwrap_err().to_string();
     assert!(err.contains("runtime.workers"), "{err}");
 }
+
+#[test]
+fn auth_lookup_needs_a_user_and_a_query_taking_the_name() {
+    assert!(parse(MINIMAL).unwrap().auth_lookup.is_none());
+    let s = parse(&format!("{MINIMAL}[auth]\nuser = \"lookup\"\npassword = \"${{APP_PASSWORD}}\"\n")).unwrap();
+    let lookup = s.auth_lookup.expect("[auth] user turns the lookup on");
+    assert_eq!(lookup.query, super::auth::DEFAULT_QUERY);
+    assert_eq!(lookup.password.as_deref(), Some("s3cret"));
+    assert_eq!(lookup.cache_ttl, Duration::from_secs(60));
+    assert!(!format!("{lookup:?}").contains("s3cret"), "the password stays out of Debug");
+    let no_user = parse(&format!("{MINIMAL}[auth]\nquery = \"select 1\"\n")).unwrap_err().to_string();
+    assert!(no_user.contains("needs `user`"), "{no_user}");
+    let no_param = parse(&format!("{MINIMAL}[auth]\nuser = \"l\"\nquery = \"select passwd from pg_shadow\"\n"));
+    assert!(no_param.unwrap_err().to_string().contains("$1"));
+    let typo = parse(&format!("{MINIMAL}[auth]\nuser = \"l\"\ncache_tl = \"1s\"\n")).unwrap_err().to_string();
+    assert!(typo.contains("cache_tl"), "{typo}");
+}
+
+#[test]
+fn the_wildcard_database_serves_unlisted_names_under_their_own_name() {
+    let text =
+        format!("{MINIMAL}[databases.\"*\"]\nprimary = \"10.0.0.1:5432\"\nreplicas = [\"10.0.0.2\"]\npool_size = 3\n");
+    let s = parse(&text).unwrap();
+    assert_eq!(s.databases["*"].server_dbname, "postgres", "the monitor logs into postgres");
+    let listed = s.database("app").unwrap();
+    assert!(!listed.from_wildcard);
+    assert_eq!(listed.topology_name(), "app");
+    let other = s.database("reports").unwrap();
+    assert_eq!((other.name.as_str(), other.server_dbname.as_str()), ("reports", "reports"));
+    assert_eq!(other.topology_name(), "*");
+    assert_eq!(other.primary, "10.0.0.1:5432");
+    assert_eq!(other.pool_size, Some(3));
+    assert!(parse(MINIMAL).unwrap().database("reports").is_none(), "no wildcard, no database");
+}
+
+#[test]
+fn auth_and_wildcard_render_back_to_the_same_settings() {
+    let text = format!(
+        "{MINIMAL}[auth]\nuser = \"lookup\"\nquery = \"select p from f($1)\"\ndatabase = \"postgres\"\n\
+         cache_ttl = \"5s\"\n[databases.\"*\"]\nprimary = \"10.0.0.1:5432\"\n"
+    );
+    let s = parse(&text).unwrap();
+    let again = parse(&crate::config::render(&s)).unwrap();
+    assert_eq!(again.auth_lookup, s.auth_lookup);
+    assert_eq!(again.databases["*"].server_dbname, "postgres");
+}
