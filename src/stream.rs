@@ -8,18 +8,33 @@
 use std::cell::RefCell;
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 
+/// A client's TLS connection and the channel-binding data of the certificate it was shown, which
+/// rustls does not tell afterwards.
+pub struct ClientTlsStream {
+    tls: tokio_rustls::server::TlsStream<TcpStream>,
+    end_point: Option<Arc<[u8]>>,
+}
+
+impl ClientTlsStream {
+    /// `end_point`: the `tls-server-end-point` data of the certificate this handshake presented.
+    pub fn new(tls: tokio_rustls::server::TlsStream<TcpStream>, end_point: Option<Arc<[u8]>>) -> Self {
+        ClientTlsStream { tls, end_point }
+    }
+}
+
 /// A connection's bytes.
 pub enum Stream {
     /// Plain TCP.
     Plain(TcpStream),
     /// A client's connection, with pgsplit as the TLS server.
-    ClientTls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+    ClientTls(Box<ClientTlsStream>),
     /// pgsplit's connection to a server, with pgsplit as the TLS client.
     ServerTls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
     /// Only while a plain socket is being wrapped in TLS: every operation fails.
@@ -53,7 +68,7 @@ impl Stream {
     pub fn peer_addr(&self) -> io::Result<std::net::SocketAddr> {
         match self {
             Stream::Plain(tcp) => tcp.peer_addr(),
-            Stream::ClientTls(s) => s.get_ref().0.peer_addr(),
+            Stream::ClientTls(s) => s.tls.get_ref().0.peer_addr(),
             Stream::ServerTls(s) => s.get_ref().0.peer_addr(),
             Stream::Detached => Err(io::Error::from(io::ErrorKind::NotConnected)),
         }
@@ -67,9 +82,18 @@ impl Stream {
     /// The ALPN protocol the TLS handshake agreed on, if any.
     pub fn alpn_protocol(&self) -> Option<&[u8]> {
         match self {
-            Stream::ClientTls(s) => s.get_ref().1.alpn_protocol(),
+            Stream::ClientTls(s) => s.tls.get_ref().1.alpn_protocol(),
             Stream::ServerTls(s) => s.get_ref().1.alpn_protocol(),
             Stream::Plain(_) | Stream::Detached => None,
+        }
+    }
+
+    /// The `tls-server-end-point` channel-binding data (RFC 5929) of a client's TLS connection:
+    /// `None` over plain TCP, or when pgsplit's certificate defines no such hash.
+    pub fn tls_server_end_point(&self) -> Option<&[u8]> {
+        match self {
+            Stream::ClientTls(s) => s.end_point.as_deref(),
+            Stream::Plain(_) | Stream::ServerTls(_) | Stream::Detached => None,
         }
     }
 
@@ -150,7 +174,7 @@ impl AsyncRead for Stream {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            Stream::ClientTls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            Stream::ClientTls(s) => Pin::new(&mut s.tls).poll_read(cx, buf),
             Stream::ServerTls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
             Stream::Detached => Poll::Ready(Err(detached())),
         }
@@ -161,7 +185,7 @@ impl AsyncWrite for Stream {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            Stream::ClientTls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            Stream::ClientTls(s) => Pin::new(&mut s.tls).poll_write(cx, buf),
             Stream::ServerTls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
             Stream::Detached => Poll::Ready(Err(detached())),
         }
@@ -170,7 +194,7 @@ impl AsyncWrite for Stream {
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_flush(cx),
-            Stream::ClientTls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            Stream::ClientTls(s) => Pin::new(&mut s.tls).poll_flush(cx),
             Stream::ServerTls(s) => Pin::new(s.as_mut()).poll_flush(cx),
             Stream::Detached => Poll::Ready(Err(detached())),
         }
@@ -179,7 +203,7 @@ impl AsyncWrite for Stream {
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            Stream::ClientTls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+            Stream::ClientTls(s) => Pin::new(&mut s.tls).poll_shutdown(cx),
             Stream::ServerTls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
             Stream::Detached => Poll::Ready(Err(detached())),
         }

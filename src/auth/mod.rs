@@ -1,7 +1,7 @@
-//! Client authentication: SCRAM-SHA-256, md5 or trust per user, and auth passthrough for users
-//! not listed (their verifier looked up on the primary). Unknown users go through the same
-//! exchange as known ones against a mock secret and fail the same way, so nobody can probe which
-//! users exist.
+//! Client authentication: SCRAM-SHA-256 (with SCRAM-SHA-256-PLUS offered over TLS), md5 or trust
+//! per user, and auth passthrough for users not listed (their verifier looked up on the primary).
+//! Unknown users go through the same exchange as known ones against a mock secret and fail the
+//! same way, so nobody can probe which users exist.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -14,9 +14,11 @@ use crate::config::{AuthMethod, PassthroughSecret, Secret, UserSettings};
 use crate::protocol::frame::FrameError;
 use crate::protocol::{build, frame, from_client};
 use crate::stream::Stream;
+use binding::Binding;
 use lookup::{Lookup, LookupError, Target};
-use scram::{ScramExchange, ScramVerifier};
+use scram::{ScramError, ScramExchange, ScramVerifier};
 
+pub mod binding;
 pub mod lookup;
 pub mod scram;
 
@@ -206,20 +208,21 @@ async fn md5_exchange(stream: &mut Stream, secret: &str) -> Result<bool, AuthErr
     Ok(scram::md5_check(secret, salt, response))
 }
 
-/// SCRAM-SHA-256: the three-message SASL exchange. The ClientKey the proof gave on success,
-/// `Ok(None)` on a wrong password.
+/// SCRAM-SHA-256: the three-message SASL exchange, bound to the TLS connection when the client
+/// chooses SCRAM-SHA-256-PLUS (offered when the stream has channel-binding data). The ClientKey
+/// the proof gave on success, `Ok(None)` on a wrong password.
 async fn scram_exchange(stream: &mut Stream, verifier: ScramVerifier) -> Result<Option<[u8; 32]>, AuthError> {
+    let end_point = stream.tls_server_end_point().map(<[u8]>::to_vec);
     let mut out = BytesMut::new();
-    build::auth_sasl(&mut out);
+    build::auth_sasl(&mut out, Binding::mechanisms(end_point.as_deref()));
     stream.send(&out).await?;
     let initial = read_password_message(stream).await?;
     let (mechanism, client_first) =
         from_client::sasl_initial_response(&initial).ok_or(AuthError::Protocol("malformed SASLInitialResponse"))?;
-    if mechanism != b"SCRAM-SHA-256" {
-        return Err(AuthError::Protocol("client chose a SASL mechanism that was not offered"));
-    }
-    let (exchange, server_first) = ScramExchange::start(verifier, client_first)
-        .map_err(|_| AuthError::Protocol("malformed SCRAM client-first-message"))?;
+    let binding = Binding::chosen(mechanism, end_point.as_deref())
+        .ok_or(AuthError::Protocol("client chose a SASL mechanism that was not offered"))?;
+    let (exchange, server_first) = ScramExchange::start(verifier, client_first, binding)
+        .map_err(|e| scram_refusal(e, "malformed SCRAM client-first-message"))?;
     out.clear();
     build::auth_sasl_continue(&mut out, &server_first);
     stream.send(&out).await?;
@@ -231,8 +234,17 @@ async fn scram_exchange(stream: &mut Stream, verifier: ScramVerifier) -> Result<
             stream.send(&out).await?;
             Ok(Some(done.client_key))
         }
-        Err(scram::ScramError::WrongPassword) => Ok(None),
-        Err(_) => Err(AuthError::Protocol("malformed SCRAM client-final-message")),
+        Err(ScramError::WrongPassword) => Ok(None),
+        Err(e) => Err(scram_refusal(e, "malformed SCRAM client-final-message")),
+    }
+}
+
+/// What the client is told for a SCRAM message refused: channel-binding refusals in PostgreSQL's
+/// words, anything else as `malformed`.
+fn scram_refusal(e: ScramError, malformed: &'static str) -> AuthError {
+    match e {
+        ScramError::ChannelBinding(why) => AuthError::Protocol(why),
+        ScramError::Malformed(_) | ScramError::WrongPassword => AuthError::Protocol(malformed),
     }
 }
 

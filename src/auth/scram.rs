@@ -9,6 +9,7 @@ use md5::Md5;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
+use super::binding::Binding;
 use ScramError::Malformed;
 
 type HmacSha256 = Hmac<Sha256>;
@@ -107,14 +108,19 @@ impl fmt::Display for ScramVerifier {
     }
 }
 
+/// Why a SCRAM exchange did not succeed.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ScramError {
+    /// A message that is not SCRAM as RFC 5802 writes it.
     #[error("malformed SCRAM message: {0}")]
     Malformed(&'static str),
+    /// The proof does not match the verifier.
     #[error("password authentication failed")]
     WrongPassword,
-    #[error("channel binding is not supported")]
-    ChannelBinding,
+    /// The client's channel binding contradicts what was offered and chosen, or names another
+    /// TLS connection; said in PostgreSQL's words, which clients and operators search for.
+    #[error("{0}")]
+    ChannelBinding(&'static str),
 }
 
 /// A client that proved its password.
@@ -137,6 +143,8 @@ impl fmt::Debug for ScramSuccess {
 /// One SCRAM exchange in progress, between the client-first and client-final messages.
 pub struct ScramExchange {
     verifier: ScramVerifier,
+    /// The channel binding the client's mechanism committed it to.
+    binding: Binding,
     /// The gs2 header exactly as sent: the client echoes it base64-encoded in c=, which is what
     /// binds the "n"/"y" choice into the proof and defeats a downgrade by a man in the middle.
     gs2_header: Vec<u8>,
@@ -157,16 +165,17 @@ impl fmt::Debug for ScramExchange {
 
 impl ScramExchange {
     /// Takes the SASLInitialResponse payload (the client-first-message bytes, e.g. b"n,,n=,r=abc"); returns the
-    /// exchange and the server-first-message to send in AuthenticationSASLContinue. Accept gs2 flags "n" and "y"
-    /// (client supports binding but we did not offer it); reject "p=..." with ChannelBinding. The user name in
-    /// n= is ignored (PostgreSQL uses the startup user). Server nonce: 18 random bytes, base64.
-    pub fn start(verifier: ScramVerifier, client_first: &[u8]) -> Result<(Self, Vec<u8>), ScramError> {
+    /// exchange and the server-first-message to send in AuthenticationSASLContinue. The gs2 flag
+    /// must fit `binding` (see [`Binding`]: "n" or "y" without PLUS, "y" refused as a downgrade
+    /// when PLUS was offered, "p=tls-server-end-point" with PLUS). The user name in n= is ignored
+    /// (PostgreSQL uses the startup user). Server nonce: 18 random bytes, base64.
+    pub fn start(
+        verifier: ScramVerifier,
+        client_first: &[u8],
+        binding: Binding,
+    ) -> Result<(Self, Vec<u8>), ScramError> {
         let mut gs2 = client_first.splitn(3, |&b| b == b',');
-        match gs2.next() {
-            Some(b"n" | b"y") => {}
-            Some(flag) if flag.starts_with(b"p=") => return Err(ScramError::ChannelBinding),
-            _ => return Err(Malformed("unknown channel-binding flag")),
-        }
+        binding.check_flag(gs2.next().ok_or(Malformed("missing gs2 header"))?)?;
         // As PostgreSQL: the role is fixed by the startup packet, there is nothing to switch to.
         if gs2.next().ok_or(Malformed("missing gs2 header"))? != b"" {
             return Err(Malformed("authorization identity is not supported"));
@@ -193,13 +202,13 @@ impl ScramExchange {
         let salt = STANDARD.encode(&verifier.salt);
         let server_first = format!("r={nonce},s={salt},i={}", verifier.iterations).into_bytes();
         let signed_prefix = [bare, b",", &server_first, b","].concat();
-        let exchange = ScramExchange { verifier, gs2_header, signed_prefix, nonce };
+        let exchange = ScramExchange { verifier, binding, gs2_header, signed_prefix, nonce };
         Ok((exchange, server_first))
     }
 
-    /// Takes the SASLResponse payload (client-final-message); checks channel-binding attr c= equals base64 of the
-    /// gs2 header, the nonce, and the proof (constant-time compare). Ok: the server-final-message ("v=...") for
-    /// AuthenticationSASLFinal. Err(WrongPassword) when the proof does not match.
+    /// Takes the SASLResponse payload (client-final-message); checks channel-binding attr c= (base64 of the gs2
+    /// header, then the certificate hash with PLUS), the nonce, and the proof (constant-time compare). Ok: the
+    /// server-final-message and the recovered ClientKey. Err(WrongPassword) when the proof does not match.
     pub fn finish(self, client_final: &[u8]) -> Result<ScramSuccess, ScramError> {
         // The proof is always the last attribute and everything before it is signed, so split there.
         let at = client_final.windows(3).rposition(|w| w == b",p=");
@@ -208,9 +217,7 @@ impl ScramExchange {
 
         let mut attrs = without_proof.split(|&b| b == b',');
         let binding = attr(&mut attrs, b"c=", "missing channel-binding attribute")?;
-        if STANDARD.decode(binding).ok().as_deref() != Some(&self.gs2_header[..]) {
-            return Err(Malformed("channel-binding data does not match the gs2 header"));
-        }
+        self.binding.check_data(&self.gs2_header, STANDARD.decode(binding).ok().as_deref())?;
         if attr(&mut attrs, b"r=", "missing nonce attribute")? != self.nonce.as_bytes() {
             return Err(Malformed("nonce does not match"));
         }
@@ -312,7 +319,7 @@ mod tests {
     /// A whole exchange with the real client: our verdict, and whether it accepted our server-final.
     fn run(v: ScramVerifier, password: &str, cb: Cb) -> Result<bool, ScramError> {
         let mut client = ScramSha256::new(password.as_bytes(), cb);
-        let (server, server_first) = ScramExchange::start(v, client.message())?;
+        let (server, server_first) = ScramExchange::start(v, client.message(), Binding::NotOffered)?;
         client.update(&server_first).expect("accepts server-first");
         let done = server.finish(client.message())?;
         Ok(client.finish(&done.server_final).is_ok())
@@ -329,8 +336,18 @@ mod tests {
             assert_eq!(run(v.clone(), "s3cret pässword", cb), Ok(true));
         }
         let client = ScramSha256::new(b"pw", Cb::tls_server_end_point(vec![1, 2, 3]));
-        let r = ScramExchange::start(v, client.message());
-        assert_eq!(r.unwrap_err(), ScramError::ChannelBinding);
+        let r = ScramExchange::start(v, client.message(), Binding::NotOffered);
+        assert!(matches!(r.unwrap_err(), ScramError::ChannelBinding(_)));
+    }
+
+    #[test]
+    fn finish_recovers_the_client_key() {
+        let v = ScramVerifier::from_password("pw", b"salt", 16);
+        let mut client = ScramSha256::new(b"pw", Cb::unsupported());
+        let (server, server_first) = ScramExchange::start(v, client.message(), Binding::NotOffered).unwrap();
+        client.update(&server_first).unwrap();
+        let success = server.finish(client.message()).unwrap();
+        assert_eq!(success.client_key, hmac(&hi(b"pw", b"salt", 16), b"Client Key"));
     }
 
     #[test]
@@ -403,7 +420,7 @@ mod tests {
     fn malformed_messages_never_panic() {
         // Few iterations: the client runs PBKDF2 for every case below.
         let v = ScramVerifier::from_password("pw", b"salt", 16);
-        let start = |m: &[u8]| ScramExchange::start(v.clone(), m);
+        let start = |m: &[u8]| ScramExchange::start(v.clone(), m, Binding::NotOffered);
         assert!((0..9).all(|n| start(&b"n,,n=,r=abc"[..n]).is_err()));
         let bad: [&[u8]; 5] = [b"x,,n=,r=a", b"n,a=b,n=,r=a", b"n,,m=x,n=,r=a", b"n,,n=,r=a,b", b"n,,n=,r=\xff"];
         assert!(bad.into_iter().all(|m| malformed(start(m))));

@@ -3,13 +3,14 @@
 
 use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256};
 
+use super::binding::Binding;
 use super::scram::{ScramExchange, ScramVerifier};
 use crate::server::passthrough::KeyExchange;
 
 /// The ClientKey pgsplit recovers when a client logs in with `password` against `verifier`.
 fn recovered_key(password: &str, verifier: &ScramVerifier) -> [u8; 32] {
     let mut client = ScramSha256::new(password.as_bytes(), ChannelBinding::unsupported());
-    let (server, first) = ScramExchange::start(verifier.clone(), client.message()).unwrap();
+    let (server, first) = ScramExchange::start(verifier.clone(), client.message(), Binding::NotOffered).unwrap();
     client.update(&first).unwrap();
     server.finish(client.message()).expect("the right password").client_key
 }
@@ -18,7 +19,7 @@ fn recovered_key(password: &str, verifier: &ScramVerifier) -> [u8; 32] {
 fn server_login(looked_up: &ScramVerifier, password: &str, held: &ScramVerifier) -> Result<(), &'static str> {
     let client_key = recovered_key(password, looked_up);
     let (mut login, first) = KeyExchange::start(client_key, looked_up.server_key);
-    let (server, server_first) = ScramExchange::start(held.clone(), &first).unwrap();
+    let (server, server_first) = ScramExchange::start(held.clone(), &first, Binding::NotOffered).unwrap();
     let client_final = login.answer(&server_first)?;
     let done = server.finish(&client_final).map_err(|_| "the server refused the proof")?;
     login.verify(&done.server_final)

@@ -77,9 +77,9 @@ pub fn auth_md5(buf: &mut BytesMut, salt: [u8; 4]) {
     put(buf, Authentication::MD5Password(salt.to_vec()));
 }
 
-/// AuthenticationSASL offering SCRAM-SHA-256.
-pub fn auth_sasl(buf: &mut BytesMut) {
-    put(buf, Authentication::SASL(vec!["SCRAM-SHA-256".to_string()]));
+/// AuthenticationSASL offering `mechanisms`, in the client's order of preference.
+pub fn auth_sasl(buf: &mut BytesMut, mechanisms: &[&str]) {
+    put(buf, Authentication::SASL(mechanisms.iter().map(|m| m.to_string()).collect()));
 }
 
 /// AuthenticationSASLContinue.

@@ -1,8 +1,10 @@
 //! TLS with rustls (the `ring` provider, chosen explicitly so no global provider is needed):
 //! `client_side` for clients connecting to pgsplit, `server_side` for pgsplit's own connections to
-//! servers, `pem` for reading certificates and keys. Everything here is built once from the
-//! config, so a bad file is an error at load, not at the first connection.
+//! servers, `pem` for reading certificates and keys, `cert_hash` for SCRAM channel binding.
+//! Everything here is built once from the config, so a bad file is an error at load, not at the
+//! first connection.
 
+pub mod cert_hash;
 pub mod client_side;
 pub mod pem;
 pub mod server_side;

@@ -3,6 +3,7 @@
 mod admin;
 mod auth;
 mod bad_input;
+mod channel_binding;
 mod clients;
 mod config_files;
 mod consistency;

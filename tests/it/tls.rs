@@ -66,7 +66,7 @@ fn write_leaf(dir: &Path, name: &str, sans: &[&str], ca: &rcgen::Certificate, ca
 }
 
 /// A rustls connector trusting `ca` (PEM), offering ALPN "postgresql" when `alpn`.
-fn connector(ca_pem: &str, alpn: bool) -> MakeRustlsConnect {
+pub(crate) fn connector(ca_pem: &str, alpn: bool) -> MakeRustlsConnect {
     let mut roots = rustls::RootCertStore::empty();
     for cert in rustls_pki_types::CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
         roots.add(cert.unwrap()).unwrap();
@@ -85,7 +85,7 @@ fn connector(ca_pem: &str, alpn: bool) -> MakeRustlsConnect {
 
 /// Connects with tokio-postgres over rustls, verifying the chain against the test CA and the host
 /// name, which is what libpq's verify-full does.
-async fn connect_tls(conn_str: &str, tls: MakeRustlsConnect) -> Result<Client, tokio_postgres::Error> {
+pub(crate) async fn connect_tls(conn_str: &str, tls: MakeRustlsConnect) -> Result<Client, tokio_postgres::Error> {
     let config: tokio_postgres::Config = conn_str.parse().unwrap();
     connect_with(config, tls).await
 }
