@@ -97,6 +97,14 @@ impl Stream {
         }
     }
 
+    /// The server's own certificate (DER) on pgsplit's TLS connection to it, for channel binding.
+    pub fn server_certificate(&self) -> Option<&[u8]> {
+        match self {
+            Stream::ServerTls(s) => s.get_ref().1.peer_certificates()?.first().map(|c| c.as_ref()),
+            _ => None,
+        }
+    }
+
     /// Takes the socket out of a plain stream, leaving it detached until the caller puts a TLS
     /// stream back; `None` (and no change) when the stream is not plain.
     pub fn take_plain(&mut self) -> Option<TcpStream> {

@@ -81,6 +81,7 @@ fn servers(ctx: &Shared) -> Table {
         ("connect_time", T),
         ("remote_pid", I),
         ("tls", T),
+        ("channel_binding", T),
     ]);
     for pool in sorted_pools(ctx) {
         let key = pool.key();
@@ -97,6 +98,7 @@ fn servers(ctx: &Shared) -> Table {
                 text(timestamp(info.connected_at)),
                 text(info.pid),
                 text(info.tls),
+                text(info.channel_binding),
             ]);
         }
     }

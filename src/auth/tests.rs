@@ -18,7 +18,7 @@ fn recovered_key(password: &str, verifier: &ScramVerifier) -> [u8; 32] {
 /// pgsplit logging into a "server" holding `held`, with keys from a login against `looked_up`.
 fn server_login(looked_up: &ScramVerifier, password: &str, held: &ScramVerifier) -> Result<(), &'static str> {
     let client_key = recovered_key(password, looked_up);
-    let (mut login, first) = KeyExchange::start(client_key, looked_up.server_key);
+    let (mut login, first) = KeyExchange::start(client_key, looked_up.server_key, None);
     let (server, server_first) = ScramExchange::start(held.clone(), &first, Binding::NotOffered).unwrap();
     let client_final = login.answer(&server_first)?;
     let done = server.finish(&client_final).map_err(|_| "the server refused the proof")?;
@@ -47,4 +47,24 @@ fn the_recovered_key_is_the_one_the_password_derives() {
     let key = recovered_key("pw", &verifier);
     let stored: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(key).into();
     assert_eq!(stored, verifier.stored_key);
+}
+
+/// The same login bound to a TLS connection: the server (here pgsplit's own server side, which
+/// checks bindings as PostgreSQL does) accepts the right certificate hash and no other.
+fn bound_login(end_point: &[u8], server_sees: &[u8]) -> Result<(), &'static str> {
+    let verifier = ScramVerifier::generate("s3cret");
+    let client_key = recovered_key("s3cret", &verifier);
+    let (mut login, first) = KeyExchange::start(client_key, verifier.server_key, Some(end_point));
+    assert!(first.starts_with(b"p=tls-server-end-point,,"));
+    let binding = Binding::TlsServerEndPoint(server_sees.to_vec());
+    let (server, server_first) = ScramExchange::start(verifier, &first, binding).unwrap();
+    let client_final = login.answer(&server_first)?;
+    let done = server.finish(&client_final).map_err(|_| "the server refused the binding")?;
+    login.verify(&done.server_final)
+}
+
+#[test]
+fn keys_can_be_bound_to_the_servers_certificate() {
+    assert_eq!(bound_login(&[7; 32], &[7; 32]), Ok(()));
+    assert_eq!(bound_login(&[7; 32], &[8; 32]), Err("the server refused the binding"));
 }

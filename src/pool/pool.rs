@@ -234,8 +234,12 @@ impl Pool {
             Ok(mut conn) => {
                 counters.connects.fetch_add(1, Ordering::Relaxed);
                 self.note_connect_worked();
-                let info =
-                    ServerInfo { pid: conn.key().pid, connected_at: std::time::SystemTime::now(), tls: conn.is_tls() };
+                let info = ServerInfo {
+                    pid: conn.key().pid,
+                    connected_at: std::time::SystemTime::now(),
+                    tls: conn.is_tls(),
+                    channel_binding: conn.channel_bound(),
+                };
                 conn.join_pool(self.inner.counters.clone(), ServerSlot::new(&self.inner.servers, info));
                 *self.inner.login_params.lock() = Some(Arc::new(conn.login_params().clone()));
                 Ok(Box::new(conn))

@@ -95,6 +95,8 @@ pub struct ServerConn {
     busy_since: Option<Instant>,
     /// The connection's entry on its pool's list of open connections.
     slot: Option<ServerSlot>,
+    /// The login was SCRAM-SHA-256-PLUS, bound to this TLS connection.
+    channel_bound: bool,
 }
 
 /// What a batch of server output ended with.
@@ -136,7 +138,18 @@ impl ServerConn {
             counters: Arc::default(),
             busy_since: None,
             slot: None,
+            channel_bound: false,
         }
+    }
+
+    /// Whether the login was bound to the TLS connection (SCRAM-SHA-256-PLUS).
+    pub fn channel_bound(&self) -> bool {
+        self.channel_bound
+    }
+
+    /// Records that the login was bound to the TLS connection.
+    pub(in crate::server) fn set_channel_bound(&mut self) {
+        self.channel_bound = true;
     }
 
     /// Idle outside a transaction with nothing owed: safe to hand to another client.

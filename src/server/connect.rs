@@ -18,6 +18,7 @@ use crate::config::PassthroughSecret;
 use crate::protocol::frame;
 use crate::protocol::from_server;
 use crate::stream::Stream;
+use crate::tls::cert_hash::tls_server_end_point;
 use crate::tls::ServerTls;
 
 /// Largest message expected during a login.
@@ -48,8 +49,16 @@ async fn connect_inner(addr: Arc<str>, login: &ServerLogin) -> Result<ServerConn
     let params = [("user", login.user.as_str()), ("database", login.database.as_str())];
     frontend::startup_message(params.iter().copied(), &mut out)?;
     stream.send(&out).await?;
-    let mut login_state =
-        Login { addr: &addr, login, scram: None, key: BackendKey::default(), params: BTreeMap::new() };
+    let end_point = stream.server_certificate().and_then(tls_server_end_point);
+    let mut login_state = Login {
+        addr: &addr,
+        login,
+        scram: None,
+        end_point,
+        bound: false,
+        key: BackendKey::default(),
+        params: BTreeMap::new(),
+    };
     let mut read_buf = BytesMut::with_capacity(4096);
     loop {
         let frame = loop {
@@ -68,8 +77,11 @@ async fn connect_inner(addr: Arc<str>, login: &ServerLogin) -> Result<ServerConn
             stream.send(&out).await?;
         }
         if done {
-            let Login { key, params, .. } = login_state;
+            let Login { key, params, bound, .. } = login_state;
             let mut conn = ServerConn::new(stream, addr, key, params);
+            if bound {
+                conn.set_channel_bound();
+            }
             conn.absorb(read_buf);
             return Ok(conn);
         }
@@ -95,6 +107,10 @@ struct Login<'a> {
     addr: &'a Arc<str>,
     login: &'a ServerLogin,
     scram: Option<Scram>,
+    /// The server certificate's `tls-server-end-point` hash, over TLS.
+    end_point: Option<Vec<u8>>,
+    /// The login chose SCRAM-SHA-256-PLUS.
+    bound: bool,
     key: BackendKey,
     params: BTreeMap<String, String>,
 }
@@ -146,12 +162,17 @@ impl Login<'_> {
                 frontend::password_message(self.md5(salt)?.as_bytes(), out)?;
             }
             10 => {
-                let offers_scram = data.split(|&b| b == 0).any(|m| m == b"SCRAM-SHA-256");
-                if !offers_scram {
+                let offered = |name: &[u8]| data.split(|&b| b == 0).any(|m| m == name);
+                // Bound to the TLS connection whenever the server offers it over TLS: a man in
+                // the middle holding another certificate cannot replay the proof.
+                let plus = self.end_point.clone().filter(|_| offered(b"SCRAM-SHA-256-PLUS"));
+                if plus.is_none() && !offered(b"SCRAM-SHA-256") {
                     return Err(self.auth_error("server offers no SASL mechanism pgsplit supports".into()));
                 }
-                let (scram, first) = self.start_scram()?;
-                frontend::sasl_initial_response("SCRAM-SHA-256", &first, out)?;
+                let (scram, first) = self.start_scram(plus.as_deref())?;
+                let mechanism = if plus.is_some() { "SCRAM-SHA-256-PLUS" } else { "SCRAM-SHA-256" };
+                frontend::sasl_initial_response(mechanism, &first, out)?;
+                self.bound = plus.is_some();
                 self.scram = Some(scram);
             }
             11 => {
@@ -190,11 +211,12 @@ impl Login<'_> {
         }
     }
 
-    /// The first SCRAM message: from the configured password, or a looked-up user's keys.
-    fn start_scram(&self) -> Result<(Scram, Vec<u8>), ServerError> {
+    /// The first SCRAM message: from the configured password, or a looked-up user's keys; bound
+    /// to the TLS connection with `end_point`.
+    fn start_scram(&self, end_point: Option<&[u8]>) -> Result<(Scram, Vec<u8>), ServerError> {
         match &self.login.passthrough {
             Some(PassthroughSecret::Scram { client_key, server_key }) => {
-                let (keys, first) = KeyExchange::start(*client_key, *server_key);
+                let (keys, first) = KeyExchange::start(*client_key, *server_key, end_point);
                 Ok((Scram::Keys(keys), first))
             }
             Some(PassthroughSecret::Md5(_)) => Err(self.auth_error(format!(
@@ -202,7 +224,11 @@ impl Login<'_> {
                 self.login.user
             ))),
             None => {
-                let scram = sasl::ScramSha256::new(self.password()?.as_bytes(), sasl::ChannelBinding::unsupported());
+                let binding = match end_point {
+                    Some(hash) => sasl::ChannelBinding::tls_server_end_point(hash.to_vec()),
+                    None => sasl::ChannelBinding::unsupported(),
+                };
+                let scram = sasl::ScramSha256::new(self.password()?.as_bytes(), binding);
                 let first = scram.message().to_vec();
                 Ok((Scram::Password(Box::new(scram)), first))
             }

@@ -14,6 +14,8 @@ pub struct ServerInfo {
     pub pid: i32,
     pub connected_at: SystemTime,
     pub tls: bool,
+    /// The login was SCRAM-SHA-256-PLUS, bound to the TLS connection.
+    pub channel_binding: bool,
 }
 
 /// The open connections of one pool, by server process id.

@@ -20,19 +20,24 @@ pub struct KeyExchange {
     client_key: [u8; 32],
     server_key: [u8; 32],
     nonce: String,
+    /// The gs2 header sent, and the certificate hash with SCRAM-SHA-256-PLUS: what c= carries.
+    binding: Vec<u8>,
     /// What the server signs: set once its first message arrived.
     auth_message: Option<Vec<u8>>,
 }
 
 impl KeyExchange {
-    /// Starts a login; returns the exchange and the client-first-message. No channel binding
-    /// (`n`): the keys prove the client, and the server's signature proves the server.
-    pub fn start(client_key: [u8; 32], server_key: [u8; 32]) -> (Self, Vec<u8>) {
+    /// Starts a login; returns the exchange and the client-first-message. With `end_point` (the
+    /// server certificate's hash, for SCRAM-SHA-256-PLUS) the proof is bound to the TLS
+    /// connection; without, `n`: no binding.
+    pub fn start(client_key: [u8; 32], server_key: [u8; 32], end_point: Option<&[u8]>) -> (Self, Vec<u8>) {
         let mut raw = [0u8; 18];
         rand::thread_rng().fill_bytes(&mut raw);
         let nonce = STANDARD.encode(raw);
-        let first = format!("n,,n=,r={nonce}").into_bytes();
-        (KeyExchange { client_key, server_key, nonce, auth_message: None }, first)
+        let gs2: &[u8] = if end_point.is_some() { b"p=tls-server-end-point,," } else { b"n,," };
+        let first = [gs2, format!("n=,r={nonce}").as_bytes()].concat();
+        let binding = [gs2, end_point.unwrap_or_default()].concat();
+        (KeyExchange { client_key, server_key, nonce, binding, auth_message: None }, first)
     }
 
     /// Takes the server-first-message; returns the client-final-message with the proof.
@@ -43,8 +48,7 @@ impl KeyExchange {
         if !nonce.starts_with(&self.nonce) || nonce.len() == self.nonce.len() {
             return Err("the server's nonce does not extend ours");
         }
-        // "biws" is base64 of the gs2 header "n,,".
-        let without_proof = format!("c=biws,r={nonce}");
+        let without_proof = format!("c={},r={nonce}", STANDARD.encode(&self.binding));
         let auth_message = format!("n=,r={},{text},{without_proof}", self.nonce).into_bytes();
         let stored_key: [u8; 32] = Sha256::digest(self.client_key).into();
         let mut proof = hmac(&stored_key, &auth_message);
@@ -87,7 +91,7 @@ mod tests {
 
     #[test]
     fn a_nonce_the_server_did_not_extend_is_refused() {
-        let (mut login, _) = KeyExchange::start([1; 32], [2; 32]);
+        let (mut login, _) = KeyExchange::start([1; 32], [2; 32], None);
         assert!(login.answer(b"r=other,s=c2FsdA==,i=4096").is_err());
         let nonce = login.nonce.clone();
         assert!(login.answer(format!("r={nonce},s=c2FsdA==,i=4096").as_bytes()).is_err());

@@ -383,3 +383,34 @@ async fn tls_server_connection_is_reused_and_replaced_when_killed() {
     assert_ne!(new_pid, pid, "the killed connection was noticed at checkout and replaced");
     assert!(ssl_in_use(&client).await);
 }
+
+/// pgsplit binds its own SCRAM logins to the TLS connection when the server offers
+/// SCRAM-SHA-256-PLUS: with a configured password and with a looked-up user's keys alike.
+/// PostgreSQL checks the binding, so a login that works with it proves the hash right.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_logins_over_tls_use_channel_binding() {
+    primary_with_tls().await;
+    let p = harness::cluster().primary_port;
+    let base = server_side_config(&format!("127.0.0.1:{p}"), "server_tls = \"require\"");
+    let config = format!("admin_users = [\"postgres\"]\n{base}\n[auth]\nuser = \"postgres\"\n");
+    let proxy = Proxy::with_config(&config).await;
+    let role = harness::unique("bound");
+    harness::primary_admin().await.batch_execute(&format!("CREATE ROLE {role} LOGIN PASSWORD 'pw'")).await.unwrap();
+    for (user, password) in [("app", "app"), (role.as_str(), "pw")] {
+        let client = proxy.client_as(user, password, "app").await;
+        assert!(ssl_in_use(&client).await, "{user}: the server connection uses TLS");
+    }
+    let console = proxy.client_as("postgres", "", "pgsplit").await;
+    let rows = console.simple_query("SHOW SERVERS").await.unwrap();
+    let mut bound = Vec::new();
+    for row in rows.iter().filter_map(|m| match m {
+        tokio_postgres::SimpleQueryMessage::Row(r) => Some(r),
+        _ => None,
+    }) {
+        bound.push((row.get("user").unwrap().to_string(), row.get("channel_binding").unwrap().to_string()));
+    }
+    for user in ["app", role.as_str()] {
+        assert!(bound.iter().any(|(u, b)| u == user && b == "true"), "{user} not bound: {bound:?}");
+    }
+    assert!(bound.iter().all(|(_, b)| b == "true"), "{bound:?}");
+}
