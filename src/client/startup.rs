@@ -11,7 +11,7 @@ use tokio::sync::OwnedSemaphorePermit;
 
 use crate::auth::lookup::Target;
 use crate::auth::FailReason;
-use crate::config::DatabaseSettings;
+use crate::config::{DatabaseSettings, Settings, WILDCARD_DATABASE};
 use crate::monitor::NodeId;
 use crate::protocol::build;
 use crate::protocol::startup::{self, StartupMessage, StartupPacket};
@@ -171,7 +171,7 @@ async fn accept(ctx: &Shared, stream: &mut Stream, msg: StartupMessage) -> Resul
     let user = match (config.auth.lookup(), &db) {
         (Some(lookup), Some(db)) if !config.auth.lists(&user) => {
             let addr = lookup_node(ctx, db);
-            let target = Target { addr: &addr, database: lookup.database(&db.server_dbname) };
+            let target = Target { addr: &addr, database: lookup.database(lookup_home(&config.settings, db)) };
             config.auth.authenticate_looked_up(stream, &user, &target).await?
         }
         // An unlisted user of an unknown database cannot be looked up: refused as unknown.
@@ -185,6 +185,16 @@ async fn accept(ctx: &Shared, stream: &mut Stream, msg: StartupMessage) -> Resul
     };
     let db = db.ok_or(ClientError::UnknownDatabase(database))?;
     Ok(Handoff::Session(Box::new(Authenticated { startup: msg, user, db })))
+}
+
+/// The server database lookups run in unless `[auth] database` says: the database's own, and
+/// for a `"*"` one the `"*"` entry's (`postgres` by default) rather than whatever the client
+/// named, which may not exist. `pg_authid` is shared by every database of a cluster.
+fn lookup_home<'a>(settings: &'a Settings, db: &'a DatabaseSettings) -> &'a str {
+    match db.from_wildcard {
+        true => settings.databases.get(WILDCARD_DATABASE).map_or(&db.server_dbname, |w| &w.server_dbname),
+        false => &db.server_dbname,
+    }
 }
 
 /// Where auth passthrough asks for a user's password: the node the monitor elected primary,

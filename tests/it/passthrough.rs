@@ -226,3 +226,26 @@ async fn pools_of(console: &tokio_postgres::Client, database: &str) -> usize {
     let rows = console.simple_query("SHOW POOLS").await.unwrap();
     rows.iter().filter(|m| matches!(m, SimpleQueryMessage::Row(r) if r.get("database") == Some(database))).count()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_looked_up_role_reaches_an_unlisted_database() {
+    let c = cluster();
+    let name = harness::unique("wild_lookup");
+    let (role, _) = create_role("pw").await;
+    let admin = harness::primary_admin().await;
+    admin.batch_execute(&format!("CREATE DATABASE {name} OWNER {role}")).await.unwrap();
+    let config = format!(
+        "{}\n[databases.\"*\"]\nprimary = \"127.0.0.1:{}\"\n[auth]\nuser = \"postgres\"\n",
+        harness::test_config("", ""),
+        c.primary_port
+    );
+    let proxy = Proxy::with_config(&config).await;
+    let client = proxy.client_as(&role, "pw", &name).await;
+    let row = client.query_one("select current_user::text, current_database()::text", &[]).await.unwrap();
+    assert_eq!((row.get::<_, String>(0), row.get::<_, String>(1)), (role.clone(), name.clone()));
+    // The lookup runs in "*"'s own database, so a name the server lacks is the server's 3D000.
+    let e = proxy.try_client(&role, "pw", "no_such_database_either").await.unwrap_err();
+    assert_eq!(harness::sqlstate(&e).as_deref(), Some("3D000"), "{e:?}");
+    drop(client);
+    admin.batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)")).await.unwrap();
+}
