@@ -174,6 +174,11 @@ fn sessions(ctx: &Shared, m: &Metrics) {
         m.counter("pgsplit_errors_total", &[("class", &class), ("source", "pgsplit")]).absolute(n);
     }
     m.counter("pgsplit_log_write_errors_total", &[]).absolute(crate::log_output::dropped_lines());
+    if let Some(lookup) = ctx.config().auth.lookup() {
+        for (result, n) in lookup.stats().snapshot() {
+            m.counter("pgsplit_auth_lookups_total", &[("result", result)]).absolute(n);
+        }
+    }
 }
 
 /// Whether the monitor reaches every database's primary, and it is not in recovery: `/healthz`.

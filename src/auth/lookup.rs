@@ -9,6 +9,7 @@
 //! cache carries logins while the primary cannot answer (down, failing over).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -53,9 +54,36 @@ struct Slot {
     answer: tokio::sync::Mutex<Option<Answer>>,
 }
 
+/// How lookups were answered, for `pgsplit_auth_lookups_total`.
+#[derive(Default)]
+pub struct LookupStats {
+    /// Asked the primary.
+    pub queried: AtomicU64,
+    /// Took the answer of a lookup another login of the same user had just made.
+    pub shared: AtomicU64,
+    /// The primary could not answer; a verifier younger than `cache_ttl` served.
+    pub cached: AtomicU64,
+    /// The primary could not answer and nothing recent was cached: the login was refused.
+    pub failed: AtomicU64,
+}
+
+impl LookupStats {
+    /// `(result label, count)` pairs.
+    pub fn snapshot(&self) -> [(&'static str, u64); 4] {
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        [
+            ("queried", get(&self.queried)),
+            ("shared", get(&self.shared)),
+            ("cached", get(&self.cached)),
+            ("failed", get(&self.failed)),
+        ]
+    }
+}
+
 /// The lookups of one configuration.
 pub struct Lookup {
     settings: LookupSettings,
+    stats: LookupStats,
     tls: ServerTls,
     connect_timeout: Duration,
     pools: Mutex<HashMap<(String, String), Pool>>,
@@ -64,7 +92,13 @@ pub struct Lookup {
 
 impl Lookup {
     pub fn new(settings: LookupSettings, tls: ServerTls, connect_timeout: Duration) -> Self {
-        Lookup { settings, tls, connect_timeout, pools: Mutex::default(), slots: Mutex::default() }
+        let (pools, slots) = (Mutex::default(), Mutex::default());
+        Lookup { settings, stats: LookupStats::default(), tls, connect_timeout, pools, slots }
+    }
+
+    /// How lookups were answered so far.
+    pub fn stats(&self) -> &LookupStats {
+        &self.stats
     }
 
     /// The server database lookups run in: `[auth] database`, else the client's.
@@ -78,20 +112,27 @@ impl Lookup {
         let asked = Instant::now();
         let slot = self.slot(user);
         let mut answer = slot.answer.lock().await;
+        let count = |n: &AtomicU64| n.fetch_add(1, Ordering::Relaxed);
         if let Some(shared) = answer.as_ref().filter(|a| a.at >= asked) {
+            count(&self.stats.shared);
             return Ok(shared.verifier.clone());
         }
         match self.query(user, target).await {
             Ok(verifier) => {
+                count(&self.stats.queried);
                 *answer = Some(Answer { verifier: verifier.clone(), at: Instant::now() });
                 Ok(verifier)
             }
             Err(e) => match answer.as_ref().filter(|a| a.at.elapsed() < self.settings.cache_ttl) {
                 Some(cached) => {
+                    count(&self.stats.cached);
                     tracing::warn!(error = %e, user, "using the verifier looked up before");
                     Ok(cached.verifier.clone())
                 }
-                None => Err(e),
+                None => {
+                    count(&self.stats.failed);
+                    Err(e)
+                }
             },
         }
     }

@@ -53,6 +53,11 @@ pub const CATALOG: &[(&str, Kind, &str)] = &[
     ("pgsplit_classifier_cache_hits_total", Kind::Counter, "Statement classifications answered from the cache."),
     ("pgsplit_classifier_cache_misses_total", Kind::Counter, "Statement classifications that needed analysis."),
     ("pgsplit_log_write_errors_total", Kind::Counter, "Log lines dropped because the log output refused them."),
+    (
+        "pgsplit_auth_lookups_total",
+        Kind::Counter,
+        "Auth passthrough lookups by result (queried, shared with a concurrent login, cached, failed).",
+    ),
 ];
 
 /// The kind of a catalogued metric.

@@ -46,6 +46,8 @@ async fn a_role_created_after_start_logs_in_reads_on_replicas_and_writes_on_the_
     );
     a.unwrap();
     b.unwrap();
+    let queried = proxy.metric("pgsplit_auth_lookups_total", &[("result", "queried")]).await;
+    assert!(queried >= Some(2.0), "each login asked the primary: {queried:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -176,6 +178,8 @@ async fn a_failing_lookup_gives_a_retry_error_and_never_its_own_message() {
     assert_eq!(db.code().code(), "57P03");
     assert!(!db.message().contains("app"), "the lookup's own error leaked: {}", db.message());
     assert!(db.hint().unwrap_or_default().contains("retry"), "{:?}", db.hint());
+    let failed = proxy.metric("pgsplit_auth_lookups_total", &[("result", "failed")]).await;
+    assert_eq!(failed, Some(1.0));
     // Listed users are not looked up, and still log in.
     proxy.client_as("app", "app", "app").await;
 }
