@@ -4,6 +4,7 @@
 mod choices;
 pub mod env;
 pub mod file;
+mod locate;
 pub mod log;
 pub mod render;
 pub mod routing;
@@ -38,6 +39,35 @@ pub enum ConfigError {
     /// The values parsed but do not make a working configuration.
     #[error("{0}")]
     Invalid(String),
+    /// A value that parsed but is not allowed; `key` is its path in the file (an array entry by
+    /// its index), from which [`from_str`] finds its line.
+    #[error("{message}")]
+    Value { key: Vec<String>, message: String },
+    /// A refused value with where it is: file, line and column, the line itself, what is wrong.
+    #[error("{path}: {detail}\n{message}")]
+    At { path: String, line: usize, detail: String, message: String },
+}
+
+impl ConfigError {
+    /// Puts a value error's key under `prefix`, the table or array entry it was found in.
+    pub(crate) fn within(self, prefix: &[&str]) -> Self {
+        match self {
+            ConfigError::Value { key, message } => {
+                let key = prefix.iter().map(|p| p.to_string()).chain(key).collect();
+                ConfigError::Value { key, message }
+            }
+            other => other,
+        }
+    }
+
+    /// Names the file and line of a value error, when the value is found in `text`.
+    fn locate(self, text: &str, origin: &str) -> Self {
+        let ConfigError::Value { key, message } = self else { return self };
+        match locate::describe(text, &key) {
+            Some((line, detail)) => ConfigError::At { path: origin.to_string(), line, detail, message },
+            None => ConfigError::Value { key, message },
+        }
+    }
 }
 
 /// Reads, parses and validates a config file.
@@ -58,5 +88,5 @@ pub fn from_str(text: &str, origin: &str) -> Result<Settings, ConfigError> {
 pub fn from_str_with_env(text: &str, origin: &str, env: env::EnvLookup) -> Result<Settings, ConfigError> {
     let file: file::ConfigFile =
         toml::from_str(text).map_err(|e| ConfigError::Parse { path: origin.to_string(), message: e.to_string() })?;
-    validate::validate(file, env)
+    validate::validate(file, env).map_err(|e| e.locate(text, origin))
 }
