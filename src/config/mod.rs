@@ -72,9 +72,15 @@ impl ConfigError {
 
 /// Reads, parses and validates a config file.
 pub fn load(path: &Path) -> Result<Settings, ConfigError> {
+    load_with_env(path, &|name| std::env::var(name).ok())
+}
+
+/// As [`load`], with `${VAR}` looked up through `env`: `pgsplit explain` reads a config without
+/// the secrets it holds.
+pub fn load_with_env(path: &Path, env: env::EnvLookup) -> Result<Settings, ConfigError> {
     let text = std::fs::read_to_string(path)
         .map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
-    let mut settings = from_str(&text, &path.display().to_string())?;
+    let mut settings = from_str_with_env(&text, &path.display().to_string(), env)?;
     settings.source = Some(path.to_path_buf());
     Ok(settings)
 }
