@@ -89,7 +89,11 @@ async fn run(ctx: &Shared, sql: &str, out: &mut BytesMut) {
         Ok(Command::Show(what)) => show::table(ctx, what).encode(out),
         Ok(Command::Reload) => match ctx.reload() {
             Ok(()) => build::command_complete(out, "RELOAD"),
-            Err(e) => build::error(out, Severity::Error, sqlstate::CONFIG_FILE_ERROR, &e, None),
+            Err(e) => {
+                // Said in the log too: whoever watches it, not only whoever typed RELOAD.
+                tracing::error!(error = %e, "RELOAD from the admin console failed");
+                build::error(out, Severity::Error, sqlstate::CONFIG_FILE_ERROR, &e, None)
+            }
         },
         Ok(Command::Pause(db)) => pause(ctx, db, out).await,
         Ok(Command::Resume(db)) => {
