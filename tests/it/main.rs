@@ -3,6 +3,7 @@
 mod admin;
 mod auth;
 mod bad_input;
+mod cli;
 mod clients;
 mod config_files;
 mod consistency;
