@@ -205,3 +205,29 @@ async fn a_failed_reload_is_logged_as_well_as_answered() {
     assert!(line.contains(" ERROR ") && line.contains("config not reloaded"), "{stdout}");
     assert!(stdout.contains("transacton"), "the log says what is wrong: {stdout}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_lines_hold_values_not_rust_debug() {
+    let _healthy = harness::REPLICAS.read().await;
+    let port = free_port();
+    let dir = TempDir::new("debug");
+    let text = harness::split_config("size = 2", "shutdown_timeout = \"5s\"")
+        .replace("addr = \"127.0.0.1:0\"", &format!("addr = \"127.0.0.1:{port}\""));
+    let path = dir.write("p.toml", &format!("{text}\n[log]\nlevel = \"info\"\n"));
+    let out = run_daemon(pgsplit().arg(&path), port, async {
+        let client = harness::connect(&format!("host=127.0.0.1 port={port} user=app password=app dbname=app"))
+            .await
+            .expect("app logs in");
+        crate::routing::wait_for_replicas(&client).await;
+    })
+    .await;
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let login = stdout.lines().find(|l| l.contains("client logged in")).unwrap_or_else(|| panic!("{stdout}"));
+    assert!(login.contains("pool_mode=\"transaction\""), "{login}");
+    let eligible = stdout.lines().find(|l| l.contains("replica eligibility changed") && l.contains("eligible=true"));
+    let eligible = eligible.unwrap_or_else(|| panic!("no replica became eligible: {stdout}"));
+    assert!(eligible.contains(" lag_bytes=") && eligible.contains(" lag_seconds="), "{eligible}");
+    for debug in ["Some(", "None", "Transaction", "\"]"] {
+        assert!(!stdout.contains(debug), "{debug:?} in the log:\n{stdout}");
+    }
+}
