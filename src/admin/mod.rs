@@ -5,6 +5,7 @@
 
 pub mod command;
 pub mod http;
+pub mod lists;
 pub mod scrape;
 pub mod show;
 pub mod table;
@@ -30,6 +31,7 @@ const MAX_MESSAGE: usize = 64 * 1024;
 /// Serves one console client from AuthenticationOk to its last command.
 pub async fn serve(ctx: Arc<Shared>, stream: &mut Stream, user: &str) -> Result<(), ClientError> {
     tracing::info!(user, "admin console opened");
+    let _counted = ctx.clients.console();
     let mut out = BytesMut::new();
     build::auth_ok(&mut out);
     for (name, value) in [

@@ -22,6 +22,8 @@ pub fn table(ctx: &Shared, what: Show) -> Table {
         Show::Rules => rules(ctx),
         Show::Config => config(ctx),
         Show::Databases => databases(ctx),
+        Show::Lists => super::lists::lists(ctx),
+        Show::Version => super::lists::version(),
         Show::Help => help(),
     }
 }
