@@ -231,3 +231,32 @@ async fn log_lines_hold_values_not_rust_debug() {
         assert!(!stdout.contains(debug), "{debug:?} in the log:\n{stdout}");
     }
 }
+
+#[test]
+fn gen_docs_writes_a_man_page_and_completions_from_the_cli() {
+    let dir = TempDir::new("docs");
+    let out = Command::new(harness::repo_root().join("scripts/gen-docs")).arg(&dir.0).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let read = |path: &str| std::fs::read_to_string(dir.0.join(path)).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let man = read("man/pgsplit.1");
+    assert!(man.contains("\n.TH pgsplit 1 "), "a roff page of section 1: {man}");
+    for flag in ["\\-\\-config", "\\-\\-log\\-level", "pgsplit\\-explain(1)", "config/pgsplit.example.toml"] {
+        assert!(man.contains(flag), "{flag} in {man}");
+    }
+    assert!(read("man/pgsplit-explain.1").contains("\\-\\-database"));
+    let bash = read("completions/pgsplit.bash");
+    assert!(bash.contains("check-config") && bash.contains("--log-level"), "{bash}");
+    for shell in ["_pgsplit", "pgsplit.fish", "pgsplit.elv", "_pgsplit.ps1"] {
+        assert!(read(&format!("completions/{shell}")).contains("check-config"), "{shell}");
+    }
+}
+
+#[test]
+fn the_license_is_the_one_cargo_toml_names() {
+    let root = harness::repo_root();
+    let manifest = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
+    assert!(manifest.contains("license = \"Apache-2.0\""));
+    let license = std::fs::read_to_string(root.join("LICENSE")).expect("a LICENSE file");
+    assert!(license.trim_start().starts_with("Apache License\n"), "{license}");
+    assert!(license.contains("Version 2.0, January 2004") && license.contains("END OF TERMS AND CONDITIONS"));
+}
