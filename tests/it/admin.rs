@@ -377,3 +377,45 @@ async fn an_oversized_console_message_gets_an_error_before_the_close() {
     let text = String::from_utf8_lossy(&got);
     assert!(text.contains("SFATAL") && text.contains("C54000"), "{text:?}");
 }
+
+/// The README's table of SHOW commands: for each row naming one command, the backticked column
+/// names in its description, in order.
+fn readme_show_columns() -> Vec<(String, Vec<String>)> {
+    let readme = std::fs::read_to_string(harness::repo_root().join("README.md")).unwrap();
+    let mut found = Vec::new();
+    for line in readme.lines() {
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        let [_, command, description, _] = cells.as_slice() else { continue };
+        let Some(command) = command.strip_prefix("`SHOW ").and_then(|c| c.strip_suffix('`')) else { continue };
+        if command.contains('`') {
+            continue;
+        }
+        let columns = description.split('`').skip(1).step_by(2).map(str::to_string).collect();
+        found.push((format!("SHOW {command}"), columns));
+    }
+    found
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readme_names_every_show_column_the_console_sends() {
+    let proxy = Proxy::with_config(&admin_config("size = 2", "")).await;
+    let admin = console(&proxy).await;
+    let documented = readme_show_columns();
+    let commands: Vec<&str> = documented.iter().map(|(c, _)| c.as_str()).collect();
+    for expected in ["SHOW POOLS", "SHOW SERVERS", "SHOW CLIENTS", "SHOW STATS", "SHOW REPLICAS", "SHOW STANDBYS"] {
+        assert!(commands.contains(&expected), "{expected} in the README's table: {commands:?}");
+    }
+    for (command, columns) in documented {
+        let messages = admin.simple_query(&command).await.unwrap_or_else(|e| panic!("{command}: {e}"));
+        let sent: Vec<String> = messages
+            .iter()
+            .find_map(|m| match m {
+                SimpleQueryMessage::RowDescription(columns) => {
+                    Some(columns.iter().map(|c| c.name().to_string()).collect())
+                }
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("{command} sent no RowDescription"));
+        assert_eq!(columns, sent, "README.md's columns of {command} and the console's");
+    }
+}

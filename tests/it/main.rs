@@ -19,6 +19,7 @@ mod monitor;
 mod pinning;
 mod pipeline;
 mod pooling;
+mod quickstart;
 mod raw;
 mod routing;
 mod session_state;
