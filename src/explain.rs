@@ -5,7 +5,7 @@ use std::fmt::Write;
 use std::time::{Duration, Instant};
 
 use crate::classify::{format_lsn, Classifier, ClassifierSettings, Hints, Intent};
-use crate::config::{Settings, StaleFallback};
+use crate::config::{DatabaseSettings, Settings, StaleFallback};
 use crate::monitor::topology::{Freshness, Sample};
 use crate::monitor::{NodeId, Topology};
 use crate::route::{self, Decision, Policy, Request, RuleContext};
@@ -64,13 +64,21 @@ pub fn explain(settings: &Settings, sql: &str, who: &Context) -> Result<String, 
         Some((i, r)) => _ = writeln!(out, "rule:       #{} \"{}\" (route {})", i + 1, r.name, r.route.name()),
         None => _ = writeln!(out, "rule:       none matches"),
     }
-    let because = |why: route::Reason| match class.intent {
+    let target = target(decision, db, &class.intent);
+    let _ = writeln!(out, "decision:   {target}");
+    let _ = writeln!(out, "            (assuming every replica is up and caught up)");
+    Ok(out)
+}
+
+/// Where the decision sends the statement, and why.
+fn target(decision: Decision, db: &DatabaseSettings, intent: &Intent) -> String {
+    let because = |why: route::Reason| match intent {
         Intent::Unknown if why == route::Reason::Write => {
             "reason: pgsplit could not parse the statement, and sends what it cannot parse to the primary".to_string()
         }
         _ => format!("reason: {}", why.label()),
     };
-    let target = match decision {
+    match decision {
         Decision::Go(route::Route::Primary, why) => format!("primary {} ({})", db.primary, because(why)),
         Decision::Go(route::Route::Standby(NodeId::Replica(i)), why) => {
             format!("replica {} ({})", db.replicas[i].addr, because(why))
@@ -79,10 +87,7 @@ pub fn explain(settings: &Settings, sql: &str, who: &Context) -> Result<String, 
             format!("primary {} as a standby ({})", db.primary, because(why))
         }
         Decision::Wait { .. } | Decision::Refuse(_) => "no replica qualifies".to_string(),
-    };
-    let _ = writeln!(out, "decision:   {target}");
-    let _ = writeln!(out, "            (assuming every replica is up and caught up)");
-    Ok(out)
+    }
 }
 
 /// What the statement does, in words.

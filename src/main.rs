@@ -11,10 +11,10 @@ use pgsplit::cli::{Cli, Command};
 use pgsplit::config::{self, LogFormat, Settings};
 use pgsplit::log_output::LogOutput;
 
-// Rust ignores SIGPIPE before `main`: a write to a closed pipe (stdout, a client's socket) fails
-// with EPIPE, which every writer here handles, instead of killing the process.
 /// An error ends the process with status 1 and one message on stderr, never a backtrace: what
 /// a person reads is the message, whatever RUST_BACKTRACE says.
+// Rust ignores SIGPIPE before `main`: a write to a closed pipe (stdout, a client's socket) fails
+// with EPIPE, which every writer here handles, instead of killing the process.
 fn main() -> ExitCode {
     let cli = Cli::try_parse_args(std::env::args_os()).unwrap_or_else(|e| e.exit());
     match run_command(cli) {
@@ -28,23 +28,25 @@ fn main() -> ExitCode {
 
 fn run_command(cli: Cli) -> anyhow::Result<()> {
     let (path, named) = cli.config_path();
-    if let Some(Command::Explain { sql, database, user, application_name }) = cli.command {
-        // Explain reads no secret: an unset ${VAR} stands for itself.
-        let placeholder = |name: &str| Some(std::env::var(name).unwrap_or_else(|_| format!("${{{name}}}")));
-        let settings = config::load_with_env(&path, &placeholder).map_err(|e| load_error(e, named))?;
-        let database = database.or_else(|| settings.databases.keys().next().cloned()).unwrap_or_default();
-        let who = pgsplit::explain::Context { database: &database, user: &user, application_name: &application_name };
-        return print(&pgsplit::explain::explain(&settings, &sql, &who).map_err(anyhow::Error::msg)?);
-    }
-    let mut settings = config::load(&path).map_err(|e| load_error(e, named))?;
-    let forced_level = cli.log_level.is_some();
-    if let Some(level) = cli.log_level {
-        settings.log_level = level;
-    }
+    let load = |env: config::env::EnvLookup| config::load_with_env(&path, env).map_err(|e| load_error(e, named));
+    let environment = |name: &str| std::env::var(name).ok();
+    // `--log-level` wins over the file's level (and, in `run`, over RUST_LOG).
+    let with_level = |mut settings: Settings| {
+        settings.log_level = cli.log_level.clone().unwrap_or(settings.log_level);
+        settings
+    };
     match cli.command.unwrap_or(Command::Run) {
-        Command::CheckConfig => print(&config::render(&settings)),
-        Command::Run => run(settings, forced_level),
-        Command::Explain { .. } => unreachable!("answered above"),
+        Command::CheckConfig => print(&config::render(&with_level(load(&environment)?))),
+        Command::Run => run(with_level(load(&environment)?), cli.log_level.is_some()),
+        Command::Explain { sql, database, user, application_name } => {
+            // Explain reads no secret: an unset ${VAR} stands for itself.
+            let placeholder = |name: &str| Some(std::env::var(name).unwrap_or_else(|_| format!("${{{name}}}")));
+            let settings = load(&placeholder)?;
+            let database = database.or_else(|| settings.databases.keys().next().cloned()).unwrap_or_default();
+            let who =
+                pgsplit::explain::Context { database: &database, user: &user, application_name: &application_name };
+            print(&pgsplit::explain::explain(&settings, &sql, &who).map_err(anyhow::Error::msg)?)
+        }
     }
 }
 

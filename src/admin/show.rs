@@ -270,7 +270,7 @@ fn rules(ctx: &Shared) -> Table {
             text(&rule.name),
             text(matches.join(", ")),
             text(rule.route.name()),
-            opt(rule.max_lag.map(|d| format!("{d:?}"))),
+            opt(rule.max_lag.map(crate::config::units::format_duration)),
         ]);
     }
     t
