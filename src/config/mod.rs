@@ -45,7 +45,7 @@ pub enum ConfigError {
     Value { key: Vec<String>, message: String },
     /// A refused value with where it is: file, line and column, the line itself, what is wrong.
     #[error("{path}: {detail}\n{message}")]
-    At { path: String, line: usize, detail: String, message: String },
+    At { path: String, detail: String, message: String },
 }
 
 impl ConfigError {
@@ -64,7 +64,7 @@ impl ConfigError {
     fn locate(self, text: &str, origin: &str) -> Self {
         let ConfigError::Value { key, message } = self else { return self };
         match locate::describe(text, &key) {
-            Some((line, detail)) => ConfigError::At { path: origin.to_string(), line, detail, message },
+            Some(detail) => ConfigError::At { path: origin.to_string(), detail, message },
             None => ConfigError::Value { key, message },
         }
     }
