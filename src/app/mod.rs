@@ -31,12 +31,13 @@ pub struct Listeners {
 /// An address pgsplit could not listen on; it names the address and the key that set it, so an
 /// operator knows which of the two is taken.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot listen on {addr} ({key}): {source}{}", hint(source))]
+#[error("cannot listen on {addr} ({key}): {error}{}", hint(error))]
 pub struct BindError {
     pub addr: SocketAddr,
     /// The config key: `listen.addr` or `listen.metrics_addr`.
     pub key: &'static str,
-    pub source: std::io::Error,
+    /// Said in the message itself rather than as its source, so it is said once.
+    pub error: std::io::Error,
 }
 
 /// What to do about the common cause.
@@ -51,7 +52,7 @@ impl Listeners {
     /// Binds the addresses the settings name.
     pub async fn bind(settings: &Settings) -> Result<Listeners, BindError> {
         let bind = |addr: SocketAddr, key| async move {
-            TcpListener::bind(addr).await.map_err(|source| BindError { addr, key, source })
+            TcpListener::bind(addr).await.map_err(|error| BindError { addr, key, error })
         };
         let clients = bind(settings.listen, "listen.addr").await?;
         let metrics = match settings.metrics_addr {

@@ -126,6 +126,7 @@ fn a_taken_address_is_named() {
     let stderr = failure(pgsplit().arg(&metrics));
     assert!(stderr.contains(&format!("cannot listen on {taken} (listen.metrics_addr)")), "{stderr}");
     assert!(stderr.contains("another process holds it") && !stderr.contains(&free.to_string()), "{stderr}");
+    assert_eq!(stderr.matches("os error").count(), 1, "the cause is said once: {stderr}");
     let clients = dir.write("c.toml", &daemon_config(&format!("addr = \"{taken}\"")));
     let stderr = failure(pgsplit().arg("--config").arg(&clients));
     assert!(stderr.contains(&format!("cannot listen on {taken} (listen.addr)")), "{stderr}");
