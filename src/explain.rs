@@ -4,8 +4,8 @@
 use std::fmt::Write;
 use std::time::{Duration, Instant};
 
-use crate::classify::{Classifier, ClassifierSettings};
-use crate::config::{Settings, StaleFallback};
+use crate::classify::{format_lsn, Classifier, ClassifierSettings, Hints, Intent};
+use crate::config::{DatabaseSettings, Settings, StaleFallback};
 use crate::monitor::topology::{Freshness, Sample};
 use crate::monitor::{NodeId, Topology};
 use crate::route::{self, Decision, Policy, Request, RuleContext};
@@ -55,28 +55,74 @@ pub fn explain(settings: &Settings, sql: &str, who: &Context) -> Result<String, 
     let decision = route::decide(&request, &policy, &topology, &|_| 0, true);
     let mut out = String::new();
     let _ = writeln!(out, "statement:  {}", sql.trim());
-    let _ = writeln!(out, "intent:     {:?} (kind {}, writes: {})", class.intent, class.kind.name(), class.writes);
-    let _ = writeln!(out, "class:      {request_class:?}");
-    let _ = writeln!(out, "tables:     {:?}", class.tables);
-    let _ = writeln!(out, "functions:  {:?}", class.functions);
-    let _ = writeln!(out, "hints:      {:?}", class.hints);
+    let _ = writeln!(out, "intent:     {} (kind {})", intent(&class.intent), class.kind.name());
+    let _ = writeln!(out, "class:      {}", request_class.name());
+    let _ = writeln!(out, "tables:     {}", list(&class.tables));
+    let _ = writeln!(out, "functions:  {}", list(&class.functions));
+    let _ = writeln!(out, "hints:      {}", hints(&class.hints));
     match policy.rules.first_match(&rule) {
-        Some((i, r)) => _ = writeln!(out, "rule:       #{} {:?} (route {:?})", i + 1, r.name, r.route),
+        Some((i, r)) => _ = writeln!(out, "rule:       #{} \"{}\" (route {})", i + 1, r.name, r.route.name()),
         None => _ = writeln!(out, "rule:       none matches"),
     }
-    let target = match decision {
-        Decision::Go(route::Route::Primary, why) => format!("primary {} (reason: {})", db.primary, why.label()),
-        Decision::Go(route::Route::Standby(NodeId::Replica(i)), why) => {
-            format!("replica {} (reason: {})", db.replicas[i].addr, why.label())
-        }
-        Decision::Go(route::Route::Standby(NodeId::Primary), why) => {
-            format!("primary {} as a standby (reason: {})", db.primary, why.label())
-        }
-        Decision::Wait { .. } | Decision::Refuse(_) => "no replica qualifies".to_string(),
-    };
+    let target = target(decision, db, &class.intent);
     let _ = writeln!(out, "decision:   {target}");
     let _ = writeln!(out, "            (assuming every replica is up and caught up)");
     Ok(out)
+}
+
+/// Where the decision sends the statement, and why.
+fn target(decision: Decision, db: &DatabaseSettings, intent: &Intent) -> String {
+    let because = |why: route::Reason| match intent {
+        Intent::Unknown if why == route::Reason::Write => {
+            "reason: pgsplit could not parse the statement, and sends what it cannot parse to the primary".to_string()
+        }
+        _ => format!("reason: {}", why.label()),
+    };
+    match decision {
+        Decision::Go(route::Route::Primary, why) => format!("primary {} ({})", db.primary, because(why)),
+        Decision::Go(route::Route::Standby(NodeId::Replica(i)), why) => {
+            format!("replica {} ({})", db.replicas[i].addr, because(why))
+        }
+        Decision::Go(route::Route::Standby(NodeId::Primary), why) => {
+            format!("primary {} as a standby ({})", db.primary, because(why))
+        }
+        Decision::Wait { .. } | Decision::Refuse(_) => "no replica qualifies".to_string(),
+    }
+}
+
+/// What the statement does, in words.
+fn intent(intent: &Intent) -> String {
+    match intent {
+        Intent::Read => "read".into(),
+        Intent::Write => "write".into(),
+        Intent::Begin { read_only: Some(true) } => "begin a read-only transaction".into(),
+        Intent::Begin { read_only: Some(false) } => "begin a read-write transaction".into(),
+        Intent::Begin { read_only: None } => "begin a transaction".into(),
+        Intent::EndTransaction { rollback: true } => "roll back the transaction".into(),
+        Intent::EndTransaction { rollback: false } => "end the transaction".into(),
+        Intent::Savepoint => "savepoint".into(),
+        Intent::Session(_) => "change session state (SET, RESET or DISCARD)".into(),
+        Intent::Unknown => "not understood: pgsplit could not parse this statement".into(),
+    }
+}
+
+/// Names separated by commas, or `none`.
+fn list(names: &[String]) -> String {
+    match names.is_empty() {
+        true => "none".into(),
+        false => names.join(", "),
+    }
+}
+
+/// The `pgsplit:` comment hints as they are written, or `none`.
+fn hints(hints: &Hints) -> String {
+    let route = hints.route.map(|r| format!("route={}", r.name()));
+    let min_lsn = hints.min_lsn.map(|lsn| format!("min_lsn={}", format_lsn(lsn)));
+    let given: Vec<String> = route.into_iter().chain(min_lsn).collect();
+    match given.is_empty() {
+        true => "none".into(),
+        false => given.join(" "),
+    }
 }
 
 /// A topology where every replica is up and caught up.

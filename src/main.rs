@@ -1,31 +1,71 @@
 //! The pgsplit binary: parses the command line, sets up logging and the runtime, and runs the
 //! daemon until SIGTERM or SIGINT.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::Parser;
 use tokio_util::sync::CancellationToken;
 
 use pgsplit::cli::{Cli, Command};
 use pgsplit::config::{self, LogFormat, Settings};
 use pgsplit::log_output::LogOutput;
 
+/// An error ends the process with status 1 and one message on stderr, never a backtrace: what
+/// a person reads is the message, whatever RUST_BACKTRACE says.
 // Rust ignores SIGPIPE before `main`: a write to a closed pipe (stdout, a client's socket) fails
 // with EPIPE, which every writer here handles, instead of killing the process.
-fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
-    let settings = config::load(&cli.config)?;
+fn main() -> ExitCode {
+    let cli = Cli::try_parse_args(std::env::args_os()).unwrap_or_else(|e| e.exit());
+    match run_command(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let _ = writeln!(std::io::stderr(), "pgsplit: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_command(cli: Cli) -> anyhow::Result<()> {
+    let (path, named) = cli.config_path();
+    let load = |env: config::env::EnvLookup| config::load_with_env(&path, env).map_err(|e| load_error(e, named));
+    let environment = |name: &str| std::env::var(name).ok();
+    // `--log-level` wins over the file's level (and, in `run`, over RUST_LOG).
+    let with_level = |mut settings: Settings| {
+        settings.log_level = cli.log_level.clone().unwrap_or(settings.log_level);
+        settings
+    };
     match cli.command.unwrap_or(Command::Run) {
-        Command::CheckConfig => print(&config::render(&settings)),
-        Command::Run => run(settings),
+        Command::CheckConfig => print(&config::render(&with_level(load(&environment)?))),
+        Command::Run => run(with_level(load(&environment)?), cli.log_level.is_some()),
         Command::Explain { sql, database, user, application_name } => {
+            // Explain reads no secret: an unset ${VAR} stands for itself.
+            let placeholder = |name: &str| Some(std::env::var(name).unwrap_or_else(|_| format!("${{{name}}}")));
+            let settings = load(&placeholder)?;
             let database = database.or_else(|| settings.databases.keys().next().cloned()).unwrap_or_default();
             let who =
                 pgsplit::explain::Context { database: &database, user: &user, application_name: &application_name };
             print(&pgsplit::explain::explain(&settings, &sql, &who).map_err(anyhow::Error::msg)?)
         }
     }
+}
+
+/// A config that cannot be read: a missing file says where pgsplit looked and where to start.
+fn load_error(e: config::ConfigError, named: bool) -> anyhow::Error {
+    let config::ConfigError::Read { path, source } = &e else { return e.into() };
+    if source.kind() != std::io::ErrorKind::NotFound {
+        return e.into();
+    }
+    let full = std::env::current_dir().map(|d| d.join(path)).unwrap_or_else(|_| path.into());
+    let how = match named {
+        true => "",
+        false => " (the default: no file was named with `pgsplit FILE`, --config FILE or PGSPLIT_CONFIG)",
+    };
+    anyhow::anyhow!(
+        "no config file at {}{how}.\nconfig/pgsplit.example.toml in pgsplit's repository documents every key: \
+         copy it, or start from config/quickstart.toml.",
+        full.display()
+    )
 }
 
 /// Writes a command's output to stdout: a closed stdout (`pgsplit check-config | head -0`) is an
@@ -35,18 +75,16 @@ fn print(text: &str) -> anyhow::Result<()> {
     out.write_all(text.as_bytes()).and_then(|()| out.flush()).context("cannot write to stdout")
 }
 
-fn run(settings: Settings) -> anyhow::Result<()> {
-    init_logging(&settings.log_level, settings.log_format);
+/// Runs the daemon; `forced_level` says the log level came from `--log-level`.
+fn run(settings: Settings, forced_level: bool) -> anyhow::Result<()> {
+    init_logging(&settings.log_level, forced_level, settings.log_format);
     let runtime = runtime(settings.workers)?;
     runtime.block_on(async move {
-        let listeners =
-            pgsplit::app::Listeners::bind(&settings).await.with_context(|| match settings.metrics_addr {
-                Some(metrics) => format!("cannot listen on {} and {metrics}", settings.listen),
-                None => format!("cannot listen on {}", settings.listen),
-            })?;
+        let listeners = pgsplit::app::Listeners::bind(&settings).await?;
         let shutdown = CancellationToken::new();
         tokio::spawn(wait_for_signal(shutdown.clone()));
         pgsplit::app::serve_all(listeners, settings, shutdown).await?;
+        tracing::info!("pgsplit stopped");
         Ok(())
     })
 }
@@ -60,7 +98,8 @@ fn runtime(workers: usize) -> std::io::Result<tokio::runtime::Runtime> {
     }
 }
 
-/// RUST_LOG wins over the config's level, so an operator can raise verbosity without an edit.
+/// `level` is the config's, or `--log-level`'s, which wins over everything. Else RUST_LOG wins
+/// over the config's level, so an operator can raise verbosity without an edit.
 /// Timestamps are RFC 3339 in UTC in both formats (the subscriber's default clock). Lines go to
 /// stdout through [`LogOutput`], which drops what it cannot write: a dead log reader never takes
 /// a task down; the subscriber's own error reports (`eprintln!`, which panics on a closed
@@ -70,19 +109,25 @@ fn runtime(workers: usize) -> std::io::Result<tokio::runtime::Runtime> {
 /// per call site once; `EnvFilter` is used only for the span and field filters (`[client{...}]`)
 /// that need it, since it takes a shared lock on every span enter and exit: every poll of every
 /// client's task.
-fn init_logging(level: &str, format: LogFormat) {
+fn init_logging(level: &str, forced: bool, format: LogFormat) {
     use tracing_subscriber::filter::{EnvFilter, Targets};
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
 
     let directives = std::env::var("RUST_LOG")
         .ok()
+        .filter(|_| !forced)
         .filter(|d| !d.trim().is_empty())
         .unwrap_or_else(|| format!("pgsplit={level},warn"));
     let targets = directives.parse::<Targets>().ok().filter(|_| !directives.contains('['));
     let env_filter = targets.is_none().then(|| EnvFilter::new(&directives));
     let filters = tracing_subscriber::registry().with(targets).with(env_filter);
-    let text = tracing_subscriber::fmt::layer().with_target(false).with_writer(LogOutput).log_internal_errors(false);
+    // Colours only for a person at a terminal, never into a file, a pipe or a journal.
+    let text = tracing_subscriber::fmt::layer()
+        .with_target(false)
+        .with_ansi(std::io::stdout().is_terminal())
+        .with_writer(LogOutput)
+        .log_internal_errors(false);
     match format {
         LogFormat::Text => filters.with(text).init(),
         // Event fields at the top level, where collectors index them; the innermost span as

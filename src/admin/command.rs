@@ -12,6 +12,8 @@ pub enum Show {
     Rules,
     Config,
     Databases,
+    Lists,
+    Version,
     Help,
 }
 
@@ -30,7 +32,7 @@ pub enum Command {
 
 /// The list shown with a bad command.
 pub const COMMANDS: &str = "SHOW POOLS | SERVERS | CLIENTS | STATS | REPLICAS | STANDBYS | RULES | CONFIG | \
-     DATABASES | HELP; RELOAD; PAUSE [db]; RESUME [db]; SHUTDOWN";
+     DATABASES | LISTS | VERSION | HELP; RELOAD; PAUSE [db]; RESUME [db]; SHUTDOWN";
 
 /// Every command with what it does, for SHOW HELP.
 pub const HELP: &[(&str, &str)] = &[
@@ -43,6 +45,8 @@ pub const HELP: &[(&str, &str)] = &[
     ("SHOW RULES", "routing rules in the order they are tried"),
     ("SHOW CONFIG", "the running configuration, secrets hidden"),
     ("SHOW DATABASES", "configured databases, their nodes, pool settings, paused or not"),
+    ("SHOW LISTS", "counts as PgBouncer lists them: databases, users, pools, clients and servers"),
+    ("SHOW VERSION", "pgsplit's version"),
     ("SHOW HELP", "this list"),
     ("RELOAD", "read the config file again; an invalid file changes nothing"),
     ("PAUSE [db]", "hold new transactions (of db, or all) once running ones end"),
@@ -79,6 +83,8 @@ fn show(what: &str) -> Option<Show> {
         "rules" => Show::Rules,
         "config" => Show::Config,
         "databases" => Show::Databases,
+        "lists" => Show::Lists,
+        "version" => Show::Version,
         "help" => Show::Help,
         _ => return None,
     })
@@ -92,6 +98,8 @@ mod tests {
     fn commands_parse_in_any_case() {
         assert_eq!(parse("SHOW POOLS;"), Ok(Command::Show(Show::Pools)));
         assert_eq!(parse("  show   replicas "), Ok(Command::Show(Show::Replicas)));
+        assert_eq!(parse("show lists"), Ok(Command::Show(Show::Lists)));
+        assert_eq!(parse("SHOW VERSION;"), Ok(Command::Show(Show::Version)));
         assert_eq!(parse("reload"), Ok(Command::Reload));
         assert_eq!(parse("PAUSE"), Ok(Command::Pause(None)));
         assert_eq!(parse("pause App"), Ok(Command::Pause(Some("App".into()))));

@@ -5,6 +5,7 @@
 
 pub mod command;
 pub mod http;
+pub mod lists;
 pub mod scrape;
 pub mod show;
 pub mod table;
@@ -30,6 +31,7 @@ const MAX_MESSAGE: usize = 64 * 1024;
 /// Serves one console client from AuthenticationOk to its last command.
 pub async fn serve(ctx: Arc<Shared>, stream: &mut Stream, user: &str) -> Result<(), ClientError> {
     tracing::info!(user, "admin console opened");
+    let _counted = ctx.clients.console();
     let mut out = BytesMut::new();
     build::auth_ok(&mut out);
     for (name, value) in [
@@ -89,7 +91,11 @@ async fn run(ctx: &Shared, sql: &str, out: &mut BytesMut) {
         Ok(Command::Show(what)) => show::table(ctx, what).encode(out),
         Ok(Command::Reload) => match ctx.reload() {
             Ok(()) => build::command_complete(out, "RELOAD"),
-            Err(e) => build::error(out, Severity::Error, sqlstate::CONFIG_FILE_ERROR, &e, None),
+            Err(e) => {
+                // Said in the log too: whoever watches it, not only whoever typed RELOAD.
+                tracing::error!(error = %e, "RELOAD from the admin console failed");
+                build::error(out, Severity::Error, sqlstate::CONFIG_FILE_ERROR, &e, None)
+            }
         },
         Ok(Command::Pause(db)) => pause(ctx, db, out).await,
         Ok(Command::Resume(db)) => {

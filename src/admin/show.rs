@@ -22,6 +22,8 @@ pub fn table(ctx: &Shared, what: Show) -> Table {
         Show::Rules => rules(ctx),
         Show::Config => config(ctx),
         Show::Databases => databases(ctx),
+        Show::Lists => super::lists::lists(ctx),
+        Show::Version => super::lists::version(),
         Show::Help => help(),
     }
 }
@@ -270,7 +272,7 @@ fn rules(ctx: &Shared) -> Table {
             text(&rule.name),
             text(matches.join(", ")),
             text(rule.route.name()),
-            opt(rule.max_lag.map(|d| format!("{d:?}"))),
+            opt(rule.max_lag.map(crate::config::units::format_duration)),
         ]);
     }
     t

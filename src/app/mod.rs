@@ -4,6 +4,7 @@
 //! TaskTracker of client tasks).
 
 use std::collections::HashSet;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,12 +28,35 @@ pub struct Listeners {
     pub metrics: Option<TcpListener>,
 }
 
+/// An address pgsplit could not listen on; it names the address and the key that set it, so an
+/// operator knows which of the two is taken.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot listen on {addr} ({key}): {error}{}", hint(error))]
+pub struct BindError {
+    pub addr: SocketAddr,
+    /// The config key: `listen.addr` or `listen.metrics_addr`.
+    pub key: &'static str,
+    /// Said in the message itself rather than as its source, so it is said once.
+    pub error: std::io::Error,
+}
+
+/// What to do about the common cause.
+fn hint(e: &std::io::Error) -> &'static str {
+    match e.kind() {
+        std::io::ErrorKind::AddrInUse => "; another process holds it (another pgsplit, or PgBouncer?)",
+        _ => "",
+    }
+}
+
 impl Listeners {
     /// Binds the addresses the settings name.
-    pub async fn bind(settings: &Settings) -> std::io::Result<Listeners> {
-        let clients = TcpListener::bind(settings.listen).await?;
+    pub async fn bind(settings: &Settings) -> Result<Listeners, BindError> {
+        let bind = |addr: SocketAddr, key| async move {
+            TcpListener::bind(addr).await.map_err(|error| BindError { addr, key, error })
+        };
+        let clients = bind(settings.listen, "listen.addr").await?;
         let metrics = match settings.metrics_addr {
-            Some(addr) => Some(TcpListener::bind(addr).await?),
+            Some(addr) => Some(bind(addr, "listen.metrics_addr").await?),
             None => None,
         };
         Ok(Listeners { clients, metrics })

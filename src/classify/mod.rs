@@ -255,6 +255,20 @@ pub enum Pin {
     PreparedTransaction,
 }
 
+impl Pin {
+    /// What pins, in words, for messages and logs.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Pin::Listen => "LISTEN",
+            Pin::SqlPrepare => "SQL PREPARE",
+            Pin::AdvisoryLock => "a session advisory lock",
+            Pin::TempTable => "a temporary table",
+            Pin::HoldCursor => "a cursor WITH HOLD",
+            Pin::PreparedTransaction => "PREPARE TRANSACTION",
+        }
+    }
+}
+
 /// How a [`Classifier`] is set up; built from the config and the monitor's function list.
 #[derive(Clone, Debug, Default)]
 pub struct ClassifierSettings {

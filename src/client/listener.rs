@@ -38,7 +38,16 @@ pub async fn run(listener: TcpListener, ctx: Arc<Shared>, tracker: TaskTracker) 
         let span = client_span(peer);
         match slots.clone().try_acquire_owned() {
             Ok(permit) => {
-                tracker.spawn(handle_client(ctx, stream, permit).instrument(span));
+                // Counted open until the client's task ends, for SHOW LISTS.
+                let open = ctx.clients.accepted();
+                let client = handle_client(ctx, stream, permit);
+                tracker.spawn(
+                    async move {
+                        client.await;
+                        drop(open)
+                    }
+                    .instrument(span),
+                );
             }
             Err(_) => {
                 ctx.counters.refused(crate::metrics::Refusal::MaxClients);

@@ -5,7 +5,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use super::env::{expand, invalid, EnvLookup};
+use super::env::{expand, invalid, invalid_at, EnvLookup};
 use super::file::AuthFile;
 use super::units::parse_duration;
 use super::ConfigError;
@@ -77,7 +77,8 @@ pub fn validate(file: AuthFile, env: EnvLookup) -> Result<Option<LookupSettings>
     }
     let query = file.query.map(|q| expand(&q, env)).transpose()?.unwrap_or_else(|| DEFAULT_QUERY.to_string());
     if !query.contains("$1") {
-        return Err(invalid(format!("auth.query {query:?} does not use $1, the user name being looked up")));
+        let message = format!("auth.query {query:?} does not use $1, the user name being looked up");
+        return Err(invalid_at("auth.query", message));
     }
     let ttl = file.cache_ttl.as_deref().unwrap_or("1m");
     Ok(Some(LookupSettings {
@@ -85,6 +86,6 @@ pub fn validate(file: AuthFile, env: EnvLookup) -> Result<Option<LookupSettings>
         password: file.password.map(|p| expand(&p, env)).transpose()?,
         query,
         database: file.database.map(|d| expand(&d, env)).transpose()?,
-        cache_ttl: parse_duration(ttl).map_err(|e| invalid(format!("auth.cache_ttl: {e}")))?,
+        cache_ttl: parse_duration(ttl).map_err(|e| invalid_at("auth.cache_ttl", format!("auth.cache_ttl: {e}")))?,
     }))
 }

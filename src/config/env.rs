@@ -38,6 +38,12 @@ pub(super) fn invalid(message: String) -> ConfigError {
     ConfigError::Invalid(message)
 }
 
+/// A config error about the value at `key` (dotted, as written in the file: `pool.mode`); the
+/// loader turns the key into the value's file and line.
+pub(super) fn invalid_at(key: &str, message: String) -> ConfigError {
+    ConfigError::Value { key: key.split('.').map(str::to_string).collect(), message }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

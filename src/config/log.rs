@@ -2,6 +2,7 @@
 //! [`Settings`](super::Settings) since `RUST_LOG` may override it anyway.
 
 use super::choices;
+use super::env::invalid_at;
 use super::ConfigError;
 
 /// How each log line is written.
@@ -42,7 +43,7 @@ pub fn parse_level(value: Option<&str>) -> Result<String, ConfigError> {
     if LEVELS.contains(&level.as_str()) {
         return Ok(level);
     }
-    Err(ConfigError::Invalid(format!("log.level = {level:?}: use {}", choices::quoted(&LEVELS))))
+    Err(invalid_at("log.level", format!("log.level = {level:?}: use {}", choices::quoted(&LEVELS))))
 }
 
 /// Parses `log.format`; absent means text.
@@ -50,7 +51,7 @@ pub fn parse_format(value: Option<&str>) -> Result<LogFormat, ConfigError> {
     let Some(text) = value else { return Ok(LogFormat::default()) };
     LogFormat::parse(text).ok_or_else(|| {
         let names = choices::quoted(&LogFormat::ALL.map(LogFormat::name));
-        ConfigError::Invalid(format!("log.format = {text:?}: use {names}"))
+        invalid_at("log.format", format!("log.format = {text:?}: use {names}"))
     })
 }
 

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use super::choices;
-use super::env::invalid;
+use super::env::invalid_at;
 use super::file::{RoutingFile, RuleFile};
 use super::units::{parse_duration, parse_size};
 use super::ConfigError;
@@ -150,33 +150,35 @@ pub struct RoutingSettings {
 /// Validates `[routing]`.
 pub fn validate(file: RoutingFile) -> Result<RoutingSettings, ConfigError> {
     let duration = |v: &Option<String>, default: &str, key: &str| {
-        parse_duration(v.as_deref().unwrap_or(default)).map_err(|e| invalid(format!("routing.{key}: {e}")))
+        let at = format!("routing.{key}");
+        parse_duration(v.as_deref().unwrap_or(default)).map_err(|e| invalid_at(&at, format!("{at}: {e}")))
     };
     let max_lag_bytes = parse_size(file.max_lag_bytes.as_deref().unwrap_or("16MiB"))
-        .map_err(|e| invalid(format!("routing.max_lag_bytes: {e}")))?;
+        .map_err(|e| invalid_at("routing.max_lag_bytes", format!("routing.max_lag_bytes: {e}")))?;
     let read_your_writes = match file.read_your_writes.as_deref() {
         None => ReadYourWrites::Lsn,
         Some(text) => ReadYourWrites::parse(text).ok_or_else(|| {
             let names = choices::quoted(&ReadYourWrites::ALL.map(ReadYourWrites::name));
-            invalid(format!("routing.read_your_writes = {text:?}: use {names}"))
+            invalid_at("routing.read_your_writes", format!("routing.read_your_writes = {text:?}: use {names}"))
         })?,
     };
     let stale_fallback = match file.stale_fallback.as_deref() {
         None => StaleFallback::Primary,
         Some(text) => StaleFallback::parse(text).ok_or_else(|| {
             let names = choices::plain(&StaleFallback::ALL.map(StaleFallback::name));
-            invalid(format!("routing.stale_fallback = {text:?}: use {names}"))
+            invalid_at("routing.stale_fallback", format!("routing.stale_fallback = {text:?}: use {names}"))
         })?,
     };
     let balance = match file.balance.as_deref() {
         None => Balance::LeastBusy,
         Some(text) => Balance::parse(text).ok_or_else(|| {
-            invalid(format!("routing.balance = {text:?}: use {}", choices::plain(&Balance::ALL.map(Balance::name))))
+            let names = choices::plain(&Balance::ALL.map(Balance::name));
+            invalid_at("routing.balance", format!("routing.balance = {text:?}: use {names}"))
         })?,
     };
     let check_interval = duration(&file.check_interval, "100ms", "check_interval")?;
     if check_interval < Duration::from_millis(10) {
-        return Err(invalid("routing.check_interval must be at least 10ms".into()));
+        return Err(invalid_at("routing.check_interval", "routing.check_interval must be at least 10ms".into()));
     }
     let rules = file.rules.into_iter().enumerate().map(|(i, r)| validate_rule(i, r)).collect::<Result<_, _>>()?;
     Ok(RoutingSettings {
@@ -201,14 +203,12 @@ fn validate_rule(index: usize, rule: RuleFile) -> Result<RuleSettings, ConfigErr
     // Only the lowercase spelling, as for every other config value (hints take any case).
     let Some(route) = RouteTarget::parse(&rule.route).filter(|r| r.name() == rule.route) else {
         let (route, names) = (&rule.route, choices::plain(&RouteTarget::ALL.map(RouteTarget::name)));
-        return Err(invalid(format!("routing.rules {name:?}: route = {route:?}: use {names}")));
+        let message = format!("routing.rules {name:?}: route = {route:?}: use {names}");
+        return Err(invalid_at(&format!("routing.rules.{index}.route"), message));
     };
-    let max_lag = rule
-        .max_lag
-        .as_deref()
-        .map(parse_duration)
-        .transpose()
-        .map_err(|e| invalid(format!("routing.rules {name:?}: max_lag: {e}")))?;
+    let max_lag = rule.max_lag.as_deref().map(parse_duration).transpose().map_err(|e| {
+        invalid_at(&format!("routing.rules.{index}.max_lag"), format!("routing.rules {name:?}: max_lag: {e}"))
+    })?;
     let lower = |v: Option<Vec<String>>| v.unwrap_or_default().iter().map(|s| s.to_ascii_lowercase()).collect();
     Ok(RuleSettings {
         databases: rule.database.unwrap_or_default(),

@@ -2,7 +2,7 @@
 //! secured. Files are read and parsed here, so a bad one fails the load and `check-config`.
 
 use super::choices;
-use super::env::{expand, invalid, EnvLookup};
+use super::env::{expand, invalid, invalid_at, EnvLookup};
 use super::file::TlsFile;
 use super::ConfigError;
 use crate::tls::{pem, ClientTls, ClientTlsMode, ServerTls, ServerTlsMode, TlsError};
@@ -54,7 +54,7 @@ fn client_mode(value: Option<&str>, has_cert: bool) -> Result<ClientTlsMode, Con
         None => ClientTlsMode::Disable,
         Some(text) => ClientTlsMode::parse(text).ok_or_else(|| {
             let names = choices::quoted(&ClientTlsMode::ALL.map(ClientTlsMode::name));
-            invalid(format!("tls.client_tls = {text:?}: use {names}"))
+            invalid_at("tls.client_tls", format!("tls.client_tls = {text:?}: use {names}"))
         })?,
     };
     if mode != ClientTlsMode::Disable && !has_cert {
@@ -72,7 +72,7 @@ fn server_mode(value: Option<&str>, has_ca: bool) -> Result<ServerTlsMode, Confi
         None => ServerTlsMode::Disable,
         Some(text) => ServerTlsMode::parse(text).ok_or_else(|| {
             let names = choices::quoted(&ServerTlsMode::ALL.map(ServerTlsMode::name));
-            invalid(format!("tls.server_tls = {text:?}: use {names}"))
+            invalid_at("tls.server_tls", format!("tls.server_tls = {text:?}: use {names}"))
         })?,
     };
     match (mode, has_ca) {

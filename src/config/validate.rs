@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use super::auth::{self, LookupSettings, PassthroughSecret};
 use super::choices;
-use super::env::{expand, invalid, EnvLookup};
+use super::env::{expand, invalid, invalid_at, EnvLookup};
 use super::file::{ConfigFile, DatabaseFile, LimitsFile, ListenFile, PoolFile, ReplicaFile, UserFile};
 use super::log::{self, LogFormat};
 use super::routing::{self, RoutingSettings};
@@ -310,7 +310,7 @@ fn validate_listen(listen: &ListenFile, env: EnvLookup) -> Result<(SocketAddr, O
 /// `[pool]`: the global mode, size, timeouts and pinning answer.
 fn validate_pool(pool: &PoolFile) -> Result<PoolSettings, ConfigError> {
     let settings = PoolSettings {
-        mode: pool.mode.as_deref().map_or(Ok(PoolMode::Transaction), |m| parse_mode(m, "pool.mode"))?,
+        mode: pool.mode.as_deref().map_or(Ok(PoolMode::Transaction), |m| parse_mode(m, "pool.mode", "pool.mode"))?,
         size: pool.size.unwrap_or(20),
         checkout_timeout: duration(&pool.checkout_timeout, "5s", "pool.checkout_timeout")?,
         idle_timeout: duration(&pool.idle_timeout, "10m", "pool.idle_timeout")?,
@@ -319,13 +319,14 @@ fn validate_pool(pool: &PoolFile) -> Result<PoolSettings, ConfigError> {
         pinning: match pool.pinning.as_deref() {
             None => Pinning::Pin,
             Some(text) => Pinning::parse(text).ok_or_else(|| {
-                invalid(format!("pool.pinning = {text:?}: use {}", choices::quoted(&Pinning::ALL.map(Pinning::name))))
+                let names = choices::quoted(&Pinning::ALL.map(Pinning::name));
+                invalid_at("pool.pinning", format!("pool.pinning = {text:?}: use {names}"))
             })?,
         },
         reuse_unnamed: pool.reuse_unnamed.unwrap_or(true),
     };
     if settings.size == 0 {
-        return Err(invalid("pool.size must be at least 1".into()));
+        return Err(invalid_at("pool.size", "pool.size must be at least 1".into()));
     }
     Ok(settings)
 }
@@ -347,8 +348,8 @@ fn validate_limits(limits: &LimitsFile) -> Result<Limits, ConfigError> {
 /// `[[users]]`, by name; a name listed twice is an error.
 fn validate_users(files: Vec<UserFile>, env: EnvLookup) -> Result<BTreeMap<String, Arc<UserSettings>>, ConfigError> {
     let mut users = BTreeMap::new();
-    for user in files {
-        let user = validate_user(user, env)?;
+    for (i, user) in files.into_iter().enumerate() {
+        let user = validate_user(user, env).map_err(|e| e.within(&["users", &i.to_string()]))?;
         if users.insert(user.name.clone(), Arc::new(user)).is_some() {
             return Err(invalid("a user is listed twice in [[users]]".into()));
         }
@@ -363,7 +364,8 @@ fn validate_databases(
 ) -> Result<BTreeMap<String, Arc<DatabaseSettings>>, ConfigError> {
     let mut databases = BTreeMap::new();
     for (name, db) in files {
-        databases.insert(name.clone(), Arc::new(validate_database(name, db, env)?));
+        let db = validate_database(name.clone(), db, env).map_err(|e| e.within(&["databases", &name]))?;
+        databases.insert(name, Arc::new(db));
     }
     if databases.is_empty() {
         return Err(invalid("no [databases.NAME] table: clients would have nowhere to go".into()));
@@ -408,12 +410,12 @@ fn validate_user(user: UserFile, env: EnvLookup) -> Result<UserSettings, ConfigE
         None => AuthMethod::ScramSha256,
         Some(text) => AuthMethod::parse(text).ok_or_else(|| {
             let names = AuthMethod::ALL.map(AuthMethod::name).join(", ");
-            invalid(format!("user {name:?}: auth {text:?} is not one of {names}"))
+            invalid_at("auth", format!("user {name:?}: auth {text:?} is not one of {names}"))
         })?,
     };
     match (&auth, &secret) {
         (AuthMethod::Trust, _) => {}
-        (_, Secret::None) => return Err(invalid(format!("user {name:?} needs a password for {auth:?} auth"))),
+        (_, Secret::None) => return Err(invalid(format!("user {name:?} needs a password for {} auth", auth.name()))),
         (AuthMethod::ScramSha256, Secret::Md5Hash(_)) => {
             return Err(invalid(format!(
                 "user {name:?}: an md5 hash cannot check SCRAM logins; give the password or a SCRAM verifier"
@@ -434,7 +436,7 @@ fn validate_user(user: UserFile, env: EnvLookup) -> Result<UserSettings, ConfigE
             _ => None,
         },
     };
-    let pool_mode = user.pool_mode.as_deref().map(|m| parse_mode(m, "users.pool_mode")).transpose()?;
+    let pool_mode = user.pool_mode.as_deref().map(|m| parse_mode(m, "users.pool_mode", "pool_mode")).transpose()?;
     Ok(UserSettings {
         server_user: server_user.unwrap_or_else(|| name.clone()),
         name,
@@ -466,9 +468,9 @@ fn validate_database(name: String, db: DatabaseFile, env: EnvLookup) -> Result<D
         None if name == super::WILDCARD_DATABASE => "postgres".to_string(),
         None => name.clone(),
     };
-    let pool_mode = db.pool_mode.as_deref().map(|m| parse_mode(m, "databases.pool_mode")).transpose()?;
+    let pool_mode = db.pool_mode.as_deref().map(|m| parse_mode(m, "databases.pool_mode", "pool_mode")).transpose()?;
     if db.pool_size == Some(0) {
-        return Err(invalid(format!("databases.{name}.pool_size must be at least 1")));
+        return Err(invalid_at("pool_size", format!("databases.{name}.pool_size must be at least 1")));
     }
     let pool_size = db.pool_size;
     Ok(DatabaseSettings { name, primary, replicas, server_dbname, pool_mode, pool_size, from_wildcard: false })
@@ -486,18 +488,19 @@ fn check_host_port(addr: &str, db: &str) -> Result<String, ConfigError> {
     }
 }
 
-fn parse_mode(text: &str, key: &str) -> Result<PoolMode, ConfigError> {
+/// A pool mode; `key` names the setting in the message, `at` is its path in its table.
+fn parse_mode(text: &str, key: &str, at: &str) -> Result<PoolMode, ConfigError> {
     PoolMode::parse(text).ok_or_else(|| {
-        invalid(format!("{key} = {text:?}: use {}", choices::quoted(&PoolMode::ALL.map(PoolMode::name))))
+        invalid_at(at, format!("{key} = {text:?}: use {}", choices::quoted(&PoolMode::ALL.map(PoolMode::name))))
     })
 }
 
 fn duration(value: &Option<String>, default: &str, key: &str) -> Result<Duration, ConfigError> {
-    parse_duration(value.as_deref().unwrap_or(default)).map_err(|e| invalid(format!("{key}: {e}")))
+    parse_duration(value.as_deref().unwrap_or(default)).map_err(|e| invalid_at(key, format!("{key}: {e}")))
 }
 
 fn size(value: &Option<String>, default: &str, key: &str) -> Result<usize, ConfigError> {
-    let bytes = parse_size(value.as_deref().unwrap_or(default)).map_err(|e| invalid(format!("{key}: {e}")))?;
+    let bytes = parse_size(value.as_deref().unwrap_or(default)).map_err(|e| invalid_at(key, format!("{key}: {e}")))?;
     Ok(bytes.min(1 << 30) as usize)
 }
 

@@ -136,15 +136,16 @@ pub fn log(changes: &[Change]) {
                 tracing::info!(%node, "node is in recovery again: a replica once it catches up")
             }
             Change::Eligibility { node, eligible, up, lag_bytes, lag } => {
-                tracing::info!(replica = %node, eligible, up, ?lag_bytes, ?lag, "replica eligibility changed")
+                let lag_seconds = lag.map(|d| d.as_secs_f64());
+                tracing::info!(replica = %node, eligible, up, lag_bytes, lag_seconds, "replica eligibility changed")
             }
             Change::Elected { node, timeline, old_seen } => {
                 let old_primary_last_seen_s = old_seen.map(|d| d.as_secs_f64());
-                tracing::warn!(%node, ?timeline, ?old_primary_last_seen_s, "new primary elected: writes go to it")
+                tracing::warn!(%node, timeline, old_primary_last_seen_s, "new primary elected: writes go to it")
             }
             Change::BehindTimeline { node, timeline, primary_timeline } => tracing::warn!(
                 %node,
-                ?timeline,
+                timeline,
                 primary_timeline,
                 "standby behind the primary's timeline (it may still follow the old primary): no reads until it follows the new one"
             ),
@@ -154,7 +155,7 @@ pub fn log(changes: &[Change]) {
             ),
             Change::Fenced { node, timeline, .. } => tracing::error!(
                 %node,
-                ?timeline,
+                timeline,
                 "node is out of recovery but not the elected primary: fenced (no writes, no reads) until it rejoins as a standby"
             ),
             Change::SplitBrain => {

@@ -22,6 +22,18 @@ pub enum Route {
     Standby(NodeId),
 }
 
+/// As logs write it: `primary`, `replica 2` (by its position in `replicas`, from 1) or
+/// `configured primary as a standby`.
+impl std::fmt::Display for Route {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Route::Primary => f.write_str("primary"),
+            Route::Standby(NodeId::Replica(i)) => write!(f, "replica {}", i + 1),
+            Route::Standby(NodeId::Primary) => f.write_str("configured primary as a standby"),
+        }
+    }
+}
+
 /// Why a request took its route; every decision is counted by target and reason.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Reason {

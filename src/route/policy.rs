@@ -42,6 +42,18 @@ pub enum RequestClass {
     Read,
 }
 
+impl RequestClass {
+    /// The class in words, for `pgsplit explain` and trace logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            RequestClass::Write => "write",
+            RequestClass::Transaction => "read-write transaction",
+            RequestClass::ReadOnlyTransaction => "read-only transaction",
+            RequestClass::Read => "read",
+        }
+    }
+}
+
 /// One request to route.
 #[derive(Clone, Copy, Debug)]
 pub struct Request<'a> {

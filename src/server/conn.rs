@@ -110,6 +110,17 @@ pub enum BatchEnd {
     Probe(Option<u64>),
 }
 
+impl BatchEnd {
+    /// The end as trace logs spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            BatchEnd::More => "more",
+            BatchEnd::Ready => "ready",
+            BatchEnd::Probe(_) => "probe",
+        }
+    }
+}
+
 impl ServerConn {
     /// Wraps a socket that has just finished the login, with what the login reported.
     pub fn new(stream: Stream, addr: Arc<str>, key: BackendKey, params: BTreeMap<String, String>) -> Self {

@@ -153,7 +153,8 @@ pub async fn choose(
     loop {
         match route::decide(&request, policy, &topology.load(), &busy, waited) {
             Decision::Go(route, reason) => {
-                tracing::trace!(?route, ?reason, min_lsn = ?request.min_lsn, ?class, "routed");
+                let min_lsn = request.min_lsn.map(crate::classify::format_lsn);
+                tracing::trace!(%route, reason = reason.label(), min_lsn, class = class.name(), "routed");
                 ctx.decisions.count(route, reason);
                 return Ok(route);
             }

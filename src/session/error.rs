@@ -77,7 +77,7 @@ pub enum ClientError {
     Shutdown,
     /// A statement needs its server session kept and `pool.pinning = "refuse"`.
     #[error(
-        "{0:?} ties a client to one server connection, which pool.pinning = \"refuse\" forbids in transaction pooling"
+        "{} ties a client to one server connection, which pool.pinning = \"refuse\" forbids in transaction pooling", .0.describe()
     )]
     NeedsSession(crate::classify::Pin),
     /// No replica is fresh enough for a read and `stale_fallback = "error"`.

@@ -61,7 +61,7 @@ impl Session {
         }
         let id = ctx.next_client_id();
         crate::session::logging::record_id(id);
-        tracing::info!(tls = client.is_tls(), pool_mode = ?mode, "client logged in");
+        tracing::info!(tls = client.is_tls(), pool_mode = mode.name(), "client logged in");
         let slot = ctx.clients.join(NewClient {
             id,
             addr: client.peer_addr().ok(),

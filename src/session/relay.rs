@@ -140,7 +140,7 @@ impl Session {
         // reused statement) and the server's replies do not cost a send each.
         let mut outbox = Outbox::default();
         while let Some((batch, end)) = server.take_batch()? {
-            tracing::trace!(tags = %frame::tags(&batch), ?end, "to client");
+            tracing::trace!(tags = %frame::tags(&batch), end = end.name(), "to client");
             if let Some(pieces) = withheld.as_mut() {
                 match misroute::judge(&batch) {
                     Verdict::Misrouted if guard.misroute => return Ok(Replies::Misrouted),

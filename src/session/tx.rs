@@ -37,7 +37,10 @@ impl TxState {
             if self.pins.is_empty() {
                 counters.pinned(pin);
                 if !std::mem::replace(&mut self.pin_logged, true) {
-                    tracing::info!(reason = ?pin, "client pinned to its server connection until released, DISCARD ALL or disconnect");
+                    tracing::info!(
+                        reason = pin.describe(),
+                        "client pinned to its server connection until released, DISCARD ALL or disconnect"
+                    );
                 }
             }
             if !self.pins.contains(&pin) {

@@ -62,6 +62,20 @@ pub enum CancelOutcome {
     Forwarded,
 }
 
+impl CancelOutcome {
+    /// The outcome as logs spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            CancelOutcome::UnknownKey => "unknown_key",
+            CancelOutcome::WrongSecret => "wrong_secret",
+            CancelOutcome::Locked => "locked",
+            CancelOutcome::Idle => "idle",
+            CancelOutcome::AlreadyForwarding => "already_forwarding",
+            CancelOutcome::Forwarded => "forwarded",
+        }
+    }
+}
+
 /// Every live client's cancel key.
 pub struct CancelRegistry {
     entries: Mutex<HashMap<i32, Entry>>,
@@ -104,7 +118,7 @@ impl CancelRegistry {
         let target = match self.check(key) {
             Ok(target) => target,
             Err(outcome) => {
-                tracing::debug!(?outcome, "cancel request not forwarded");
+                tracing::debug!(outcome = outcome.name(), "cancel request not forwarded");
                 return outcome;
             }
         };
@@ -112,7 +126,10 @@ impl CancelRegistry {
         match sent {
             Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::warn!(server = %target.addr, error = %e, "cannot forward cancel request"),
-            Err(_) => tracing::warn!(server = %target.addr, "cancel request not delivered in {FORWARD_TIMEOUT:?}"),
+            Err(_) => {
+                let timeout_ms = FORWARD_TIMEOUT.as_millis() as u64;
+                tracing::warn!(server = %target.addr, timeout_ms, "cancel request not delivered in time")
+            }
         }
         if let Some(entry) = self.entries.lock().get_mut(&key.pid) {
             entry.forwarding = false;

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -84,6 +84,33 @@ impl ClientEntry {
 #[derive(Debug, Default)]
 pub struct ClientRegistry {
     clients: Mutex<BTreeMap<u64, Arc<ClientEntry>>>,
+    /// Connections accepted and not yet closed: logging in, logged in, or on the console.
+    open: AtomicUsize,
+    /// Connections serving the admin console.
+    consoles: AtomicUsize,
+}
+
+/// Counts one open connection (accepted, or on the console) until dropped.
+#[derive(Debug)]
+pub struct Open {
+    registry: Arc<ClientRegistry>,
+    console: bool,
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        let count = if self.console { &self.registry.consoles } else { &self.registry.open };
+        count.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// How many client connections are in each stage, for SHOW LISTS.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Connections {
+    /// Every accepted connection not yet closed.
+    pub open: usize,
+    /// Connections still in the handshake or login.
+    pub logging_in: usize,
 }
 
 /// What a new entry says about its client.
@@ -112,6 +139,25 @@ impl ClientRegistry {
         });
         self.clients.lock().insert(new.id, entry.clone());
         ClientSlot { registry: self.clone(), entry }
+    }
+
+    /// Counts an accepted connection until the returned guard drops.
+    pub fn accepted(self: &Arc<Self>) -> Open {
+        self.open.fetch_add(1, Ordering::Relaxed);
+        Open { registry: self.clone(), console: false }
+    }
+
+    /// Counts a connection serving the console until the returned guard drops.
+    pub fn console(self: &Arc<Self>) -> Open {
+        self.consoles.fetch_add(1, Ordering::Relaxed);
+        Open { registry: self.clone(), console: true }
+    }
+
+    /// Open connections, and those not logged in yet: neither a session nor the console.
+    pub fn connections(&self) -> Connections {
+        let open = self.open.load(Ordering::Relaxed);
+        let settled = self.len() + self.consoles.load(Ordering::Relaxed);
+        Connections { open, logging_in: open.saturating_sub(settled) }
     }
 
     /// A copy of the list.

@@ -62,7 +62,7 @@ impl Shared {
         match fixed.is_empty() {
             true => tracing::info!(generation, path = %path.display(), "configuration reloaded"),
             false => {
-                tracing::warn!(generation, path = %path.display(), needs_restart = ?fixed, "configuration reloaded; some changes need a restart")
+                tracing::warn!(generation, path = %path.display(), needs_restart = %fixed.join(", "), "configuration reloaded; some changes need a restart")
             }
         }
         Ok(())

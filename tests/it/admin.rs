@@ -61,6 +61,8 @@ async fn every_console_command_through_psql() {
         "SHOW RULES",
         "SHOW CONFIG",
         "SHOW DATABASES",
+        "SHOW LISTS",
+        "SHOW VERSION",
         "SHOW HELP",
         "RELOAD",
         "PAUSE",
@@ -122,6 +124,72 @@ async fn every_console_command_through_psql() {
     let e = admin.simple_query("SHOW ME THE MONEY").await.unwrap_err();
     assert_eq!(harness::sqlstate(&e).as_deref(), Some("42601"));
     assert!(e.as_db_error().unwrap().hint().unwrap_or("").contains("SHOW POOLS"), "{e}");
+}
+
+/// SHOW LISTS as a map from list to items.
+async fn lists(console: &Client) -> std::collections::BTreeMap<String, u64> {
+    let rows = rows(console, "SHOW LISTS").await;
+    rows.iter().map(|r| (value(r, "list"), value(r, "items").parse().unwrap())).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn show_version_and_show_lists_as_pgbouncer_has_them() {
+    let proxy = Proxy::with_config(&admin_config("size = 2", "")).await;
+    let admin = console(&proxy).await;
+    let version = rows(&admin, "SHOW VERSION").await;
+    assert_eq!(version.len(), 1, "{version:?}");
+    assert_eq!(value(&version[0], "version"), format!("pgsplit {}", env!("CARGO_PKG_VERSION")));
+
+    let app = proxy.client().await;
+    app.batch_execute("select 1").await.unwrap();
+    let names: Vec<String> = rows(&admin, "SHOW LISTS").await.iter().map(|r| value(r, "list")).collect();
+    let pgbouncer = [
+        "databases",
+        "users",
+        "pools",
+        "free_clients",
+        "used_clients",
+        "login_clients",
+        "free_servers",
+        "used_servers",
+        "dns_names",
+        "dns_zones",
+        "dns_queries",
+        "dns_pending",
+    ];
+    assert_eq!(names, pgbouncer, "PgBouncer's rows, in its order");
+    let counts = lists(&admin).await;
+    assert_eq!((counts["databases"], counts["users"]), (3, 4), "{counts:?}");
+    // The app client and this console, both logged in.
+    assert_eq!((counts["used_clients"], counts["login_clients"]), (2, 0), "{counts:?}");
+    assert!(counts["pools"] >= 1 && counts["used_servers"] >= 1, "{counts:?}");
+    assert_eq!(counts["free_clients"] + counts["free_servers"] + counts["dns_names"], 0, "{counts:?}");
+
+    // A connection that never sends its startup packet is logging in until it goes.
+    let silent = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
+    let mut seen = None;
+    for _ in 0..200 {
+        let counts = lists(&admin).await;
+        if counts["login_clients"] == 1 {
+            seen = Some(counts);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let seen = seen.expect("the silent connection is counted as logging in");
+    assert_eq!(seen["used_clients"], 3, "{seen:?}");
+    drop(silent);
+    drop(app);
+    let mut left = None;
+    for _ in 0..200 {
+        let counts = lists(&admin).await;
+        if counts["used_clients"] == 1 {
+            left = Some(counts);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(left.expect("the others are gone")["login_clients"], 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -308,4 +376,46 @@ async fn an_oversized_console_message_gets_an_error_before_the_close() {
     let _ = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut got)).await.expect("closed in time");
     let text = String::from_utf8_lossy(&got);
     assert!(text.contains("SFATAL") && text.contains("C54000"), "{text:?}");
+}
+
+/// The README's table of SHOW commands: for each row naming one command, the backticked column
+/// names in its description, in order.
+fn readme_show_columns() -> Vec<(String, Vec<String>)> {
+    let readme = std::fs::read_to_string(harness::repo_root().join("README.md")).unwrap();
+    let mut found = Vec::new();
+    for line in readme.lines() {
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        let [_, command, description, _] = cells.as_slice() else { continue };
+        let Some(command) = command.strip_prefix("`SHOW ").and_then(|c| c.strip_suffix('`')) else { continue };
+        if command.contains('`') {
+            continue;
+        }
+        let columns = description.split('`').skip(1).step_by(2).map(str::to_string).collect();
+        found.push((format!("SHOW {command}"), columns));
+    }
+    found
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readme_names_every_show_column_the_console_sends() {
+    let proxy = Proxy::with_config(&admin_config("size = 2", "")).await;
+    let admin = console(&proxy).await;
+    let documented = readme_show_columns();
+    let commands: Vec<&str> = documented.iter().map(|(c, _)| c.as_str()).collect();
+    for expected in ["SHOW POOLS", "SHOW SERVERS", "SHOW CLIENTS", "SHOW STATS", "SHOW REPLICAS", "SHOW STANDBYS"] {
+        assert!(commands.contains(&expected), "{expected} in the README's table: {commands:?}");
+    }
+    for (command, columns) in documented {
+        let messages = admin.simple_query(&command).await.unwrap_or_else(|e| panic!("{command}: {e}"));
+        let sent: Vec<String> = messages
+            .iter()
+            .find_map(|m| match m {
+                SimpleQueryMessage::RowDescription(columns) => {
+                    Some(columns.iter().map(|c| c.name().to_string()).collect())
+                }
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("{command} sent no RowDescription"));
+        assert_eq!(columns, sent, "README.md's columns of {command} and the console's");
+    }
 }

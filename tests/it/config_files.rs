@@ -5,7 +5,7 @@ use std::process::Command;
 use pgsplit::config;
 
 fn env(name: &str) -> Option<String> {
-    (name == "APP_PASSWORD").then(|| "app".to_string())
+    ["APP_PASSWORD", "ADMIN_PASSWORD"].contains(&name).then(|| "app".to_string())
 }
 
 #[test]
@@ -25,6 +25,7 @@ fn check_config_prints_effective_config_and_hides_secrets() {
         .args(["check-config", "--config", "config/quickstart.toml"])
         .current_dir(crate::harness::repo_root())
         .env("APP_PASSWORD", "supersecret")
+        .env("ADMIN_PASSWORD", "supersecret")
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

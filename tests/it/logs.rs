@@ -114,6 +114,7 @@ async fn json_logs_name_the_client_and_never_a_secret() {
     assert_eq!(login["span"]["user"], "logtest", "{login}");
     assert!(login["span"]["client"].is_u64(), "a logged-in client has its id: {login}");
     line(&lines, "SIGTERM received");
+    assert_eq!(lines.last().map(|l| &l["message"]), Some(&Value::from("pgsplit stopped")), "the last line");
 
     for secret in [PASSWORD, WRONG_PASSWORD, PARAMETER, LITERAL, "n,,n=", "c=biws"] {
         assert!(!output.contains(secret), "{secret:?} was logged:\n{output}");

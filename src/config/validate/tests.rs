@@ -211,3 +211,19 @@ fn auth_and_wildcard_render_back_to_the_same_settings() {
     assert_eq!(again.auth_lookup, s.auth_lookup);
     assert_eq!(again.databases["*"].server_dbname, "postgres");
 }
+
+#[test]
+fn a_refused_value_is_shown_with_its_file_and_line() {
+    let env = |_: &str| Some("s3cret".to_string());
+    let text = format!("{MINIMAL}\n[pool]\nmode = \"transacton\"\n");
+    let err = crate::config::from_str_with_env(&text, "my.toml", &env).unwrap_err().to_string();
+    assert!(err.starts_with("my.toml: invalid value at line 9, column 8\n"), "{err}");
+    assert!(err.contains("9 | mode = \"transacton\"\n  |        ^^^^^^^^^^^^\n"), "{err}");
+    assert!(err.ends_with(r#"pool.mode = "transacton": use "transaction" or "session""#), "{err}");
+    let text = MINIMAL.replace("primary =", "pool_mode = \"x\"\nprimary =");
+    let err = crate::config::from_str_with_env(&text, "my.toml", &env).unwrap_err().to_string();
+    assert!(err.contains("line 6, column 13"), "{err}");
+    let text = format!("{MINIMAL}\n[[users]]\nname = \"b\"\nauth = \"md6\"\n");
+    let err = crate::config::from_str_with_env(&text, "my.toml", &env).unwrap_err().to_string();
+    assert!(err.contains("line 10, column 8") && err.contains("is not one of scram-sha-256, md5, trust"), "{err}");
+}
