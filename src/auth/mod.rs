@@ -104,7 +104,9 @@ impl Authenticator {
                 ),
                 (AuthMethod::Md5, Secret::Plain(p)) => Check::Md5(scram::md5_secret(&user.name, p)),
                 (AuthMethod::Md5, Secret::Md5Hash(h)) => Check::Md5(h.clone()),
-                (method, _) => return Err(format!("user {:?}: no secret usable for {method:?}", user.name)),
+                (method, _) => {
+                    return Err(format!("user {:?}: no secret usable for {} logins", user.name, method.name()))
+                }
             };
             checks.insert(user.name.clone(), check);
         }
