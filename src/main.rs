@@ -148,7 +148,8 @@ async fn wait_for_signal(shutdown: CancellationToken) {
         _ = term.recv() => "SIGTERM",
         _ = int.recv() => "SIGINT",
     };
-    // Shutdown first: nothing that logging might do can keep the signal from being obeyed.
-    shutdown.cancel();
+    // Said before the shutdown starts, so the line comes before the last one ("pgsplit stopped").
+    // Logging never blocks: the log output drops lines it cannot write (`log_output`).
     tracing::info!("{signal} received");
+    shutdown.cancel();
 }

@@ -34,20 +34,17 @@ pub async fn run(listener: TcpListener, ctx: Arc<Shared>, tracker: TaskTracker) 
         };
         crate::socket::tune(&stream);
         let ctx = ctx.clone();
-        // Every line about this client, refused or served, carries its span.
+        // Every line about this client, refused or served, carries its span (see `logging`).
         let span = client_span(peer);
         match slots.clone().try_acquire_owned() {
             Ok(permit) => {
                 // Counted open until the client's task ends, for SHOW LISTS.
                 let open = ctx.clients.accepted();
-                let client = handle_client(ctx, stream, permit);
-                tracker.spawn(
-                    async move {
-                        client.await;
-                        drop(open)
-                    }
-                    .instrument(span),
-                );
+                let client = handle_client(ctx, stream, permit, span);
+                tracker.spawn(async move {
+                    client.await;
+                    drop(open)
+                });
             }
             Err(_) => {
                 ctx.counters.refused(crate::metrics::Refusal::MaxClients);

@@ -8,6 +8,7 @@ use bytes::BytesMut;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
+use tracing::Instrument;
 
 use crate::auth::lookup::Target;
 use crate::auth::FailReason;
@@ -34,13 +35,15 @@ pub enum Handoff {
 /// Serves one client connection from its first byte to its last, holding `permit` (its place
 /// under `max_clients`) until it leaves. The task holds only what an idle session needs: the
 /// handshake and login are boxed before the task starts (the socket and the shared state move
-/// into them, so the task keeps no copy) and freed once done.
+/// into them, so the task keeps no copy) and freed once done. They run in `span`, which goes with
+/// them: the session makes its own when it logs.
 pub fn handle_client(
     ctx: Arc<Shared>,
     tcp: TcpStream,
     permit: OwnedSemaphorePermit,
+    span: tracing::Span,
 ) -> impl Future<Output = ()> + Send {
-    let login = Box::pin(open_session(ctx, tcp));
+    let login = Box::pin(open_session(ctx, tcp).instrument(span));
     async move {
         // `let … else`, not `if let`: the scrutinee would stay in the task beside the session.
         let Some(session) = login.await else { return drop(permit) };

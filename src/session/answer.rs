@@ -71,7 +71,7 @@ impl Session {
     /// Answers a request no server could take: an error, then ReadyForQuery if the request
     /// ended in one; after a Flush-ended request, messages are dropped until the next Sync.
     pub(super) async fn refuse(&mut self, e: ClientError, summary: Summary) -> Result<(), ClientError> {
-        logging::request_refused(&e);
+        self.span().in_scope(|| logging::request_refused(&e));
         let mut out = BytesMut::new();
         let code = e.sqlstate().unwrap_or(sqlstate::CONNECTION_FAILURE);
         self.ctx.counters.error(code);

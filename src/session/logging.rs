@@ -1,7 +1,12 @@
-//! What client log lines carry and how loud they are: every client runs in a `client` span that
-//! names it (peer, then user, database and application_name once the startup packet is read, then
-//! the id it is listed under once logged in), and each error is logged at a level that says whose
-//! problem it is. Nothing here ever sees a password or a query.
+//! What client log lines carry and how loud they are: every line about a client is in a `client`
+//! span that names it (peer, then user, database and application_name once the startup packet is
+//! read, then the id it is listed under once logged in), and each error is logged at a level that
+//! says whose problem it is. Nothing here ever sees a password or a query.
+//!
+//! The handshake runs inside the span made at accept. A logged-in session holds no span: it makes
+//! one from its registry entry for each line it logs ([`session_span`]), so an idle client keeps
+//! no slot in the tracing registry and no poll pays to enter and leave a span. With debug or
+//! trace on, each request runs in one, so the lines of the layers below carry the client too.
 
 use std::net::SocketAddr;
 
@@ -10,12 +15,31 @@ use tracing::{Level, Span};
 
 use super::ClientError;
 use crate::pool::PoolError;
+use crate::state::clients::ClientEntry;
 
 /// The span a client accepted from `peer` runs in. It is an error-level span so that it is
 /// enabled whenever any line inside it is: at `level = "warn"` an info span would be filtered out
 /// and warnings would lose the client they are about.
 pub fn client_span(peer: SocketAddr) -> Span {
     tracing::error_span!("client", client = Empty, peer = %peer, user = Empty, database = Empty, application_name = Empty)
+}
+
+/// The span of a logged-in client, the same fields as [`client_span`] filled in, made for one
+/// log line (or, with debug on, one request) and then dropped.
+pub fn session_span(entry: &ClientEntry) -> Span {
+    tracing::error_span!(
+        "client",
+        client = entry.id,
+        peer = entry.addr.map(tracing::field::display),
+        user = entry.user(),
+        database = entry.database(),
+        application_name = &*entry.application_name,
+    )
+}
+
+/// Whether lines below info may be written: then each request runs in its client's span.
+pub fn detailed() -> bool {
+    tracing::level_filters::LevelFilter::current() >= tracing::level_filters::LevelFilter::DEBUG
 }
 
 /// Records on the current client span who the startup packet says the client is.

@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::AsyncWriteExt;
+use tracing::Instrument;
 
 use crate::classify::{Classification, Pin};
 use crate::config::{DatabaseSettings, Pinning, PoolMode, UserSettings};
@@ -101,12 +102,22 @@ impl Session {
             let batch = match self.next_request().await {
                 Ok(Some(batch)) => batch,
                 Ok(None) => {
+                    let _span = self.span().entered();
                     tracing::debug!("client disconnected");
                     return;
                 }
                 Err(e) => break e,
             };
-            if let Err(e) = Box::pin(self.serve(batch)).await {
+            // With debug on, the lines of every layer below name the client; otherwise no
+            // span is made or entered per request.
+            let served = match logging::detailed() {
+                true => {
+                    let span = self.span();
+                    Box::pin(self.serve(batch).instrument(span)).await
+                }
+                false => Box::pin(self.serve(batch)).await,
+            };
+            if let Err(e) = served {
                 break e;
             }
         };
@@ -117,7 +128,13 @@ impl Session {
     /// Tells the client the error that ends its session, and logs it.
     async fn end_with(&mut self, e: ClientError) {
         report_fatal(&mut self.client, &e).await;
+        let _span = self.span().entered();
         logging::session_ended(&e);
+    }
+
+    /// This client's span, made for a log line: see [`logging::session_span`].
+    fn span(&self) -> tracing::Span {
+        logging::session_span(self.slot.entry())
     }
 
     /// Waits for a whole request. `None` when the client leaves.
@@ -190,6 +207,7 @@ impl Session {
         if self.config.settings.pool.pinning == Pinning::Refuse {
             return Err(ClientError::NeedsSession(pins.next().unwrap_or(Pin::Listen)));
         }
+        let _span = self.span().entered();
         self.tx.pin(pins, &self.ctx.counters);
         Ok(())
     }
@@ -244,7 +262,7 @@ impl Session {
         probed: bool,
     ) -> Result<(), ClientError> {
         self.ctx.statements.count_replan();
-        tracing::debug!("a reused statement's result type changed; preparing it again");
+        self.span().in_scope(|| tracing::debug!("a reused statement's result type changed; preparing it again"));
         // The refusal is the transaction's only error, and it is not the client's.
         self.tx.begin(server.errors());
         let stale = self.prepared.undo_request();
@@ -337,6 +355,8 @@ impl Session {
         let sql = misroute::first_sql(&batch.bytes).unwrap_or_else(|| "(a prepared statement)".into());
         let statement = misroute::fingerprint(&sql);
         let failover_timeout = self.config.policy.settings.failover_timeout;
+        let span = self.span();
+        let _span = span.enter();
         if refused_on == Route::Primary {
             self.ctx.counters.failover_retry();
             tracing::warn!(%statement, node = %refused.node, "the primary refused a write as read-only (demoted?); running it on the primary elected now");

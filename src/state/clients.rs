@@ -184,6 +184,11 @@ pub struct ClientSlot {
 }
 
 impl ClientSlot {
+    /// The client as listed.
+    pub fn entry(&self) -> &ClientEntry {
+        &self.entry
+    }
+
     /// Records what the client is doing.
     pub fn set_state(&self, state: ClientState) {
         self.entry.state.store(state as u8, Ordering::Relaxed);

@@ -62,6 +62,8 @@ async fn run_binary_through_logins() -> String {
     let sql = format!("select $1::text || '{LITERAL}'");
     let row = client.query_one(sql.as_str(), &[&PARAMETER]).await.unwrap();
     assert_eq!(row.get::<_, String>(0), format!("{PARAMETER}{LITERAL}"));
+    // Logged by the session itself once logged in (it pins the client).
+    client.batch_execute("listen logs_channel").await.unwrap();
     drop(client);
     let pid = child.id().unwrap() as i32;
     // Safety: signalling a child process this test started.
@@ -109,6 +111,13 @@ async fn json_logs_name_the_client_and_never_a_secret() {
     let unknown = lines.iter().find(|l| l["span"]["user"] == "ghost_user" && l["message"] == "authentication failed");
     let unknown = unknown.unwrap_or_else(|| panic!("no failed login of ghost_user in {lines:#?}"));
     assert_eq!(unknown["reason"], "role does not exist", "{unknown}");
+
+    // A session's own line names its client as the handshake's lines do.
+    let pinned = line(&lines, "client pinned to its server connection until released, DISCARD ALL or disconnect");
+    assert_eq!(pinned["span"]["user"], "logtest", "{pinned}");
+    assert_eq!(pinned["span"]["application_name"], "logs_test", "{pinned}");
+    assert!(pinned["span"]["client"].is_u64(), "{pinned}");
+    assert!(pinned["span"]["peer"].as_str().is_some_and(|p| p.starts_with("127.0.0.1:")), "{pinned}");
 
     let login = line(&lines, "client logged in");
     assert_eq!(login["span"]["user"], "logtest", "{login}");
