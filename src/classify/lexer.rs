@@ -4,6 +4,11 @@
 //! kept whole, so a `;` or a keyword inside them is never mistaken for SQL. Splitting also notes what
 //! is cheap to see on the way: calls (`name(`), row-locking clauses and the operator count that bounds
 //! how deep a parsed expression can nest. Strings follow `standard_conforming_strings = on`.
+//!
+//! A text is lexed once: [`split`] keeps its significant tokens, and every later reader of a
+//! statement walks them with [`Tokens`].
+
+use smallvec::SmallVec;
 
 /// What a token is; keywords and identifiers are both `Word`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,16 +72,6 @@ impl<'a> Lexer<'a> {
     /// Starts at the beginning of `src`.
     pub fn new(src: &'a str) -> Self {
         Lexer { src, pos: 0 }
-    }
-
-    /// The next token that is not a comment.
-    pub fn next_significant(&mut self) -> Option<Token<'a>> {
-        self.find(|t| t.kind != TokenKind::Comment)
-    }
-
-    /// The next token that is not a comment, without consuming it.
-    pub fn peek(&self) -> Option<Token<'a>> {
-        self.clone().next_significant()
     }
 }
 
@@ -195,6 +190,68 @@ fn number_end(bytes: &[u8], start: usize) -> usize {
     start + bytes[start..].iter().take_while(|b| b.is_ascii_alphanumeric() || **b == b'.' || **b == b'_').count()
 }
 
+/// The significant tokens of a statement, read one at a time: what the lexer already cut, so the
+/// readers of each statement (keyword decision, session commands, pins) never scan its text again.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Tokens<'a> {
+    list: &'a [Token<'a>],
+}
+
+impl<'a> Tokens<'a> {
+    /// Reads `list` from its first token.
+    pub fn new(list: &'a [Token<'a>]) -> Self {
+        Tokens { list }
+    }
+
+    /// The next token (comments are never among them).
+    pub fn next_significant(&mut self) -> Option<Token<'a>> {
+        self.next()
+    }
+
+    /// The next token, without consuming it.
+    pub fn peek(&self) -> Option<Token<'a>> {
+        self.list.first().copied()
+    }
+
+    /// The tokens not read yet.
+    pub fn rest(&self) -> &'a [Token<'a>] {
+        self.list
+    }
+}
+
+impl<'a> Iterator for Tokens<'a> {
+    type Item = Token<'a>;
+
+    fn next(&mut self) -> Option<Token<'a>> {
+        let (first, rest) = self.list.split_first()?;
+        self.list = rest;
+        Some(*first)
+    }
+}
+
+/// A run of a text's significant tokens, with the text they were cut from: a statement, or the
+/// statement inside EXPLAIN or `COPY (…)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Span<'a> {
+    pub sql: &'a str,
+    pub tokens: &'a [Token<'a>],
+}
+
+impl<'a> Span<'a> {
+    /// From the first token to the last, inner comments included; empty when there is no token.
+    pub fn text(&self) -> &'a str {
+        match (self.tokens.first(), self.tokens.last()) {
+            (Some(first), Some(last)) => &self.sql[first.start..last.end()],
+            _ => "",
+        }
+    }
+
+    /// A reader of the tokens from the first.
+    pub fn tokens(&self) -> Tokens<'a> {
+        Tokens::new(self.tokens)
+    }
+}
+
 /// A call seen as `name(` or `schema.name(`, tokens as written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Call<'a> {
@@ -202,13 +259,18 @@ pub(crate) struct Call<'a> {
     pub name: Token<'a>,
 }
 
+/// Calls of one statement; a few fit inline, so cutting a statement allocates nothing.
+pub(crate) type Calls<'a> = SmallVec<[Call<'a>; 4]>;
+
 /// One statement of a simple query, with what the lexer noticed in it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Piece<'a> {
     /// From the statement's first token to its last, inner comments included, without the `;`.
     pub text: &'a str,
+    /// Where its significant tokens are in [`Split::tokens`].
+    pub range: std::ops::Range<usize>,
     /// Every `name(` in the statement, including type modifiers and keywords: a superset of calls.
-    pub calls: Vec<Call<'a>>,
+    pub calls: Calls<'a>,
     /// A row-locking clause: FOR UPDATE, FOR NO KEY UPDATE, FOR SHARE, FOR KEY SHARE.
     pub locks_rows: bool,
     /// Operators (symbols, AND, OR, IS …): an upper bound on how deep a parsed expression nests.
@@ -219,11 +281,21 @@ pub(crate) struct Piece<'a> {
     pub unterminated: bool,
 }
 
-/// A simple query cut into statements, plus every comment in it.
+/// A simple query cut into statements in one pass of the lexer: its significant tokens (inline up
+/// to a typical statement's count), the statements over them, and every comment.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Split<'a> {
-    pub pieces: Vec<Piece<'a>>,
-    pub comments: Vec<&'a str>,
+    pub sql: &'a str,
+    pub tokens: SmallVec<[Token<'a>; 64]>,
+    pub pieces: SmallVec<[Piece<'a>; 2]>,
+    pub comments: SmallVec<[&'a str; 2]>,
+}
+
+impl<'a> Split<'a> {
+    /// The tokens of one of its statements.
+    pub fn span(&self, piece: &Piece<'a>) -> Span<'_> {
+        Span { sql: self.sql, tokens: &self.tokens[piece.range.clone()] }
+    }
 }
 
 /// Whether a word combines expressions (AND, OR, IS …); counted with symbolic operators.
@@ -243,21 +315,21 @@ fn is_operator_word(word: &str) -> bool {
 /// Cuts `sql` at each `;` that ends a statement, as psql does: not inside parentheses, nor inside
 /// the `BEGIN … END` body of CREATE FUNCTION or PROCEDURE. Empty statements are dropped.
 pub(crate) fn split(sql: &str) -> Split<'_> {
-    let mut split = Split::default();
+    let mut split = Split { sql, ..Split::default() };
     let mut piece = PieceBuilder::default();
     for token in Lexer::new(sql) {
         if token.kind == TokenKind::Comment {
             split.comments.push(token.text);
         } else if token.is_punct(b';') && piece.parens <= 0 && piece.begin_depth == 0 {
-            split.pieces.extend(std::mem::take(&mut piece).finish(sql));
+            split.pieces.extend(std::mem::take(&mut piece).finish(sql, split.tokens.len()));
         } else {
-            piece.feed(token);
+            piece.feed(token, split.tokens.len());
+            split.tokens.push(token);
         }
     }
-    split.pieces.extend(piece.finish(sql));
+    split.pieces.extend(piece.finish(sql, split.tokens.len()));
     split
 }
-
 /// Where a statement stands in CREATE [OR REPLACE] FUNCTION|PROCEDURE, whose body may hold `;`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 enum Head {
@@ -274,6 +346,8 @@ enum Head {
 #[derive(Default)]
 struct PieceBuilder<'a> {
     start: Option<usize>,
+    /// Index of its first token in the split's token list.
+    first: usize,
     end: usize,
     recent: [Option<Token<'a>>; 3],
     parens: i32,
@@ -283,8 +357,12 @@ struct PieceBuilder<'a> {
 }
 
 impl<'a> PieceBuilder<'a> {
-    fn feed(&mut self, token: Token<'a>) {
-        self.start.get_or_insert(token.start);
+    /// Takes the next significant token, which the split stores at `index`.
+    fn feed(&mut self, token: Token<'a>, index: usize) {
+        if self.start.is_none() {
+            self.start = Some(token.start);
+            self.first = index;
+        }
         self.end = token.end();
         self.piece.tokens += 1;
         match token.kind {
@@ -341,8 +419,9 @@ impl<'a> PieceBuilder<'a> {
         }
     }
 
-    fn finish(self, sql: &'a str) -> Option<Piece<'a>> {
+    /// The statement, whose tokens end before index `end` of the split's list; `None` if empty.
+    fn finish(self, sql: &'a str, end: usize) -> Option<Piece<'a>> {
         let start = self.start?;
-        Some(Piece { text: &sql[start..self.end], ..self.piece })
+        Some(Piece { text: &sql[start..self.end], range: self.first..end, ..self.piece })
     }
 }

@@ -3,12 +3,14 @@
 //!
 //! Pure: no I/O, no async. The lexer answers alone where the first keyword settles it (INSERT, BEGIN,
 //! SET, SHOW …); only queries (SELECT, WITH, VALUES, TABLE, EXPLAIN's and COPY's inner query) go to
-//! sqlparser, and those answers are kept in a bounded cache keyed by the full text. Whatever cannot be
-//! understood is [`Intent::Unknown`], which must go to the primary.
+//! sqlparser, and those answers are kept in a bounded cache keyed by the full text. The text is
+//! lexed once, and that pass serves the keyword decision, the pins and DEALLOCATE. Whatever cannot
+//! be understood is [`Intent::Unknown`], which must go to the primary.
 
 mod analysis;
 mod analyze;
 mod cache;
+mod deallocate;
 mod functions;
 pub(crate) mod hints;
 pub(crate) mod keyword;
@@ -241,6 +243,18 @@ pub struct Classification {
     pub pins: Vec<Pin>,
     /// Pins the text releases entirely (`UNLISTEN *`, `pg_advisory_unlock_all()` …), in order.
     pub unpins: Vec<Pin>,
+    /// What the text drops when it is exactly one `DEALLOCATE [PREPARE] name|ALL`, which the
+    /// session may answer itself.
+    pub deallocates: Option<Deallocation>,
+}
+
+/// The statement a lone SQL `DEALLOCATE` drops.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Deallocation {
+    /// `DEALLOCATE ALL`.
+    All,
+    /// `DEALLOCATE name`: the name as PostgreSQL folds it (lowercase unless quoted).
+    Name(String),
 }
 
 /// Why a statement ties a client to its server connection in transaction pooling.
@@ -296,7 +310,7 @@ impl Classifier {
         if let Some(hit) = self.cache.get(sql) {
             return hit;
         }
-        let (classification, parsed) = analyze::classify_text(sql, &self.functions);
+        let (classification, parsed) = analyze::classify_text(&lexer::split(sql), &self.functions);
         let classification = Arc::new(classification);
         if parsed {
             self.cache.put(sql, &classification);

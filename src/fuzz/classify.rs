@@ -29,7 +29,12 @@ fn classify_lexer() {
             assert!(text.contains(piece.text) && !piece.text.is_empty());
         }
         assert!(split.comments.iter().all(|c| text.contains(c)));
-        let _ = keyword::decide(&text);
+        let significant = Lexer::new(&text).filter(|t| t.kind != TokenKind::Comment).count();
+        assert!(split.pieces.iter().all(|p| split.tokens[p.range.clone()].len() == p.tokens));
+        assert!(split.tokens.len() <= significant, "the split keeps each significant token once");
+        for piece in &split.pieces {
+            let _ = keyword::decide(split.span(piece));
+        }
     });
 }
 

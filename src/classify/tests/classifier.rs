@@ -164,6 +164,7 @@ fn an_empty_text_is_an_empty_read() {
         session_changes: vec![],
         pins: Vec::new(),
         unpins: Vec::new(),
+        deallocates: None,
     };
     assert_eq!(*classify("  -- nothing\n"), want);
 }

@@ -122,5 +122,5 @@ fn operators_are_counted() {
 #[test]
 fn comments_are_collected_everywhere() {
     let lexed = split("/* a */ SELECT 1 -- b\n; /* c */ SELECT '/* no */'");
-    assert_eq!(lexed.comments, ["/* a */", "-- b", "/* c */"]);
+    assert_eq!(lexed.comments[..], ["/* a */", "-- b", "/* c */"]);
 }
