@@ -3,9 +3,10 @@
 //!
 //! Pure: no I/O, no async. The lexer answers alone where the first keyword settles it (INSERT, BEGIN,
 //! SET, SHOW …); only queries (SELECT, WITH, VALUES, TABLE, EXPLAIN's and COPY's inner query) go to
-//! sqlparser, and those answers are kept in a bounded cache keyed by the full text. The text is
-//! lexed once, and that pass serves the keyword decision, the pins and DEALLOCATE. Whatever cannot
-//! be understood is [`Intent::Unknown`], which must go to the primary.
+//! sqlparser. The text is lexed once, and that pass serves the key, the keyword decision, the pins
+//! and DEALLOCATE. Answers for queries and DML are kept in a bounded cache keyed by the text with
+//! its literals replaced (`key.rs` says which literals, and why those alone). Whatever cannot be
+//! understood is [`Intent::Unknown`], which must go to the primary.
 
 mod analysis;
 mod analyze;
@@ -13,6 +14,7 @@ mod cache;
 mod deallocate;
 mod functions;
 pub(crate) mod hints;
+pub(crate) mod key;
 pub(crate) mod keyword;
 pub(crate) mod lexer;
 mod pins;
@@ -24,6 +26,7 @@ mod walk;
 #[cfg(test)]
 mod tests;
 
+use std::cell::RefCell;
 use std::collections::HashSet;
 use std::sync::Arc;
 
@@ -284,13 +287,23 @@ pub struct ClassifierSettings {
 pub struct CacheStats {
     /// Texts answered from the cache.
     pub hits: u64,
-    /// Texts that had to be parsed (then cached, unless over 1 MiB).
+    /// Queries and DML the cache could not answer (then cached, unless over 1 MiB).
     pub misses: u64,
-    /// Texts the lexer decided alone; these are cheap and never cached.
+    /// Other texts the lexer decided alone (SET, BEGIN, COMMIT …); these are cheap, and their
+    /// literals count, so they are never cached.
     pub lexed: u64,
     /// Texts in the cache now.
     pub entries: usize,
 }
+
+thread_local! {
+    /// Where each thread writes a text's cache key: keys are built for every statement, and
+    /// allocating one each time would cost more than the lookup.
+    static KEY: RefCell<String> = const { RefCell::new(String::new()) };
+}
+
+/// Largest key buffer a thread keeps between texts; one made for a huge text is let go.
+const KEY_BUFFER_KEPT: usize = 64 << 10;
 
 /// Turns SQL text into a [`Classification`]; one per database, shared by its sessions.
 pub struct Classifier {
@@ -307,17 +320,28 @@ impl Classifier {
     /// Classifies one simple-query or Parse text. Never fails: what is not understood comes back as
     /// [`Intent::Unknown`] with `writes` set.
     pub fn classify(&self, sql: &str) -> Arc<Classification> {
-        if let Some(hit) = self.cache.get(sql) {
-            return hit;
-        }
-        let (classification, parsed) = analyze::classify_text(&lexer::split(sql), &self.functions);
-        let classification = Arc::new(classification);
-        if parsed {
-            self.cache.put(sql, &classification);
-        } else {
-            self.cache.count_lexed();
-        }
-        classification
+        let split = lexer::split(sql);
+        KEY.with_borrow_mut(|buf| {
+            let key = match self.cache.enabled() && key::cacheable(sql) {
+                true if key::write(&split, buf) => Some(buf.as_str()),
+                true => Some(sql),
+                false => None,
+            };
+            if let Some(hit) = key.and_then(|k| self.cache.get(k)) {
+                return hit;
+            }
+            let (classification, parsed) = analyze::classify_text(&split, &self.functions);
+            let classification = Arc::new(classification);
+            if parsed || split.pieces.iter().all(|p| key::normalisable(&split.tokens[p.range.clone()])) {
+                self.cache.put(key, &classification);
+            } else {
+                self.cache.count_lexed();
+            }
+            if buf.capacity() > KEY_BUFFER_KEPT {
+                *buf = String::new();
+            }
+            classification
+        })
     }
 
     /// The cache's counters so far.
