@@ -18,20 +18,20 @@ pub(crate) fn classify_text(split: &Split<'_>, functions: &FunctionSet) -> (Clas
         .iter()
         .map(|piece| match piece.unterminated {
             true => Analysis::unknown(),
-            false => analyze(split.span(piece), piece, functions, &mut parsed),
+            false => analyze(split.span(piece), (piece, split.span(piece)), functions, &mut parsed),
         })
         .collect();
     let mut classification = combine(analyses, hints::scan(&split.comments));
-    classification.pins = split.pieces.iter().filter_map(|p| pins::detect(split.span(p).tokens(), &p.calls)).collect();
-    classification.unpins =
-        split.pieces.iter().filter_map(|p| pins::released(split.span(p).tokens(), &p.calls)).collect();
+    classification.pins = split.pieces.iter().filter_map(|p| pins::detect(split.span(p))).collect();
+    classification.unpins = split.pieces.iter().filter_map(|p| pins::released(split.span(p))).collect();
     classification.deallocates = deallocate::target(split);
     (classification, parsed)
 }
 
 /// Decides one statement, or the statement inside EXPLAIN or `COPY (…)` (`span` is then part of
-/// the piece's).
-fn analyze(span: Span<'_>, piece: &Piece<'_>, functions: &FunctionSet, parsed: &mut bool) -> Analysis {
+/// the piece's); what the lexer saw (calls, row locks) is the whole piece's.
+fn analyze(span: Span<'_>, whole: (&Piece<'_>, Span<'_>), functions: &FunctionSet, parsed: &mut bool) -> Analysis {
+    let piece = whole.0;
     let (mut analysis, calls) = match keyword::decide(span) {
         Decision::Done(analysis) => (analysis, Vec::new()),
         Decision::Query(query) => {
@@ -39,13 +39,13 @@ fn analyze(span: Span<'_>, piece: &Piece<'_>, functions: &FunctionSet, parsed: &
             parse(query, piece)
         }
         Decision::CopyQuery { statement, to_client } => {
-            return copy(analyze(statement, piece, functions, parsed), to_client);
+            return copy(analyze(statement, whole, functions, parsed), to_client);
         }
         Decision::Explain { analyze: executed, inner } => {
-            return explain(analyze(inner, piece, functions, parsed), executed);
+            return explain(analyze(inner, whole, functions, parsed), executed);
         }
     };
-    for name in piece.calls.iter().filter_map(|call| write_call(functions, call)) {
+    for name in whole.1.calls().filter_map(|call| write_call(functions, &call)) {
         analysis.make_write();
         push_unique(&mut analysis.functions, name);
     }

@@ -34,19 +34,32 @@ pub(crate) fn normalisable(tokens: &[Token<'_>]) -> bool {
     tokens.first().is_some_and(|first| first.is_punct(b'(') || NORMALISED.iter().any(|w| first.is_word(w)))
 }
 
-/// Writes the key of `split`'s text into `buf` and returns `true`, when some literal was
-/// replaced; `false` leaves `buf` alone and the text is its own key.
-pub(crate) fn write(split: &Split<'_>, buf: &mut String) -> bool {
+/// What [`write`] found among a text's literals.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Literals {
+    /// Some literal was replaced: `buf` holds the key. Otherwise the text is its own key.
+    pub replaced: bool,
+    /// Some literal stays as written, in a statement whose values count (`SET a = 1`).
+    pub kept: bool,
+}
+
+/// Writes the key of `split`'s text into `buf` when some literal is replaced, and says which
+/// literals it found.
+pub(crate) fn write(split: &Split<'_>, buf: &mut String) -> Literals {
+    let mut found = Literals::default();
     let mut written = 0;
     for piece in &split.pieces {
         let tokens = &split.tokens[piece.range.clone()];
-        if !normalisable(tokens) {
-            continue;
-        }
+        let normalised = normalisable(tokens);
         for token in tokens {
             let Some(form) = literal_form(token) else { continue };
-            if written == 0 {
+            if !normalised {
+                found.kept = true;
+                continue;
+            }
+            if !found.replaced {
                 buf.clear();
+                found.replaced = true;
             }
             buf.push_str(&split.sql[written..token.start]);
             buf.push('\0');
@@ -54,11 +67,10 @@ pub(crate) fn write(split: &Split<'_>, buf: &mut String) -> bool {
             written = token.end();
         }
     }
-    if written == 0 {
-        return false;
+    if found.replaced {
+        buf.push_str(&split.sql[written..]);
     }
-    buf.push_str(&split.sql[written..]);
-    true
+    found
 }
 
 /// The marker letter of a literal the key replaces; `None` for any other token, and for numbers

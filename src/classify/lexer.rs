@@ -2,7 +2,7 @@
 //!
 //! Strings (`'…'`, `E'…'`), quoted identifiers, dollar quotes and comments (nested `/* */`, `--`) are
 //! kept whole, so a `;` or a keyword inside them is never mistaken for SQL. Splitting also notes what
-//! is cheap to see on the way: calls (`name(`), row-locking clauses and the operator count that bounds
+//! is cheap to see on the way: row-locking clauses and the operator count that bounds
 //! how deep a parsed expression can nest. Strings follow `standard_conforming_strings = on`.
 //!
 //! A text is lexed once: [`split`] keeps its significant tokens, and every later reader of a
@@ -106,19 +106,48 @@ impl<'a> Iterator for Lexer<'a> {
     }
 }
 
-/// PostgreSQL's whitespace: space, tab, newline, carriage return, form feed, vertical tab.
+/// Byte classes in one table, as every byte of every text is classified: one load instead of a
+/// chain of comparisons.
+const SPACE: u8 = 1;
+const IDENT_START: u8 = 2;
+const IDENT_CONT: u8 = 4;
+static CLASSES: [u8; 256] = classes();
+
+const fn classes() -> [u8; 256] {
+    let mut table = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let byte = b as u8;
+        // PostgreSQL's whitespace: space, tab, newline, carriage return, form feed, vertical tab.
+        if matches!(byte, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c) {
+            table[b] |= SPACE;
+        }
+        // Bytes of multi-byte characters count as letters, as in PostgreSQL.
+        if byte.is_ascii_alphabetic() || byte == b'_' || byte >= 0x80 {
+            table[b] |= IDENT_START | IDENT_CONT;
+        }
+        // `$` may follow the first byte.
+        if byte.is_ascii_digit() || byte == b'$' {
+            table[b] |= IDENT_CONT;
+        }
+        b += 1;
+    }
+    table
+}
+
+/// PostgreSQL's whitespace.
 fn is_space(b: u8) -> bool {
-    matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c)
+    CLASSES[b as usize] & SPACE != 0
 }
 
-/// First byte of an identifier; bytes of multi-byte characters count, as in PostgreSQL.
+/// First byte of an identifier.
 fn is_ident_start(b: u8) -> bool {
-    b.is_ascii_alphabetic() || b == b'_' || b >= 0x80
+    CLASSES[b as usize] & IDENT_START != 0
 }
 
-/// Later bytes of an identifier; `$` may follow the first byte.
+/// Later bytes of an identifier.
 fn is_ident_cont(b: u8) -> bool {
-    is_ident_start(b) || b.is_ascii_digit() || b == b'$'
+    CLASSES[b as usize] & IDENT_CONT != 0
 }
 
 /// End of a `--` comment: the end of its line.
@@ -250,6 +279,17 @@ impl<'a> Span<'a> {
     pub fn tokens(&self) -> Tokens<'a> {
         Tokens::new(self.tokens)
     }
+
+    /// Every `name(` or `schema.name(` among the tokens, including type modifiers and keywords
+    /// before a parenthesis: a superset of the calls. Read off the tokens when asked, so cutting
+    /// a statement keeps no list of them.
+    pub fn calls(&self) -> impl Iterator<Item = Call<'a>> + 'a {
+        let tokens = self.tokens;
+        (1..tokens.len()).filter(move |&i| tokens[i].is_punct(b'(') && tokens[i - 1].is_name()).map(move |i| {
+            let schema = (i >= 3 && tokens[i - 2].is_punct(b'.') && tokens[i - 3].is_name()).then(|| tokens[i - 3]);
+            Call { schema, name: tokens[i - 1] }
+        })
+    }
 }
 
 /// A call seen as `name(` or `schema.name(`, tokens as written.
@@ -259,9 +299,6 @@ pub(crate) struct Call<'a> {
     pub name: Token<'a>,
 }
 
-/// Calls of one statement; a few fit inline, so cutting a statement allocates nothing.
-pub(crate) type Calls<'a> = SmallVec<[Call<'a>; 4]>;
-
 /// One statement of a simple query, with what the lexer noticed in it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Piece<'a> {
@@ -269,8 +306,6 @@ pub(crate) struct Piece<'a> {
     pub text: &'a str,
     /// Where its significant tokens are in [`Split::tokens`].
     pub range: std::ops::Range<usize>,
-    /// Every `name(` in the statement, including type modifiers and keywords: a superset of calls.
-    pub calls: Calls<'a>,
     /// A row-locking clause: FOR UPDATE, FOR NO KEY UPDATE, FOR SHARE, FOR KEY SHARE.
     pub locks_rows: bool,
     /// Operators (symbols, AND, OR, IS …): an upper bound on how deep a parsed expression nests.
@@ -313,22 +348,37 @@ fn is_operator_word(word: &str) -> bool {
 }
 
 /// Cuts `sql` at each `;` that ends a statement, as psql does: not inside parentheses, nor inside
-/// the `BEGIN … END` body of CREATE FUNCTION or PROCEDURE. Empty statements are dropped.
+/// the `BEGIN … END` body of CREATE FUNCTION or PROCEDURE. Empty statements are dropped. The
+/// classifier cuts in place ([`Split::cut`]); this returns the value, for tests.
+#[cfg(test)]
 pub(crate) fn split(sql: &str) -> Split<'_> {
-    let mut split = Split { sql, ..Split::default() };
-    let mut piece = PieceBuilder::default();
-    for token in Lexer::new(sql) {
-        if token.kind == TokenKind::Comment {
-            split.comments.push(token.text);
-        } else if token.is_punct(b';') && piece.parens <= 0 && piece.begin_depth == 0 {
-            split.pieces.extend(std::mem::take(&mut piece).finish(sql, split.tokens.len()));
-        } else {
-            piece.feed(token, split.tokens.len());
-            split.tokens.push(token);
-        }
-    }
-    split.pieces.extend(piece.finish(sql, split.tokens.len()));
+    let mut split = Split::default();
+    split.cut(sql);
     split
+}
+
+impl<'a> Split<'a> {
+    /// Cuts `sql` into this (empty) value, where it stands, as `split` describes: a split holds
+    /// its tokens inline, and the classifier cuts every text, so it is not moved.
+    pub fn cut(&mut self, sql: &'a str) {
+        self.sql = sql;
+        let mut piece = PieceBuilder::default();
+        for token in Lexer::new(sql) {
+            if token.kind == TokenKind::Comment {
+                self.comments.push(token.text);
+            } else if token.is_punct(b';') && piece.parens <= 0 && piece.begin_depth == 0 {
+                self.pieces.extend(std::mem::take(&mut piece).finish(sql, self.tokens.len()));
+            } else {
+                let before = match piece.start {
+                    Some(_) => &self.tokens[piece.first..],
+                    None => &[],
+                };
+                piece.feed(token, before, self.tokens.len());
+                self.tokens.push(token);
+            }
+        }
+        self.pieces.extend(piece.finish(sql, self.tokens.len()));
+    }
 }
 /// Where a statement stands in CREATE [OR REPLACE] FUNCTION|PROCEDURE, whose body may hold `;`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -349,7 +399,6 @@ struct PieceBuilder<'a> {
     /// Index of its first token in the split's token list.
     first: usize,
     end: usize,
-    recent: [Option<Token<'a>>; 3],
     parens: i32,
     head: Head,
     begin_depth: u32,
@@ -357,8 +406,9 @@ struct PieceBuilder<'a> {
 }
 
 impl<'a> PieceBuilder<'a> {
-    /// Takes the next significant token, which the split stores at `index`.
-    fn feed(&mut self, token: Token<'a>, index: usize) {
+    /// Takes the next significant token, which the split stores at `index`; `before` are the
+    /// statement's tokens so far.
+    fn feed(&mut self, token: Token<'a>, before: &[Token<'a>], index: usize) {
         if self.start.is_none() {
             self.start = Some(token.start);
             self.first = index;
@@ -366,16 +416,16 @@ impl<'a> PieceBuilder<'a> {
         self.end = token.end();
         self.piece.tokens += 1;
         match token.kind {
-            TokenKind::Word => self.word(token),
+            TokenKind::Word => self.word(token, before),
             TokenKind::Punct => self.punct(token),
             TokenKind::Unterminated => self.piece.unterminated = true,
             _ => {}
         }
-        self.recent = [Some(token), self.recent[0], self.recent[1]];
     }
 
-    fn word(&mut self, token: Token<'a>) {
-        let [r0, r1, r2] = self.recent.map(|t| move |w: &str| t.is_some_and(|t| t.is_word(w)));
+    fn word(&mut self, token: Token<'a>, before: &[Token<'a>]) {
+        let back = |n: usize, w: &str| before.len() >= n && before[before.len() - n].is_word(w);
+        let [r0, r1, r2] = [1, 2, 3].map(|n| move |w: &str| back(n, w));
         if (token.is_word("update") && (r0("for") || (r0("key") && r1("no") && r2("for"))))
             || (token.is_word("share") && (r0("for") || (r0("key") && r1("for"))))
         {
@@ -405,14 +455,7 @@ impl<'a> PieceBuilder<'a> {
 
     fn punct(&mut self, token: Token<'a>) {
         match token.text.as_bytes()[0] {
-            b'(' => {
-                self.parens += 1;
-                if let Some(name) = self.recent[0].filter(Token::is_name) {
-                    let schema =
-                        self.recent[2].filter(|t| t.is_name() && self.recent[1].is_some_and(|d| d.is_punct(b'.')));
-                    self.piece.calls.push(Call { schema, name });
-                }
-            }
+            b'(' => self.parens += 1,
             b')' => self.parens -= 1,
             b',' | b'.' | b'[' | b']' | b';' => {}
             _ => self.piece.operators += 1,

@@ -4,9 +4,10 @@
 //! Pure: no I/O, no async. The lexer answers alone where the first keyword settles it (INSERT, BEGIN,
 //! SET, SHOW …); only queries (SELECT, WITH, VALUES, TABLE, EXPLAIN's and COPY's inner query) go to
 //! sqlparser. The text is lexed once, and that pass serves the key, the keyword decision, the pins
-//! and DEALLOCATE. Answers for queries and DML are kept in a bounded cache keyed by the text with
-//! its literals replaced (`key.rs` says which literals, and why those alone). Whatever cannot be
-//! understood is [`Intent::Unknown`], which must go to the primary.
+//! and DEALLOCATE. Answers are kept in a bounded cache keyed by the text with the literals of its
+//! queries and DML replaced (`key.rs` says which literals, and why those alone); a text without
+//! literals is looked up before it is lexed. Whatever cannot be understood is
+//! [`Intent::Unknown`], which must go to the primary.
 
 mod analysis;
 mod analyze;
@@ -287,10 +288,10 @@ pub struct ClassifierSettings {
 pub struct CacheStats {
     /// Texts answered from the cache.
     pub hits: u64,
-    /// Queries and DML the cache could not answer (then cached, unless over 1 MiB).
+    /// Texts the cache could not answer (then cached, unless over 1 MiB).
     pub misses: u64,
-    /// Other texts the lexer decided alone (SET, BEGIN, COMMIT …); these are cheap, and their
-    /// literals count, so they are never cached.
+    /// Texts the lexer decided alone that hold values which count (`SET a = 1`, `EXPLAIN
+    /// (ANALYZE 0) DELETE …`): cheap, and never cached, as their values vary.
     pub lexed: u64,
     /// Texts in the cache now.
     pub entries: usize,
@@ -320,19 +321,23 @@ impl Classifier {
     /// Classifies one simple-query or Parse text. Never fails: what is not understood comes back as
     /// [`Intent::Unknown`] with `writes` set.
     pub fn classify(&self, sql: &str) -> Arc<Classification> {
-        let split = lexer::split(sql);
+        let cacheable = self.cache.enabled() && key::cacheable(sql);
+        // A text whose key is itself (it has no literal to replace) is found without lexing it.
+        if let Some(hit) = cacheable.then(|| self.cache.get(sql)).flatten() {
+            return hit;
+        }
+        let mut split = lexer::Split::default();
+        split.cut(sql);
         KEY.with_borrow_mut(|buf| {
-            let key = match self.cache.enabled() && key::cacheable(sql) {
-                true if key::write(&split, buf) => Some(buf.as_str()),
-                true => Some(sql),
-                false => None,
-            };
-            if let Some(hit) = key.and_then(|k| self.cache.get(k)) {
+            let literals = key::write(&split, buf);
+            let key = cacheable.then_some(if literals.replaced { buf.as_str() } else { sql });
+            if let Some(hit) = key.filter(|_| literals.replaced).and_then(|k| self.cache.get(k)) {
                 return hit;
             }
             let (classification, parsed) = analyze::classify_text(&split, &self.functions);
             let classification = Arc::new(classification);
-            if parsed || split.pieces.iter().all(|p| key::normalisable(&split.tokens[p.range.clone()])) {
+            // Values in session commands (`SET a = 1`) vary; kept, each would crowd out the rest.
+            if parsed || !literals.kept {
                 self.cache.put(key, &classification);
             } else {
                 self.cache.count_lexed();

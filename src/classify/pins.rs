@@ -2,7 +2,7 @@
 //! session (a LISTEN, a SQL-level prepared statement, a session advisory lock, a temporary table,
 //! a cursor WITH HOLD, a prepared transaction), so the next transaction must find the same one.
 
-use super::lexer::{Call, Token, Tokens};
+use super::lexer::{Span, Token};
 use super::Pin;
 
 /// Session advisory locks: held until unlocked or the session ends, unlike the `_xact_` ones.
@@ -10,7 +10,8 @@ const SESSION_LOCKS: [&str; 4] =
     ["pg_advisory_lock", "pg_advisory_lock_shared", "pg_try_advisory_lock", "pg_try_advisory_lock_shared"];
 
 /// What in one statement (its tokens, as the split cut them) ties the session to its connection.
-pub(crate) fn detect(mut tokens: Tokens<'_>, calls: &[Call<'_>]) -> Option<Pin> {
+pub(crate) fn detect(statement: Span<'_>) -> Option<Pin> {
+    let mut tokens = statement.tokens();
     let first = tokens.next()?;
     let word = |t: Option<Token<'_>>, w: &str| t.is_some_and(|t| t.is_word(w));
     let pin = if first.is_word("listen") {
@@ -33,8 +34,8 @@ pub(crate) fn detect(mut tokens: Tokens<'_>, calls: &[Call<'_>]) -> Option<Pin> 
         None
     };
     pin.or_else(|| {
-        calls
-            .iter()
+        statement
+            .calls()
             .any(|c| SESSION_LOCKS.iter().any(|l| c.name.text.eq_ignore_ascii_case(l)))
             .then_some(Pin::AdvisoryLock)
     })
@@ -43,7 +44,8 @@ pub(crate) fn detect(mut tokens: Tokens<'_>, calls: &[Call<'_>]) -> Option<Pin> 
 /// Which pin one statement releases entirely, if any: `UNLISTEN *`, `pg_advisory_unlock_all()`,
 /// `DEALLOCATE ALL`, `DISCARD TEMP`, `CLOSE ALL`, `COMMIT PREPARED`, `ROLLBACK PREPARED`. Releasing
 /// one channel or one lock keeps the pin: pgsplit cannot tell whether it was the last.
-pub(crate) fn released(mut tokens: Tokens<'_>, calls: &[Call<'_>]) -> Option<Pin> {
+pub(crate) fn released(statement: Span<'_>) -> Option<Pin> {
+    let mut tokens = statement.tokens();
     let [first, second, third] = [tokens.next(), tokens.next(), tokens.next()];
     let word = |t: Option<Token<'_>>, w: &str| t.is_some_and(|t| t.is_word(w));
     let released = if word(first, "unlisten") && second.is_some_and(|t| t.is_punct(b'*')) {
@@ -60,7 +62,10 @@ pub(crate) fn released(mut tokens: Tokens<'_>, calls: &[Call<'_>]) -> Option<Pin
         None
     };
     released.or_else(|| {
-        calls.iter().any(|c| c.name.text.eq_ignore_ascii_case("pg_advisory_unlock_all")).then_some(Pin::AdvisoryLock)
+        statement
+            .calls()
+            .any(|c| c.name.text.eq_ignore_ascii_case("pg_advisory_unlock_all"))
+            .then_some(Pin::AdvisoryLock)
     })
 }
 

@@ -12,7 +12,7 @@ use crate::classify::{key, Classifier, ClassifierSettings, Intent, RouteTarget, 
 /// The key of a text, or the text itself when nothing in it is replaced.
 fn key_of(sql: &str) -> String {
     let mut buf = String::new();
-    match key::write(&split(sql), &mut buf) {
+    match key::write(&split(sql), &mut buf).replaced {
         true => buf,
         false => sql.to_string(),
     }
