@@ -1,7 +1,9 @@
 //! What one statement means, before statements are combined into a [`Classification`], and
 //! the identifier helpers every statement reader shares.
 
-use super::lexer::{Lexer, Token, TokenKind};
+use std::borrow::Cow;
+
+use super::lexer::{Token, TokenKind, Tokens};
 use super::{Intent, StatementKind};
 
 /// What one statement means; combined into a [`Classification`].
@@ -56,6 +58,23 @@ pub(crate) fn identifier(token: &Token<'_>) -> String {
     }
 }
 
+/// [`identifier`] without allocating for a word of up to `buf`'s length or a quoted name without
+/// doubled quotes: what checking a call against the write functions needs, for every call.
+pub(crate) fn folded<'a>(token: Token<'a>, buf: &'a mut [u8]) -> Cow<'a, str> {
+    match token.kind {
+        TokenKind::QuotedIdent if !token.text.contains("\"\"") => Cow::Borrowed(&token.text[1..token.text.len() - 1]),
+        TokenKind::Word if !token.text.bytes().any(|b| b.is_ascii_uppercase()) => Cow::Borrowed(token.text),
+        TokenKind::Word if token.text.len() <= buf.len() => {
+            let lower = &mut buf[..token.text.len()];
+            lower.copy_from_slice(token.text.as_bytes());
+            lower.make_ascii_lowercase();
+            // Lowercasing ASCII bytes keeps UTF-8 valid; the fallback only satisfies the types.
+            std::str::from_utf8(lower).map_or_else(|_| Cow::Owned(identifier(&token)), Cow::Borrowed)
+        }
+        _ => Cow::Owned(identifier(&token)),
+    }
+}
+
 /// Appends `item` unless it is already there; lists are short, so a scan is cheapest.
 pub(crate) fn push_unique(list: &mut Vec<String>, item: String) {
     if !list.contains(&item) {
@@ -64,7 +83,7 @@ pub(crate) fn push_unique(list: &mut Vec<String>, item: String) {
 }
 
 /// A possibly qualified name starting at `first`, as `schema.table`; `None` if `first` is no name.
-pub(crate) fn qualified_name(first: Token<'_>, lexer: &mut Lexer<'_>) -> Option<String> {
+pub(crate) fn qualified_name(first: Token<'_>, lexer: &mut Tokens<'_>) -> Option<String> {
     if !first.is_name() {
         return None;
     }

@@ -1,48 +1,55 @@
 //! From text to [`Classification`]: split into statements, decide each (lexer first, sqlparser for
 //! queries), add what the lexer saw (side-effecting calls, row locks), then combine.
 
-use super::analysis::{identifier, push_unique, Analysis};
+use smallvec::SmallVec;
+
+use super::analysis::{folded, push_unique, Analysis};
 use super::functions::FunctionSet;
 use super::keyword::{self, Decision};
-use super::lexer::{self, Call, Piece};
-use super::{hints, Classification, Intent, StatementKind};
+use super::lexer::{Call, Piece, Span, Split};
+use super::{deallocate, hints, pins, Classification, Intent, StatementKind};
 use super::{simple, statement};
 
-/// Classifies a whole text; the flag says whether sqlparser was needed (so the answer is worth caching).
-pub(crate) fn classify_text(sql: &str, functions: &FunctionSet) -> (Classification, bool) {
-    let split = lexer::split(sql);
+/// Classifies a whole text from its split; the flag says whether sqlparser was needed.
+pub(crate) fn classify_text(split: &Split<'_>, functions: &FunctionSet) -> (Classification, bool) {
     let mut parsed = false;
-    let analyses: Vec<Analysis> = split
+    let analyses: SmallVec<[Analysis; 2]> = split
         .pieces
         .iter()
         .map(|piece| match piece.unterminated {
             true => Analysis::unknown(),
-            false => analyze(piece.text, piece, functions, &mut parsed),
+            false => analyze(split.span(piece), (piece, split.span(piece)), functions, &mut parsed),
         })
         .collect();
     let mut classification = combine(analyses, hints::scan(&split.comments));
-    classification.pins = split.pieces.iter().filter_map(|p| super::pins::detect(p.text, &p.calls)).collect();
-    classification.unpins = split.pieces.iter().filter_map(|p| super::pins::released(p.text, &p.calls)).collect();
+    classification.pins = split.pieces.iter().filter_map(|p| pins::detect(split.span(p))).collect();
+    classification.unpins = split.pieces.iter().filter_map(|p| pins::released(split.span(p))).collect();
+    classification.deallocates = deallocate::target(split);
     (classification, parsed)
 }
 
-/// Decides one statement, or the statement inside EXPLAIN (`text` is then a suffix of the piece's).
-fn analyze(text: &str, piece: &Piece<'_>, functions: &FunctionSet, parsed: &mut bool) -> Analysis {
-    let (mut analysis, calls) = match keyword::decide(text) {
+/// Decides one statement, or the statement inside EXPLAIN or `COPY (…)` (`span` is then part of
+/// the piece's); what the lexer saw (calls, row locks) is the whole piece's.
+fn analyze(span: Span<'_>, whole: (&Piece<'_>, Span<'_>), functions: &FunctionSet, parsed: &mut bool) -> Analysis {
+    let piece = whole.0;
+    let (mut analysis, calls) = match keyword::decide(span) {
         Decision::Done(analysis) => (analysis, Vec::new()),
         Decision::Query(query) => {
             *parsed = true;
             parse(query, piece)
         }
         Decision::CopyQuery { statement, to_client } => {
-            return copy(analyze(statement, piece, functions, parsed), to_client);
+            return copy(analyze(statement, whole, functions, parsed), to_client);
         }
         Decision::Explain { analyze: executed, inner } => {
-            return explain(analyze(inner, piece, functions, parsed), executed);
+            return explain(analyze(inner, whole, functions, parsed), executed);
         }
     };
-    let lexed = piece.calls.iter().map(normalize_call);
-    for (schema, name) in lexed.chain(calls) {
+    for name in whole.1.calls().filter_map(|call| write_call(functions, &call)) {
+        analysis.make_write();
+        push_unique(&mut analysis.functions, name);
+    }
+    for (schema, name) in calls {
         if functions.is_write(schema.as_deref(), &name) {
             analysis.make_write();
             push_unique(&mut analysis.functions, name);
@@ -54,14 +61,24 @@ fn analyze(text: &str, piece: &Piece<'_>, functions: &FunctionSet, parsed: &mut 
     analysis
 }
 
+/// The name of a call the lexer saw, if calling it makes the statement a write; names are folded
+/// on the stack, as every statement's calls are checked.
+fn write_call(functions: &FunctionSet, call: &Call<'_>) -> Option<String> {
+    let (mut name_buf, mut schema_buf) = ([0u8; 64], [0u8; 64]);
+    let name = folded(call.name, &mut name_buf);
+    let schema = call.schema.map(|s| folded(s, &mut schema_buf));
+    functions.is_write(schema.as_deref(), &name).then(|| name.into_owned())
+}
+
 /// Parses a query; a failure is unknown, unless the lexer saw a row lock sqlparser lacks (FOR NO KEY
 /// UPDATE, FOR KEY SHARE), which is a write for sure.
-fn parse(query: &str, piece: &Piece<'_>) -> (Analysis, Vec<(Option<String>, String)>) {
-    let fits = statement::check_size(query, piece.tokens, piece.operators).is_ok();
-    if let Some(analysis) = simple::select(query).filter(|_| fits) {
+fn parse(query: Span<'_>, piece: &Piece<'_>) -> (Analysis, Vec<(Option<String>, String)>) {
+    let text = query.text();
+    let fits = statement::check_size(text, piece.tokens, piece.operators).is_ok();
+    if let Some(analysis) = simple::select(query.tokens()).filter(|_| fits) {
         return (analysis, Vec::new());
     }
-    match statement::analyze(query, piece.tokens, piece.operators) {
+    match statement::analyze(text, piece.tokens, piece.operators) {
         Ok(parsed) => (parsed.analysis, parsed.calls),
         Err(_) if piece.locks_rows => (Analysis::write(StatementKind::Select), Vec::new()),
         Err(_) => (Analysis::unknown(), Vec::new()),
@@ -93,13 +110,8 @@ fn copy(inner: Analysis, to_client: bool) -> Analysis {
     analysis
 }
 
-/// A call as `(schema, name)`, each folded as PostgreSQL folds identifiers.
-fn normalize_call(call: &Call<'_>) -> (Option<String>, String) {
-    (call.schema.map(|t| identifier(&t)), identifier(&call.name))
-}
-
 /// Combines the statements of one text; see [`Classification::intent`] for the precedence.
-fn combine(analyses: Vec<Analysis>, hints: super::Hints) -> Classification {
+fn combine(analyses: SmallVec<[Analysis; 2]>, hints: super::Hints) -> Classification {
     let dominant = [Intent::Unknown, Intent::Write, Intent::Read]
         .iter()
         .find_map(|wanted| analyses.iter().position(|a| a.intent == *wanted))
@@ -121,6 +133,7 @@ fn combine(analyses: Vec<Analysis>, hints: super::Hints) -> Classification {
         session_changes: Vec::new(),
         pins: Vec::new(),
         unpins: Vec::new(),
+        deallocates: None,
     };
     for analysis in analyses {
         analysis.tables.into_iter().for_each(|t| push_unique(&mut classification.tables, t));

@@ -1,7 +1,8 @@
-//! A bounded LRU of parsed query texts, so a repeated query is not parsed again.
+//! A bounded LRU of classified query texts, so a repeated query is not classified again.
 //!
-//! Keyed by the whole text (stored, so two texts with the same hash never share an answer) and
-//! hashed with a per-process random key, so clients cannot aim collisions at it.
+//! Keyed by the text with its literals replaced (`key.rs`), stored whole, so two keys with the
+//! same hash never share an answer, and hashed with a per-process random key, so clients cannot
+//! aim collisions at it.
 
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -11,9 +12,6 @@ use lru::LruCache;
 use parking_lot::Mutex;
 
 use super::{CacheStats, Classification};
-
-/// Texts longer than the parser takes are never kept.
-const MAX_CACHED_TEXT: usize = super::statement::MAX_QUERY_LEN;
 
 /// Most text the cache holds in all, whatever its capacity in entries: long texts evict old ones.
 const MAX_CACHED_BYTES: usize = 32 << 20;
@@ -40,7 +38,12 @@ impl Cache {
         Cache { entries, hits: AtomicU64::new(0), misses: AtomicU64::new(0), lexed: AtomicU64::new(0) }
     }
 
-    /// The answer kept for exactly this text, counted as a hit.
+    /// Whether it keeps anything: a capacity of 0 only counts.
+    pub fn enabled(&self) -> bool {
+        self.entries.is_some()
+    }
+
+    /// The answer kept for exactly this key, counted as a hit.
     pub fn get(&self, sql: &str) -> Option<Arc<Classification>> {
         let hit = self.entries.as_ref()?.lock().lru.get(sql).cloned();
         if hit.is_some() {
@@ -49,10 +52,11 @@ impl Cache {
         hit
     }
 
-    /// Keeps the answer for a text that had to be parsed, counted as a miss.
-    pub fn put(&self, sql: &str, classification: &Arc<Classification>) {
+    /// Keeps the answer for a key the cache could not answer, counted as a miss; `None` for a
+    /// text that may not be kept (see `key::cacheable`) is only counted.
+    pub fn put(&self, key: Option<&str>, classification: &Arc<Classification>) {
         self.misses.fetch_add(1, Ordering::Relaxed);
-        let Some(entries) = self.entries.as_ref().filter(|_| sql.len() <= MAX_CACHED_TEXT) else { return };
+        let (Some(entries), Some(sql)) = (self.entries.as_ref(), key) else { return };
         let mut entries = entries.lock();
         entries.bytes += sql.len();
         // `push` hands back what it displaced: the least recent entry, or this text's old entry.

@@ -2,8 +2,13 @@
 //!
 //! Strings (`'…'`, `E'…'`), quoted identifiers, dollar quotes and comments (nested `/* */`, `--`) are
 //! kept whole, so a `;` or a keyword inside them is never mistaken for SQL. Splitting also notes what
-//! is cheap to see on the way: calls (`name(`), row-locking clauses and the operator count that bounds
+//! is cheap to see on the way: row-locking clauses and the operator count that bounds
 //! how deep a parsed expression can nest. Strings follow `standard_conforming_strings = on`.
+//!
+//! A text is lexed once: [`split`] keeps its significant tokens, and every later reader of a
+//! statement walks them with [`Tokens`].
+
+use smallvec::SmallVec;
 
 /// What a token is; keywords and identifiers are both `Word`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -68,16 +73,6 @@ impl<'a> Lexer<'a> {
     pub fn new(src: &'a str) -> Self {
         Lexer { src, pos: 0 }
     }
-
-    /// The next token that is not a comment.
-    pub fn next_significant(&mut self) -> Option<Token<'a>> {
-        self.find(|t| t.kind != TokenKind::Comment)
-    }
-
-    /// The next token that is not a comment, without consuming it.
-    pub fn peek(&self) -> Option<Token<'a>> {
-        self.clone().next_significant()
-    }
 }
 
 impl<'a> Iterator for Lexer<'a> {
@@ -111,19 +106,48 @@ impl<'a> Iterator for Lexer<'a> {
     }
 }
 
-/// PostgreSQL's whitespace: space, tab, newline, carriage return, form feed, vertical tab.
+/// Byte classes in one table, as every byte of every text is classified: one load instead of a
+/// chain of comparisons.
+const SPACE: u8 = 1;
+const IDENT_START: u8 = 2;
+const IDENT_CONT: u8 = 4;
+static CLASSES: [u8; 256] = classes();
+
+const fn classes() -> [u8; 256] {
+    let mut table = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let byte = b as u8;
+        // PostgreSQL's whitespace: space, tab, newline, carriage return, form feed, vertical tab.
+        if matches!(byte, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c) {
+            table[b] |= SPACE;
+        }
+        // Bytes of multi-byte characters count as letters, as in PostgreSQL.
+        if byte.is_ascii_alphabetic() || byte == b'_' || byte >= 0x80 {
+            table[b] |= IDENT_START | IDENT_CONT;
+        }
+        // `$` may follow the first byte.
+        if byte.is_ascii_digit() || byte == b'$' {
+            table[b] |= IDENT_CONT;
+        }
+        b += 1;
+    }
+    table
+}
+
+/// PostgreSQL's whitespace.
 fn is_space(b: u8) -> bool {
-    matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c)
+    CLASSES[b as usize] & SPACE != 0
 }
 
-/// First byte of an identifier; bytes of multi-byte characters count, as in PostgreSQL.
+/// First byte of an identifier.
 fn is_ident_start(b: u8) -> bool {
-    b.is_ascii_alphabetic() || b == b'_' || b >= 0x80
+    CLASSES[b as usize] & IDENT_START != 0
 }
 
-/// Later bytes of an identifier; `$` may follow the first byte.
+/// Later bytes of an identifier.
 fn is_ident_cont(b: u8) -> bool {
-    is_ident_start(b) || b.is_ascii_digit() || b == b'$'
+    CLASSES[b as usize] & IDENT_CONT != 0
 }
 
 /// End of a `--` comment: the end of its line.
@@ -195,6 +219,79 @@ fn number_end(bytes: &[u8], start: usize) -> usize {
     start + bytes[start..].iter().take_while(|b| b.is_ascii_alphanumeric() || **b == b'.' || **b == b'_').count()
 }
 
+/// The significant tokens of a statement, read one at a time: what the lexer already cut, so the
+/// readers of each statement (keyword decision, session commands, pins) never scan its text again.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Tokens<'a> {
+    list: &'a [Token<'a>],
+}
+
+impl<'a> Tokens<'a> {
+    /// Reads `list` from its first token.
+    pub fn new(list: &'a [Token<'a>]) -> Self {
+        Tokens { list }
+    }
+
+    /// The next token (comments are never among them).
+    pub fn next_significant(&mut self) -> Option<Token<'a>> {
+        self.next()
+    }
+
+    /// The next token, without consuming it.
+    pub fn peek(&self) -> Option<Token<'a>> {
+        self.list.first().copied()
+    }
+
+    /// The tokens not read yet.
+    pub fn rest(&self) -> &'a [Token<'a>] {
+        self.list
+    }
+}
+
+impl<'a> Iterator for Tokens<'a> {
+    type Item = Token<'a>;
+
+    fn next(&mut self) -> Option<Token<'a>> {
+        let (first, rest) = self.list.split_first()?;
+        self.list = rest;
+        Some(*first)
+    }
+}
+
+/// A run of a text's significant tokens, with the text they were cut from: a statement, or the
+/// statement inside EXPLAIN or `COPY (…)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Span<'a> {
+    pub sql: &'a str,
+    pub tokens: &'a [Token<'a>],
+}
+
+impl<'a> Span<'a> {
+    /// From the first token to the last, inner comments included; empty when there is no token.
+    pub fn text(&self) -> &'a str {
+        match (self.tokens.first(), self.tokens.last()) {
+            (Some(first), Some(last)) => &self.sql[first.start..last.end()],
+            _ => "",
+        }
+    }
+
+    /// A reader of the tokens from the first.
+    pub fn tokens(&self) -> Tokens<'a> {
+        Tokens::new(self.tokens)
+    }
+
+    /// Every `name(` or `schema.name(` among the tokens, including type modifiers and keywords
+    /// before a parenthesis: a superset of the calls. Read off the tokens when asked, so cutting
+    /// a statement keeps no list of them.
+    pub fn calls(&self) -> impl Iterator<Item = Call<'a>> + 'a {
+        let tokens = self.tokens;
+        (1..tokens.len()).filter(move |&i| tokens[i].is_punct(b'(') && tokens[i - 1].is_name()).map(move |i| {
+            let schema = (i >= 3 && tokens[i - 2].is_punct(b'.') && tokens[i - 3].is_name()).then(|| tokens[i - 3]);
+            Call { schema, name: tokens[i - 1] }
+        })
+    }
+}
+
 /// A call seen as `name(` or `schema.name(`, tokens as written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Call<'a> {
@@ -207,8 +304,8 @@ pub(crate) struct Call<'a> {
 pub(crate) struct Piece<'a> {
     /// From the statement's first token to its last, inner comments included, without the `;`.
     pub text: &'a str,
-    /// Every `name(` in the statement, including type modifiers and keywords: a superset of calls.
-    pub calls: Vec<Call<'a>>,
+    /// Where its significant tokens are in [`Split::tokens`].
+    pub range: std::ops::Range<usize>,
     /// A row-locking clause: FOR UPDATE, FOR NO KEY UPDATE, FOR SHARE, FOR KEY SHARE.
     pub locks_rows: bool,
     /// Operators (symbols, AND, OR, IS …): an upper bound on how deep a parsed expression nests.
@@ -219,11 +316,21 @@ pub(crate) struct Piece<'a> {
     pub unterminated: bool,
 }
 
-/// A simple query cut into statements, plus every comment in it.
+/// A simple query cut into statements in one pass of the lexer: its significant tokens (inline up
+/// to a typical statement's count), the statements over them, and every comment.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Split<'a> {
-    pub pieces: Vec<Piece<'a>>,
-    pub comments: Vec<&'a str>,
+    pub sql: &'a str,
+    pub tokens: SmallVec<[Token<'a>; 64]>,
+    pub pieces: SmallVec<[Piece<'a>; 2]>,
+    pub comments: SmallVec<[&'a str; 2]>,
+}
+
+impl<'a> Split<'a> {
+    /// The tokens of one of its statements.
+    pub fn span(&self, piece: &Piece<'a>) -> Span<'_> {
+        Span { sql: self.sql, tokens: &self.tokens[piece.range.clone()] }
+    }
 }
 
 /// Whether a word combines expressions (AND, OR, IS …); counted with symbolic operators.
@@ -241,23 +348,38 @@ fn is_operator_word(word: &str) -> bool {
 }
 
 /// Cuts `sql` at each `;` that ends a statement, as psql does: not inside parentheses, nor inside
-/// the `BEGIN … END` body of CREATE FUNCTION or PROCEDURE. Empty statements are dropped.
+/// the `BEGIN … END` body of CREATE FUNCTION or PROCEDURE. Empty statements are dropped. The
+/// classifier cuts in place ([`Split::cut`]); this returns the value, for tests.
+#[cfg(test)]
 pub(crate) fn split(sql: &str) -> Split<'_> {
     let mut split = Split::default();
-    let mut piece = PieceBuilder::default();
-    for token in Lexer::new(sql) {
-        if token.kind == TokenKind::Comment {
-            split.comments.push(token.text);
-        } else if token.is_punct(b';') && piece.parens <= 0 && piece.begin_depth == 0 {
-            split.pieces.extend(std::mem::take(&mut piece).finish(sql));
-        } else {
-            piece.feed(token);
-        }
-    }
-    split.pieces.extend(piece.finish(sql));
+    split.cut(sql);
     split
 }
 
+impl<'a> Split<'a> {
+    /// Cuts `sql` into this (empty) value, where it stands, as `split` describes: a split holds
+    /// its tokens inline, and the classifier cuts every text, so it is not moved.
+    pub fn cut(&mut self, sql: &'a str) {
+        self.sql = sql;
+        let mut piece = PieceBuilder::default();
+        for token in Lexer::new(sql) {
+            if token.kind == TokenKind::Comment {
+                self.comments.push(token.text);
+            } else if token.is_punct(b';') && piece.parens <= 0 && piece.begin_depth == 0 {
+                self.pieces.extend(std::mem::take(&mut piece).finish(sql, self.tokens.len()));
+            } else {
+                let before = match piece.start {
+                    Some(_) => &self.tokens[piece.first..],
+                    None => &[],
+                };
+                piece.feed(token, before, self.tokens.len());
+                self.tokens.push(token);
+            }
+        }
+        self.pieces.extend(piece.finish(sql, self.tokens.len()));
+    }
+}
 /// Where a statement stands in CREATE [OR REPLACE] FUNCTION|PROCEDURE, whose body may hold `;`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 enum Head {
@@ -274,8 +396,9 @@ enum Head {
 #[derive(Default)]
 struct PieceBuilder<'a> {
     start: Option<usize>,
+    /// Index of its first token in the split's token list.
+    first: usize,
     end: usize,
-    recent: [Option<Token<'a>>; 3],
     parens: i32,
     head: Head,
     begin_depth: u32,
@@ -283,21 +406,26 @@ struct PieceBuilder<'a> {
 }
 
 impl<'a> PieceBuilder<'a> {
-    fn feed(&mut self, token: Token<'a>) {
-        self.start.get_or_insert(token.start);
+    /// Takes the next significant token, which the split stores at `index`; `before` are the
+    /// statement's tokens so far.
+    fn feed(&mut self, token: Token<'a>, before: &[Token<'a>], index: usize) {
+        if self.start.is_none() {
+            self.start = Some(token.start);
+            self.first = index;
+        }
         self.end = token.end();
         self.piece.tokens += 1;
         match token.kind {
-            TokenKind::Word => self.word(token),
+            TokenKind::Word => self.word(token, before),
             TokenKind::Punct => self.punct(token),
             TokenKind::Unterminated => self.piece.unterminated = true,
             _ => {}
         }
-        self.recent = [Some(token), self.recent[0], self.recent[1]];
     }
 
-    fn word(&mut self, token: Token<'a>) {
-        let [r0, r1, r2] = self.recent.map(|t| move |w: &str| t.is_some_and(|t| t.is_word(w)));
+    fn word(&mut self, token: Token<'a>, before: &[Token<'a>]) {
+        let back = |n: usize, w: &str| before.len() >= n && before[before.len() - n].is_word(w);
+        let [r0, r1, r2] = [1, 2, 3].map(|n| move |w: &str| back(n, w));
         if (token.is_word("update") && (r0("for") || (r0("key") && r1("no") && r2("for"))))
             || (token.is_word("share") && (r0("for") || (r0("key") && r1("for"))))
         {
@@ -327,22 +455,16 @@ impl<'a> PieceBuilder<'a> {
 
     fn punct(&mut self, token: Token<'a>) {
         match token.text.as_bytes()[0] {
-            b'(' => {
-                self.parens += 1;
-                if let Some(name) = self.recent[0].filter(Token::is_name) {
-                    let schema =
-                        self.recent[2].filter(|t| t.is_name() && self.recent[1].is_some_and(|d| d.is_punct(b'.')));
-                    self.piece.calls.push(Call { schema, name });
-                }
-            }
+            b'(' => self.parens += 1,
             b')' => self.parens -= 1,
             b',' | b'.' | b'[' | b']' | b';' => {}
             _ => self.piece.operators += 1,
         }
     }
 
-    fn finish(self, sql: &'a str) -> Option<Piece<'a>> {
+    /// The statement, whose tokens end before index `end` of the split's list; `None` if empty.
+    fn finish(self, sql: &'a str, end: usize) -> Option<Piece<'a>> {
         let start = self.start?;
-        Some(Piece { text: &sql[start..self.end], ..self.piece })
+        Some(Piece { text: &sql[start..self.end], range: self.first..end, ..self.piece })
     }
 }

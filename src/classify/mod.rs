@@ -3,14 +3,19 @@
 //!
 //! Pure: no I/O, no async. The lexer answers alone where the first keyword settles it (INSERT, BEGIN,
 //! SET, SHOW …); only queries (SELECT, WITH, VALUES, TABLE, EXPLAIN's and COPY's inner query) go to
-//! sqlparser, and those answers are kept in a bounded cache keyed by the full text. Whatever cannot be
-//! understood is [`Intent::Unknown`], which must go to the primary.
+//! sqlparser. The text is lexed once, and that pass serves the key, the keyword decision, the pins
+//! and DEALLOCATE. Answers are kept in a bounded cache keyed by the text with the literals of its
+//! queries and DML replaced (`key.rs` says which literals, and why those alone); a text without
+//! literals is looked up before it is lexed. Whatever cannot be understood is
+//! [`Intent::Unknown`], which must go to the primary.
 
 mod analysis;
 mod analyze;
 mod cache;
+mod deallocate;
 mod functions;
 pub(crate) mod hints;
+pub(crate) mod key;
 pub(crate) mod keyword;
 pub(crate) mod lexer;
 mod pins;
@@ -22,6 +27,7 @@ mod walk;
 #[cfg(test)]
 mod tests;
 
+use std::cell::RefCell;
 use std::collections::HashSet;
 use std::sync::Arc;
 
@@ -241,6 +247,18 @@ pub struct Classification {
     pub pins: Vec<Pin>,
     /// Pins the text releases entirely (`UNLISTEN *`, `pg_advisory_unlock_all()` …), in order.
     pub unpins: Vec<Pin>,
+    /// What the text drops when it is exactly one `DEALLOCATE [PREPARE] name|ALL`, which the
+    /// session may answer itself.
+    pub deallocates: Option<Deallocation>,
+}
+
+/// The statement a lone SQL `DEALLOCATE` drops.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Deallocation {
+    /// `DEALLOCATE ALL`.
+    All,
+    /// `DEALLOCATE name`: the name as PostgreSQL folds it (lowercase unless quoted).
+    Name(String),
 }
 
 /// Why a statement ties a client to its server connection in transaction pooling.
@@ -284,13 +302,23 @@ pub struct ClassifierSettings {
 pub struct CacheStats {
     /// Texts answered from the cache.
     pub hits: u64,
-    /// Texts that had to be parsed (then cached, unless over 1 MiB).
+    /// Texts the cache could not answer (then cached, unless over 1 MiB).
     pub misses: u64,
-    /// Texts the lexer decided alone; these are cheap and never cached.
+    /// Texts the lexer decided alone that hold values which count (`SET a = 1`, `EXPLAIN
+    /// (ANALYZE 0) DELETE …`): cheap, and never cached, as their values vary.
     pub lexed: u64,
     /// Texts in the cache now.
     pub entries: usize,
 }
+
+thread_local! {
+    /// Where each thread writes a text's cache key: keys are built for every statement, and
+    /// allocating one each time would cost more than the lookup.
+    static KEY: RefCell<String> = const { RefCell::new(String::new()) };
+}
+
+/// Largest key buffer a thread keeps between texts; one made for a huge text is let go.
+const KEY_BUFFER_KEPT: usize = 64 << 10;
 
 /// Turns SQL text into a [`Classification`]; one per database, shared by its sessions.
 pub struct Classifier {
@@ -307,17 +335,32 @@ impl Classifier {
     /// Classifies one simple-query or Parse text. Never fails: what is not understood comes back as
     /// [`Intent::Unknown`] with `writes` set.
     pub fn classify(&self, sql: &str) -> Arc<Classification> {
-        if let Some(hit) = self.cache.get(sql) {
+        let cacheable = self.cache.enabled() && key::cacheable(sql);
+        // A text whose key is itself (it has no literal to replace) is found without lexing it.
+        if let Some(hit) = cacheable.then(|| self.cache.get(sql)).flatten() {
             return hit;
         }
-        let (classification, parsed) = analyze::classify_text(sql, &self.functions);
-        let classification = Arc::new(classification);
-        if parsed {
-            self.cache.put(sql, &classification);
-        } else {
-            self.cache.count_lexed();
-        }
-        classification
+        let mut split = lexer::Split::default();
+        split.cut(sql);
+        KEY.with_borrow_mut(|buf| {
+            let literals = key::write(&split, buf);
+            let key = cacheable.then_some(if literals.replaced { buf.as_str() } else { sql });
+            if let Some(hit) = key.filter(|_| literals.replaced).and_then(|k| self.cache.get(k)) {
+                return hit;
+            }
+            let (classification, parsed) = analyze::classify_text(&split, &self.functions);
+            let classification = Arc::new(classification);
+            // Values in session commands (`SET a = 1`) vary; kept, each would crowd out the rest.
+            if parsed || !literals.kept {
+                self.cache.put(key, &classification);
+            } else {
+                self.cache.count_lexed();
+            }
+            if buf.capacity() > KEY_BUFFER_KEPT {
+                *buf = String::new();
+            }
+            classification
+        })
     }
 
     /// The cache's counters so far.

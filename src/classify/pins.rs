@@ -2,40 +2,40 @@
 //! session (a LISTEN, a SQL-level prepared statement, a session advisory lock, a temporary table,
 //! a cursor WITH HOLD, a prepared transaction), so the next transaction must find the same one.
 
-use super::analysis::identifier;
-use super::lexer::{Call, Lexer, TokenKind};
+use super::lexer::{Span, Token};
 use super::Pin;
 
 /// Session advisory locks: held until unlocked or the session ends, unlike the `_xact_` ones.
 const SESSION_LOCKS: [&str; 4] =
     ["pg_advisory_lock", "pg_advisory_lock_shared", "pg_try_advisory_lock", "pg_try_advisory_lock_shared"];
 
-/// What in one statement ties the session to its connection, if anything.
-pub(crate) fn detect(text: &str, calls: &[Call<'_>]) -> Option<Pin> {
-    let mut words = Lexer::new(text).filter(|t| t.kind != TokenKind::Comment).map(|t| identifier(&t));
-    let first = words.next()?;
-    let pin = match first.as_str() {
-        "listen" => Some(Pin::Listen),
-        "prepare" if words.next().as_deref() == Some("transaction") => Some(Pin::PreparedTransaction),
-        "prepare" => Some(Pin::SqlPrepare),
-        "declare" => {
-            let mut previous = String::new();
-            words
-                .any(|w| std::mem::replace(&mut previous, w.clone()) == "with" && w == "hold")
-                .then_some(Pin::HoldCursor)
+/// What in one statement (its tokens, as the split cut them) ties the session to its connection.
+pub(crate) fn detect(statement: Span<'_>) -> Option<Pin> {
+    let mut tokens = statement.tokens();
+    let first = tokens.next()?;
+    let word = |t: Option<Token<'_>>, w: &str| t.is_some_and(|t| t.is_word(w));
+    let pin = if first.is_word("listen") {
+        Some(Pin::Listen)
+    } else if first.is_word("prepare") {
+        match word(tokens.next(), "transaction") {
+            true => Some(Pin::PreparedTransaction),
+            false => Some(Pin::SqlPrepare),
         }
-        "create" => {
-            let mut next = words.next()?;
-            if next == "global" || next == "local" {
-                next = words.next()?;
-            }
-            matches!(next.as_str(), "temp" | "temporary").then_some(Pin::TempTable)
+    } else if first.is_word("declare") {
+        let mut previous = None;
+        tokens.any(|t| word(previous.replace(t), "with") && t.is_word("hold")).then_some(Pin::HoldCursor)
+    } else if first.is_word("create") {
+        let mut next = tokens.next();
+        if word(next, "global") || word(next, "local") {
+            next = tokens.next();
         }
-        _ => None,
+        (word(next, "temp") || word(next, "temporary")).then_some(Pin::TempTable)
+    } else {
+        None
     };
     pin.or_else(|| {
-        calls
-            .iter()
+        statement
+            .calls()
             .any(|c| SESSION_LOCKS.iter().any(|l| c.name.text.eq_ignore_ascii_case(l)))
             .then_some(Pin::AdvisoryLock)
     })
@@ -44,23 +44,28 @@ pub(crate) fn detect(text: &str, calls: &[Call<'_>]) -> Option<Pin> {
 /// Which pin one statement releases entirely, if any: `UNLISTEN *`, `pg_advisory_unlock_all()`,
 /// `DEALLOCATE ALL`, `DISCARD TEMP`, `CLOSE ALL`, `COMMIT PREPARED`, `ROLLBACK PREPARED`. Releasing
 /// one channel or one lock keeps the pin: pgsplit cannot tell whether it was the last.
-pub(crate) fn released(text: &str, calls: &[Call<'_>]) -> Option<Pin> {
-    let mut tokens = Lexer::new(text).filter(|t| t.kind != TokenKind::Comment);
-    let first = tokens.next().map(|t| identifier(&t));
-    let second = tokens.next();
-    let second_word = second.map(|t| identifier(&t));
-    let third_word = tokens.next().map(|t| identifier(&t));
-    let released = match (first.as_deref(), second_word.as_deref()) {
-        (Some("unlisten"), _) if second.is_some_and(|t| t.is_punct(b'*')) => Some(Pin::Listen),
-        (Some("deallocate"), Some("all")) => Some(Pin::SqlPrepare),
-        (Some("deallocate"), Some("prepare")) if third_word.as_deref() == Some("all") => Some(Pin::SqlPrepare),
-        (Some("discard"), Some("temp" | "temporary")) => Some(Pin::TempTable),
-        (Some("close"), Some("all")) => Some(Pin::HoldCursor),
-        (Some("commit" | "rollback"), Some("prepared")) => Some(Pin::PreparedTransaction),
-        _ => None,
+pub(crate) fn released(statement: Span<'_>) -> Option<Pin> {
+    let mut tokens = statement.tokens();
+    let [first, second, third] = [tokens.next(), tokens.next(), tokens.next()];
+    let word = |t: Option<Token<'_>>, w: &str| t.is_some_and(|t| t.is_word(w));
+    let released = if word(first, "unlisten") && second.is_some_and(|t| t.is_punct(b'*')) {
+        Some(Pin::Listen)
+    } else if word(first, "deallocate") && (word(second, "all") || (word(second, "prepare") && word(third, "all"))) {
+        Some(Pin::SqlPrepare)
+    } else if word(first, "discard") && (word(second, "temp") || word(second, "temporary")) {
+        Some(Pin::TempTable)
+    } else if word(first, "close") && word(second, "all") {
+        Some(Pin::HoldCursor)
+    } else if (word(first, "commit") || word(first, "rollback")) && word(second, "prepared") {
+        Some(Pin::PreparedTransaction)
+    } else {
+        None
     };
     released.or_else(|| {
-        calls.iter().any(|c| c.name.text.eq_ignore_ascii_case("pg_advisory_unlock_all")).then_some(Pin::AdvisoryLock)
+        statement
+            .calls()
+            .any(|c| c.name.text.eq_ignore_ascii_case("pg_advisory_unlock_all"))
+            .then_some(Pin::AdvisoryLock)
     })
 }
 

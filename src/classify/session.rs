@@ -3,7 +3,7 @@
 
 use super::analysis::qualified_name;
 use super::analysis::{identifier, Analysis};
-use super::lexer::{Lexer, TokenKind};
+use super::lexer::{TokenKind, Tokens};
 use super::{DiscardKind, Intent, SessionChange, StatementKind as Kind};
 
 /// Settings whose list values PostgreSQL quotes as identifiers (GUC_LIST_QUOTE).
@@ -21,7 +21,7 @@ fn session(change: SessionChange, writes: bool) -> Analysis {
 }
 
 /// `SET …` after the SET keyword.
-pub(crate) fn set(mut lexer: Lexer<'_>) -> Analysis {
+pub(crate) fn set(mut lexer: Tokens<'_>) -> Analysis {
     let mut next = lexer.next_significant();
     let local = next.is_some_and(|t| t.is_word("local"));
     let session_scope = next.is_some_and(|t| t.is_word("session"))
@@ -69,7 +69,7 @@ pub(crate) fn set(mut lexer: Lexer<'_>) -> Analysis {
 }
 
 /// Consumes `words` if they come next, all of them; otherwise consumes nothing.
-fn follows(lexer: &mut Lexer<'_>, words: &[&str]) -> bool {
+fn follows(lexer: &mut Tokens<'_>, words: &[&str]) -> bool {
     let mut after = lexer.clone();
     if words.iter().all(|w| after.next_significant().is_some_and(|t| t.is_word(w))) {
         *lexer = after;
@@ -81,7 +81,7 @@ fn follows(lexer: &mut Lexer<'_>, words: &[&str]) -> bool {
 /// The value list of a SET, flattened as PostgreSQL stores it. A lone DEFAULT (and TIME ZONE LOCAL)
 /// is a reset; under SET LOCAL it is reported as the value `default`, since it ends with the
 /// transaction anyway.
-fn set_value(name: String, local: bool, mut lexer: Lexer<'_>) -> Analysis {
+fn set_value(name: String, local: bool, mut lexer: Tokens<'_>) -> Analysis {
     let mut items: Vec<String> = Vec::new();
     let mut sign = "";
     let mut default = false;
@@ -163,7 +163,7 @@ fn quote_identifier(item: &str) -> String {
 }
 
 /// `RESET name | ALL | TIME ZONE | ROLE | SESSION AUTHORIZATION | TRANSACTION ISOLATION LEVEL`.
-pub(crate) fn reset(mut lexer: Lexer<'_>) -> Analysis {
+pub(crate) fn reset(mut lexer: Tokens<'_>) -> Analysis {
     let Some(first) = lexer.next_significant() else { return Analysis::unknown() };
     if first.is_word("all") && lexer.peek().is_none() {
         return session(SessionChange::ResetAll, false);
@@ -187,7 +187,7 @@ pub(crate) fn reset(mut lexer: Lexer<'_>) -> Analysis {
 }
 
 /// `DISCARD ALL | PLANS | SEQUENCES | TEMP | TEMPORARY`.
-pub(crate) fn discard(mut lexer: Lexer<'_>) -> Analysis {
+pub(crate) fn discard(mut lexer: Tokens<'_>) -> Analysis {
     let kind = match lexer.next_significant().map(|t| t.text.to_ascii_lowercase()).as_deref() {
         Some("all") => DiscardKind::All,
         Some("plans") => DiscardKind::Plans,
@@ -204,7 +204,7 @@ pub(crate) fn discard(mut lexer: Lexer<'_>) -> Analysis {
 /// Transaction control after its first keyword (`verb`, lowercase). BEGIN needs the primary unless it
 /// is READ ONLY and not SERIALIZABLE (which a standby refuses); two-phase commit commands need it
 /// always; COMMIT, ROLLBACK and savepoints go wherever the open transaction is.
-pub(crate) fn transaction(verb: &str, mut lexer: Lexer<'_>) -> Analysis {
+pub(crate) fn transaction(verb: &str, mut lexer: Tokens<'_>) -> Analysis {
     let next = lexer.peek();
     let is_next = |word: &str| next.is_some_and(|t| t.is_word(word));
     let (intent, writes) = match verb {
@@ -245,7 +245,7 @@ struct Modes {
 }
 
 impl Modes {
-    fn read(lexer: Lexer<'_>) -> Modes {
+    fn read(lexer: Tokens<'_>) -> Modes {
         let mut modes = Modes { read_only: None, serializable: false, text: String::new() };
         let mut previous_read = false;
         for token in lexer.filter(|t| t.kind != TokenKind::Comment) {

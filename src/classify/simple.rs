@@ -7,7 +7,7 @@
 //! statement table: same tables, same functions.
 
 use super::analysis::{identifier, push_unique, Analysis};
-use super::lexer::{Lexer, Token, TokenKind};
+use super::lexer::{Token, TokenKind, Tokens};
 use super::StatementKind;
 
 /// Deepest nesting of parentheses taken; deeper text goes to the parser, which refuses it as
@@ -53,9 +53,10 @@ enum Word {
     Other,
 }
 
-/// Classifies `sql` if it has the simple shape; `None` sends it to the parser.
-pub(crate) fn select(sql: &str) -> Option<Analysis> {
-    let mut tokens = Lexer::new(sql).filter(|t| t.kind != TokenKind::Comment).peekable();
+/// Classifies a statement (its tokens, as the split cut them) if it has the simple shape; `None`
+/// sends it to the parser.
+pub(crate) fn select(tokens: Tokens<'_>) -> Option<Analysis> {
+    let mut tokens = tokens.peekable();
     if !tokens.next()?.is_word("select") {
         return None;
     }

@@ -29,12 +29,18 @@ fn classify_lexer() {
             assert!(text.contains(piece.text) && !piece.text.is_empty());
         }
         assert!(split.comments.iter().all(|c| text.contains(c)));
-        let _ = keyword::decide(&text);
+        let significant = Lexer::new(&text).filter(|t| t.kind != TokenKind::Comment).count();
+        assert!(split.pieces.iter().all(|p| split.tokens[p.range.clone()].len() == p.tokens));
+        assert!(split.tokens.len() <= significant, "the split keeps each significant token once");
+        for piece in &split.pieces {
+            let _ = keyword::decide(split.span(piece));
+        }
     });
 }
 
 /// The whole classification, cached and not: whatever it cannot understand must be unknown and
-/// go to the primary, and the cache must answer as a fresh classification does.
+/// go to the primary, and the cache must answer as a fresh classification does, also for a text
+/// that differs only in its literals from one it keeps.
 #[test]
 fn classify_walk() {
     let settings = |cache_size| ClassifierSettings {
@@ -49,7 +55,27 @@ fn classify_walk() {
         }
         assert_eq!(*c, *fresh.classify(&text));
         assert_eq!(*cached.classify(&text), *c);
+        let other = other_literals(&text);
+        assert_eq!(*cached.classify(&other), *fresh.classify(&other), "{other:?} after {text:?}");
     });
+}
+
+/// `text` with each integer and plain string replaced by another value of its form.
+fn other_literals(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut written = 0;
+    for token in Lexer::new(text) {
+        let other = match token.kind {
+            TokenKind::Number if token.text.bytes().all(|b| b.is_ascii_digit()) => "7",
+            TokenKind::String if token.text.starts_with('\'') => "'z'",
+            _ => continue,
+        };
+        out.push_str(&text[written..token.start]);
+        out.push_str(other);
+        written = token.end();
+    }
+    out.push_str(&text[written..]);
+    out
 }
 
 /// Hints inside comments, as the lexer hands them over; LSNs in their text form.

@@ -10,11 +10,11 @@ use proptest::prelude::*;
 
 use super::mutate::wire;
 use super::{run, seeds};
-use crate::classify::{Classifier, ClassifierSettings};
+use crate::classify::{Classifier, ClassifierSettings, Deallocation};
 use crate::protocol::frame::{self, whole_messages};
 use crate::protocol::from_client;
 use crate::server::{BackendKey, ServerConn};
-use crate::session::prepared::{self, Deallocate, Prepared};
+use crate::session::prepared::Prepared;
 use crate::session::request::{self, Taken};
 use crate::session::routing::RoutingState;
 use crate::state::statements::StatementIds;
@@ -84,11 +84,13 @@ fn run_requests(bytes: &[u8], reuse_unnamed: bool) {
     let mut buf = BytesMut::from(bytes);
     while let Ok(Taken::Batch(batch)) = request::take(&mut buf, 1 << 20, true) {
         let inspection = routing.inspect(&classifier, &batch.bytes, true, &statements);
-        // `answered_here`: a lone Query that is DEALLOCATE forgets a protocol-level statement.
+        // `Session::deallocate`: a lone Query that is DEALLOCATE forgets a protocol-level statement.
         let mut messages = frame::messages(&batch.bytes);
-        if let (Some((from_client::QUERY, body)), None) = (messages.next(), messages.next()) {
-            if let Some(Deallocate::Name(name)) = prepared::deallocate(from_client::query_sql(body)) {
-                statements.forget(&name);
+        if let (Some((from_client::QUERY, _)), None) = (messages.next(), messages.next()) {
+            if let [class] = &inspection.statements[..] {
+                if let Some(Deallocation::Name(name)) = &class.deallocates {
+                    statements.forget(name.as_bytes());
+                }
             }
         }
         statements.start_request();

@@ -4,42 +4,41 @@
 
 use bytes::BytesMut;
 
-use super::prepared::{self, Deallocate};
 use super::request::{Batch, Summary};
+use super::routing::Inspection;
 use super::{logging, ClientError, Session};
+use crate::classify::Deallocation;
 use crate::protocol::build::{self, Severity};
 use crate::protocol::sqlstate;
 
 impl Session {
-    /// Answers what needs no server: a request while discarding up to Sync, Syncs and Flushes
-    /// with nothing pending, and DEALLOCATE of protocol-level statements.
+    /// Answers what needs no server before the request is classified: a request while
+    /// discarding up to Sync, and Syncs and Flushes with nothing pending.
     pub(super) async fn answered_here(&mut self, batch: &Batch) -> Result<bool, ClientError> {
         if self.discarding {
             self.discard(batch.summary).await?;
             return Ok(true);
         }
-        if batch.summary.work == 0 && self.answer_sync_or_flush(batch.summary).await? {
-            return Ok(true);
-        }
-        self.deallocate(batch).await
+        Ok(batch.summary.work == 0 && self.answer_sync_or_flush(batch.summary).await?)
     }
 
     /// Answers `DEALLOCATE` of protocol-level statements itself: the server knows them under
-    /// pgsplit's names, shared with other clients. `true` when the request was answered.
-    async fn deallocate(&mut self, batch: &Batch) -> Result<bool, ClientError> {
-        let Some(target) = deallocate_target(&batch.bytes) else { return Ok(false) };
+    /// pgsplit's names, shared with other clients. The classification says whether the request
+    /// is one, so its text is not read again. `true` when the request was answered.
+    pub(super) async fn deallocate(&mut self, batch: &Batch, inspection: &Inspection) -> Result<bool, ClientError> {
+        let Some(target) = deallocate_target(&batch.bytes, inspection) else { return Ok(false) };
         let status = self.server.as_ref().map_or(b'I', |s| s.status());
-        let tag = match &target {
+        let tag = match target {
             // SQL-level statements (a pinned client) live on the server: it must drop them too.
-            Deallocate::All if self.tx.pinned() => return Ok(false),
-            Deallocate::All => "DEALLOCATE ALL",
-            Deallocate::Name(name) if self.prepared.forget(name) => "DEALLOCATE",
-            Deallocate::Name(_) => return Ok(false),
+            Deallocation::All if self.tx.pinned() => return Ok(false),
+            Deallocation::All => "DEALLOCATE ALL",
+            Deallocation::Name(name) if self.prepared.forget(name.as_bytes()) => "DEALLOCATE",
+            Deallocation::Name(_) => return Ok(false),
         };
         if status == b'E' {
             return Ok(false);
         }
-        if target == Deallocate::All {
+        if *target == Deallocation::All {
             self.prepared.clear();
         }
         let mut out = BytesMut::with_capacity(32);
@@ -96,14 +95,16 @@ impl Session {
     }
 }
 
-/// The statement a request of one `DEALLOCATE` Query names, if it is one.
-fn deallocate_target(bytes: &[u8]) -> Option<Deallocate> {
+/// The statement a request of one `DEALLOCATE` Query names, if it is one: the request is that
+/// one Query, and its classification found the DEALLOCATE.
+fn deallocate_target<'i>(bytes: &[u8], inspection: &'i Inspection) -> Option<&'i Deallocation> {
     let mut messages = crate::protocol::frame::messages(bytes);
-    let (Some((b'Q', body)), None) = (messages.next(), messages.next()) else { return None };
-    prepared::deallocate(crate::protocol::from_client::query_sql(body))
+    let (Some((b'Q', _)), None) = (messages.next(), messages.next()) else { return None };
+    let [class] = &inspection.statements[..] else { return None };
+    class.deallocates.as_ref()
 }
 
 /// Whether a request is one `DEALLOCATE` Query.
-pub(super) fn is_deallocate(bytes: &[u8]) -> bool {
-    deallocate_target(bytes).is_some()
+pub(super) fn is_deallocate(bytes: &[u8], inspection: &Inspection) -> bool {
+    deallocate_target(bytes, inspection).is_some()
 }

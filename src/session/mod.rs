@@ -218,6 +218,9 @@ impl Session {
             return Ok(());
         }
         let inspection = self.inspect(&batch);
+        if self.deallocate(&batch, &inspection).await? {
+            return Ok(());
+        }
         if let Err(e) = self.pin_for(&inspection) {
             return self.refuse(e, batch.summary).await;
         }

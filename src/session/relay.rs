@@ -226,7 +226,7 @@ impl Session {
     fn needs_own_turn(&self, b: &request::Batch, inspection: &crate::session::routing::Inspection) -> bool {
         let pins = self.mode == crate::config::PoolMode::Transaction
             && inspection.statements.iter().any(|c| !c.pins.is_empty());
-        pins || inspection.discards_all() || super::answer::is_deallocate(&b.bytes)
+        pins || inspection.discards_all() || super::answer::is_deallocate(&b.bytes, inspection)
     }
 
     /// Records the LSN a commit reached and returns what the client gets now: ParameterStatus

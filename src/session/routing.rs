@@ -323,4 +323,48 @@ mod tests {
         assert_eq!(s.min_lsn, Some(16));
         assert!(s.read_only_default);
     }
+
+    #[test]
+    fn rules_match_the_text_sent_while_texts_differing_in_literals_share_a_classification() {
+        use crate::classify::{ClassifierSettings, RouteTarget};
+        use crate::config::RuleSettings;
+        use crate::protocol::frame::tests::msg;
+        use crate::route::rules::Rules;
+
+        let classifier = Classifier::new(ClassifierSettings { cache_size: 8, ..Default::default() });
+        let rule = RuleSettings {
+            name: "id 2".into(),
+            databases: vec![],
+            users: vec![],
+            application_names: vec![],
+            kinds: vec![],
+            tables: vec![],
+            functions: vec![],
+            regex: Some("id = 2$".into()),
+            route: RouteTarget::Primary,
+            max_lag: None,
+        };
+        let rules = Rules::compile(&[rule]).expect("a valid regex");
+        let mut s = RoutingState::default();
+        let mut inspect =
+            |sql: &str| s.inspect(&classifier, &msg(b'Q', format!("{sql}\0").as_bytes()), true, &Prepared::default());
+        let (one, two) = (inspect("SELECT * FROM t WHERE id = 1"), inspect("SELECT * FROM t WHERE id = 2"));
+        assert!(Arc::ptr_eq(&one.statements[0], &two.statements[0]), "one cache entry for both");
+        let matches = |i: &Inspection| {
+            let c = i.first().expect("a statement");
+            let sql = i.first_text.as_deref().unwrap_or("");
+            let ctx = RuleContext {
+                database: "app",
+                user: "app",
+                application_name: "",
+                kind: c.kind.name(),
+                tables: &c.tables,
+                functions: &c.functions,
+                sql,
+            };
+            rules.first_match(&ctx).is_some()
+        };
+        assert!(!matches(&one));
+        assert!(matches(&two), "the regex sees the literal the client sent");
+    }
 }

@@ -3,6 +3,7 @@
 
 mod classifier;
 mod hints;
+mod key;
 mod lexer;
 mod session;
 mod simple;

@@ -1,5 +1,5 @@
 use super::classify;
-use crate::classify::{DiscardKind, Intent, SessionChange, StatementKind};
+use crate::classify::{Deallocation, DiscardKind, Intent, SessionChange, StatementKind};
 
 fn set(name: &str, value: &str, local: bool) -> Intent {
     Intent::Session(SessionChange::Set { name: name.into(), value: value.into(), local })
@@ -159,4 +159,22 @@ fn ends_savepoints_and_two_phase_commit() {
         assert_eq!(c.writes, *writes, "{sql}");
         assert!(c.has_transaction_control, "{sql}");
     }
+}
+
+#[test]
+fn deallocate_forms() {
+    let target = |sql: &str| classify(sql).deallocates.clone();
+    let name = |n: &str| Some(Deallocation::Name(n.into()));
+    assert_eq!(target("DEALLOCATE s1"), name("s1"));
+    assert_eq!(target("deallocate prepare \"S 1\";"), name("S 1"));
+    assert_eq!(target("DEALLOCATE ALL"), Some(Deallocation::All));
+    assert_eq!(target("deallocate prepare all"), Some(Deallocation::All));
+    assert_eq!(target("deallocate Foo"), name("foo"));
+    assert_eq!(target("DEALLOCATE \"a\"\"b\""), name("a\"b"));
+    assert_eq!(target("DEALLOCATE prepare"), name("prepare"));
+    assert_eq!(target("DEALLOCATE s1; select 1"), None);
+    assert_eq!(target("select 1"), None);
+    assert_eq!(target("deallocate /* x */ s1"), None);
+    assert_eq!(target("deallocate s1 extra"), None);
+    assert_eq!(target("deallocate 's1'"), None);
 }

@@ -21,10 +21,8 @@ use crate::server::outgoing::put_message;
 use crate::server::{Outgoing, ServerConn};
 use crate::state::statements::StatementIds;
 
-mod deallocate;
 mod name;
 
-pub use deallocate::{deallocate, Deallocate};
 use name::ServerName;
 
 /// A client statement as servers know it.
