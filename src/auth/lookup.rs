@@ -32,6 +32,9 @@ pub enum LookupError {
     Connect { addr: String, reason: String },
     #[error("auth.query failed on {addr}: {reason}")]
     Query { addr: String, reason: String },
+    /// The node took longer than `pool.connect_timeout` (a black hole, or a server stuck).
+    #[error("looking up a user on {addr} took longer than {millis} ms")]
+    Timeout { addr: String, millis: u128 },
 }
 
 /// Where a lookup runs: the database's primary now, and the server database.
@@ -107,7 +110,8 @@ impl Lookup {
     }
 
     /// `user`'s verifier as the primary has it now (or as another login of the user just read
-    /// it); when the primary cannot answer, the cached one while younger than `cache_ttl`.
+    /// it); when the primary cannot answer within `pool.connect_timeout`, the cached one while
+    /// younger than `cache_ttl`.
     pub async fn verifier(&self, user: &str, target: &Target<'_>) -> Result<Option<String>, LookupError> {
         let asked = Instant::now();
         let slot = self.slot(user);
@@ -117,7 +121,10 @@ impl Lookup {
             count(&self.stats.shared);
             return Ok(shared.verifier.clone());
         }
-        match self.query(user, target).await {
+        let limit = self.connect_timeout;
+        let asked_primary = tokio::time::timeout(limit, self.query(user, target)).await;
+        let timed_out = || LookupError::Timeout { addr: target.addr.to_string(), millis: limit.as_millis() };
+        match asked_primary.unwrap_or_else(|_| Err(timed_out())) {
             Ok(verifier) => {
                 count(&self.stats.queried);
                 *answer = Some(Answer { verifier: verifier.clone(), at: Instant::now() });

@@ -253,3 +253,27 @@ async fn a_looked_up_role_reaches_an_unlisted_database() {
     drop(client);
     admin.batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)")).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lookup_on_a_silent_primary_fails_soft_with_a_retry_error() {
+    // A "primary" that accepts connections and never says a word: the lookup is bounded by
+    // pool.connect_timeout, and the client is told to retry instead of hanging.
+    let hole = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = hole.local_addr().unwrap();
+    let holder = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = hole.accept().await {
+            held.push(socket);
+        }
+    });
+    let config = format!(
+        "{}\n[databases.silent]\nprimary = \"{addr}\"\n[auth]\nuser = \"postgres\"\n",
+        harness::test_config("connect_timeout = \"300ms\"", "")
+    );
+    let proxy = Proxy::with_config(&config).await;
+    let e = proxy.try_client("someone", "pw", "silent").await.unwrap_err();
+    assert_eq!(harness::sqlstate(&e).as_deref(), Some("57P03"), "{e:?}");
+    // Other databases are not held up by it.
+    proxy.client_as("app", "app", "app").await;
+    holder.abort();
+}
