@@ -3,7 +3,6 @@
 //! ReadyForQuery 'I' (transaction pooling) or at disconnect (session pooling).
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::AsyncWriteExt;
@@ -14,7 +13,7 @@ use crate::config::{DatabaseSettings, Pinning, PoolMode, UserSettings};
 use crate::pool::{Checkout, PoolKey};
 use crate::protocol::build::{self, Severity};
 use crate::protocol::from_client::Pipeline;
-use crate::route::{Reason, Route};
+use crate::route::Route;
 use crate::state::cancel::{CancelHandle, CancelTarget};
 use crate::state::clients::{ClientSlot, ClientState};
 use crate::state::{Config, Shared};
@@ -50,6 +49,7 @@ pub(crate) mod params;
 pub(crate) mod prepared;
 mod relay;
 pub mod request;
+mod retry;
 pub(crate) mod routing;
 mod tx;
 
@@ -253,29 +253,6 @@ impl Session {
         }
     }
 
-    /// Runs a request again on the same connection after the server refused a statement pgsplit
-    /// reused from an earlier Parse, because DDL changed its result type: the statements the
-    /// request reused are closed and prepared afresh, and the client never sees the refusal.
-    async fn replan(
-        &mut self,
-        mut server: Checkout,
-        batch: &Batch,
-        inspection: &Inspection,
-        route: Route,
-        probed: bool,
-    ) -> Result<(), ClientError> {
-        self.ctx.statements.count_replan();
-        self.span().in_scope(|| tracing::debug!("a reused statement's result type changed; preparing it again"));
-        // The refusal is the transaction's only error, and it is not the client's.
-        self.tx.begin(server.errors());
-        let stale = self.prepared.undo_request();
-        self.send_rewritten(&mut server, &batch.bytes, batch.summary.pipeline, &inspection.parsed, &stale).await?;
-        if probed {
-            self.probe_if_owed(&mut server, inspection, route, true).await?;
-        }
-        self.relay(server, route, Guard::NONE).await.map(|_| ())
-    }
-
     /// Classifies the request's statements (texts kept only when a rule matches on text).
     fn inspect(&mut self, batch: &Batch) -> Inspection {
         let keep_text = !self.config.policy.rules.is_empty();
@@ -342,42 +319,6 @@ impl Session {
         server.send_lsn_probe().await?;
         self.routing.probe_sent();
         Ok(true)
-    }
-
-    /// Runs again on the primary a request refused as a write before anything ran: by a replica
-    /// (misrouted), or by the node believed primary (demoted: the monitor is asked for fresh
-    /// samples, and the request waits for the node elected now).
-    async fn retry_on_primary(
-        &mut self,
-        batch: &Batch,
-        inspection: &Inspection,
-        refused_on: Route,
-        refused: &PoolKey,
-    ) -> Result<(), ClientError> {
-        let refused_at = Instant::now();
-        let sql = misroute::first_sql(&batch.bytes).unwrap_or_else(|| "(a prepared statement)".into());
-        let statement = misroute::fingerprint(&sql);
-        let failover_timeout = self.config.policy.settings.failover_timeout;
-        let span = self.span();
-        let _span = span.enter();
-        if refused_on == Route::Primary {
-            self.ctx.counters.failover_retry();
-            tracing::warn!(%statement, node = %refused.node, "the primary refused a write as read-only (demoted?); running it on the primary elected now");
-            self.nodes.await_new_primary(refused, refused_at, failover_timeout).await;
-        } else {
-            self.ctx.counters.misroute_retry();
-            tracing::warn!(%statement, "a replica refused a statement as a write; running it on the primary");
-            self.ctx.decisions.count(Route::Primary, Reason::Write);
-        }
-        let (mut server, _) = dispatch::checkout(&self.ctx, &self.nodes, Route::Primary, failover_timeout).await?;
-        self.cancel.set_target(Some(CancelTarget { addr: server.addr().clone(), key: server.key() }));
-        self.sync_params(&mut server).await?;
-        self.routing.wrote();
-        // What the refused run added to the client's statements would refuse its second run.
-        self.prepared.undo_request();
-        self.send_request(&mut server, &batch.bytes, batch.summary.pipeline, &inspection.parsed).await?;
-        self.probe_if_owed(&mut server, inspection, Route::Primary, true).await?;
-        self.relay(server, Route::Primary, Guard::NONE).await.map(|_| ())
     }
 
     /// Sends client messages, rewritten when they name prepared statements.
