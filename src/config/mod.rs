@@ -11,6 +11,7 @@ pub mod render;
 pub mod routing;
 pub mod tls;
 pub mod units;
+pub mod users;
 pub mod validate;
 
 pub use auth::{LookupSettings, PassthroughSecret};
