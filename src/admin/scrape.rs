@@ -111,7 +111,7 @@ fn topology(ctx: &Shared, m: &Metrics) {
         }
         let without = topology.without_primary_since.map_or(0.0, |since| since.elapsed().as_secs_f64());
         m.gauge("pgsplit_seconds_without_primary", &db_label).set(without);
-        let elected = topology.election.primary.and_then(|id| topology.node(id));
+        let elected = topology.elected();
         for node in std::iter::once(&topology.primary).chain(&topology.replicas) {
             let is = elected.is_some_and(|e| e.addr == node.addr);
             m.gauge("pgsplit_primary_node", &[("database", &db.name), ("node", &node.addr)])

@@ -45,7 +45,7 @@ fn to_retire(seen: &mut Seen, topology: &Topology) -> Vec<(Arc<str>, &'static st
             retire.push((node.addr.clone(), node.role.name()));
         }
     }
-    let elected = topology.election.primary.and_then(|id| topology.node(id)).map(|n| n.addr.clone());
+    let elected = topology.elected().map(|n| n.addr.clone());
     if let Some(now) = elected {
         if let Some(old) = seen.primary.replace(now.clone()).filter(|old| *old != now) {
             if !retire.iter().any(|(n, _)| *n == old) {

@@ -10,6 +10,7 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 
 use super::binding::Binding;
+use crate::server::passthrough::md5_answer;
 use ScramError::Malformed;
 
 type HmacSha256 = Hmac<Sha256>;
@@ -245,21 +246,10 @@ pub fn md5_secret(user: &str, password: &str) -> String {
     format!("md5{:x}", h.finalize())
 }
 
-/// Check an md5 PasswordMessage payload (without trailing NUL) against a stored "md5…" secret and the 4-byte salt.
-/// Stored hex is lowercased first because clients always hash the lowercase form, so a secret pasted
-/// in upper case would otherwise never match.
+/// Check an md5 PasswordMessage payload (without trailing NUL) against a stored "md5…" secret and the 4-byte salt:
+/// the answer a client with the password sends, as pgsplit itself gives servers from a stored hash.
 pub fn md5_check(stored: &str, salt: [u8; 4], response: &[u8]) -> bool {
-    let Some(inner) = stored.strip_prefix("md5") else {
-        return false;
-    };
-    if inner.len() != 32 || !inner.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return false;
-    }
-    let mut h = Md5::new();
-    h.update(inner.to_ascii_lowercase().as_bytes());
-    h.update(salt);
-    let expected = format!("md5{:x}", h.finalize());
-    constant_time_eq(expected.as_bytes(), response)
+    md5_answer(stored, salt).is_some_and(|expected| constant_time_eq(expected.as_bytes(), response))
 }
 
 /// PBKDF2-HMAC-SHA-256 for a single 32-byte block, which is all SCRAM-SHA-256 needs.

@@ -13,7 +13,6 @@ use tracing::Instrument;
 use crate::auth::lookup::Target;
 use crate::auth::FailReason;
 use crate::config::{DatabaseSettings, Settings, WILDCARD_DATABASE};
-use crate::monitor::NodeId;
 use crate::protocol::build;
 use crate::protocol::startup::{self, StartupMessage, StartupPacket};
 use crate::server::BackendKey;
@@ -203,11 +202,8 @@ fn lookup_home<'a>(settings: &'a Settings, db: &'a DatabaseSettings) -> &'a str 
 /// Where auth passthrough asks for a user's password: the node the monitor elected primary,
 /// the configured primary before the first election.
 fn lookup_node(ctx: &Shared, db: &DatabaseSettings) -> String {
-    let elected = ctx.monitor().topology(db.topology_name()).and_then(|t| t.election.primary);
-    match elected {
-        Some(NodeId::Replica(i)) => db.replicas.get(i).map_or(&db.primary, |r| &r.addr).clone(),
-        _ => db.primary.clone(),
-    }
+    let topology = ctx.monitor().topology(db.topology_name());
+    topology.as_ref().and_then(|t| t.elected()).map_or_else(|| db.primary.clone(), |node| node.addr.to_string())
 }
 
 async fn read_exact(stream: &mut Stream, buf: &mut [u8]) -> Result<(), ClientError> {

@@ -174,6 +174,11 @@ impl Topology {
         }
     }
 
+    /// The node elected primary, if any.
+    pub fn elected(&self) -> Option<&NodeStatus> {
+        self.election.primary.and_then(|id| self.node(id))
+    }
+
     /// Every configured node with its position: the configured primary first, then the replicas.
     pub fn nodes(&self) -> impl Iterator<Item = (NodeId, &NodeStatus)> {
         std::iter::once(&self.primary).chain(&self.replicas).enumerate().map(|(i, n)| (NodeId::at(i), n))

@@ -65,23 +65,23 @@ impl PoolManager {
     pub fn apply(&self, settings: &Settings) {
         *self.settings.lock() = settings.pool.clone();
         let mut pools = self.pools.lock();
-        pools.retain(|key, pool| match wanted_size(settings, key, pool) {
+        pools.retain(|key, pool| {
             // Made for a looked-up user or a "*" database: kept while `[auth]` or "*" still
             // allow it, as sized now; closed as idle, like any pool, once nobody uses it.
-            None if pool.on_demand() && allows_on_demand(settings, key) => {
-                pool.set_size(on_demand_size(settings, key));
-                pool.set_settings(settings.pool.clone());
-                true
-            }
-            Some(size) => {
-                pool.set_size(size);
-                pool.set_settings(settings.pool.clone());
-                true
-            }
-            None => {
-                tracing::info!(pool = %key, "pool no longer configured: draining it");
-                pool.close();
-                false
+            let on_demand = || pool.on_demand().then(|| on_demand_entry(settings, key)).flatten();
+            let size = wanted_size(settings, key, pool)
+                .or_else(|| on_demand().map(|db| db.pool_size.unwrap_or(settings.pool.size)));
+            match size {
+                Some(size) => {
+                    pool.set_size(size);
+                    pool.set_settings(settings.pool.clone());
+                    true
+                }
+                None => {
+                    tracing::info!(pool = %key, "pool no longer configured: draining it");
+                    pool.close();
+                    false
+                }
             }
         });
     }
@@ -136,20 +136,14 @@ impl PoolManager {
     }
 }
 
-/// Whether a pool made on demand may stay: `[auth]` still looks users up (or the user is
-/// still listed) and its database is still listed or served by `"*"`.
-fn allows_on_demand(settings: &Settings, key: &PoolKey) -> bool {
+/// The entry a pool made on demand now answers to: its database's own on its node, else `"*"`
+/// when it names the node. `None` when neither serves it any more, or its user is no longer
+/// listed and `[auth]` looks nobody up.
+fn on_demand_entry<'a>(settings: &'a Settings, key: &PoolKey) -> Option<&'a DatabaseSettings> {
     let user_ok = settings.auth_lookup.is_some() || settings.users.values().any(|u| u.server_user == key.user);
-    let db_ok = settings.databases.values().any(|db| db.server_dbname == key.database && on_node(db, key))
-        || settings.databases.get(crate::config::WILDCARD_DATABASE).is_some_and(|db| on_node(db, key));
-    user_ok && db_ok
-}
-
-/// The size of a pool made on demand: that of its database entry, else of `"*"`, else global.
-fn on_demand_size(settings: &Settings, key: &PoolKey) -> usize {
     let listed = settings.databases.values().find(|db| db.server_dbname == key.database && on_node(db, key));
-    let db = listed.or_else(|| settings.databases.get(crate::config::WILDCARD_DATABASE));
-    db.and_then(|db| db.pool_size).unwrap_or(settings.pool.size)
+    let wildcard = || settings.databases.get(crate::config::WILDCARD_DATABASE).filter(|db| on_node(db, key));
+    listed.map(|db| &**db).or_else(|| wildcard().map(|db| &**db)).filter(|_| user_ok)
 }
 
 fn on_node(db: &DatabaseSettings, key: &PoolKey) -> bool {

@@ -68,11 +68,12 @@ fn table_matches(rule: &str, referenced: &str) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::classify::RouteTarget;
 
-    fn rule(name: &str, f: impl FnOnce(&mut RuleSettings)) -> RuleSettings {
+    /// A rule that matches everything and routes to the primary, as `f` changes it.
+    pub(crate) fn rule(name: &str, f: impl FnOnce(&mut RuleSettings)) -> RuleSettings {
         let mut r = RuleSettings {
             name: name.into(),
             databases: vec![],

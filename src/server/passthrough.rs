@@ -70,9 +70,11 @@ impl KeyExchange {
 }
 
 /// The md5 answer from a stored `md5…` hash: `"md5" + md5(hex ++ salt)`, what a client computes
-/// after hashing the password with the user name.
+/// after hashing the password with the user name. The hex is lowercased first: clients always
+/// hash the lowercase form, so a hash pasted in upper case would otherwise never match. `None`
+/// for anything that is not an md5 hash.
 pub fn md5_answer(stored: &str, salt: [u8; 4]) -> Option<String> {
-    let inner = stored.strip_prefix("md5").filter(|h| h.len() == 32)?;
+    let inner = stored.strip_prefix("md5").filter(|h| h.len() == 32 && h.bytes().all(|b| b.is_ascii_hexdigit()))?;
     let mut h = Md5::new();
     h.update(inner.to_ascii_lowercase().as_bytes());
     h.update(salt);

@@ -326,24 +326,12 @@ mod tests {
 
     #[test]
     fn rules_match_the_text_sent_while_texts_differing_in_literals_share_a_classification() {
-        use crate::classify::{ClassifierSettings, RouteTarget};
-        use crate::config::RuleSettings;
+        use crate::classify::ClassifierSettings;
         use crate::protocol::frame::tests::msg;
-        use crate::route::rules::Rules;
+        use crate::route::rules::{tests::rule, Rules};
 
         let classifier = Classifier::new(ClassifierSettings { cache_size: 8, ..Default::default() });
-        let rule = RuleSettings {
-            name: "id 2".into(),
-            databases: vec![],
-            users: vec![],
-            application_names: vec![],
-            kinds: vec![],
-            tables: vec![],
-            functions: vec![],
-            regex: Some("id = 2$".into()),
-            route: RouteTarget::Primary,
-            max_lag: None,
-        };
+        let rule = rule("id 2", |r| r.regex = Some("id = 2$".into()));
         let rules = Rules::compile(&[rule]).expect("a valid regex");
         let mut s = RoutingState::default();
         let mut inspect =

@@ -277,3 +277,36 @@ async fn a_lookup_on_a_silent_primary_fails_soft_with_a_retry_error() {
     proxy.client_as("app", "app", "app").await;
     holder.abort();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_keeps_the_pools_of_looked_up_users_and_resizes_them() {
+    let path = std::env::temp_dir().join(format!("{}.toml", harness::unique("passthrough_reload")));
+    std::fs::write(&path, config_with_lookup("").replace("[pool]\n", "[pool]\nsize = 3\n")).unwrap();
+    let proxy = Proxy::from_file(&path).await;
+    let (role, table) = create_role("pw").await;
+    let client = proxy.client_as(&role, "pw", "app").await;
+    client.batch_execute(&format!("insert into {table} values (1)")).await.unwrap();
+    let console = proxy.client_as("postgres", "", "pgsplit").await;
+    std::fs::write(&path, config_with_lookup("").replace("[pool]\n", "[pool]\nsize = 5\n")).unwrap();
+    console.simple_query("RELOAD").await.expect("the config reloads");
+
+    let sizes = pool_sizes_of(&console, &role).await;
+    assert!(!sizes.is_empty() && sizes.iter().all(|s| s == "5"), "{role}'s pools after reload: {sizes:?}");
+    client.batch_execute(&format!("insert into {table} values (2)")).await.expect("the session goes on");
+    // Without [auth], the looked-up user's pools are no longer allowed: they drain.
+    std::fs::write(&path, harness::split_config("", "")).unwrap();
+    console.simple_query("RELOAD").await.expect("the config reloads");
+    assert!(pool_sizes_of(&console, &role).await.is_empty(), "the pools of {role} stayed");
+    let _ = std::fs::remove_file(path);
+}
+
+/// The `pool_size` column of SHOW POOLS for `user`'s pools.
+async fn pool_sizes_of(console: &tokio_postgres::Client, user: &str) -> Vec<String> {
+    let rows = console.simple_query("SHOW POOLS").await.unwrap();
+    rows.iter()
+        .filter_map(|m| match m {
+            SimpleQueryMessage::Row(r) if r.get("user") == Some(user) => r.get("pool_size").map(str::to_string),
+            _ => None,
+        })
+        .collect()
+}
