@@ -17,7 +17,7 @@
 //! each other in literals alone. Texts longer than the parser takes are not cached either: their
 //! classification depends on their length.
 
-use super::lexer::{Split, Token, TokenKind};
+use super::lexer::{Lexer, Split, Token, TokenKind};
 use super::statement::MAX_QUERY_LEN;
 
 /// Leading words of the statements whose literals are replaced.
@@ -47,7 +47,7 @@ pub(crate) struct Literals {
 /// literals it found.
 pub(crate) fn write(split: &Split<'_>, buf: &mut String) -> Literals {
     let mut found = Literals::default();
-    let mut written = 0;
+    let mut key = KeyWriter::new(split.sql, buf);
     for piece in &split.pieces {
         let tokens = &split.tokens[piece.range.clone()];
         let normalised = normalisable(tokens);
@@ -57,20 +57,70 @@ pub(crate) fn write(split: &Split<'_>, buf: &mut String) -> Literals {
                 found.kept = true;
                 continue;
             }
-            if !found.replaced {
-                buf.clear();
-                found.replaced = true;
-            }
-            buf.push_str(&split.sql[written..token.start]);
-            buf.push('\0');
-            buf.push(form);
-            written = token.end();
+            key.replace(token, form);
         }
     }
-    if found.replaced {
-        buf.push_str(&split.sql[written..]);
-    }
+    found.replaced = key.finish();
     found
+}
+
+/// The key [`write`] gives a text of one query or DML statement, found in one pass of the lexer
+/// without cutting the text into statements: `Some(true)` when `buf` holds it, `Some(false)` when
+/// the text is its own key. `None` leaves the text to the full cut: it does not start as a
+/// statement whose literals are replaced, something follows a `;`, or a token never ends.
+pub(crate) fn quick(sql: &str, buf: &mut String) -> Option<bool> {
+    let mut tokens = Lexer::new(sql).filter(|t| t.kind != TokenKind::Comment);
+    let first = tokens.next()?;
+    if !normalisable(&[first]) {
+        return None;
+    }
+    let mut key = KeyWriter::new(sql, buf);
+    let mut ended = false;
+    for token in tokens {
+        if ended || token.kind == TokenKind::Unterminated {
+            return None;
+        }
+        ended = token.is_punct(b';');
+        if let Some(form) = literal_form(&token) {
+            key.replace(&token, form);
+        }
+    }
+    Some(key.finish())
+}
+
+/// Writes a key into a buffer: the text, with literals replaced by markers as they are met.
+struct KeyWriter<'a> {
+    sql: &'a str,
+    buf: &'a mut String,
+    /// Where the text not yet copied starts.
+    written: usize,
+    replaced: bool,
+}
+
+impl<'a> KeyWriter<'a> {
+    fn new(sql: &'a str, buf: &'a mut String) -> Self {
+        KeyWriter { sql, buf, written: 0, replaced: false }
+    }
+
+    /// Copies the text up to `token` and writes `token`'s marker instead of it.
+    fn replace(&mut self, token: &Token<'_>, form: char) {
+        if !self.replaced {
+            self.buf.clear();
+            self.replaced = true;
+        }
+        self.buf.push_str(&self.sql[self.written..token.start]);
+        self.buf.push('\0');
+        self.buf.push(form);
+        self.written = token.end();
+    }
+
+    /// Copies the rest of the text once something was replaced; whether something was.
+    fn finish(self) -> bool {
+        if self.replaced {
+            self.buf.push_str(&self.sql[self.written..]);
+        }
+        self.replaced
+    }
 }
 
 /// The marker letter of a literal the key replaces; `None` for any other token, and for numbers

@@ -340,12 +340,18 @@ impl Classifier {
         if let Some(hit) = cacheable.then(|| self.cache.get(sql)).flatten() {
             return hit;
         }
-        let mut split = lexer::Split::default();
-        split.cut(sql);
         KEY.with_borrow_mut(|buf| {
+            // One statement with literals has its key after one lexer pass, without the full cut.
+            let quick = if cacheable { key::quick(sql, buf) } else { None };
+            if let Some(hit) = (quick == Some(true)).then(|| self.cache.get(buf)).flatten() {
+                return hit;
+            }
+            let mut split = lexer::Split::default();
+            split.cut(sql);
             let literals = key::write(&split, buf);
             let key = cacheable.then_some(if literals.replaced { buf.as_str() } else { sql });
-            if let Some(hit) = key.filter(|_| literals.replaced).and_then(|k| self.cache.get(k)) {
+            // A key the quick pass left to the full cut is looked up now.
+            if let Some(hit) = key.filter(|_| literals.replaced && quick.is_none()).and_then(|k| self.cache.get(k)) {
                 return hit;
             }
             let (classification, parsed) = analyze::classify_text(&split, &self.functions);

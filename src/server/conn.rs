@@ -312,10 +312,16 @@ impl ServerConn {
     }
 
     /// Sends whole client messages as they are, expecting their replies; `pipeline` says what
-    /// they leave of an extended-protocol pipeline.
-    pub async fn send(&mut self, bytes: &[u8], pipeline: Pipeline) -> Result<(), ServerError> {
+    /// they leave of an extended-protocol pipeline. With `probe`, the LSN probe follows them in
+    /// the same write (its replies follow theirs).
+    pub async fn send(&mut self, bytes: &[u8], pipeline: Pipeline, probe: bool) -> Result<(), ServerError> {
         self.expect_sent(bytes, pipeline);
-        self.write(bytes).await
+        if !probe {
+            return self.write(bytes).await;
+        }
+        let mut out = self.outgoing();
+        out.bytes.extend_from_slice(bytes);
+        self.send_with_probe(out).await
     }
 
     /// An empty request to rewrite into, with the buffers the last one used; hand it back with
@@ -325,8 +331,25 @@ impl ServerConn {
     }
 
     /// Sends a rewritten request and expects what it owes; its buffers are kept for the next.
-    pub async fn send_outgoing(&mut self, mut out: Outgoing, pipeline: Pipeline) -> Result<(), ServerError> {
+    pub async fn send_outgoing(
+        &mut self,
+        mut out: Outgoing,
+        pipeline: Pipeline,
+        probe: bool,
+    ) -> Result<(), ServerError> {
         self.expect_outgoing(&mut out, pipeline);
+        if probe {
+            return self.send_with_probe(out).await;
+        }
+        let sent = self.write(&out.bytes).await;
+        self.keep_spare(out);
+        sent
+    }
+
+    /// Writes what `out` holds (its replies already expected) and the LSN probe behind it.
+    async fn send_with_probe(&mut self, mut out: Outgoing) -> Result<(), ServerError> {
+        self.owed.push(Kind::Probe, Fate::Swallow, None);
+        out.bytes.extend_from_slice(LSN_PROBE);
         let sent = self.write(&out.bytes).await;
         self.keep_spare(out);
         sent
@@ -394,12 +417,6 @@ impl ServerConn {
         self.owed.push(Kind::Sync, Fate::Swallow, None);
         self.unsynced = false;
         self.write(b"S\0\0\0\x04").await
-    }
-
-    /// Appends the LSN probe after what was sent: its replies follow the client's own.
-    pub async fn send_lsn_probe(&mut self) -> Result<(), ServerError> {
-        self.owed.push(Kind::Probe, Fate::Swallow, None);
-        self.write(LSN_PROBE).await
     }
 
     async fn write(&mut self, bytes: &[u8]) -> Result<(), ServerError> {

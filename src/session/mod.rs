@@ -232,8 +232,8 @@ impl Session {
         self.sync_params(&mut server).await?;
         self.begin_request(&mut server, &inspection, fresh);
         self.prepared.start_request();
-        self.send_request(&mut server, &batch.bytes, batch.summary.pipeline, &inspection.parsed).await?;
-        let probed = self.probe_if_owed(&mut server, &inspection, route, fresh && inspection.writes()).await?;
+        let probed = self.probe_owed(&inspection, route, fresh && inspection.writes());
+        self.send_rewritten(&mut server, &batch.bytes, batch.summary.pipeline, &inspection.parsed, &[], probed).await?;
         // Replies are held back until they show the request ran, so a write a replica (or a
         // demoted primary) refuses can run again on the primary, and a reused statement whose
         // result type changed can be prepared again: only outside a transaction, and while
@@ -302,23 +302,13 @@ impl Session {
         }
     }
 
-    /// Appends the LSN probe when the one rule says the request may commit a write; `true` if
-    /// it did.
-    async fn probe_if_owed(
-        &mut self,
-        server: &mut Checkout,
-        inspection: &Inspection,
-        route: Route,
-        writes: bool,
-    ) -> Result<bool, ClientError> {
+    /// Whether the request owes the LSN probe: the one rule says it may commit a write, and
+    /// read-your-writes has replicas to keep away from.
+    fn probe_owed(&self, inspection: &Inspection, route: Route, writes: bool) -> bool {
         let settings = &self.config.policy.settings;
-        let on = settings.read_your_writes && !self.nodes.replicas.is_empty();
-        if !(on && self.routing.wants_probe(inspection, route, writes)) {
-            return Ok(false);
-        }
-        server.send_lsn_probe().await?;
-        self.routing.probe_sent();
-        Ok(true)
+        settings.read_your_writes
+            && !self.nodes.replicas.is_empty()
+            && self.routing.wants_probe(inspection, route, writes)
     }
 
     /// Sends client messages, rewritten when they name prepared statements.
@@ -329,11 +319,12 @@ impl Session {
         pipeline: Pipeline,
         parsed: &[Arc<Classification>],
     ) -> Result<(), ClientError> {
-        self.send_rewritten(server, bytes, pipeline, parsed, &[]).await
+        self.send_rewritten(server, bytes, pipeline, parsed, &[], false).await
     }
 
     /// Sends client messages, rewritten when they name prepared statements; `stale` statements
-    /// are prepared on the connection again first.
+    /// are prepared on the connection again first. With `probe`, the LSN probe follows them in
+    /// the same write, so a commit costs no extra send.
     async fn send_rewritten(
         &mut self,
         server: &mut Checkout,
@@ -341,14 +332,18 @@ impl Session {
         pipeline: Pipeline,
         parsed: &[Arc<Classification>],
         stale: &[u64],
+        probe: bool,
     ) -> Result<(), ClientError> {
         tracing::trace!(tags = %crate::protocol::frame::tags(bytes), "to server");
         let reuse = self.config.settings.pool.reuse_unnamed;
         if !stale.is_empty() || self.prepared.touches(bytes, reuse) {
             let out = self.prepared.rewrite(&self.ctx.statements, bytes, parsed, server, reuse, stale);
-            server.send_outgoing(out, pipeline).await?;
+            server.send_outgoing(out, pipeline, probe).await?;
         } else {
-            server.send(bytes, pipeline).await?;
+            server.send(bytes, pipeline, probe).await?;
+        }
+        if probe {
+            self.routing.probe_sent();
         }
         Ok(())
     }

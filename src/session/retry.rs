@@ -29,10 +29,9 @@ impl Session {
         // The refusal is the transaction's only error, and it is not the client's.
         self.tx.begin(server.errors());
         let stale = self.prepared.undo_request();
-        self.send_rewritten(&mut server, &batch.bytes, batch.summary.pipeline, &inspection.parsed, &stale).await?;
-        if probed {
-            self.probe_if_owed(&mut server, inspection, route, true).await?;
-        }
+        let probe = probed && self.probe_owed(inspection, route, true);
+        self.send_rewritten(&mut server, &batch.bytes, batch.summary.pipeline, &inspection.parsed, &stale, probe)
+            .await?;
         self.relay(server, route, Guard::NONE).await.map(|_| ())
     }
 
@@ -67,8 +66,8 @@ impl Session {
         self.routing.wrote();
         // What the refused run added to the client's statements would refuse its second run.
         self.prepared.undo_request();
-        self.send_request(&mut server, &batch.bytes, batch.summary.pipeline, &inspection.parsed).await?;
-        self.probe_if_owed(&mut server, inspection, Route::Primary, true).await?;
+        let probe = self.probe_owed(inspection, Route::Primary, true);
+        self.send_rewritten(&mut server, &batch.bytes, batch.summary.pipeline, &inspection.parsed, &[], probe).await?;
         self.relay(server, Route::Primary, Guard::NONE).await.map(|_| ())
     }
 }

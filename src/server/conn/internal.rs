@@ -16,7 +16,7 @@ impl ServerConn {
         debug_assert!(self.owed.is_empty(), "internal statement while replies are owed");
         let mut msg = BytesMut::new();
         build::query(&mut msg, sql);
-        self.send(&msg, Pipeline::Closed).await?;
+        self.send(&msg, Pipeline::Closed, false).await?;
         let mut error: Option<(String, String)> = None;
         while !self.owed.is_empty() {
             self.read_more().await?;
