@@ -78,32 +78,54 @@ impl<'a> Lexer<'a> {
 impl<'a> Iterator for Lexer<'a> {
     type Item = Token<'a>;
 
+    // Inlined into each reader's loop, with the rare tokens (comments, quotes, dollar quotes)
+    // out of line, and scanned with index loops: iterator adaptors here cost twice the scan.
+    #[inline]
     fn next(&mut self) -> Option<Token<'a>> {
         let bytes = self.src.as_bytes();
-        let start = self.pos + bytes[self.pos..].iter().take_while(|b| is_space(**b)).count();
+        let start = skip(bytes, self.pos, SPACE);
         let &first = bytes.get(start)?;
+        let (kind, end) = if is_ident_start(first) {
+            let end = skip(bytes, start + 1, IDENT_CONT);
+            if end == start + 1 && (first == b'e' || first == b'E') && bytes.get(end) == Some(&b'\'') {
+                quoted(bytes, end, b'\'', true, TokenKind::String)
+            } else {
+                (TokenKind::Word, end)
+            }
+        } else {
+            self.other(start, first)
+        };
+        self.pos = end;
+        Some(Token { kind, text: &self.src[start..end], start })
+    }
+}
+
+impl Lexer<'_> {
+    /// A token that does not start with a letter: number, quote, comment, `$` or a symbol.
+    #[inline]
+    fn other(&self, start: usize, first: u8) -> (TokenKind, usize) {
+        let bytes = self.src.as_bytes();
         let next = bytes.get(start + 1).copied();
-        let (kind, end) = match first {
+        match first {
             b'-' if next == Some(b'-') => (TokenKind::Comment, line_end(bytes, start)),
             b'/' if next == Some(b'*') => block_comment(bytes, start),
             b'\'' => quoted(bytes, start, b'\'', false, TokenKind::String),
             b'"' => quoted(bytes, start, b'"', false, TokenKind::QuotedIdent),
             b'$' => dollar(self.src, start),
-            b'0'..=b'9' => (TokenKind::Number, number_end(bytes, start)),
-            b'.' if next.is_some_and(|b| b.is_ascii_digit()) => (TokenKind::Number, number_end(bytes, start)),
-            c if is_ident_start(c) => {
-                let end = start + bytes[start..].iter().take_while(|b| is_ident_cont(**b)).count();
-                if end == start + 1 && (c == b'e' || c == b'E') && bytes.get(end) == Some(&b'\'') {
-                    quoted(bytes, end, b'\'', true, TokenKind::String)
-                } else {
-                    (TokenKind::Word, end)
-                }
-            }
+            b'0'..=b'9' => (TokenKind::Number, skip(bytes, start, NUMBER_CONT)),
+            b'.' if next.is_some_and(|b| b.is_ascii_digit()) => (TokenKind::Number, skip(bytes, start, NUMBER_CONT)),
             _ => (TokenKind::Punct, start + 1),
-        };
-        self.pos = end;
-        Some(Token { kind, text: &self.src[start..end], start })
+        }
     }
+}
+
+/// Where the run of bytes of `class` from `at` ends.
+#[inline]
+fn skip(bytes: &[u8], mut at: usize, class: u8) -> usize {
+    while at < bytes.len() && CLASSES[bytes[at] as usize] & class != 0 {
+        at += 1;
+    }
+    at
 }
 
 /// Byte classes in one table, as every byte of every text is classified: one load instead of a
@@ -111,6 +133,8 @@ impl<'a> Iterator for Lexer<'a> {
 const SPACE: u8 = 1;
 const IDENT_START: u8 = 2;
 const IDENT_CONT: u8 = 4;
+/// Bytes of a numeric constant, scanned loosely: nothing here needs its value.
+const NUMBER_CONT: u8 = 8;
 static CLASSES: [u8; 256] = classes();
 
 const fn classes() -> [u8; 256] {
@@ -130,14 +154,12 @@ const fn classes() -> [u8; 256] {
         if byte.is_ascii_digit() || byte == b'$' {
             table[b] |= IDENT_CONT;
         }
+        if byte.is_ascii_alphanumeric() || byte == b'.' || byte == b'_' {
+            table[b] |= NUMBER_CONT;
+        }
         b += 1;
     }
     table
-}
-
-/// PostgreSQL's whitespace.
-fn is_space(b: u8) -> bool {
-    CLASSES[b as usize] & SPACE != 0
 }
 
 /// First byte of an identifier.
@@ -151,11 +173,13 @@ fn is_ident_cont(b: u8) -> bool {
 }
 
 /// End of a `--` comment: the end of its line.
+#[inline(never)]
 fn line_end(bytes: &[u8], start: usize) -> usize {
     bytes[start..].iter().position(|b| *b == b'\n' || *b == b'\r').map_or(bytes.len(), |p| start + p)
 }
 
 /// A `/* */` comment, which nests in PostgreSQL.
+#[inline(never)]
 fn block_comment(bytes: &[u8], start: usize) -> (TokenKind, usize) {
     let mut depth = 0usize;
     let mut i = start;
@@ -180,6 +204,7 @@ fn block_comment(bytes: &[u8], start: usize) -> (TokenKind, usize) {
 
 /// A quoted token whose quote byte is at `open`; a doubled quote stands for itself, and with
 /// `backslash` (E'…') a backslash escapes the next byte.
+#[inline(never)]
 fn quoted(bytes: &[u8], open: usize, quote: u8, backslash: bool, kind: TokenKind) -> (TokenKind, usize) {
     let mut i = open + 1;
     while i < bytes.len() {
@@ -194,6 +219,7 @@ fn quoted(bytes: &[u8], open: usize, quote: u8, backslash: bool, kind: TokenKind
 }
 
 /// `$1` (a parameter), `$tag$…$tag$` (a dollar-quoted string) or a lone `$`.
+#[inline(never)]
 fn dollar(src: &str, start: usize) -> (TokenKind, usize) {
     let bytes = src.as_bytes();
     let mut i = start + 1;
@@ -212,11 +238,6 @@ fn dollar(src: &str, start: usize) -> (TokenKind, usize) {
         Some(p) => (TokenKind::String, i + 1 + p + delimiter.len()),
         None => (TokenKind::Unterminated, bytes.len()),
     }
-}
-
-/// End of a numeric constant; loose on purpose, nothing here needs its value.
-fn number_end(bytes: &[u8], start: usize) -> usize {
-    start + bytes[start..].iter().take_while(|b| b.is_ascii_alphanumeric() || **b == b'.' || **b == b'_').count()
 }
 
 /// The significant tokens of a statement, read one at a time: what the lexer already cut, so the
