@@ -139,6 +139,11 @@ impl Pool {
         &self.inner.key
     }
 
+    /// Whether `other` is this very pool (not one of the same key made since).
+    pub fn same(&self, other: &Pool) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
     /// The parameters a server connection of this pool reports at login, once one has opened.
     pub fn login_params(&self) -> Option<Arc<BTreeMap<String, String>>> {
         self.inner.login_params.lock().clone()

@@ -12,12 +12,51 @@ pub fn parse_lsn(text: &str) -> Option<u64> {
 
 /// Formats a 64-bit WAL position as `pg_lsn` text.
 pub fn format_lsn(lsn: u64) -> String {
-    format!("{:X}/{:X}", lsn >> 32, lsn & 0xffff_ffff)
+    LsnText::new(lsn).as_str().to_owned()
+}
+
+/// A WAL position as `pg_lsn` text (`16/B374D848`), on the stack: written after every commit
+/// that read-your-writes follows, where `format!` cost more than the rest of the reply.
+pub struct LsnText {
+    bytes: [u8; 17],
+    len: usize,
+}
+
+impl LsnText {
+    /// The text of `lsn`: each half in upper-case hex without leading zeros.
+    pub fn new(lsn: u64) -> Self {
+        let mut text = LsnText { bytes: [0; 17], len: 0 };
+        text.push_half((lsn >> 32) as u32);
+        text.bytes[text.len] = b'/';
+        text.len += 1;
+        text.push_half(lsn as u32);
+        text
+    }
+
+    fn push_half(&mut self, half: u32) {
+        let digits = (8 - half.leading_zeros() as usize / 4).max(1);
+        for i in (0..digits).rev() {
+            self.bytes[self.len] = b"0123456789ABCDEF"[(half >> (4 * i)) as usize & 0xf];
+            self.len += 1;
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Only ASCII hex digits and '/' were written.
+        std::str::from_utf8(&self.bytes[..self.len]).unwrap_or_default()
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn text_as_postgres_writes_it() {
+        for lsn in [0, 1, 0xF, 0x10, 0x16_B374_D848, 0xFFFF_FFFF, 0x1_0000_0000, u64::MAX, 0xA_0000_000B] {
+            assert_eq!(format_lsn(lsn), format!("{:X}/{:X}", lsn >> 32, lsn & 0xffff_ffff));
+        }
+    }
 
     #[test]
     fn round_trip() {

@@ -47,15 +47,26 @@ impl Nodes {
         elected.map_or(&self.primary, |id| self.pool_of(id))
     }
 
-    /// Whether the node behind `pool` lost the election while up (fenced) or is of another
-    /// cluster: a transaction kept on it must not go on there.
-    pub fn deposed(&self, pool: &PoolKey) -> bool {
-        self.topology.as_ref().is_some_and(|t| {
-            let t = t.load();
-            std::iter::once(&t.primary)
-                .chain(&t.replicas)
-                .any(|n| *n.addr == *pool.node && matches!(n.role, Role::Fenced | Role::Foreign))
-        })
+    /// Where a kept connection of `pool` stands now: the route it serves (the primary if its
+    /// node is the elected one, else a standby), or `None` when its node lost the election while
+    /// up (fenced) or is of another cluster: a transaction kept on it must not go on there.
+    /// Asked before every statement of a transaction: the topology is read once, and pools are
+    /// compared by identity before their keys.
+    pub fn kept_route(&self, pool: &Pool) -> Option<Route> {
+        let is = |p: &Pool| p.same(pool) || p.key() == pool.key();
+        let Some(watch) = &self.topology else { return Some(Route::Primary) };
+        let t = watch.load();
+        let node = &pool.key().node;
+        let nodes = std::iter::once(&t.primary).chain(&t.replicas);
+        if nodes.into_iter().any(|n| n.addr == *node && matches!(n.role, Role::Fenced | Role::Foreign)) {
+            return None;
+        }
+        let elected = t.election.primary.map_or(&self.primary, |id| self.pool_of(id));
+        if is(elected) {
+            return Some(Route::Primary);
+        }
+        let standby = std::iter::once(&self.primary).chain(&self.replicas).position(is);
+        Some(standby.map_or(Route::Primary, |i| Route::Standby(NodeId::at(i))))
     }
 
     /// After the node believed primary (its pool `refused`) refused a write as read-only at
@@ -69,16 +80,6 @@ impl Nodes {
             })
         })
         .await;
-    }
-
-    /// The route a connection of `pool` serves now: the primary if its node is the elected one,
-    /// else a standby.
-    pub fn route_of(&self, pool: &PoolKey) -> Route {
-        if pool == self.primary().key() {
-            return Route::Primary;
-        }
-        let standby = std::iter::once(&self.primary).chain(&self.replicas).position(|p| p.key() == pool);
-        standby.map_or(Route::Primary, |i| Route::Standby(NodeId::at(i)))
     }
 
     /// The pool of a configured node.

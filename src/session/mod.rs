@@ -151,6 +151,7 @@ impl Session {
                 // Between transactions, holding nothing: how most clients wait, so this wait
                 // alone is what an idle client's task keeps room for.
                 tokio::select! {
+                    biased;
                     read = self.client.read_when_ready(&mut self.client_in, READ_RESERVE) => read?,
                     // Shutdown ends idle sessions at once.
                     _ = self.ctx.shutdown.cancelled() => return Err(ClientError::Shutdown),
@@ -174,6 +175,7 @@ impl Session {
         let between_transactions = self.tx.pinned() && self.kept_is_idle();
         let Some(server) = self.server.as_mut() else { return Ok(None) };
         tokio::select! {
+            biased;
             read = self.client.read_when_ready(&mut self.client_in, READ_RESERVE) => return Ok(Some(read?)),
             // A held connection speaks unasked: notifications for a LISTEN, notices, or its end.
             read = server.read_more() => read?,
@@ -263,7 +265,7 @@ impl Session {
     /// session mode), else one checked out on the node the request is routed to.
     async fn acquire(&mut self, inspection: &Inspection) -> Result<(Checkout, Route), ClientError> {
         if let Some(server) = self.server.take() {
-            if self.nodes.deposed(server.pool().key()) {
+            let Some(route) = self.nodes.kept_route(server.pool()) else {
                 // Its node lost the election while up: dropping the connection rolls the
                 // transaction back there, and nothing more of it reaches that node.
                 let node = server.addr().to_string();
@@ -273,8 +275,7 @@ impl Session {
                 self.slot.set_state(ClientState::Idle);
                 self.slot.set_server(None);
                 return Err(ClientError::PrimaryChanged(node));
-            }
-            let route = self.nodes.route_of(server.pool().key());
+            };
             return Ok((server, route));
         }
         self.follow_reload();

@@ -5,8 +5,8 @@ use bytes::{Bytes, BytesMut};
 
 use super::outbox::{Outbox, Withheld};
 use super::{Relayed, Session, READ_RESERVE};
-use crate::classify::format_lsn;
 use crate::pool::Checkout;
+use crate::protocol::lsn::LsnText;
 use crate::protocol::{build, frame, from_server};
 use crate::route::{RequestClass, Route};
 use crate::server::conn::BatchEnd;
@@ -112,6 +112,7 @@ impl Session {
             let watching =
                 !reading && intake != Intake::Terminated && self.client_in.len() < request::MAX_BUFFERED_REQUEST;
             tokio::select! {
+                biased;
                 // Replies: forwarded at the top of the loop.
                 read = server.read_more() => read?,
                 // While replies are owed the client may pipeline more, or stream COPY data.
@@ -239,7 +240,7 @@ impl Session {
             // The probe ran on the elected primary: its LSN is of the newest timeline.
             let timeline = self.nodes.topology.as_ref().map(|t| t.load().election.max_timeline);
             self.routing.write_timeline = timeline.filter(|t| *t > 0);
-            build::parameter_status(&mut out, "pgsplit.write_lsn", &format_lsn(lsn));
+            build::parameter_status(&mut out, "pgsplit.write_lsn", LsnText::new(lsn).as_str());
         }
         out.extend_from_slice(&ready);
         out.freeze()
