@@ -154,8 +154,14 @@ pub async fn choose(
     loop {
         match route::decide(&request, policy, &topology.load(), &busy, waited) {
             Decision::Go(route, reason) => {
-                let min_lsn = request.min_lsn.map(crate::classify::format_lsn);
-                tracing::trace!(%route, reason = reason.label(), min_lsn, class = class.name(), "routed");
+                // The fields are only evaluated when the line is enabled: no formatting otherwise.
+                tracing::trace!(
+                    %route,
+                    reason = reason.label(),
+                    min_lsn = request.min_lsn.map(crate::classify::format_lsn),
+                    class = class.name(),
+                    "routed"
+                );
                 ctx.decisions.count(route, reason);
                 return Ok(route);
             }
