@@ -35,7 +35,10 @@ async fn main() {
     let results: Vec<Result<tokio_postgres::Client, String>> = stream::iter(0..count)
         .map(|_| {
             let (gate, conninfo) = (gate.clone(), conninfo.clone());
-            async move {
+            // Each login is a task of its own: the client's side of SCRAM (PBKDF2) is CPU work,
+            // and logins polled inside one task would all run on one thread, so the storm would
+            // measure this client rather than the proxy.
+            let login = tokio::spawn(async move {
                 let _permit = gate.acquire().await.map_err(|e| e.to_string())?;
                 let login = async {
                     let (client, conn) = tokio_postgres::connect(&conninfo, NoTls).await.map_err(|e| e.to_string())?;
@@ -45,7 +48,8 @@ async fn main() {
                 };
                 // A proxy that stops accepting must not hang the storm: a login gets 30 s.
                 tokio::time::timeout(Duration::from_secs(30), login).await.map_err(|_| "login timed out".to_string())?
-            }
+            });
+            async move { login.await.map_err(|e| e.to_string())? }
         })
         .buffer_unordered(concurrency)
         .collect()
