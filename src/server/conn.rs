@@ -22,11 +22,11 @@ use super::ServerError;
 use crate::protocol::frame::{self, messages, FrameError};
 use crate::protocol::from_client::Pipeline;
 use crate::protocol::from_server;
-use crate::protocol::lsn::parse_lsn;
 use crate::stream::Stream;
 
 mod bench;
 mod internal;
+mod lsn_probe;
 mod state;
 
 /// Largest message accepted from a server: PostgreSQL's own 1 GiB field limit.
@@ -35,9 +35,6 @@ const MAX_SERVER_MESSAGE: usize = 1 << 30;
 const READ_RESERVE: usize = 32 * 1024;
 /// Terminate, sent when pgsplit closes a server connection.
 const TERMINATE: &[u8] = b"X\0\0\0\x04";
-/// The query appended after a write commits, to learn the session's write LSN in the same round trip.
-/// The insert position is never behind the commit record just written.
-const LSN_PROBE: &[u8] = b"Q\0\0\0\x27SELECT pg_current_wal_insert_lsn()\0";
 /// Statements kept prepared on one connection; the least recently used beyond this are closed.
 pub const PREPARED_PER_CONNECTION: usize = 512;
 /// The same as the LRU's capacity; evaluated at compile time, so the `expect` cannot fail at run time.
@@ -248,7 +245,7 @@ impl ServerConn {
                 }
                 if !step.forward {
                     if tag == b'D' && self.owed.probe_next() {
-                        self.probe_lsn = probe_row_lsn(&self.read_buf[offset + 5..offset + len]);
+                        self.probe_lsn = lsn_probe::row_lsn(&self.read_buf[offset + 5..offset + len]);
                     }
                     drop(self.read_buf.split_to(len));
                     if step.probe_done {
@@ -287,7 +284,7 @@ impl ServerConn {
         match tag {
             from_server::READY_FOR_QUERY => self.status = from_server::ready_status(body).unwrap_or(b'E'),
             // Fields borrowed apart from the read buffer `body` lives in: see `record_reported`.
-            from_server::PARAMETER_STATUS if record_param(Arc::make_mut(&mut self.params.reported), body) => {
+            from_server::PARAMETER_STATUS if state::record_param(Arc::make_mut(&mut self.params.reported), body) => {
                 self.params_changed = true;
                 self.params_fit = None;
             }
@@ -321,7 +318,8 @@ impl ServerConn {
         }
         let mut out = self.outgoing();
         out.bytes.extend_from_slice(bytes);
-        self.send_with_probe(out).await
+        self.append_lsn_probe(&mut out);
+        self.write_outgoing(out).await
     }
 
     /// An empty request to rewrite into, with the buffers the last one used; hand it back with
@@ -330,7 +328,8 @@ impl ServerConn {
         std::mem::take(&mut self.spare)
     }
 
-    /// Sends a rewritten request and expects what it owes; its buffers are kept for the next.
+    /// Sends a rewritten request and expects what it owes, then the LSN probe with `probe`; its
+    /// buffers are kept for the next.
     pub async fn send_outgoing(
         &mut self,
         mut out: Outgoing,
@@ -339,17 +338,13 @@ impl ServerConn {
     ) -> Result<(), ServerError> {
         self.expect_outgoing(&mut out, pipeline);
         if probe {
-            return self.send_with_probe(out).await;
+            self.append_lsn_probe(&mut out);
         }
-        let sent = self.write(&out.bytes).await;
-        self.keep_spare(out);
-        sent
+        self.write_outgoing(out).await
     }
 
-    /// Writes what `out` holds (its replies already expected) and the LSN probe behind it.
-    async fn send_with_probe(&mut self, mut out: Outgoing) -> Result<(), ServerError> {
-        self.owed.push(Kind::Probe, Fate::Swallow, None);
-        out.bytes.extend_from_slice(LSN_PROBE);
+    /// Writes what `out` holds, its replies already expected, and keeps its buffers.
+    async fn write_outgoing(&mut self, out: Outgoing) -> Result<(), ServerError> {
         let sent = self.write(&out.bytes).await;
         self.keep_spare(out);
         sent
@@ -436,7 +431,7 @@ impl ServerConn {
 
     /// Records a ParameterStatus; a changed value means no client's set is known to fit any more.
     fn record_reported(&mut self, body: &[u8]) {
-        if record_param(Arc::make_mut(&mut self.params.reported), body) {
+        if state::record_param(Arc::make_mut(&mut self.params.reported), body) {
             self.params_changed = true;
             self.params_fit = None;
         }
@@ -455,21 +450,6 @@ impl Drop for ServerConn {
     }
 }
 
-/// The LSN in the probe's DataRow (one text column), if well formed.
-fn probe_row_lsn(body: &[u8]) -> Option<u64> {
-    let len = i32::from_be_bytes(body.get(2..6)?.try_into().ok()?);
-    let text = body.get(6..6 + usize::try_from(len).ok()?)?;
-    parse_lsn(std::str::from_utf8(text).ok()?)
-}
-
-/// Records a ParameterStatus; `true` if it changed a value.
-fn record_param(params: &mut BTreeMap<String, String>, body: &[u8]) -> bool {
-    let Some((name, value)) = from_server::parameter_status(body) else { return false };
-    let name = String::from_utf8_lossy(name).into_owned();
-    let value = String::from_utf8_lossy(value).into_owned();
-    params.insert(name, value.clone()).as_ref() != Some(&value)
-}
-
 impl ServerConn {
     /// Takes over bytes read past the end of the login.
     pub(super) fn absorb(&mut self, leftover: BytesMut) {
@@ -482,25 +462,6 @@ impl ServerConn {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn lsn_probe_is_one_well_formed_query() {
-        let mut buf = BytesMut::from(LSN_PROBE);
-        let frame = frame::split_frame(&mut buf, 1024).unwrap().unwrap();
-        assert_eq!(frame.tag, b'Q');
-        assert_eq!(frame.body(), b"SELECT pg_current_wal_insert_lsn()\0");
-        assert!(buf.is_empty());
-    }
-
-    #[test]
-    fn probe_row() {
-        let mut body = 1i16.to_be_bytes().to_vec();
-        body.extend_from_slice(&9i32.to_be_bytes());
-        body.extend_from_slice(b"0/16B3748");
-        assert_eq!(probe_row_lsn(&body), Some(0x16B3748));
-        assert_eq!(probe_row_lsn(&[0, 1, 255, 255, 255, 255]), None, "NULL");
-        assert_eq!(probe_row_lsn(&[0, 1, 0, 0, 0, 9, b'x']), None, "truncated");
-    }
 
     #[test]
     fn message_walk() {

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::{BackendKey, ServerConn};
+use crate::protocol::from_server;
 use crate::server::counters::PoolCounters;
 use crate::server::list::ServerSlot;
 use crate::server::params::{ParamSet, Reported};
@@ -127,4 +128,12 @@ impl ServerConn {
         self.last_used = now;
         now.saturating_duration_since(self.created) < max_lifetime
     }
+}
+
+/// Records a ParameterStatus; `true` if it changed a value.
+pub(super) fn record_param(params: &mut BTreeMap<String, String>, body: &[u8]) -> bool {
+    let Some((name, value)) = from_server::parameter_status(body) else { return false };
+    let name = String::from_utf8_lossy(name).into_owned();
+    let value = String::from_utf8_lossy(value).into_owned();
+    params.insert(name, value.clone()).as_ref() != Some(&value)
 }
