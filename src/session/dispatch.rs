@@ -101,17 +101,21 @@ impl Nodes {
     /// passes (`false`). `true` at once without a topology.
     async fn wait_for(&self, limit: Duration, done: impl Fn(&Topology) -> bool) -> bool {
         let Some(topology) = &self.topology else { return true };
+        // Most calls find it so at once: no clock read for them.
+        if done(&topology.load()) {
+            return true;
+        }
         let deadline = Instant::now() + limit;
         loop {
-            if done(&topology.load()) {
-                return true;
-            }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return false;
             }
             // Boxed here and below: waiting is rare, and its future would size every request's.
             Box::pin(topology.refresh(left)).await;
+            if done(&topology.load()) {
+                return true;
+            }
         }
     }
 }
