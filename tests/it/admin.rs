@@ -132,6 +132,21 @@ async fn lists(console: &Client) -> std::collections::BTreeMap<String, u64> {
     rows.iter().map(|r| (value(r, "list"), value(r, "items").parse().unwrap())).collect()
 }
 
+/// SHOW LISTS once its counts satisfy `done`, asked every 10 ms for up to 2 s; `None` if never.
+async fn lists_once(
+    console: &Client,
+    done: impl Fn(&std::collections::BTreeMap<String, u64>) -> bool,
+) -> Option<std::collections::BTreeMap<String, u64>> {
+    for _ in 0..200 {
+        let counts = lists(console).await;
+        if done(&counts) {
+            return Some(counts);
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    None
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn show_version_and_show_lists_as_pgbouncer_has_them() {
     let proxy = Proxy::with_config(&admin_config("size = 2", "")).await;
@@ -167,28 +182,12 @@ async fn show_version_and_show_lists_as_pgbouncer_has_them() {
 
     // A connection that never sends its startup packet is logging in until it goes.
     let silent = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
-    let mut seen = None;
-    for _ in 0..200 {
-        let counts = lists(&admin).await;
-        if counts["login_clients"] == 1 {
-            seen = Some(counts);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let seen = lists_once(&admin, |c| c["login_clients"] == 1).await;
     let seen = seen.expect("the silent connection is counted as logging in");
     assert_eq!(seen["used_clients"], 3, "{seen:?}");
     drop(silent);
     drop(app);
-    let mut left = None;
-    for _ in 0..200 {
-        let counts = lists(&admin).await;
-        if counts["used_clients"] == 1 {
-            left = Some(counts);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let left = lists_once(&admin, |c| c["used_clients"] == 1).await;
     assert_eq!(left.expect("the others are gone")["login_clients"], 0);
 }
 
