@@ -53,7 +53,6 @@ impl Nodes {
     /// Asked before every statement of a transaction: the topology is read once, and pools are
     /// compared by identity before their keys.
     pub fn kept_route(&self, pool: &Pool) -> Option<Route> {
-        let is = |p: &Pool| p.same(pool) || p.key() == pool.key();
         let Some(watch) = &self.topology else { return Some(Route::Primary) };
         let t = watch.load();
         let node = &pool.key().node;
@@ -61,12 +60,15 @@ impl Nodes {
         if nodes.into_iter().any(|n| n.addr == *node && matches!(n.role, Role::Fenced | Role::Foreign)) {
             return None;
         }
+        // Keys are compared only for a pool made before a reload, which no identity matches.
+        let pools = || std::iter::once(&self.primary).chain(&self.replicas);
+        let at = pools().position(|p| p.same(pool)).or_else(|| pools().position(|p| p.key() == pool.key()));
+        let Some(at) = at else { return Some(Route::Primary) };
         let elected = t.election.primary.map_or(&self.primary, |id| self.pool_of(id));
-        if is(elected) {
+        if pools().nth(at).is_some_and(|p| p.same(elected)) {
             return Some(Route::Primary);
         }
-        let standby = std::iter::once(&self.primary).chain(&self.replicas).position(is);
-        Some(standby.map_or(Route::Primary, |i| Route::Standby(NodeId::at(i))))
+        Some(Route::Standby(NodeId::at(at)))
     }
 
     /// After the node believed primary (its pool `refused`) refused a write as read-only at
