@@ -81,7 +81,8 @@ pub struct Session {
     server: Option<Checkout>,
     /// Pins, and what the current transaction leaves behind if it ends well.
     tx: TxState,
-    /// The client's ReadyForQuery, held back until the LSN probe behind it answers.
+    /// The client's ReadyForQuery, held back until the LSN probe behind it answers, with the
+    /// replies before it that arrived without the probe's answer.
     ready_after_probe: Option<Bytes>,
     /// After a refused Flush-ended request, messages are dropped until Sync, as PostgreSQL does.
     discarding: bool,

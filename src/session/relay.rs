@@ -114,7 +114,12 @@ impl Session {
             tokio::select! {
                 biased;
                 // Replies: forwarded at the top of the loop.
-                read = server.read_more() => read?,
+                read = server.read_more() => {
+                    if let Err(e) = read {
+                        self.send_held_replies().await;
+                        return Err(e.into());
+                    }
+                }
                 // While replies are owed the client may pipeline more, or stream COPY data.
                 read = self.client.read_when_ready(&mut self.client_in, READ_RESERVE), if reading || watching => {
                     if read? == 0 {
@@ -174,10 +179,26 @@ impl Session {
             return Ok(Replies::Last(outbox.take()));
         }
         let out = outbox.take();
-        if !out.is_empty() {
+        if let Some(ready) = self.ready_after_probe.take() {
+            // The commit's replies wait with its ReadyForQuery for the probe's answer, which the
+            // server sends right after them: one write to the client instead of two, and a
+            // client that never sees a CommandComplete alone waits without waking for it.
+            self.ready_after_probe = Some(before_ready(ready, out));
+        } else if !out.is_empty() {
             self.client.send(&out).await?;
         }
         Ok(Replies::Waiting)
+    }
+
+    /// Sends the replies held for the LSN probe's answer, if the connection failed before it
+    /// came: the client learns its commit's outcome as it would have without the probe.
+    async fn send_held_replies(&mut self) {
+        let Some(held) = self.ready_after_probe.take() else { return };
+        let replies = &held[..held.len().saturating_sub(from_server::READY_FOR_QUERY_LEN)];
+        if !replies.is_empty() {
+            // Best effort: the connection's error is what the client is told next.
+            let _ = self.client.send(replies).await;
+        }
     }
 
     /// Forwards the whole messages the client pipelined, unless they must wait for their own turn:
@@ -233,16 +254,19 @@ impl Session {
     /// Records the LSN a commit reached and returns what the client gets now: ParameterStatus
     /// `pgsplit.write_lsn` (after a commit) and the held-back ReadyForQuery.
     fn after_probe(&mut self, lsn: Option<u64>) -> Bytes {
-        let ready = self.ready_after_probe.take().unwrap_or_default();
+        let held = self.ready_after_probe.take().unwrap_or_default();
+        let split = held.len().saturating_sub(from_server::READY_FOR_QUERY_LEN);
+        let (replies, ready) = held.split_at(split);
         let committed = ready.get(5..).and_then(from_server::ready_status) == Some(b'I');
-        let mut out = BytesMut::with_capacity(64);
+        let mut out = BytesMut::with_capacity(64 + replies.len());
+        out.extend_from_slice(replies);
         if let Some(lsn) = self.routing.probe_answered(lsn, committed) {
             // The probe ran on the elected primary: its LSN is of the newest timeline.
             let timeline = self.nodes.topology.as_ref().map(|t| t.load().election.max_timeline);
             self.routing.write_timeline = timeline.filter(|t| *t > 0);
             build::parameter_status(&mut out, "pgsplit.write_lsn", LsnText::new(lsn).as_str());
         }
-        out.extend_from_slice(&ready);
+        out.extend_from_slice(ready);
         out.freeze()
     }
 }
@@ -255,5 +279,35 @@ async fn drain(server: &mut Checkout) -> Result<(), ClientError> {
             return Ok(());
         }
         server.read_more().await?;
+    }
+}
+
+/// `held` (replies, then the held ReadyForQuery) with `more` replies put before its
+/// ReadyForQuery.
+fn before_ready(held: Bytes, more: Bytes) -> Bytes {
+    if more.is_empty() {
+        return held;
+    }
+    let split = held.len().saturating_sub(from_server::READY_FOR_QUERY_LEN);
+    let mut joined = BytesMut::with_capacity(held.len() + more.len());
+    joined.extend_from_slice(&held[..split]);
+    joined.extend_from_slice(&more);
+    joined.extend_from_slice(&held[split..]);
+    joined.freeze()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const READY: &[u8] = b"Z\0\0\0\x05I";
+
+    #[test]
+    fn replies_held_for_the_probe_stay_before_the_ready_for_query_in_order() {
+        let held = before_ready(Bytes::from_static(READY), Bytes::new());
+        assert_eq!(&held[..], READY, "nothing to add leaves the held ReadyForQuery alone");
+        let held = before_ready(held, Bytes::from_static(b"C-commit"));
+        let held = before_ready(held, Bytes::from_static(b"N-notice"));
+        assert_eq!(&held[..], [&b"C-commitN-notice"[..], READY].concat());
     }
 }
