@@ -17,7 +17,7 @@
 //! each other in literals alone. Texts longer than the parser takes are not cached either: their
 //! classification depends on their length.
 
-use super::lexer::{Lexer, Split, Token, TokenKind};
+use super::lexer::{skip, token_at, Split, Token, TokenKind, SPACE};
 use super::statement::MAX_QUERY_LEN;
 
 /// Leading words of the statements whose literals are replaced.
@@ -52,12 +52,12 @@ pub(crate) fn write(split: &Split<'_>, buf: &mut String) -> Literals {
         let tokens = &split.tokens[piece.range.clone()];
         let normalised = normalisable(tokens);
         for token in tokens {
-            let Some(form) = literal_form(token) else { continue };
+            let Some(form) = literal_form(token.kind, token.text.as_bytes()) else { continue };
             if !normalised {
                 found.kept = true;
                 continue;
             }
-            key.replace(token, form);
+            key.replace(token.start, token.end(), form);
         }
     }
     found.replaced = key.finish();
@@ -68,21 +68,39 @@ pub(crate) fn write(split: &Split<'_>, buf: &mut String) -> Literals {
 /// without cutting the text into statements: `Some(true)` when `buf` holds it, `Some(false)` when
 /// the text is its own key. `None` leaves the text to the full cut: it does not start as a
 /// statement whose literals are replaced, something follows a `;`, or a token never ends.
+/// Tokens are read as kinds and offsets ([`token_at`]), none is built: this runs on every text
+/// with literals, such as each statement of a transaction that inlines its values.
 pub(crate) fn quick(sql: &str, buf: &mut String) -> Option<bool> {
-    let mut tokens = Lexer::new(sql).filter(|t| t.kind != TokenKind::Comment);
-    let first = tokens.next()?;
+    let bytes = sql.as_bytes();
+    let mut at = 0;
+    let first = loop {
+        let start = skip(bytes, at, SPACE);
+        let (kind, end) = token_at(sql, start)?;
+        at = end;
+        if kind != TokenKind::Comment {
+            break Token { kind, text: &sql[start..end], start };
+        }
+    };
     if !normalisable(&[first]) {
         return None;
     }
     let mut key = KeyWriter::new(sql, buf);
     let mut ended = false;
-    for token in tokens {
-        if ended || token.kind == TokenKind::Unterminated {
-            return None;
-        }
-        ended = token.is_punct(b';');
-        if let Some(form) = literal_form(&token) {
-            key.replace(&token, form);
+    loop {
+        let start = skip(bytes, at, SPACE);
+        let Some((kind, end)) = token_at(sql, start) else { break };
+        at = end;
+        match kind {
+            TokenKind::Comment => {}
+            TokenKind::Unterminated => return None,
+            _ if ended => return None,
+            TokenKind::Punct => ended = bytes[start] == b';',
+            TokenKind::String | TokenKind::Number => {
+                if let Some(form) = literal_form(kind, &bytes[start..end]) {
+                    key.replace(start, end, form);
+                }
+            }
+            _ => {}
         }
     }
     Some(key.finish())
@@ -102,16 +120,16 @@ impl<'a> KeyWriter<'a> {
         KeyWriter { sql, buf, written: 0, replaced: false }
     }
 
-    /// Copies the text up to `token` and writes `token`'s marker instead of it.
-    fn replace(&mut self, token: &Token<'_>, form: char) {
+    /// Copies the text up to the literal at `start..end` and writes its marker instead of it.
+    fn replace(&mut self, start: usize, end: usize, form: char) {
         if !self.replaced {
             self.buf.clear();
             self.replaced = true;
         }
-        self.buf.push_str(&self.sql[self.written..token.start]);
+        self.buf.push_str(&self.sql[self.written..start]);
         self.buf.push('\0');
         self.buf.push(form);
-        self.written = token.end();
+        self.written = end;
     }
 
     /// Copies the rest of the text once something was replaced; whether something was.
@@ -123,11 +141,11 @@ impl<'a> KeyWriter<'a> {
     }
 }
 
-/// The marker letter of a literal the key replaces; `None` for any other token, and for numbers
-/// the lexer's loose scan took with trailing letters (`1e5`, `10or`), which stay as written.
-fn literal_form(token: &Token<'_>) -> Option<char> {
-    let bytes = token.text.as_bytes();
-    match token.kind {
+/// The marker letter of a literal the key replaces (a token of `kind` written as `bytes`); `None`
+/// for any other token, and for numbers the lexer's loose scan took with trailing letters (`1e5`,
+/// `10or`), which stay as written.
+fn literal_form(kind: TokenKind, bytes: &[u8]) -> Option<char> {
+    match kind {
         TokenKind::String => Some(match bytes[0] {
             b'\'' => 's',
             b'$' => '$',

@@ -78,50 +78,54 @@ impl<'a> Lexer<'a> {
 impl<'a> Iterator for Lexer<'a> {
     type Item = Token<'a>;
 
-    // Inlined into each reader's loop, with the rare tokens (comments, quotes, dollar quotes)
-    // out of line, and scanned with index loops: iterator adaptors here cost twice the scan.
     #[inline]
     fn next(&mut self) -> Option<Token<'a>> {
-        let bytes = self.src.as_bytes();
-        let start = skip(bytes, self.pos, SPACE);
-        let &first = bytes.get(start)?;
-        let (kind, end) = if is_ident_start(first) {
-            let end = skip(bytes, start + 1, IDENT_CONT);
-            if end == start + 1 && (first == b'e' || first == b'E') && bytes.get(end) == Some(&b'\'') {
-                quoted(bytes, end, b'\'', true, TokenKind::String)
-            } else {
-                (TokenKind::Word, end)
-            }
-        } else {
-            self.other(start, first)
-        };
+        let start = skip(self.src.as_bytes(), self.pos, SPACE);
+        let (kind, end) = token_at(self.src, start)?;
         self.pos = end;
         Some(Token { kind, text: &self.src[start..end], start })
     }
 }
 
-impl Lexer<'_> {
-    /// A token that does not start with a letter: number, quote, comment, `$` or a symbol.
-    #[inline]
-    fn other(&self, start: usize, first: u8) -> (TokenKind, usize) {
-        let bytes = self.src.as_bytes();
-        let next = bytes.get(start + 1).copied();
-        match first {
-            b'-' if next == Some(b'-') => (TokenKind::Comment, line_end(bytes, start)),
-            b'/' if next == Some(b'*') => block_comment(bytes, start),
-            b'\'' => quoted(bytes, start, b'\'', false, TokenKind::String),
-            b'"' => quoted(bytes, start, b'"', false, TokenKind::QuotedIdent),
-            b'$' => dollar(self.src, start),
-            b'0'..=b'9' => (TokenKind::Number, skip(bytes, start, NUMBER_CONT)),
-            b'.' if next.is_some_and(|b| b.is_ascii_digit()) => (TokenKind::Number, skip(bytes, start, NUMBER_CONT)),
-            _ => (TokenKind::Punct, start + 1),
+/// The token starting at `start` (not a space), its kind and end; `None` at the end of `src`.
+/// Inlined into each reader's loop, with the rare tokens (comments, quotes, dollar quotes) out of
+/// line, and scanned with index loops: iterator adaptors here cost twice the scan.
+#[inline]
+pub(crate) fn token_at(src: &str, start: usize) -> Option<(TokenKind, usize)> {
+    let bytes = src.as_bytes();
+    let &first = bytes.get(start)?;
+    Some(if is_ident_start(first) {
+        let end = skip(bytes, start + 1, IDENT_CONT);
+        if end == start + 1 && (first == b'e' || first == b'E') && bytes.get(end) == Some(&b'\'') {
+            quoted(bytes, end, b'\'', true, TokenKind::String)
+        } else {
+            (TokenKind::Word, end)
         }
+    } else {
+        other(src, start, first)
+    })
+}
+
+/// A token that does not start with a letter: number, quote, comment, `$` or a symbol.
+#[inline]
+fn other(src: &str, start: usize, first: u8) -> (TokenKind, usize) {
+    let bytes = src.as_bytes();
+    let next = bytes.get(start + 1).copied();
+    match first {
+        b'-' if next == Some(b'-') => (TokenKind::Comment, line_end(bytes, start)),
+        b'/' if next == Some(b'*') => block_comment(bytes, start),
+        b'\'' => quoted(bytes, start, b'\'', false, TokenKind::String),
+        b'"' => quoted(bytes, start, b'"', false, TokenKind::QuotedIdent),
+        b'$' => dollar(src, start),
+        b'0'..=b'9' => (TokenKind::Number, skip(bytes, start, NUMBER_CONT)),
+        b'.' if next.is_some_and(|b| b.is_ascii_digit()) => (TokenKind::Number, skip(bytes, start, NUMBER_CONT)),
+        _ => (TokenKind::Punct, start + 1),
     }
 }
 
 /// Where the run of bytes of `class` from `at` ends.
 #[inline]
-fn skip(bytes: &[u8], mut at: usize, class: u8) -> usize {
+pub(crate) fn skip(bytes: &[u8], mut at: usize, class: u8) -> usize {
     while at < bytes.len() && CLASSES[bytes[at] as usize] & class != 0 {
         at += 1;
     }
@@ -130,7 +134,7 @@ fn skip(bytes: &[u8], mut at: usize, class: u8) -> usize {
 
 /// Byte classes in one table, as every byte of every text is classified: one load instead of a
 /// chain of comparisons.
-const SPACE: u8 = 1;
+pub(crate) const SPACE: u8 = 1;
 const IDENT_START: u8 = 2;
 const IDENT_CONT: u8 = 4;
 /// Bytes of a numeric constant, scanned loosely: nothing here needs its value.
