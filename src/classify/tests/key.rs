@@ -158,8 +158,15 @@ fn a_text_holding_nul_is_not_cached() {
 /// same key (or the same "the text is its own key").
 fn check_quick(sql: &str) {
     let (mut quick_buf, mut full_buf) = (String::new(), String::new());
-    let full = key::write(&split(sql), &mut full_buf);
-    let Some(replaced) = key::quick(sql, &mut quick_buf) else { return };
+    let cut = split(sql);
+    let full = key::write(&cut, &mut full_buf);
+    let quick = key::quick(sql, &mut quick_buf);
+    // Its contract: a text of several statements, or with a token that never ends (the server
+    // rejects it), is left to the full cut.
+    if cut.pieces.len() > 1 || cut.pieces.iter().any(|p| p.unterminated) {
+        assert_eq!(quick, None, "{sql:?}");
+    }
+    let Some(replaced) = quick else { return };
     assert_eq!(replaced, full.replaced, "{sql:?}");
     if replaced {
         assert_eq!(quick_buf, full_buf, "{sql:?}");
