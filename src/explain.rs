@@ -49,6 +49,7 @@ pub fn explain(settings: &Settings, sql: &str, who: &Context) -> Result<String, 
         hint: state.hint(&inspection),
         min_lsn: class.hints.min_lsn,
         lsn_timeline: None,
+        previous: None,
         rule,
     };
     let topology = healthy(db.replicas.iter().map(|r| (r.addr.as_str(), r.weight)).collect());

@@ -42,7 +42,8 @@ impl StaleFallback {
 /// How a read picks among qualifying replicas.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Balance {
-    /// The node with the fewest server connections in use, weighted.
+    /// The node with the fewest server connections in use, weighted; among equals, the one the
+    /// session read from last.
     LeastBusy,
     /// In turn, weighted.
     RoundRobin,

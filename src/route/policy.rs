@@ -65,6 +65,8 @@ pub struct Request<'a> {
     /// The timeline that LSN was written on, when known (the session's own write): an LSN means
     /// the same WAL only on the same timeline, so a replica on another one does not qualify.
     pub lsn_timeline: Option<u32>,
+    /// The replica the session's last read went to: among equally busy nodes, least-busy keeps it.
+    pub previous: Option<Route>,
     pub rule: RuleContext<'a>,
 }
 
@@ -111,7 +113,7 @@ pub fn decide(
     if req.min_lsn.is_some() && reason == plain {
         reason = Reason::ReadYourWrites;
     }
-    if let Some(route) = balance::pick(&candidates, s.balance, &policy.turn) {
+    if let Some(route) = balance::pick(&candidates, s.balance, &policy.turn, req.previous) {
         return Decision::Go(route, reason);
     }
     let fallback = if reason == Reason::ReadYourWrites { reason } else { Reason::Fallback };

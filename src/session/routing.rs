@@ -82,6 +82,8 @@ pub struct RoutingState {
     pub route_hint: Option<RouteTarget>,
     /// `default_transaction_read_only` is on: transactions may go to a replica.
     pub read_only_default: bool,
+    /// The replica the session's last read went to, kept while no other is less busy.
+    pub last_replica: Option<Route>,
 }
 
 impl RoutingState {
@@ -245,6 +247,7 @@ impl RoutingState {
             hint: self.hint(inspection),
             min_lsn: self.min_lsn(inspection, read_your_writes),
             lsn_timeline: self.write_timeline.filter(|_| read_your_writes && self.write_lsn.is_some()),
+            previous: self.last_replica,
             rule,
         }
     }

@@ -48,7 +48,7 @@ async fn every_console_command_through_psql() {
     // The monitor needs pg_monitor rights to see the standbys' state and LSNs.
     let proxy = Proxy::with_config(&admin_config("size = 4", "[routing]\nmonitor_user = \"postgres\"")).await;
     let app = proxy.client().await;
-    wait_for_replicas(&app).await;
+    wait_for_replicas(&proxy.app_conn()).await;
     app.batch_execute("select 1").await.unwrap();
     let port = proxy.addr.port().to_string();
     for command in [
@@ -245,7 +245,7 @@ async fn reload_changes_rules_and_pool_sizes_under_load_without_errors() {
     let proxy = Proxy::from_file(&path).await;
     let setup = proxy.client().await;
     setup.batch_execute(&format!("create table {table} (id int); insert into {table} values (0)")).await.unwrap();
-    wait_for_replicas(&setup).await;
+    wait_for_replicas(&proxy.app_conn()).await;
     let on_replica = |p: u16| cluster().replica_ports.contains(&p);
     let sql = format!("select inet_server_port() from {table} limit 1");
     assert!(on_replica(port(&setup, &format!("select inet_server_port() from {table}")).await));
@@ -336,7 +336,7 @@ async fn reload_adds_and_removes_replicas_and_changes_passwords() {
     // Add both replicas: reads spread over them once the new monitor finds them fresh.
     write(&c.replica_ports, "app");
     admin.simple_query("RELOAD").await.unwrap();
-    wait_for_replicas(&client).await;
+    wait_for_replicas(&proxy.app_conn()).await;
     // Remove one: it gets no more reads; its pool drains.
     write(&c.replica_ports[..1], "app");
     admin.simple_query("RELOAD").await.unwrap();

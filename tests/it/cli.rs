@@ -216,10 +216,8 @@ async fn log_lines_hold_values_not_rust_debug() {
         .replace("addr = \"127.0.0.1:0\"", &format!("addr = \"127.0.0.1:{port}\""));
     let path = dir.write("p.toml", &format!("{text}\n[log]\nlevel = \"info\"\n"));
     let out = run_daemon(pgsplit().arg(&path), port, async {
-        let client = harness::connect(&format!("host=127.0.0.1 port={port} user=app password=app dbname=app"))
-            .await
-            .expect("app logs in");
-        crate::routing::wait_for_replicas(&client).await;
+        crate::routing::wait_for_replicas(&format!("host=127.0.0.1 port={port} user=app password=app dbname=app"))
+            .await;
     })
     .await;
     let stdout = String::from_utf8(out.stdout).unwrap();

@@ -34,7 +34,7 @@ async fn read_your_writes_with_replay_paused_on_one_replica() {
     );
     let proxy = Proxy::with_config(&config).await;
     let client = proxy.client().await;
-    wait_for_replicas(&client).await;
+    wait_for_replicas(&proxy.app_conn()).await;
     let t = unique("ryw");
     client.batch_execute(&format!("create table {t} (id int primary key)")).await.unwrap();
     let paused = harness::replica_admin(0).await;
@@ -127,7 +127,7 @@ async fn lsn_token_gives_read_your_writes_across_connections() {
     let _exclusive = REPLICAS.write().await;
     let proxy = Proxy::split().await;
     let reader = proxy.client_as("app_trust", "", "app").await;
-    wait_for_replicas(&reader).await;
+    wait_for_replicas(&proxy.conn_str("app_trust", "", "app")).await;
     let t = unique("token");
     reader.batch_execute(&format!("create table {t} (id int)")).await.unwrap();
     let paused = harness::replica_admin(0).await;
@@ -158,7 +158,7 @@ async fn a_dead_replica_costs_reads_nothing_and_is_used_again_after_restart() {
     let _exclusive = REPLICAS.write().await;
     let proxy = Proxy::with_config(&harness::split_config("size = 4\nconnect_timeout = \"1s\"", "")).await;
     let client = proxy.client().await;
-    wait_for_replicas(&client).await;
+    wait_for_replicas(&proxy.app_conn()).await;
     let body = async move {
         harness::cluster_cmd(&["stop-node", "replica2", "immediate"]);
         // One check interval plus the connect timeout.
@@ -168,9 +168,12 @@ async fn a_dead_replica_costs_reads_nothing_and_is_used_again_after_restart() {
             assert_ne!(p, cluster().replica_ports[1], "the stopped replica cannot have served this");
         }
         harness::cluster_cmd(&["start-node", "replica2"]);
+        // The client stays on the replica it moved to while both are idle: new sessions take
+        // the replicas in turn, so the restarted one gets theirs.
         let started = Instant::now();
         loop {
-            if port(&client, "select inet_server_port()").await == cluster().replica_ports[1] {
+            let session = proxy.client().await;
+            if port(&session, "select inet_server_port()").await == cluster().replica_ports[1] {
                 break;
             }
             assert!(started.elapsed() < Duration::from_secs(30), "the restarted replica never got reads again");
@@ -192,7 +195,7 @@ async fn a_lagging_replica_stops_getting_reads_and_gets_them_back() {
     );
     let proxy = Proxy::with_config(&config).await;
     let client = proxy.client().await;
-    wait_for_replicas(&client).await;
+    wait_for_replicas(&proxy.app_conn()).await;
     let t = unique("lag");
     let admin = harness::primary_admin().await;
     admin.batch_execute(&format!("create table {t} (x int)")).await.unwrap();
@@ -212,8 +215,9 @@ async fn a_lagging_replica_stops_getting_reads_and_gets_them_back() {
             );
         }
         harness::replica_admin(0).await.batch_execute("select pg_wal_replay_resume()").await.unwrap();
+        // New sessions, as the client keeps the replica it read from while both are idle.
         let started = Instant::now();
-        while port(&client, "select inet_server_port()").await != cluster().replica_ports[0] {
+        while port(&proxy.client().await, "select inet_server_port()").await != cluster().replica_ports[0] {
             assert!(started.elapsed() < Duration::from_secs(20), "the replica never got reads back after catching up");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -273,10 +277,10 @@ async fn a_write_query_after_a_flushed_read_on_a_replica_runs_on_the_primary() {
     let _healthy = REPLICAS.read().await;
     let proxy = Proxy::split().await;
     let client = proxy.client().await;
-    wait_for_replicas(&client).await;
+    wait_for_replicas(&proxy.app_conn()).await;
     let t = unique("flushed");
     client.batch_execute(&format!("create table {t} (id int); grant all on {t} to public")).await.unwrap();
-    wait_for_replicas(&client).await;
+    wait_for_replicas(&proxy.app_conn()).await;
     let mut s = raw_login(&proxy).await;
     // asyncpg's COPY: look the columns up with Parse/Describe/Flush (a read, on a replica), then
     // send the write as a simple Query without ever sending Sync.

@@ -201,6 +201,11 @@ impl Proxy {
         format!("host=127.0.0.1 port={} user={user} password='{password}' dbname={db}", self.addr.port())
     }
 
+    /// The connection string of `app` to database `app`.
+    pub fn app_conn(&self) -> String {
+        self.conn_str("app", "app", "app")
+    }
+
     /// Connects as `app` to database `app`.
     pub async fn client(&self) -> Client {
         self.client_as("app", "app", "app").await

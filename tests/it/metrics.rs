@@ -17,7 +17,7 @@ async fn metrics_follow_a_split_workload() {
     );
     let proxy = Proxy::with_config(&config).await;
     let client = proxy.client().await;
-    wait_for_replicas(&client).await;
+    wait_for_replicas(&proxy.app_conn()).await;
     let labels = [("target", "replica"), ("reason", "read")];
     let before = proxy.metric("pgsplit_routing_decisions_total", &labels).await.unwrap_or(0.0);
     for _ in 0..20 {

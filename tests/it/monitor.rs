@@ -110,8 +110,8 @@ async fn two_databases_on_the_same_nodes_share_one_monitor_connection_per_node()
     let proxy = Proxy::with_config(&shared_nodes_config(&role, (TWIN, TWIN), "")).await;
     let app = proxy.client_as("app", "app", "app").await;
     let twin = proxy.client_as("app", "app", TWIN).await;
-    wait_for_replicas(&app).await;
-    wait_for_replicas(&twin).await;
+    wait_for_replicas(&proxy.app_conn()).await;
+    wait_for_replicas(&proxy.conn_str("app", "app", TWIN)).await;
     // One probe per node, logged into the first database naming it.
     assert_one_monitor_connection_per_node(&role).await;
     splits_reads_and_writes(&app, "app").await;
@@ -148,7 +148,7 @@ async fn a_node_refusing_the_first_database_is_probed_through_the_next() {
     // `a_gone` sorts before `app`, so its probes try it first; its server database does not exist.
     let proxy = Proxy::with_config(&shared_nodes_config(&role, ("a_gone", "no_such_database"), "")).await;
     let app = proxy.client().await;
-    wait_for_replicas(&app).await;
+    wait_for_replicas(&proxy.app_conn()).await;
     assert_one_monitor_connection_per_node(&role).await;
     splits_reads_and_writes(&app, "app").await;
     drop((app, proxy));

@@ -90,7 +90,7 @@ async fn flush_and_sync_with_nothing_pending_never_hang_and_answer_as_postgres_d
     let client = proxy.client().await;
     let t = unique("pipe");
     client.batch_execute(&format!("create table {t} (id int); grant all on {t} to public")).await.unwrap();
-    wait_for_replicas(&client).await;
+    wait_for_replicas(&proxy.app_conn()).await;
     let direct: SocketAddr = ([127, 0, 0, 1], cluster().primary_port).into();
     let next = [extended("select 2"), sync()].concat();
     let insert = format!("insert into {t} values (1)");
@@ -198,11 +198,10 @@ async fn terminate_in_a_pipeline_runs_what_came_before_and_rolls_back_an_unsynce
 async fn a_query_pipelined_behind_a_misrouted_write_is_answered() {
     let _healthy = REPLICAS.read().await;
     let proxy = Proxy::split().await;
-    let client = proxy.client().await;
-    wait_for_replicas(&client).await;
+    wait_for_replicas(&proxy.app_conn()).await;
     let t = unique("misrouted");
     let (f, admin) = hidden_writer(&t, "1").await;
-    wait_for_replicas(&client).await;
+    wait_for_replicas(&proxy.app_conn()).await;
     let mut conn = Raw::login(proxy.addr).await;
     // The replica refuses the write only after the sleep; the second query comes meanwhile.
     conn.send(&query(&format!("select pg_sleep(0.3), {f}()"))).await;
@@ -228,7 +227,7 @@ async fn a_refused_duplicate_parse_keeps_the_statement_and_its_route() {
     let client = proxy.client().await;
     let t = unique("dup");
     client.batch_execute(&format!("create table {t} (id int); grant all on {t} to public")).await.unwrap();
-    wait_for_replicas(&client).await;
+    wait_for_replicas(&proxy.app_conn()).await;
     let mut conn = Raw::login(proxy.addr).await;
     let parse = |sql: &str| message(b'P', format!("s1\0{sql}\0\0\0").as_bytes());
     conn.send(&[parse("select inet_server_port()"), sync()].concat()).await;

@@ -34,12 +34,15 @@ fn is_replica(port: u16) -> bool {
     cluster().replica_ports.contains(&port)
 }
 
-/// Waits until the monitor has found both replicas fresh: plain reads have reached each.
-pub async fn wait_for_replicas(client: &Client) {
+/// Waits until the monitor has found both replicas fresh: plain reads have reached each. Each
+/// read comes from a new session of `conn`, since one session keeps the replica it read from
+/// last while the replicas are equally busy; new sessions take them in turn.
+pub async fn wait_for_replicas(conn: &str) {
     let started = Instant::now();
     let mut seen = [false, false];
     while started.elapsed() < Duration::from_secs(20) {
-        let p = port(client, "select inet_server_port()").await;
+        let client = harness::connect(conn).await.unwrap_or_else(|e| panic!("{conn}: {e:?}"));
+        let p = port(&client, "select inet_server_port()").await;
         if let Some(i) = cluster().replica_ports.iter().position(|&r| r == p) {
             seen[i] = true;
         }
@@ -74,22 +77,39 @@ async fn spread(client: &Client, sql: &str, n: usize, ext: bool) -> HashMap<u16,
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn plain_reads_spread_over_both_replicas() {
+async fn plain_reads_spread_over_both_replicas_and_a_session_keeps_its_own() {
     let _healthy = REPLICAS.read().await;
     // A replica the monitor has not seen fresh for a moment (a busy machine) is waited for, not
-    // replaced by the primary: where reads land does not depend on the monitor's timing.
+    // replaced by the primary, and no lag makes one ineligible: where reads land does not depend
+    // on the monitor's timing.
     let config = format!(
-        "{}\n[routing]\nstale_fallback = \"wait\"\nwait_timeout = \"30s\"\n",
+        "{}\n[routing]\nstale_fallback = \"wait\"\nwait_timeout = \"30s\"\nmax_lag = \"1h\"\n",
         harness::split_config("size = 4", "")
     );
     let proxy = Proxy::with_config(&config).await;
-    let client = proxy.client().await;
-    wait_for_replicas(&client).await;
+    let conn = proxy.conn_str("app", "app", "app");
+    wait_for_replicas(&conn).await;
+    let [r1, r2] = cluster().replica_ports;
     for ext in [false, true] {
-        let seen = spread(&client, "select inet_server_port()", 40, ext).await;
-        let [r1, r2] = cluster().replica_ports;
-        assert!(seen.contains_key(&r1) && seen.contains_key(&r2), "ext={ext}: {seen:?}");
-        assert!(!seen.contains_key(&primary()), "ext={ext}: {seen:?}");
+        // Nothing else runs on this pgsplit: the replicas are equally busy at every read, so the
+        // session stays on the replica whose connections it warmed.
+        let client = proxy.client().await;
+        let seen = spread(&client, "select inet_server_port()", 20, ext).await;
+        assert_eq!(seen.len(), 1, "ext={ext}: one session, one replica: {seen:?}");
+        assert!(seen.contains_key(&r1) || seen.contains_key(&r2), "ext={ext}: {seen:?}");
+        // New sessions take the replicas in turn.
+        let mut sessions = HashMap::new();
+        for _ in 0..6 {
+            let client = proxy.client().await;
+            let p = if ext {
+                port_ext(&client, "select inet_server_port()").await
+            } else {
+                port(&client, "select inet_server_port()").await
+            };
+            *sessions.entry(p).or_insert(0) += 1;
+        }
+        assert!(sessions.contains_key(&r1) && sessions.contains_key(&r2), "ext={ext}: {sessions:?}");
+        assert!(!sessions.contains_key(&primary()), "ext={ext}: {sessions:?}");
     }
 }
 
@@ -98,7 +118,7 @@ async fn every_write_class_lands_on_the_primary() {
     let _healthy = REPLICAS.read().await;
     let proxy = Proxy::split().await;
     let client = proxy.client().await;
-    wait_for_replicas(&client).await;
+    wait_for_replicas(&proxy.app_conn()).await;
     let t = unique("w");
     client
         .batch_execute(&format!("create table {t} (x int); create sequence {t}_seq; insert into {t} values (1)"))
@@ -128,7 +148,7 @@ async fn a_transaction_stays_on_one_node_and_read_only_ones_use_replicas() {
     let _healthy = REPLICAS.read().await;
     let proxy = Proxy::split().await;
     let client = proxy.client().await;
-    wait_for_replicas(&client).await;
+    wait_for_replicas(&proxy.app_conn()).await;
     client.batch_execute("begin").await.unwrap();
     let seen = spread(&client, "select inet_server_port()", 10, false).await;
     client.batch_execute("commit").await.unwrap();
@@ -147,13 +167,13 @@ async fn hints_and_session_route_steer_reads() {
     let _healthy = REPLICAS.read().await;
     let proxy = Proxy::split().await;
     let client = proxy.client().await;
-    wait_for_replicas(&client).await;
+    wait_for_replicas(&proxy.app_conn()).await;
     let hinted = spread(&client, "/* pgsplit: route=primary */ select inet_server_port()", 5, false).await;
     assert_eq!(hinted.keys().copied().collect::<Vec<_>>(), vec![primary()]);
     client.batch_execute("set pgsplit.route = 'primary'").await.unwrap();
     assert_eq!(port(&client, "select inet_server_port()").await, primary());
     client.batch_execute("reset pgsplit.route").await.unwrap();
-    wait_for_replicas(&client).await;
+    wait_for_replicas(&proxy.app_conn()).await;
     let opt = format!("{} options='-c pgsplit.route=primary'", proxy.conn_str("app", "app", "app"));
     let pinned = harness::connect(&opt).await.unwrap();
     assert_eq!(port(&pinned, "select inet_server_port()").await, primary());
@@ -170,7 +190,7 @@ async fn rules_route_by_table() {
     let proxy = Proxy::with_config(&config).await;
     let client = proxy.client().await;
     client.batch_execute(&format!("create table {ledger} (x int); insert into {ledger} values (1)")).await.unwrap();
-    wait_for_replicas(&client).await;
+    wait_for_replicas(&proxy.app_conn()).await;
     let seen = spread(&client, &format!("select inet_server_port() from {ledger}"), 5, true).await;
     assert_eq!(seen.keys().copied().collect::<Vec<_>>(), vec![primary()]);
     assert!(is_replica(port(&client, "select inet_server_port()").await));
@@ -213,7 +233,7 @@ async fn a_write_the_classifier_cannot_see_is_retried_on_the_primary() {
     let proxy = Proxy::split().await;
     let client = proxy.client().await;
     // Created after pgsplit read pg_proc, so the classifier cannot know the function writes.
-    wait_for_replicas(&client).await;
+    wait_for_replicas(&proxy.app_conn()).await;
     let t = unique("hidden");
     let (f, admin) = hidden_writer(&t, "inet_server_port()").await;
     for ext in [false, true] {
@@ -221,7 +241,7 @@ async fn a_write_the_classifier_cannot_see_is_retried_on_the_primary() {
         let classifier = pgsplit::classify::Classifier::new(Default::default());
         assert!(!classifier.classify(&sql).writes);
         // Both replicas past this session's last write, so the call goes to one of them first.
-        wait_for_replicas(&client).await;
+        wait_for_replicas(&proxy.app_conn()).await;
         let served = if ext { port_ext(&client, &sql).await } else { port(&client, &sql).await };
         assert_eq!(served, primary(), "ext={ext}");
     }
@@ -246,7 +266,7 @@ async fn volatile_user_functions_go_to_the_primary_stable_ones_to_replicas() {
         .unwrap();
     let proxy = Proxy::split().await;
     let client = proxy.client().await;
-    wait_for_replicas(&client).await;
+    wait_for_replicas(&proxy.app_conn()).await;
     // The monitor reads pg_proc once at start; allow it a moment.
     let started = Instant::now();
     while port(&client, &format!("select inet_server_port(), {f}_vol()")).await != primary() {
@@ -257,7 +277,7 @@ async fn volatile_user_functions_go_to_the_primary_stable_ones_to_replicas() {
         assert_eq!(port(&client, &format!("select inet_server_port(), {f}_vol()")).await, primary());
     }
     // A volatile call counts as a write: wait until the replicas are past it, then STABLE calls read.
-    wait_for_replicas(&client).await;
+    wait_for_replicas(&proxy.app_conn()).await;
     for _ in 0..5 {
         assert!(is_replica(port(&client, &format!("select inet_server_port(), {f}_stable()")).await));
     }

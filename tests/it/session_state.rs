@@ -55,7 +55,7 @@ async fn settings_reach_the_replicas_that_serve_reads() {
     let proxy = Proxy::split().await;
     let client = proxy.client().await;
     client.batch_execute("set statement_timeout = '2345ms'").await.unwrap();
-    wait_for_replicas(&client).await;
+    wait_for_replicas(&proxy.app_conn()).await;
     for _ in 0..6 {
         let row =
             client.query_one("select current_setting('statement_timeout'), inet_server_port()", &[]).await.unwrap();

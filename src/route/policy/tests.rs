@@ -71,7 +71,7 @@ fn req(class: RequestClass) -> Request<'static> {
         functions: &[],
         sql: "",
     };
-    Request { class, hint: None, min_lsn: None, lsn_timeline: None, rule }
+    Request { class, hint: None, min_lsn: None, lsn_timeline: None, previous: None, rule }
 }
 
 fn go(d: Decision) -> (Route, Reason) {
