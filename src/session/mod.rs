@@ -386,9 +386,7 @@ impl Session {
         };
         self.slot.set_state(ClientState::Active);
         self.slot.set_server(Some(server.addr().clone()));
-        if route != Route::Primary {
-            self.routing.last_replica = Some(route);
-        }
+        self.routing.routed(route);
         if self.mode == PoolMode::Session {
             server.set_needs_reset(true);
         }

@@ -9,6 +9,7 @@ use smallvec::SmallVec;
 use super::dispatch::Requester;
 use super::prepared::Prepared;
 use crate::classify::{Classification, Classifier, Intent, RouteTarget, SessionChange, StatementKind};
+use crate::monitor::NodeId;
 use crate::protocol::frame::messages;
 use crate::protocol::from_client;
 use crate::route::{Request, RequestClass, Route, RuleContext};
@@ -82,8 +83,10 @@ pub struct RoutingState {
     pub route_hint: Option<RouteTarget>,
     /// `default_transaction_read_only` is on: transactions may go to a replica.
     pub read_only_default: bool,
-    /// The replica the session's last read went to, kept while no other is less busy.
-    pub last_replica: Option<Route>,
+    /// The standby the session's last read went to, kept while no other is less busy: its
+    /// position in [primary, replicas…] plus one, 0 for none. A byte, not an `Option<Route>`:
+    /// every idle session carries it.
+    last_standby: u8,
 }
 
 impl RoutingState {
@@ -94,6 +97,13 @@ impl RoutingState {
             state.apply_setting(name, value);
         }
         state
+    }
+
+    /// Notes the node a request went to: a standby is kept for the session's next reads.
+    pub fn routed(&mut self, route: Route) {
+        if let Route::Standby(node) = route {
+            self.last_standby = u8::try_from(node.index() + 1).unwrap_or(0);
+        }
     }
 
     /// Notes a write sent to the primary.
@@ -247,7 +257,7 @@ impl RoutingState {
             hint: self.hint(inspection),
             min_lsn: self.min_lsn(inspection, read_your_writes),
             lsn_timeline: self.write_timeline.filter(|_| read_your_writes && self.write_lsn.is_some()),
-            previous: self.last_replica,
+            previous: self.last_standby.checked_sub(1).map(|i| Route::Standby(NodeId::at(i.into()))),
             rule,
         }
     }
