@@ -35,6 +35,8 @@ const MAX_SERVER_MESSAGE: usize = 1 << 30;
 const READ_RESERVE: usize = 32 * 1024;
 /// Terminate, sent when pgsplit closes a server connection.
 const TERMINATE: &[u8] = b"X\0\0\0\x04";
+/// The Query that opens a transaction a client began while holding no connection.
+const BEGIN: &[u8] = b"Q\0\0\0\x0aBEGIN\0";
 /// Statements kept prepared on one connection; the least recently used beyond this are closed.
 pub const PREPARED_PER_CONNECTION: usize = 512;
 /// The same as the LRU's capacity; evaluated at compile time, so the `expect` cannot fail at run time.
@@ -85,6 +87,8 @@ pub struct ServerConn {
     needs_reset: bool,
     /// The socket failed or the protocol broke: never reuse.
     broken: bool,
+    /// The client's transaction began in pgsplit: its BEGIN goes out before the next request.
+    begin_first: bool,
     /// ErrorResponses forwarded so far, so a session can tell whether its SETs took effect.
     errors: u64,
     /// The counters of the pool the connection belongs to.
@@ -143,6 +147,7 @@ impl ServerConn {
             unsynced: false,
             needs_reset: false,
             broken: false,
+            begin_first: false,
             errors: 0,
             counters: Arc::default(),
             busy_since: None,
@@ -312,20 +317,38 @@ impl ServerConn {
     /// they leave of an extended-protocol pipeline. With `probe`, the LSN probe follows them in
     /// the same write (its replies follow theirs).
     pub async fn send(&mut self, bytes: &[u8], pipeline: Pipeline, probe: bool) -> Result<(), ServerError> {
-        self.expect_sent(bytes, pipeline);
-        if !probe {
+        if !probe && !self.begin_first {
+            self.expect_sent(bytes, pipeline);
             return self.write(bytes).await;
         }
         let mut out = self.outgoing();
+        self.expect_outgoing(&mut out, Pipeline::Unchanged);
+        self.expect_sent(bytes, pipeline);
         out.bytes.extend_from_slice(bytes);
         self.append_lsn_probe(&mut out);
         self.write_outgoing(out).await
     }
 
     /// An empty request to rewrite into, with the buffers the last one used; hand it back with
-    /// [`ServerConn::send_outgoing`].
+    /// [`ServerConn::send_outgoing`]. It starts with the client's deferred BEGIN, if one is owed.
     pub fn outgoing(&mut self) -> Outgoing {
-        std::mem::take(&mut self.spare)
+        let mut out = std::mem::take(&mut self.spare);
+        if std::mem::take(&mut self.begin_first) {
+            out.inject(Kind::Query, BEGIN, None);
+        }
+        out
+    }
+
+    /// Idle, and no BEGIN waits to go out in front of the next request.
+    pub fn outside_transaction(&self) -> bool {
+        self.status == b'I' && !self.begin_first
+    }
+
+    /// Sends the BEGIN pgsplit answered for the client in front of the next request, in the same
+    /// write; its replies are swallowed, as the client had them already. The connection is idle
+    /// (the pool hands out no other), so a plain BEGIN cannot fail there.
+    pub fn begin_first(&mut self) {
+        self.begin_first = true;
     }
 
     /// Sends a rewritten request and expects what it owes, then the LSN probe with `probe`; its

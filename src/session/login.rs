@@ -88,6 +88,7 @@ impl Session {
             server,
             ready_after_probe: None,
             discarding: false,
+            begin_owed: false,
             id,
             slot,
         })

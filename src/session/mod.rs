@@ -13,7 +13,7 @@ use crate::config::{DatabaseSettings, Pinning, PoolMode, UserSettings};
 use crate::pool::{Checkout, PoolKey};
 use crate::protocol::build::{self, Severity};
 use crate::protocol::from_client::Pipeline;
-use crate::route::Route;
+use crate::route::{Reason, Route};
 use crate::state::cancel::{CancelHandle, CancelTarget};
 use crate::state::clients::{ClientSlot, ClientState};
 use crate::state::{Config, Shared};
@@ -86,6 +86,8 @@ pub struct Session {
     ready_after_probe: Option<Bytes>,
     /// After a refused Flush-ended request, messages are dropped until Sync, as PostgreSQL does.
     discarding: bool,
+    /// pgsplit answered the client's BEGIN: the server gets it with the next request.
+    begin_owed: bool,
     id: u64,
     /// This client's entry in the registry of connected clients.
     slot: ClientSlot,
@@ -221,28 +223,36 @@ impl Session {
             return Ok(());
         }
         let inspection = self.inspect(&batch);
-        if self.deallocate(&batch, &inspection).await? {
+        if self.deallocate(&batch, &inspection).await? || self.begin_here(&batch, &inspection).await? {
             return Ok(());
         }
         if let Err(e) = self.pin_for(&inspection) {
             return self.refuse(e, batch.summary).await;
         }
         let fresh = self.server.is_none();
-        let (mut server, route) = match self.acquire(&inspection).await {
+        // A request after a BEGIN pgsplit answered runs in that transaction, on the primary, as
+        // it would have on the connection the BEGIN took.
+        let begun = std::mem::take(&mut self.begin_owed);
+        let (mut server, route) = match self.acquire(&inspection, begun).await {
             Ok(pair) => pair,
             Err(e) => return self.refuse(e, batch.summary).await,
         };
         self.sync_params(&mut server).await?;
         self.begin_request(&mut server, &inspection, fresh);
+        if begun {
+            server.begin_first();
+        }
+        // Outside a transaction until now: the request may commit a write, and nothing ran yet.
+        let outside = fresh && !begun;
         self.prepared.start_request();
-        let probed = self.probe_owed(&inspection, route, fresh && inspection.writes());
+        let probed = self.probe_owed(&inspection, route, outside && inspection.writes());
         self.send_rewritten(&mut server, &batch.bytes, batch.summary.pipeline, &inspection.parsed, &[], probed).await?;
         // Replies are held back until they show the request ran, so a write a replica (or a
         // demoted primary) refuses can run again on the primary, and a reused statement whose
         // result type changed can be prepared again: only outside a transaction, and while
         // the client waits for a ReadyForQuery, not after a Flush.
         let waits = batch.summary.waits_for_ready();
-        let guard = Guard { misroute: fresh && waits, stale_plan: waits && self.prepared.reused_any() };
+        let guard = Guard { misroute: outside && waits, stale_plan: waits && self.prepared.reused_any() };
         let relayed = self.relay(server, route, guard).await?;
         if probed && !matches!(relayed, Relayed::Done) {
             // Its replies were drained with the refused request's.
@@ -263,8 +273,9 @@ impl Session {
     }
 
     /// The server connection for a request: the one kept (inside a transaction, pinned, or in
-    /// session mode), else one checked out on the node the request is routed to.
-    async fn acquire(&mut self, inspection: &Inspection) -> Result<(Checkout, Route), ClientError> {
+    /// session mode), else one checked out on the node the request is routed to (the primary
+    /// when it continues a transaction `begun` without a connection).
+    async fn acquire(&mut self, inspection: &Inspection, begun: bool) -> Result<(Checkout, Route), ClientError> {
         if let Some(server) = self.server.take() {
             let Some(route) = self.nodes.kept_route(server.pool()) else {
                 // Its node lost the election while up: dropping the connection rolls the
@@ -280,7 +291,7 @@ impl Session {
             return Ok((server, route));
         }
         self.follow_reload();
-        self.checkout(inspection).await
+        self.checkout(inspection, begun).await
     }
 
     /// Notes what the request starts: its transaction's base, session changes and writes, and
@@ -365,15 +376,21 @@ impl Session {
         }
     }
 
-    /// Routes a request and checks out a connection on the chosen node.
-    async fn checkout(&mut self, inspection: &Inspection) -> Result<(Checkout, Route), ClientError> {
+    /// Routes a request and checks out a connection on the chosen node; the rest of a
+    /// transaction `begun` without a connection goes where its BEGIN would have: the primary.
+    async fn checkout(&mut self, inspection: &Inspection, begun: bool) -> Result<(Checkout, Route), ClientError> {
         let application_name = self.params.reported().get("application_name").map_or("", String::as_str);
         let who = Requester { db: &self.db, user: &self.user, application_name, mode: self.mode };
         self.slot.set_state(ClientState::Waiting);
         if self.ctx.pause.is_paused(&self.db.name) {
             self.ctx.pause.wait(&self.db.name).await;
         }
-        let route = dispatch::choose(&self.ctx, &self.config, &self.nodes, &self.routing, inspection, &who).await;
+        let route = if begun {
+            self.ctx.decisions.count(Route::Primary, Reason::Transaction);
+            Ok(Route::Primary)
+        } else {
+            dispatch::choose(&self.ctx, &self.config, &self.nodes, &self.routing, inspection, &who).await
+        };
         let checkout = match route {
             Ok(route) => {
                 dispatch::checkout(&self.ctx, &self.nodes, route, self.config.policy.settings.failover_timeout).await

@@ -3,6 +3,7 @@
 mod admin;
 mod auth;
 mod bad_input;
+mod begin;
 mod channel_binding;
 mod cli;
 mod clients;

@@ -24,7 +24,8 @@ async fn exhausted_pool_answers_53300_naming_the_pool() {
 async fn waiting_client_gets_the_connection_at_commit() {
     let proxy = Proxy::with_config(&harness::test_config("size = 1\ncheckout_timeout = \"10s\"", "")).await;
     let holder = proxy.client().await;
-    holder.batch_execute("begin").await.unwrap();
+    // A transaction with work: a BEGIN alone holds no connection (see `begin.rs`).
+    holder.batch_execute("begin; select 1").await.unwrap();
     let waiter = proxy.client().await;
     let pending = tokio::spawn(async move { waiter.query_one("select 5", &[]).await.map(|r| r.get::<_, i32>(0)) });
     tokio::time::sleep(Duration::from_millis(200)).await;

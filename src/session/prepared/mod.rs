@@ -125,14 +125,15 @@ impl Prepared {
         reuse_unnamed: bool,
         stale: &[u64],
     ) -> Outgoing {
+        // Outside a transaction, and before anything ran: the request can run again if a
+        // reused statement is refused. Inside one (a BEGIN sent in front of it too), unnamed
+        // statements go out as they came.
+        let mut reuse = reuse_unnamed && server.outside_transaction() && server.settled();
         let mut out = server.outgoing();
         for &id in stale {
             server.drop_statement(id);
             close_on_server(id, &mut out);
         }
-        // Outside a transaction, and before anything ran: the request can run again if a
-        // reused statement is refused. Inside one, unnamed statements go out as they came.
-        let mut reuse = reuse_unnamed && server.status() == b'I' && server.settled();
         let mut parsed = parsed.iter();
         let mut skipping = false;
         for whole in whole_messages(batch) {
