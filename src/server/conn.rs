@@ -321,11 +321,14 @@ impl ServerConn {
             self.expect_sent(bytes, pipeline);
             return self.write(bytes).await;
         }
+        // The deferred BEGIN, if owed, goes first (`outgoing`), the probe, if asked, last.
         let mut out = self.outgoing();
         self.expect_outgoing(&mut out, Pipeline::Unchanged);
         self.expect_sent(bytes, pipeline);
         out.bytes.extend_from_slice(bytes);
-        self.append_lsn_probe(&mut out);
+        if probe {
+            self.append_lsn_probe(&mut out);
+        }
         self.write_outgoing(out).await
     }
 
@@ -483,13 +486,4 @@ impl ServerConn {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn message_walk() {
-        let bytes = b"S\0\0\0\x04H\0\0\0\x04";
-        let tags: Vec<u8> = messages(bytes).map(|(t, _)| t).collect();
-        assert_eq!(tags, b"SH");
-    }
-}
+mod tests;
