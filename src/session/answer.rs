@@ -150,13 +150,13 @@ fn is_plain_begin(bytes: &[u8]) -> bool {
     let (Some((b'Q', body)), None) = (messages.next(), messages.next()) else { return false };
     let text = body.strip_suffix(b"\0").unwrap_or(body).trim_ascii();
     let text = text.strip_suffix(b";").unwrap_or(text);
+    // Compared in place, without lowering a copy: no allocation for a text that is not one.
     let mut words = text.split(|b| b.is_ascii_whitespace()).filter(|w| !w.is_empty());
-    let mut next = || words.next().map(|w| w.to_ascii_lowercase());
-    let plain = matches!(
-        (next().as_deref(), next().as_deref()),
-        (Some(b"begin"), None | Some(b"work" | b"transaction")) | (Some(b"start"), Some(b"transaction"))
-    );
-    plain && next().is_none()
+    let is = |w: Option<&[u8]>, word: &[u8]| w.is_some_and(|w| w.eq_ignore_ascii_case(word));
+    let (first, second, third) = (words.next(), words.next(), words.next());
+    let begin = is(first, b"begin") && (second.is_none() || is(second, b"work") || is(second, b"transaction"));
+    let start = is(first, b"start") && is(second, b"transaction");
+    (begin || start) && third.is_none()
 }
 
 /// Whether a request is one `DEALLOCATE` Query.
