@@ -42,10 +42,7 @@ async fn a_begun_transaction_runs_on_the_primary_and_fails_as_one() {
     let _healthy = REPLICAS.read().await;
     // A replica the monitor has not seen fresh for a moment (a busy machine) is waited for, not
     // replaced by the primary: the last read must land on a replica whatever the timing.
-    let config = format!(
-        "{}\n[routing]\nstale_fallback = \"wait\"\nwait_timeout = \"30s\"\n",
-        harness::split_config("size = 4", "")
-    );
+    let config = harness::split_config_waiting("");
     let proxy = Proxy::with_config(&config).await;
     wait_for_replicas(&proxy.app_conn()).await;
     let client = proxy.client().await;

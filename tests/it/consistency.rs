@@ -28,10 +28,7 @@ async fn read_your_writes_with_replay_paused_on_one_replica() {
     // Reads wait for a replica that has their session's writes (asking the replicas for fresh
     // samples meanwhile) instead of falling back to the primary: every read after a write is then
     // a read on the caught-up replica, however fast the monitor happens to notice it.
-    let config = format!(
-        "{}\n[routing]\nstale_fallback = \"wait\"\nwait_timeout = \"30s\"\n",
-        harness::split_config("size = 4", "")
-    );
+    let config = harness::split_config_waiting("");
     let proxy = Proxy::with_config(&config).await;
     let client = proxy.client().await;
     wait_for_replicas(&proxy.app_conn()).await;
@@ -237,10 +234,7 @@ async fn a_waiting_read_asks_the_replicas_instead_of_waiting_for_the_next_check(
     // wait out `wait_timeout` and go to the primary, each time (and `wait_for_a_replica` would
     // not even see a replica eligible). However slow the machine, a replica that replays within
     // `wait_timeout` takes every read after a write.
-    let config = format!(
-        "{}\n[routing]\ncheck_interval = \"1h\"\nstale_fallback = \"wait\"\nwait_timeout = \"30s\"\n",
-        harness::split_config("size = 4", "")
-    );
+    let config = harness::split_config_waiting("check_interval = \"1h\"");
     let proxy = Proxy::with_config(&config).await;
     let client = proxy.client().await;
     // One replica is enough: the other may need more samples than anything here asks for.

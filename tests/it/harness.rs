@@ -98,6 +98,16 @@ pub fn test_config(pool: &str, limits: &str) -> String {
     )
 }
 
+/// [`split_config`] with pools of 4, where a read no replica can take yet waits for one (up to
+/// 30 s) instead of going to the primary: where reads land does not depend on how fast the
+/// monitor sees the replicas on a busy machine. `routing` adds to the `[routing]` section.
+pub fn split_config_waiting(routing: &str) -> String {
+    format!(
+        "{}\n[routing]\nstale_fallback = \"wait\"\nwait_timeout = \"30s\"\n{routing}\n",
+        split_config("size = 4", "")
+    )
+}
+
 /// The config with database `app` on the primary and both replicas: read/write splitting.
 pub fn split_config(pool: &str, limits: &str) -> String {
     let c = cluster();

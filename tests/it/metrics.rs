@@ -11,10 +11,7 @@ async fn metrics_follow_a_split_workload() {
     let _healthy = REPLICAS.read().await;
     // A read no replica can take yet waits for one rather than going to the primary, so that how
     // reads are counted does not depend on how fast the monitor sees the replicas.
-    let config = format!(
-        "{}\n[routing]\nstale_fallback = \"wait\"\nwait_timeout = \"30s\"\n",
-        harness::split_config("size = 4", "")
-    );
+    let config = harness::split_config_waiting("");
     let proxy = Proxy::with_config(&config).await;
     let client = proxy.client().await;
     wait_for_replicas(&proxy.app_conn()).await;

@@ -219,10 +219,7 @@ async fn a_refused_duplicate_parse_keeps_the_statement_and_its_route() {
     let _healthy = REPLICAS.read().await;
     // The read must find a replica even when a busy machine briefly puts both past max_lag:
     // it waits for one instead of falling back to the primary, which would prove nothing.
-    let config = format!(
-        "{}\n[routing]\nstale_fallback = \"wait\"\nwait_timeout = \"30s\"\n",
-        harness::split_config("size = 4", "")
-    );
+    let config = harness::split_config_waiting("");
     let proxy = Proxy::with_config(&config).await;
     let client = proxy.client().await;
     let t = unique("dup");

@@ -82,13 +82,8 @@ async fn plain_reads_spread_over_both_replicas_and_a_session_keeps_its_own() {
     // A replica the monitor has not seen fresh for a moment (a busy machine) is waited for, not
     // replaced by the primary, and no lag makes one ineligible: where reads land does not depend
     // on the monitor's timing.
-    let config = format!(
-        "{}\n[routing]\nstale_fallback = \"wait\"\nwait_timeout = \"30s\"\nmax_lag = \"1h\"\n",
-        harness::split_config("size = 4", "")
-    );
-    let proxy = Proxy::with_config(&config).await;
-    let conn = proxy.conn_str("app", "app", "app");
-    wait_for_replicas(&conn).await;
+    let proxy = Proxy::with_config(&harness::split_config_waiting("max_lag = \"1h\"")).await;
+    wait_for_replicas(&proxy.app_conn()).await;
     let [r1, r2] = cluster().replica_ports;
     for ext in [false, true] {
         // Nothing else runs on this pgsplit: the replicas are equally busy at every read, so the
