@@ -34,8 +34,8 @@ async fn shutdown_lets_transactions_finish_and_ends_idle_clients() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_binary_stops_cleanly_on_sigterm() {
-    // The default multi-threaded runtime, and the current-thread one of `workers = 1`.
-    for workers in ["", "[runtime]\nworkers = 1\n"] {
+    // The multi-threaded runtime, the current-thread one of `workers = 1`, and the default.
+    for workers in ["[runtime]\nworkers = 2\n", "[runtime]\nworkers = 1\n", ""] {
         serves_a_query_then_stops_on_sigterm(workers).await;
     }
 }

@@ -159,7 +159,9 @@ fn every_spelling_reads_back_as_itself() {
 #[test]
 fn workers_default_to_the_cpus_and_must_be_at_least_one() {
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    assert_eq!(parse(MINIMAL).unwrap().workers, cpus);
+    assert_eq!(parse(MINIMAL).unwrap().workers, super::default_workers(cpus));
+    let defaults: Vec<usize> = (1..=5).map(super::default_workers).collect();
+    assert_eq!(defaults, [1, 1, 3, 4, 5], "one worker on two CPUs or fewer, else one per CPU");
     let with = |n: &str| format!("[runtime]\nworkers = {n}\n{MINIMAL}");
     assert_eq!(parse(&with("1")).unwrap().workers, 1);
     let err = parse(&with("0")).unwrap_err().to_string();
