@@ -5,6 +5,7 @@ use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 use anyhow::Context;
+use tokio::signal::unix::Signal;
 use tokio_util::sync::CancellationToken;
 
 use pgsplit::cli::{Cli, Command};
@@ -80,9 +81,14 @@ fn run(settings: Settings, forced_level: bool) -> anyhow::Result<()> {
     init_logging(&settings.log_level, forced_level, settings.log_format);
     let runtime = runtime(settings.workers)?;
     runtime.block_on(async move {
+        // Before the listeners: once a client can connect, SIGTERM and SIGINT must stop pgsplit
+        // cleanly, not end it by their default action.
+        let signals = stop_signals();
         let listeners = pgsplit::app::Listeners::bind(&settings).await?;
         let shutdown = CancellationToken::new();
-        tokio::spawn(wait_for_signal(shutdown.clone()));
+        if let Some(signals) = signals {
+            tokio::spawn(wait_for_signal(signals, shutdown.clone()));
+        }
         pgsplit::app::serve_all(listeners, settings, shutdown).await?;
         tracing::info!("pgsplit stopped");
         Ok(())
@@ -138,12 +144,19 @@ fn init_logging(level: &str, forced: bool, format: LogFormat) {
     }
 }
 
-async fn wait_for_signal(shutdown: CancellationToken) {
+/// SIGTERM and SIGINT, listened for from now on.
+fn stop_signals() -> Option<(Signal, Signal)> {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
-        tracing::error!("cannot install signal handlers");
-        return;
-    };
+    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        (Ok(term), Ok(int)) => Some((term, int)),
+        _ => {
+            tracing::error!("cannot install signal handlers");
+            None
+        }
+    }
+}
+
+async fn wait_for_signal((mut term, mut int): (Signal, Signal), shutdown: CancellationToken) {
     let signal = tokio::select! {
         _ = term.recv() => "SIGTERM",
         _ = int.recv() => "SIGINT",

@@ -20,12 +20,15 @@ mod fencing;
 mod memory;
 mod reload;
 
-/// The sockets pgsplit serves, bound by the caller (so tests can bind port 0 and know the port).
+/// The sockets pgsplit serves, bound by the caller (so tests can bind port 0 and know the port),
+/// and its SIGHUP stream, taken before them.
 pub struct Listeners {
     /// PostgreSQL clients.
     pub clients: TcpListener,
     /// `/metrics` and `/healthz`, when configured.
     pub metrics: Option<TcpListener>,
+    /// SIGHUP, for reloads; `None` if it could not be listened for.
+    hangups: Option<reload::Hangups>,
 }
 
 /// An address pgsplit could not listen on; it names the address and the key that set it, so an
@@ -49,8 +52,16 @@ fn hint(e: &std::io::Error) -> &'static str {
 }
 
 impl Listeners {
-    /// Binds the addresses the settings name.
+    /// Sockets the caller bound; SIGHUP is listened for from here on. A daemon uses `bind`,
+    /// which listens for it before binding: once a client can connect, a SIGHUP must reload,
+    /// not end the process (its default action).
+    pub fn from_sockets(clients: TcpListener, metrics: Option<TcpListener>) -> Listeners {
+        Listeners { clients, metrics, hangups: reload::listen() }
+    }
+
+    /// Binds the addresses the settings name, after listening for SIGHUP.
     pub async fn bind(settings: &Settings) -> Result<Listeners, BindError> {
+        let hangups = reload::listen();
         let bind = |addr: SocketAddr, key| async move {
             TcpListener::bind(addr).await.map_err(|error| BindError { addr, key, error })
         };
@@ -59,21 +70,21 @@ impl Listeners {
             Some(addr) => Some(bind(addr, "listen.metrics_addr").await?),
             None => None,
         };
-        Ok(Listeners { clients, metrics })
+        Ok(Listeners { clients, metrics, hangups })
     }
 }
 
 /// Serves clients on the bound listeners until `shutdown` is cancelled, then lets running
 /// transactions finish for up to `limits.shutdown_timeout`.
 pub async fn serve_all(listeners: Listeners, settings: Settings, shutdown: CancellationToken) -> Result<(), AppError> {
-    let Listeners { clients: listener, metrics } = listeners;
+    let Listeners { clients: listener, metrics, hangups } = listeners;
     let ctx = Arc::new(Shared::new(settings, shutdown)?);
     if let Some(metrics) = metrics {
         tokio::spawn(crate::admin::http::serve(metrics, ctx.clone()));
     }
     let tracker = TaskTracker::new();
     let janitor = tokio::spawn(ctx.pools.clone().run_janitor(Duration::from_secs(1)));
-    let hangups = tokio::spawn(reload::on_sighup(ctx.clone()));
+    let hangups = tokio::spawn(reload::on_sighup(ctx.clone(), hangups));
     let functions = tokio::spawn(learn_write_functions(ctx.clone()));
     let fencing = tokio::spawn(fencing::follow_roles(ctx.clone()));
     let memory = tokio::spawn(memory::return_memory(ctx.clone(), Duration::from_secs(2)));

@@ -66,24 +66,41 @@ fn free_port() -> u16 {
 /// Starts the daemon with `command`, waits until it takes connections on `port`, lets `during`
 /// run, then stops it with SIGTERM; returns what it wrote.
 async fn run_daemon<F: std::future::Future<Output = ()>>(command: &mut Command, port: u16, during: F) -> Output {
+    let child = start_daemon(command, port).await;
+    during.await;
+    stop_daemon(child).await
+}
+
+/// Starts the daemon with `command` and waits until it takes connections on `port`.
+async fn start_daemon(command: &mut Command, port: u16) -> tokio::process::Child {
     let child = tokio::process::Command::from(std::mem::replace(command, pgsplit()))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
         .unwrap();
+    // Polled closely, so that a test sees the daemon as soon as a client could.
     let mut up = false;
-    for _ in 0..200 {
+    for _ in 0..2500 {
         if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
             up = true;
             break;
         }
-        tokio::time::sleep(Duration::from_millis(25)).await;
+        tokio::time::sleep(Duration::from_millis(2)).await;
     }
     assert!(up, "pgsplit takes connections on {port}");
-    during.await;
+    child
+}
+
+/// Sends `signal` to a daemon this test started.
+fn signal(child: &tokio::process::Child, signal: i32) {
     // Safety: signalling a child process this test started.
-    assert_eq!(unsafe { libc::kill(child.id().unwrap() as i32, libc::SIGTERM) }, 0);
+    assert_eq!(unsafe { libc::kill(child.id().unwrap() as i32, signal) }, 0);
+}
+
+/// Stops the daemon with SIGTERM and checks that it exited cleanly; returns what it wrote.
+async fn stop_daemon(child: tokio::process::Child) -> Output {
+    signal(&child, libc::SIGTERM);
     let out = tokio::time::timeout(Duration::from_secs(20), child.wait_with_output()).await.expect("exits").unwrap();
     assert!(out.status.success(), "{out:?}");
     out
@@ -183,6 +200,25 @@ async fn log_level_overrides_the_config_and_rust_log() {
     let out = run_daemon(pgsplit().args(["--log-level", "debug"]).arg(&path), port, async {}).await;
     let stdout = String::from_utf8(out.stdout).unwrap();
     assert!(stdout.contains(" DEBUG "), "{stdout}");
+}
+
+/// Signals sent as soon as pgsplit takes connections find its handlers, not the default action
+/// (which ends the process): a SIGHUP reloads, a SIGTERM stops it cleanly. Both handlers are in
+/// place before the listener binds, whatever the runtime.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signals_right_after_start_are_handled() {
+    let dir = TempDir::new("signals");
+    for workers in ["1", "2"] {
+        let port = free_port();
+        let config =
+            format!("{}[runtime]\nworkers = {workers}\n", daemon_config(&format!("addr = \"127.0.0.1:{port}\"")));
+        let path = dir.write("p.toml", &config);
+        let child = start_daemon(pgsplit().arg(&path), port).await;
+        signal(&child, libc::SIGHUP);
+        stop_daemon(child).await;
+        let child = start_daemon(pgsplit().arg(&path), port).await;
+        stop_daemon(child).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

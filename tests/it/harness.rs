@@ -188,7 +188,7 @@ impl Proxy {
         let shutdown = CancellationToken::new();
         let token = shutdown.clone();
         let task = tokio::spawn(async move {
-            let listeners = pgsplit::app::Listeners { clients: listener, metrics: Some(metrics) };
+            let listeners = pgsplit::app::Listeners::from_sockets(listener, Some(metrics));
             pgsplit::app::serve_all(listeners, settings, token).await.expect("serve");
         });
         Proxy { addr, metrics_addr, shutdown, task: Some(task) }
