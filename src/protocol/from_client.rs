@@ -82,6 +82,18 @@ pub fn query_sql(body: &[u8]) -> &[u8] {
     query_text(body).unwrap_or(body)
 }
 
+/// A request that is one simple Query: its SQL text without the NUL, and the words of that text
+/// without one trailing `;`. Enough to recognise the plain forms of a statement (`BEGIN`,
+/// `COMMIT WORK`) in place, without lexing or lowering a copy.
+pub fn lone_query_words(request: &[u8]) -> Option<(&[u8], impl Iterator<Item = &[u8]>)> {
+    let mut messages = super::frame::messages(request);
+    let (Some((QUERY, body)), None) = (messages.next(), messages.next()) else { return None };
+    let sql = query_sql(body);
+    let text = sql.trim_ascii();
+    let text = text.strip_suffix(b";").unwrap_or(text);
+    Some((sql, text.split(|b| b.is_ascii_whitespace()).filter(|w| !w.is_empty())))
+}
+
 /// Parse body: the statement name and its SQL text.
 pub fn parse_message(body: &[u8]) -> Option<(&[u8], &[u8])> {
     let (name, rest) = cstr(body)?;

@@ -110,6 +110,9 @@ pub enum BatchEnd {
     Ready,
     /// The LSN probe's replies arrived and were swallowed; the LSN, if it succeeded.
     Probe(Option<u64>),
+    /// The commit the probe rode in failed: the server rolled the transaction back and skipped
+    /// the probe.
+    RolledBack,
 }
 
 impl BatchEnd {
@@ -119,6 +122,7 @@ impl BatchEnd {
             BatchEnd::More => "more",
             BatchEnd::Ready => "ready",
             BatchEnd::Probe(_) => "probe",
+            BatchEnd::RolledBack => "rolled back",
         }
     }
 }
@@ -230,6 +234,12 @@ impl ServerConn {
     /// probe's end comes back as [`BatchEnd::Probe`] with an empty piece.
     pub fn take_batch(&mut self) -> Result<Option<(Bytes, BatchEnd)>, ServerError> {
         loop {
+            if let Some(commit_failed) = self.owed.take_folded_probe() {
+                // Its ReadyForQuery went out as the client's: the probe's end follows it.
+                let lsn = self.probe_lsn.take();
+                let end = if commit_failed { BatchEnd::RolledBack } else { BatchEnd::Probe(lsn) };
+                return Ok(Some((Bytes::new(), end)));
+            }
             if let Some(bytes) = self.owed.take_answer() {
                 return Ok(Some((bytes, BatchEnd::More)));
             }
@@ -321,9 +331,14 @@ impl ServerConn {
             self.expect_sent(bytes, pipeline);
             return self.write(bytes).await;
         }
-        // The deferred BEGIN, if owed, goes first (`outgoing`), the probe, if asked, last.
+        // The deferred BEGIN, if owed, goes first (`outgoing`), the probe, if asked, last: in a
+        // plain commit's own text when it can ride there.
         let mut out = self.outgoing();
         self.expect_outgoing(&mut out, Pipeline::Unchanged);
+        if probe && self.fold_lsn_probe(&mut out, bytes) {
+            self.note_pipeline(pipeline);
+            return self.write_outgoing(out).await;
+        }
         self.expect_sent(bytes, pipeline);
         out.bytes.extend_from_slice(bytes);
         if probe {

@@ -27,6 +27,16 @@ pub enum Kind {
     FunctionCall,
     /// pgsplit's LSN probe (a Query whose one row is the LSN).
     Probe,
+    /// A plain COMMIT with the probe folded into its Query: the client's part ends at its
+    /// CommandComplete, or at its ErrorResponse, after which the server skips the probe.
+    FoldedCommit,
+    /// The folded probe's part: its rows are swallowed, and the ReadyForQuery that ends the whole
+    /// Query goes to the client. It stays owed until [`Expectations::take_folded_probe`], so the
+    /// session sees that ReadyForQuery and then the probe's end, as with a probe of its own.
+    FoldedProbe {
+        /// The commit failed: the server rolled the transaction back and skipped the probe.
+        commit_failed: bool,
+    },
 }
 
 /// What becomes of the replies.
@@ -51,7 +61,8 @@ struct Owed {
     /// A statement this Parse puts on the connection. It is recorded as prepared when sent, so a
     /// pipelined request does not prepare it twice; an ErrorResponse takes it back.
     prepares: Option<u64>,
-    /// For DescribeStatement: the ParameterDescription has arrived.
+    /// For DescribeStatement: the ParameterDescription has arrived. For FoldedProbe: the
+    /// ReadyForQuery has.
     got_parameters: bool,
 }
 
@@ -114,7 +125,19 @@ impl Expectations {
 
     /// The next replies owed are the probe's.
     pub fn probe_next(&self) -> bool {
-        self.q.front().is_some_and(|e| e.kind == Kind::Probe)
+        self.q.front().is_some_and(|e| matches!(e.kind, Kind::Probe | Kind::FoldedProbe { .. }))
+    }
+
+    /// Ends a folded probe whose ReadyForQuery has been passed on: `Some(commit_failed)` if one
+    /// was.
+    pub fn take_folded_probe(&mut self) -> Option<bool> {
+        let front = self.q.front()?;
+        let Kind::FoldedProbe { commit_failed } = front.kind else { return None };
+        if !front.got_parameters {
+            return None;
+        }
+        self.q.pop_front();
+        Some(commit_failed)
     }
 
     /// What becomes of the next server message: forwarded, swallowed, or neither because
@@ -143,7 +166,11 @@ impl Expectations {
         }
         let Some(front) = self.q.front() else { return step };
         step.forward = match front.fate {
-            Fate::Swallow => tag == from_server::ERROR_RESPONSE && front.kind == Kind::Parse,
+            Fate::Swallow => match front.kind {
+                Kind::Parse => tag == from_server::ERROR_RESPONSE,
+                Kind::FoldedProbe { .. } => tag == from_server::READY_FOR_QUERY,
+                _ => false,
+            },
             _ => true,
         };
         if self.on_copy(tag) {
@@ -154,7 +181,20 @@ impl Expectations {
             if front.kind == Kind::Parse {
                 step.unprepared = front.prepares;
             }
+            if front.kind == Kind::FoldedCommit {
+                // The server skips the rest of the Query: its ReadyForQuery ends the probe too.
+                self.q.pop_front();
+                if let Some(probe) = self.q.front_mut() {
+                    probe.kind = Kind::FoldedProbe { commit_failed: true };
+                }
+                return step;
+            }
             self.fail_front();
+            return step;
+        }
+        if matches!(front.kind, Kind::FoldedProbe { .. }) && tag == from_server::READY_FOR_QUERY {
+            front.got_parameters = true;
+            step.ready = true;
             return step;
         }
         if (front.kind, tag) == (Kind::DescribeStatement, b't') {
@@ -200,7 +240,8 @@ impl Expectations {
     /// everything up to the next Sync, so nothing is owed for those messages.
     fn fail_front(&mut self) {
         let Some(front) = self.q.front() else { return };
-        if matches!(front.kind, Kind::Query | Kind::FunctionCall | Kind::Probe | Kind::Sync) {
+        if matches!(front.kind, Kind::Query | Kind::FunctionCall | Kind::Probe | Kind::FoldedProbe { .. } | Kind::Sync)
+        {
             return;
         }
         while self.q.front().is_some_and(|e| e.kind != Kind::Sync) {
@@ -216,7 +257,7 @@ fn completes(kind: Kind, tag: u8, got_parameters: bool) -> bool {
         (Kind::Parse, b'1') | (Kind::Bind, b'2') | (Kind::Close, b'3') => true,
         (Kind::DescribeStatement, b'T' | b'n') => got_parameters,
         (Kind::DescribePortal, b'T' | b'n') => true,
-        (Kind::Execute, b'C' | b's' | b'I') => true,
+        (Kind::Execute | Kind::FoldedCommit, b'C' | b's' | b'I') => true,
         (Kind::Sync | Kind::Query | Kind::FunctionCall | Kind::Probe, b'Z') => true,
         _ => false,
     }

@@ -11,6 +11,7 @@ use super::{logging, ClientError, Session};
 use crate::classify::Deallocation;
 use crate::config::PoolMode;
 use crate::protocol::build::{self, Severity};
+use crate::protocol::from_client;
 use crate::protocol::sqlstate;
 use crate::route::RequestClass;
 
@@ -146,12 +147,7 @@ fn deallocate_target<'i>(bytes: &[u8], inspection: &'i Inspection) -> Option<&'i
 /// or `START TRANSACTION` (any case and spacing, one `;` at most): forms that take no option a
 /// server could refuse, and whose CommandComplete is `BEGIN`.
 fn is_plain_begin(bytes: &[u8]) -> bool {
-    let mut messages = crate::protocol::frame::messages(bytes);
-    let (Some((b'Q', body)), None) = (messages.next(), messages.next()) else { return false };
-    let text = body.strip_suffix(b"\0").unwrap_or(body).trim_ascii();
-    let text = text.strip_suffix(b";").unwrap_or(text);
-    // Compared in place, without lowering a copy: no allocation for a text that is not one.
-    let mut words = text.split(|b| b.is_ascii_whitespace()).filter(|w| !w.is_empty());
+    let Some((_, mut words)) = from_client::lone_query_words(bytes) else { return false };
     let is = |w: Option<&[u8]>, word: &[u8]| w.is_some_and(|w| w.eq_ignore_ascii_case(word));
     let (first, second, third) = (words.next(), words.next(), words.next());
     let begin = is(first, b"begin") && (second.is_none() || is(second, b"work") || is(second, b"transaction"));

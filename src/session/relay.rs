@@ -168,6 +168,10 @@ impl Session {
                 }
                 BatchEnd::Ready => batch,
                 BatchEnd::Probe(lsn) => self.after_probe(lsn),
+                BatchEnd::RolledBack => {
+                    self.routing.probe_rolled_back();
+                    self.ready_after_probe.take().unwrap_or_default()
+                }
             };
             outbox.push(batch);
             if end != BatchEnd::More && server.settled() && !server.in_pipeline() {

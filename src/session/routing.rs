@@ -77,6 +77,9 @@ pub struct RoutingState {
     probes: std::collections::VecDeque<u64>,
     /// The current transaction wrote.
     pub tx_wrote: bool,
+    /// The session was dirty before the current transaction's first write: what a transaction
+    /// the server rolled back leaves.
+    dirty_before_tx: bool,
     /// `SET pgsplit.min_lsn`: reads need at least this LSN.
     pub min_lsn: Option<u64>,
     /// `SET pgsplit.route`: a session-wide hint.
@@ -108,6 +111,9 @@ impl RoutingState {
 
     /// Notes a write sent to the primary.
     pub fn wrote(&mut self) {
+        if !self.tx_wrote {
+            self.dirty_before_tx = self.dirty;
+        }
         self.writes_sent += 1;
         self.dirty = true;
         self.tx_wrote = true;
@@ -131,6 +137,18 @@ impl RoutingState {
     /// The last probe sent will not answer: it was drained with a request the node refused.
     pub fn probe_dropped(&mut self) {
         self.probes.pop_back();
+    }
+
+    /// The commit the last probe rode in failed, so the server rolled its transaction back and
+    /// skipped the probe: the transaction's writes never happened, and the session is as dirty
+    /// as before them, unless a write was sent behind the commit.
+    pub fn probe_rolled_back(&mut self) {
+        if self.probes.pop_front() == Some(self.writes_sent) {
+            if self.tx_wrote {
+                self.dirty = self.dirty_before_tx;
+            }
+            self.tx_wrote = false;
+        }
     }
 
     /// Takes a probe's answer: after a commit the LSN covers every write sent before the probe;
@@ -314,6 +332,32 @@ mod tests {
         assert_eq!(s.probe_answered(Some(90), true), Some(90));
         assert!(!s.dirty);
         assert_eq!(s.write_lsn, Some(100), "the write LSN never goes back");
+    }
+
+    #[test]
+    fn a_rolled_back_commit_leaves_the_session_as_dirty_as_before_its_transaction() {
+        let mut clean = RoutingState::default();
+        clean.wrote();
+        clean.wrote();
+        clean.probe_sent();
+        clean.probe_rolled_back();
+        assert!(!clean.dirty && !clean.tx_wrote, "its writes never happened");
+
+        let mut earlier = RoutingState::default();
+        earlier.wrote();
+        earlier.probe_sent();
+        assert_eq!(earlier.probe_answered(None, true), None, "the earlier write's LSN is unknown");
+        earlier.wrote();
+        earlier.probe_sent();
+        earlier.probe_rolled_back();
+        assert!(earlier.dirty, "the earlier write is still not covered");
+
+        let mut behind = RoutingState::default();
+        behind.wrote();
+        behind.probe_sent();
+        behind.wrote();
+        behind.probe_rolled_back();
+        assert!(behind.dirty, "a write sent behind the commit is not undone");
     }
 
     #[test]

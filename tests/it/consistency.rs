@@ -1,5 +1,6 @@
-//! Consistency under lag and failure: read-your-writes by LSN with a paused replica, LSN tokens
-//! across connections, and a replica that dies and comes back.
+//! Consistency under lag and failure: read-your-writes by LSN with a paused replica (after
+//! autocommit writes, and after transactions whose COMMIT carries the probe), a failed commit,
+//! LSN tokens across connections, and a replica that dies and comes back.
 
 use std::time::{Duration, Instant};
 
@@ -63,6 +64,69 @@ async fn read_your_writes_with_replay_paused_on_one_replica() {
         paused.batch_execute("select pg_wal_replay_resume()").await.unwrap();
     })
     .await;
+}
+
+/// Transactions that end with a COMMIT sent alone, the form the LSN probe rides in (one Query,
+/// `COMMIT;SELECT pg_current_wal_insert_lsn()`): each read after one goes to the replica that
+/// replayed it, never to the paused one, and never to the primary for want of an LSN.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_sent_alone_learns_its_lsn() {
+    let _exclusive = REPLICAS.write().await;
+    let proxy = Proxy::with_config(&harness::split_config_waiting("")).await;
+    let client = proxy.client().await;
+    wait_for_replicas(&proxy.app_conn()).await;
+    let t = unique("commit");
+    client.batch_execute(&format!("create table {t} (id int primary key)")).await.unwrap();
+    let paused = harness::replica_admin(0).await;
+    paused.batch_execute("select pg_wal_replay_pause()").await.unwrap();
+    let body = async move {
+        for i in 0..50 {
+            client.batch_execute("begin").await.unwrap();
+            client.execute(&format!("insert into {t} values ($1)"), &[&i]).await.unwrap();
+            client.batch_execute("commit").await.unwrap();
+            let row = client
+                .query_one(&format!("select count(*), inet_server_port() from {t} where id = $1"), &[&i])
+                .await
+                .unwrap();
+            assert_eq!(row.get::<_, i64>(0), 1, "read {i} missed its own commit");
+            assert_eq!(row.get::<_, i32>(1) as u16, cluster().replica_ports[1], "read {i}: the caught-up replica");
+        }
+        client.batch_execute(&format!("drop table {t}")).await.unwrap();
+    };
+    with_cleanup(body, async {
+        paused.batch_execute("select pg_wal_replay_resume()").await.unwrap();
+    })
+    .await;
+}
+
+/// A COMMIT that fails (a deferred foreign key) rolls its transaction back: the client gets the
+/// error, and the session is as clean as before it, so its reads still go to a replica.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_commit_leaves_the_session_as_clean_as_before() {
+    let _healthy = REPLICAS.read().await;
+    let proxy = Proxy::with_config(&harness::split_config_waiting("")).await;
+    let setup = proxy.client().await;
+    wait_for_replicas(&proxy.app_conn()).await;
+    let (p, c) = (unique("parent"), unique("child"));
+    setup
+        .batch_execute(&format!(
+            "create table {p} (id int primary key);
+             create table {c} (id int references {p} (id) deferrable initially deferred)"
+        ))
+        .await
+        .unwrap();
+    let client = proxy.client().await;
+    let before = port(&client, "select inet_server_port()").await;
+    assert!(cluster().replica_ports.contains(&before), "a new session reads on a replica, not {before}");
+    client.batch_execute("begin").await.unwrap();
+    client.execute(&format!("insert into {c} values (1)"), &[]).await.unwrap();
+    let e = client.batch_execute("commit").await.unwrap_err();
+    assert_eq!(harness::sqlstate(&e).as_deref(), Some("23503"), "{e}");
+    let after = port(&client, "select inet_server_port()").await;
+    assert!(cluster().replica_ports.contains(&after), "after the rolled-back commit a read went to {after}");
+    let rows = client.query_one(&format!("select count(*) from {c}"), &[]).await.unwrap();
+    assert_eq!(rows.get::<_, i64>(0), 0, "nothing of it was committed");
+    setup.batch_execute(&format!("drop table {c}; drop table {p}")).await.unwrap();
 }
 
 /// A raw connection logged in as `app_trust` (trust auth) to database `app`.

@@ -60,3 +60,67 @@ async fn a_deferred_begin_goes_first_in_the_same_write_and_its_replies_are_swall
         assert_eq!(sent, SELECT);
     }
 }
+
+const COMMIT: &[u8] = b"Q\0\0\0\x0bCOMMIT\0";
+const PROBE_ROW: &[u8] = b"D\0\0\0\x13\0\x01\0\0\0\x090/16B3748";
+const PROBE_TAIL: &[u8] = b"C\0\0\0\x0dSELECT 1\0";
+const DESCRIPTION: &[u8] = b"T\0\0\0\x06\0\0";
+
+/// Feeds `replies` as the server and collects what `take_batch` hands the session.
+async fn batches(conn: &mut ServerConn, server: &mut TcpStream, replies: &[u8]) -> Vec<(Vec<u8>, BatchEnd)> {
+    server.write_all(replies).await.unwrap();
+    let mut got = Vec::new();
+    while !conn.settled() {
+        conn.read_more().await.unwrap();
+        while let Some((batch, end)) = conn.take_batch().unwrap() {
+            got.push((batch.to_vec(), end));
+        }
+    }
+    got
+}
+
+#[tokio::test]
+async fn a_plain_commit_carries_the_probe_in_its_own_text() {
+    let (mut conn, mut server) = connected().await;
+    conn.send(COMMIT, Pipeline::Closed, true).await.unwrap();
+    let expected = b"Q\0\0\0\x2eCOMMIT;SELECT pg_current_wal_insert_lsn()\0";
+    let mut sent = vec![0; expected.len()];
+    server.read_exact(&mut sent).await.unwrap();
+    assert_eq!(sent, expected, "one Query: the commit, then the probe");
+    let complete = b"C\0\0\0\x0bCOMMIT\0";
+    let ready = b"Z\0\0\0\x05I";
+    let replies = [&complete[..], DESCRIPTION, PROBE_ROW, PROBE_TAIL, ready].concat();
+    let got = batches(&mut conn, &mut server, &replies).await;
+    let expected = vec![
+        (complete.to_vec(), BatchEnd::More),
+        (ready.to_vec(), BatchEnd::Ready),
+        (Vec::new(), BatchEnd::Probe(Some(0x16B3748))),
+    ];
+    assert_eq!(got, expected, "the client's replies, its ReadyForQuery, then the probe's end");
+}
+
+#[tokio::test]
+async fn a_failed_folded_commit_ends_as_rolled_back() {
+    let (mut conn, mut server) = connected().await;
+    conn.send(COMMIT, Pipeline::Closed, true).await.unwrap();
+    let mut sent = vec![0; 47];
+    server.read_exact(&mut sent).await.unwrap();
+    let error = b"E\0\0\0\x0cC23503\0\0";
+    let ready = b"Z\0\0\0\x05I";
+    let got = batches(&mut conn, &mut server, &[&error[..], ready].concat()).await;
+    let expected =
+        vec![(error.to_vec(), BatchEnd::More), (ready.to_vec(), BatchEnd::Ready), (Vec::new(), BatchEnd::RolledBack)];
+    assert_eq!(got, expected);
+}
+
+#[tokio::test]
+async fn other_requests_keep_a_probe_of_their_own() {
+    for request in [SELECT, b"Q\0\0\0\x15COMMIT AND CHAIN\0"] {
+        let (mut conn, mut server) = connected().await;
+        conn.send(request, Pipeline::Closed, true).await.unwrap();
+        let expected = [request, b"Q\0\0\0\x27SELECT pg_current_wal_insert_lsn()\0"].concat();
+        let mut sent = vec![0; expected.len()];
+        server.read_exact(&mut sent).await.unwrap();
+        assert_eq!(sent, expected);
+    }
+}

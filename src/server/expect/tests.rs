@@ -147,3 +147,50 @@ fn copy_in_waits_for_the_client_until_it_ends() {
     feed(&mut e, b"Hdd");
     assert!(!e.copy_in(), "COPY TO STDOUT needs nothing from the client");
 }
+
+/// A plain COMMIT with the probe folded into its Query.
+fn folded() -> Expectations {
+    let mut e = Expectations::default();
+    e.push(Kind::FoldedCommit, Fate::Forward, None);
+    e.push(Kind::FoldedProbe { commit_failed: false }, Fate::Swallow, None);
+    e
+}
+
+#[test]
+fn a_folded_probe_swallows_its_rows_and_passes_the_ready_on() {
+    let mut e = folded();
+    let commit = e.on_reply(b'C');
+    assert!(commit.forward && !commit.ready);
+    assert!(e.probe_next(), "after the COMMIT's CommandComplete only the probe is owed");
+    let notice = e.on_reply(b'N');
+    assert!(notice.forward, "a notice is the client's, wherever it comes");
+    assert!(feed(&mut e, b"TDC").iter().all(|s| !s.forward), "the probe's rows are pgsplit's");
+    let ready = e.on_reply(b'Z');
+    assert!(ready.forward && ready.ready && !ready.probe_done);
+    assert!(e.probe_next(), "the probe ends after its ReadyForQuery went out as the client's");
+    assert_eq!(e.take_folded_probe(), Some(false));
+    assert!(e.is_empty());
+    assert_eq!(e.take_folded_probe(), None);
+}
+
+#[test]
+fn a_failed_folded_commit_ends_the_probe_with_its_ready() {
+    let mut e = folded();
+    assert_eq!(e.take_folded_probe(), None, "nothing arrived yet");
+    let error = e.on_reply(b'E');
+    assert!(error.forward, "the commit's error is the client's");
+    let ready = e.on_reply(b'Z');
+    assert!(ready.forward && ready.ready);
+    assert_eq!(e.take_folded_probe(), Some(true), "the server rolled back and skipped the probe");
+    assert!(e.is_empty());
+}
+
+#[test]
+fn a_failed_folded_probe_is_swallowed() {
+    let mut e = folded();
+    e.on_reply(b'C');
+    let error = e.on_reply(b'E');
+    assert!(!error.forward, "the probe's own error is pgsplit's");
+    assert!(e.on_reply(b'Z').forward);
+    assert_eq!(e.take_folded_probe(), Some(false), "the commit succeeded; the LSN is unknown");
+}
