@@ -23,6 +23,20 @@ where
     }
 }
 
+/// Runs `body` as its own task with replay paused on the first replica, then resumes replay,
+/// whatever `body` did.
+async fn with_replay_paused<F>(body: F)
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    let paused = harness::replica_admin(0).await;
+    paused.batch_execute("select pg_wal_replay_pause()").await.unwrap();
+    with_cleanup(body, async {
+        paused.batch_execute("select pg_wal_replay_resume()").await.unwrap();
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn read_your_writes_with_replay_paused_on_one_replica() {
     let _exclusive = REPLICAS.write().await;
@@ -35,8 +49,6 @@ async fn read_your_writes_with_replay_paused_on_one_replica() {
     wait_for_replicas(&proxy.app_conn()).await;
     let t = unique("ryw");
     client.batch_execute(&format!("create table {t} (id int primary key)")).await.unwrap();
-    let paused = harness::replica_admin(0).await;
-    paused.batch_execute("select pg_wal_replay_pause()").await.unwrap();
     let body = async move {
         let mut stale = 0;
         let mut replica_reads = 0;
@@ -60,10 +72,7 @@ async fn read_your_writes_with_replay_paused_on_one_replica() {
         assert_eq!(replica_reads, 1000, "every read waits for the caught-up replica");
         client.batch_execute(&format!("drop table {t}")).await.unwrap();
     };
-    with_cleanup(body, async {
-        paused.batch_execute("select pg_wal_replay_resume()").await.unwrap();
-    })
-    .await;
+    with_replay_paused(body).await;
 }
 
 /// Transactions that end with a COMMIT sent alone, the form the LSN probe rides in (one Query,
@@ -77,8 +86,6 @@ async fn a_commit_sent_alone_learns_its_lsn() {
     wait_for_replicas(&proxy.app_conn()).await;
     let t = unique("commit");
     client.batch_execute(&format!("create table {t} (id int primary key)")).await.unwrap();
-    let paused = harness::replica_admin(0).await;
-    paused.batch_execute("select pg_wal_replay_pause()").await.unwrap();
     let body = async move {
         for i in 0..50 {
             client.batch_execute("begin").await.unwrap();
@@ -93,10 +100,7 @@ async fn a_commit_sent_alone_learns_its_lsn() {
         }
         client.batch_execute(&format!("drop table {t}")).await.unwrap();
     };
-    with_cleanup(body, async {
-        paused.batch_execute("select pg_wal_replay_resume()").await.unwrap();
-    })
-    .await;
+    with_replay_paused(body).await;
 }
 
 /// A COMMIT that fails (a deferred foreign key) rolls its transaction back: the client gets the
@@ -191,8 +195,6 @@ async fn lsn_token_gives_read_your_writes_across_connections() {
     wait_for_replicas(&proxy.conn_str("app_trust", "", "app")).await;
     let t = unique("token");
     reader.batch_execute(&format!("create table {t} (id int)")).await.unwrap();
-    let paused = harness::replica_admin(0).await;
-    paused.batch_execute("select pg_wal_replay_pause()").await.unwrap();
     let body = async move {
         for i in 0..50 {
             let lsn = raw_write(&proxy, &format!("insert into {t} values ({i})")).await.expect("write reports its LSN");
@@ -208,10 +210,7 @@ async fn lsn_token_gives_read_your_writes_across_connections() {
         assert_eq!(raw_write(&proxy, "select 1").await, None, "a read reports no write LSN");
         reader.batch_execute(&format!("drop table {t}")).await.unwrap();
     };
-    with_cleanup(body, async {
-        paused.batch_execute("select pg_wal_replay_resume()").await.unwrap();
-    })
-    .await;
+    with_replay_paused(body).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -260,8 +259,6 @@ async fn a_lagging_replica_stops_getting_reads_and_gets_them_back() {
     let t = unique("lag");
     let admin = harness::primary_admin().await;
     admin.batch_execute(&format!("create table {t} (x int)")).await.unwrap();
-    let paused = harness::replica_admin(0).await;
-    paused.batch_execute("select pg_wal_replay_pause()").await.unwrap();
     let body = async move {
         // Keep the primary committing so the paused replica falls behind in time.
         for i in 0..15 {
@@ -284,10 +281,7 @@ async fn a_lagging_replica_stops_getting_reads_and_gets_them_back() {
         }
         admin.batch_execute(&format!("drop table {t}")).await.unwrap();
     };
-    with_cleanup(body, async {
-        paused.batch_execute("select pg_wal_replay_resume()").await.unwrap();
-    })
-    .await;
+    with_replay_paused(body).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
