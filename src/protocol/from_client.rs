@@ -94,6 +94,11 @@ pub fn lone_query_words(request: &[u8]) -> Option<(&[u8], impl Iterator<Item = &
     Some((sql, text.split(|b| b.is_ascii_whitespace()).filter(|w| !w.is_empty())))
 }
 
+/// Whether `word` (from [`lone_query_words`]) is `expected`, in any case.
+pub fn is_word(word: Option<&[u8]>, expected: &[u8]) -> bool {
+    word.is_some_and(|w| w.eq_ignore_ascii_case(expected))
+}
+
 /// Parse body: the statement name and its SQL text.
 pub fn parse_message(body: &[u8]) -> Option<(&[u8], &[u8])> {
     let (name, rest) = cstr(body)?;

@@ -36,6 +36,8 @@ pub enum Kind {
     FoldedProbe {
         /// The commit failed: the server rolled the transaction back and skipped the probe.
         commit_failed: bool,
+        /// The ReadyForQuery ending the Query went to the client: the probe ends next.
+        answered: bool,
     },
 }
 
@@ -61,8 +63,7 @@ struct Owed {
     /// A statement this Parse puts on the connection. It is recorded as prepared when sent, so a
     /// pipelined request does not prepare it twice; an ErrorResponse takes it back.
     prepares: Option<u64>,
-    /// For DescribeStatement: the ParameterDescription has arrived. For FoldedProbe: the
-    /// ReadyForQuery has.
+    /// For DescribeStatement: the ParameterDescription has arrived.
     got_parameters: bool,
 }
 
@@ -131,11 +132,7 @@ impl Expectations {
     /// Ends a folded probe whose ReadyForQuery has been passed on: `Some(commit_failed)` if one
     /// was.
     pub fn take_folded_probe(&mut self) -> Option<bool> {
-        let front = self.q.front()?;
-        let Kind::FoldedProbe { commit_failed } = front.kind else { return None };
-        if !front.got_parameters {
-            return None;
-        }
+        let Kind::FoldedProbe { commit_failed, answered: true } = self.q.front()?.kind else { return None };
         self.q.pop_front();
         Some(commit_failed)
     }
@@ -184,18 +181,20 @@ impl Expectations {
             if front.kind == Kind::FoldedCommit {
                 // The server skips the rest of the Query: its ReadyForQuery ends the probe too.
                 self.q.pop_front();
-                if let Some(probe) = self.q.front_mut() {
-                    probe.kind = Kind::FoldedProbe { commit_failed: true };
+                if let Some(Owed { kind: Kind::FoldedProbe { commit_failed, .. }, .. }) = self.q.front_mut() {
+                    *commit_failed = true;
                 }
                 return step;
             }
             self.fail_front();
             return step;
         }
-        if matches!(front.kind, Kind::FoldedProbe { .. }) && tag == from_server::READY_FOR_QUERY {
-            front.got_parameters = true;
-            step.ready = true;
-            return step;
+        if let Kind::FoldedProbe { answered, .. } = &mut front.kind {
+            if tag == from_server::READY_FOR_QUERY {
+                *answered = true;
+                step.ready = true;
+                return step;
+            }
         }
         if (front.kind, tag) == (Kind::DescribeStatement, b't') {
             front.got_parameters = true;

@@ -148,7 +148,7 @@ fn deallocate_target<'i>(bytes: &[u8], inspection: &'i Inspection) -> Option<&'i
 /// server could refuse, and whose CommandComplete is `BEGIN`.
 fn is_plain_begin(bytes: &[u8]) -> bool {
     let Some((_, mut words)) = from_client::lone_query_words(bytes) else { return false };
-    let is = |w: Option<&[u8]>, word: &[u8]| w.is_some_and(|w| w.eq_ignore_ascii_case(word));
+    let is = from_client::is_word;
     let (first, second, third) = (words.next(), words.next(), words.next());
     let begin = is(first, b"begin") && (second.is_none() || is(second, b"work") || is(second, b"transaction"));
     let start = is(first, b"start") && is(second, b"transaction");

@@ -32,7 +32,7 @@ impl ServerConn {
     pub(super) fn fold_lsn_probe(&mut self, out: &mut Outgoing, request: &[u8]) -> bool {
         let Some(sql) = plain_commit(request) else { return false };
         self.owed.push(Kind::FoldedCommit, Fate::Forward, None);
-        self.owed.push(Kind::FoldedProbe { commit_failed: false }, Fate::Swallow, None);
+        self.owed.push(Kind::FoldedProbe { commit_failed: false, answered: false }, Fate::Swallow, None);
         let len = 4 + sql.len() + 1 + PROBE_SQL.len() + 1;
         out.bytes.put_u8(from_client::QUERY);
         out.bytes.put_u32(len as u32);
@@ -51,7 +51,7 @@ impl ServerConn {
 /// probe inside the next transaction: it takes the probe of its own.
 fn plain_commit(request: &[u8]) -> Option<&[u8]> {
     let (sql, mut words) = from_client::lone_query_words(request)?;
-    let is = |w: Option<&[u8]>, word: &[u8]| w.is_some_and(|w| w.eq_ignore_ascii_case(word));
+    let is = from_client::is_word;
     let (first, second, third) = (words.next(), words.next(), words.next());
     let commit = is(first, b"commit") || is(first, b"end");
     let plain = second.is_none() || is(second, b"work") || is(second, b"transaction");

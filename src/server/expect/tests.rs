@@ -152,7 +152,7 @@ fn copy_in_waits_for_the_client_until_it_ends() {
 fn folded() -> Expectations {
     let mut e = Expectations::default();
     e.push(Kind::FoldedCommit, Fate::Forward, None);
-    e.push(Kind::FoldedProbe { commit_failed: false }, Fate::Swallow, None);
+    e.push(Kind::FoldedProbe { commit_failed: false, answered: false }, Fate::Swallow, None);
     e
 }
 
