@@ -128,7 +128,10 @@ async fn a_failed_commit_leaves_the_session_as_clean_as_before() {
     assert_eq!(harness::sqlstate(&e).as_deref(), Some("23503"), "{e}");
     let after = port(&client, "select inet_server_port()").await;
     assert!(cluster().replica_ports.contains(&after), "after the rolled-back commit a read went to {after}");
-    let rows = client.query_one(&format!("select count(*) from {c}"), &[]).await.unwrap();
+    // Counted on the primary: the clean session reads on a replica, which need not have
+    // replayed the setup session's CREATE TABLE yet.
+    let primary = harness::primary_admin().await;
+    let rows = primary.query_one(&format!("select count(*) from {c}"), &[]).await.unwrap();
     assert_eq!(rows.get::<_, i64>(0), 0, "nothing of it was committed");
     setup.batch_execute(&format!("drop table {c}; drop table {p}")).await.unwrap();
 }
