@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -38,6 +38,34 @@ pub struct Pool {
     inner: Arc<Inner>,
 }
 
+/// `max_lifetime` and `idle_timeout` in nanoseconds: read with two plain loads.
+struct Lifetimes {
+    max_lifetime: AtomicU64,
+    idle_timeout: AtomicU64,
+}
+
+impl Lifetimes {
+    fn new(settings: &PoolSettings) -> Self {
+        let l = Lifetimes { max_lifetime: AtomicU64::new(0), idle_timeout: AtomicU64::new(0) };
+        l.set(settings);
+        l
+    }
+
+    fn set(&self, settings: &PoolSettings) {
+        let nanos = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        self.max_lifetime.store(nanos(settings.max_lifetime), Ordering::Relaxed);
+        self.idle_timeout.store(nanos(settings.idle_timeout), Ordering::Relaxed);
+    }
+
+    fn max_lifetime(&self) -> Duration {
+        Duration::from_nanos(self.max_lifetime.load(Ordering::Relaxed))
+    }
+
+    fn idle_timeout(&self) -> Duration {
+        Duration::from_nanos(self.idle_timeout.load(Ordering::Relaxed))
+    }
+}
+
 struct Inner {
     key: PoolKey,
     /// `primary` or `replica`, for observation.
@@ -53,6 +81,9 @@ struct Inner {
     size: AtomicUsize,
     /// Timeouts and lifetimes; a reload may replace them.
     settings: ArcSwap<PoolSettings>,
+    /// The two of them every checkout and checkin reads, where a load of `settings` would cost
+    /// more than the rest of the freshness test.
+    lifetimes: Lifetimes,
     state: Mutex<State>,
     /// The parameters the newest connection reported at login: what a new client is told at its
     /// own login, so logging in needs no server connection once the pool has opened one.
@@ -109,6 +140,7 @@ impl Pool {
             on_demand,
             login: ArcSwap::from_pointee(login),
             size: AtomicUsize::new(size),
+            lifetimes: Lifetimes::new(&settings),
             settings: ArcSwap::from_pointee(settings),
             state,
             login_params: Mutex::default(),
@@ -278,7 +310,7 @@ impl Pool {
 
     /// Returns a clean connection: to the first live waiter, else to the idle stack.
     pub(super) fn checkin(&self, mut conn: Box<ServerConn>) {
-        if !conn.back_in_pool(self.inner.settings.load().max_lifetime) {
+        if !conn.back_in_pool(self.inner.lifetimes.max_lifetime()) {
             return self.discard(conn);
         }
         let mut st = self.inner.state.lock();
@@ -359,8 +391,8 @@ impl Pool {
     }
 
     fn is_fresh(&self, conn: &ServerConn, now: Instant) -> bool {
-        let s = self.inner.settings.load();
-        !conn.expired(now, s.max_lifetime, s.idle_timeout)
+        let l = &self.inner.lifetimes;
+        !conn.expired(now, l.max_lifetime(), l.idle_timeout())
     }
 
     /// The cap on connections.
@@ -394,6 +426,7 @@ impl Pool {
     /// Replaces the timeouts and lifetimes (a reload); connections and waits already under way
     /// keep the old ones.
     pub fn set_settings(&self, settings: PoolSettings) {
+        self.inner.lifetimes.set(&settings);
         self.inner.settings.store(Arc::new(settings));
     }
 
