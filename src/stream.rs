@@ -6,7 +6,7 @@
 //! through [`Stream::send`], which flushes.
 
 use std::cell::RefCell;
-use std::io;
+use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
@@ -45,6 +45,22 @@ impl Stream {
     /// Writes all of `bytes` and flushes, so nothing waits in a TLS buffer.
     pub async fn send(&mut self, bytes: &[u8]) -> io::Result<()> {
         self.write_all(bytes).await?;
+        self.flush().await
+    }
+
+    /// Sends two pieces as if joined, with one vectored write where the socket takes them all:
+    /// a reply pgsplit makes itself and the server's replies behind it cost neither a copy
+    /// into a joined buffer nor a second send.
+    pub async fn send_two(&mut self, first: &[u8], second: &[u8]) -> io::Result<()> {
+        let mut pieces = [IoSlice::new(first), IoSlice::new(second)];
+        let mut left: &mut [IoSlice<'_>] = &mut pieces;
+        while !left.is_empty() {
+            let n = self.write_vectored(left).await?;
+            if n == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+            IoSlice::advance_slices(&mut left, n);
+        }
         self.flush().await
     }
 
@@ -196,6 +212,28 @@ impl AsyncWrite for Stream {
             Stream::ClientTls(s) => Pin::new(&mut s.tls).poll_write(cx, buf),
             Stream::ServerTls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
             Stream::Detached => Poll::Ready(Err(detached())),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Stream::ClientTls(s) => Pin::new(&mut s.tls).poll_write_vectored(cx, bufs),
+            Stream::ServerTls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+            Stream::Detached => Poll::Ready(Err(detached())),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Stream::Plain(s) => s.is_write_vectored(),
+            Stream::ClientTls(s) => s.tls.is_write_vectored(),
+            Stream::ServerTls(s) => s.is_write_vectored(),
+            Stream::Detached => false,
         }
     }
 

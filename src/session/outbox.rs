@@ -4,16 +4,20 @@
 use bytes::{Bytes, BytesMut};
 use smallvec::SmallVec;
 
+use crate::stream::Stream;
+
 /// Replies held back by a guard; a request's are a few pieces, kept inline.
 pub type Withheld = SmallVec<[Bytes; 4]>;
 
-/// Reply pieces bound for the client, joined into one write: one piece is sent as it is, more
-/// are copied together (pgsplit's own small answers and what follows them).
+/// Reply pieces bound for the client, sent in one write: one or two pieces as they are (two by a
+/// vectored write: pgsplit's own ParseComplete for a reused statement, then the server's
+/// replies), more copied together.
 #[derive(Default)]
 pub enum Outbox {
     #[default]
     Empty,
     One(Bytes),
+    Two(Bytes, Bytes),
     Many(BytesMut),
 }
 
@@ -24,9 +28,11 @@ impl Outbox {
         }
         *self = match std::mem::take(self) {
             Outbox::Empty => Outbox::One(piece),
-            Outbox::One(first) => {
-                let mut joined = BytesMut::with_capacity(first.len() + piece.len());
+            Outbox::One(first) => Outbox::Two(first, piece),
+            Outbox::Two(first, second) => {
+                let mut joined = BytesMut::with_capacity(first.len() + second.len() + piece.len());
                 joined.extend_from_slice(&first);
+                joined.extend_from_slice(&second);
                 joined.extend_from_slice(&piece);
                 Outbox::Many(joined)
             }
@@ -43,11 +49,28 @@ impl Outbox {
         }
     }
 
+    /// The pieces joined, for a caller that must hold them.
     pub fn take(&mut self) -> Bytes {
         match std::mem::take(self) {
             Outbox::Empty => Bytes::new(),
             Outbox::One(piece) => piece,
+            Outbox::Two(first, second) => {
+                let mut joined = BytesMut::with_capacity(first.len() + second.len());
+                joined.extend_from_slice(&first);
+                joined.extend_from_slice(&second);
+                joined.freeze()
+            }
             Outbox::Many(joined) => joined.freeze(),
+        }
+    }
+
+    /// Sends the pieces to the client in one write, and empties the outbox.
+    pub async fn send(&mut self, client: &mut Stream) -> std::io::Result<()> {
+        match std::mem::take(self) {
+            Outbox::Empty => Ok(()),
+            Outbox::One(piece) => client.send(&piece).await,
+            Outbox::Two(first, second) => client.send_two(&first, &second).await,
+            Outbox::Many(joined) => client.send(&joined).await,
         }
     }
 }

@@ -43,8 +43,8 @@ impl Guard {
 enum Replies {
     /// More are owed, or the client's pipeline is still open.
     Waiting,
-    /// Everything owed arrived: the last piece, to send once the connection is released.
-    Last(Bytes),
+    /// Everything owed arrived: the last pieces, to send once the connection is released.
+    Last(Outbox),
     /// A replica refused the request as a write before anything reached the client.
     Misrouted,
     /// A reused statement was refused for its changed result type before anything ran.
@@ -76,12 +76,10 @@ impl Session {
                     drain(&mut server).await?;
                     return Ok(Relayed::StalePlan(server));
                 }
-                Replies::Last(batch) => {
+                Replies::Last(mut out) => {
                     // Released before the client sees the reply, so the next client gets it sooner.
                     self.end_request(server);
-                    if !batch.is_empty() {
-                        self.client.send(&batch).await?;
-                    }
+                    out.send(&mut self.client).await?;
                     return Ok(Relayed::Done);
                 }
                 Replies::Waiting => {}
@@ -175,21 +173,20 @@ impl Session {
             };
             outbox.push(batch);
             if end != BatchEnd::More && server.settled() && !server.in_pipeline() {
-                return Ok(Replies::Last(outbox.take()));
+                return Ok(Replies::Last(outbox));
             }
         }
         if server.settled() && !server.in_pipeline() {
             outbox.extend(withheld.take());
-            return Ok(Replies::Last(outbox.take()));
+            return Ok(Replies::Last(outbox));
         }
-        let out = outbox.take();
         if let Some(ready) = self.ready_after_probe.take() {
             // The commit's replies wait with its ReadyForQuery for the probe's answer, which the
             // server sends right after them: one write to the client instead of two, and a
             // client that never sees a CommandComplete alone waits without waking for it.
-            self.ready_after_probe = Some(before_ready(ready, out));
-        } else if !out.is_empty() {
-            self.client.send(&out).await?;
+            self.ready_after_probe = Some(before_ready(ready, outbox.take()));
+        } else {
+            outbox.send(&mut self.client).await?;
         }
         Ok(Replies::Waiting)
     }
