@@ -205,20 +205,7 @@ pub async fn hidden_writer(t: &str, returning: &str) -> (String, Client) {
         ))
         .await
         .unwrap();
-    for i in 0..2 {
-        let replica = harness::replica_admin(i).await;
-        let started = Instant::now();
-        while replica
-            .query_one("select count(*) from pg_proc where proname = $1", &[&f])
-            .await
-            .unwrap()
-            .get::<_, i64>(0)
-            == 0
-        {
-            assert!(started.elapsed() < Duration::from_secs(10), "replica {i} never replayed the function");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
+    harness::wait_replayed_on_replicas(&format!("select 1 from pg_proc where proname = '{f}'")).await;
     (f, admin)
 }
 
