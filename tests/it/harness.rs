@@ -318,6 +318,12 @@ pub async fn wait_replayed_on_replicas(sql: &str) {
     }
 }
 
+/// A query that returns a row once table `t` exists, for [`wait_replayed_on_replicas`] and
+/// [`wait_for_row`]: the table's own name would be an error on a standby that lacks it.
+pub fn table_exists(t: &str) -> String {
+    format!("select 1 from pg_class where relname = '{t}'")
+}
+
 /// See [`Proxy::metric`].
 pub fn metric_value(body: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     let mut found = None;
