@@ -212,7 +212,10 @@ pub async fn hidden_writer(t: &str, returning: &str) -> (String, Client) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_the_classifier_cannot_see_is_retried_on_the_primary() {
     let _healthy = REPLICAS.read().await;
-    let proxy = Proxy::split().await;
+    // Reads wait for a replica past the session's last write instead of going to the primary:
+    // after the first call's retry on the primary (a write), the second call still goes to a
+    // replica first, however late the monitor samples one past it.
+    let proxy = Proxy::with_config(&harness::split_config_waiting("")).await;
     let client = proxy.client().await;
     // Created after pgsplit read pg_proc, so the classifier cannot know the function writes.
     wait_for_replicas(&proxy.app_conn()).await;
@@ -222,8 +225,6 @@ async fn a_write_the_classifier_cannot_see_is_retried_on_the_primary() {
         let sql = format!("select {f}()");
         let classifier = pgsplit::classify::Classifier::new(Default::default());
         assert!(!classifier.classify(&sql).writes);
-        // Both replicas past this session's last write, so the call goes to one of them first.
-        wait_for_replicas(&proxy.app_conn()).await;
         let served = if ext { port_ext(&client, &sql).await } else { port(&client, &sql).await };
         assert_eq!(served, primary(), "ext={ext}");
     }
@@ -246,7 +247,15 @@ async fn volatile_user_functions_go_to_the_primary_stable_ones_to_replicas() {
         ))
         .await
         .unwrap();
-    let proxy = Proxy::split().await;
+    // On both replicas before pgsplit is used: STABLE calls read on either, and so do VOLATILE
+    // ones until pgsplit has read pg_proc.
+    harness::wait_replayed_on_replicas(&format!(
+        "select 1 from pg_proc where proname in ('{f}_vol', '{f}_stable') having count(*) = 2"
+    ))
+    .await;
+    // A STABLE read after a VOLATILE call (a write) waits for a replica past it rather than going
+    // to the primary, however late the monitor samples one.
+    let proxy = Proxy::with_config(&harness::split_config_waiting("")).await;
     let client = proxy.client().await;
     wait_for_replicas(&proxy.app_conn()).await;
     // The monitor reads pg_proc once at start; allow it a moment.
@@ -258,8 +267,7 @@ async fn volatile_user_functions_go_to_the_primary_stable_ones_to_replicas() {
     for _ in 0..5 {
         assert_eq!(port(&client, &format!("select inet_server_port(), {f}_vol()")).await, primary());
     }
-    // A volatile call counts as a write: wait until the replicas are past it, then STABLE calls read.
-    wait_for_replicas(&proxy.app_conn()).await;
+    // A volatile call counts as a write; STABLE calls still read, on a replica that replayed it.
     for _ in 0..5 {
         assert!(is_replica(port(&client, &format!("select inet_server_port(), {f}_stable()")).await));
     }
