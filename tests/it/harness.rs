@@ -324,6 +324,30 @@ pub fn table_exists(t: &str) -> String {
     format!("select 1 from pg_class where relname = '{t}'")
 }
 
+/// Sends `select pg_sleep(seconds)` through `client` (which it takes; a pgsplit that sends it
+/// to the primary), with a text of its own, and returns once the primary runs it. A cancel or
+/// terminate sent a fixed time after sending could arrive before the statement started on a busy
+/// machine, and meet nothing; sent after this, it meets the sleep.
+pub async fn sleep_on_primary(
+    client: Client,
+    seconds: u32,
+) -> tokio::task::JoinHandle<Result<(), tokio_postgres::Error>> {
+    let marker = unique("sleeper");
+    let sql = format!("select pg_sleep({seconds}), '{marker}'");
+    let sleeper = tokio::spawn(async move { client.batch_execute(&sql).await });
+    // The marker goes in as a parameter, so this query's own text does not contain it.
+    let running = "select 1 from pg_stat_activity where state = 'active' and strpos(query, $1) > 0 \
+                   and pid <> pg_backend_pid()";
+    let admin = primary_admin().await;
+    let started = Instant::now();
+    while admin.query(running, &[&marker]).await.unwrap().is_empty() {
+        assert!(!sleeper.is_finished(), "the sleep ended before it was seen running");
+        assert!(started.elapsed() < Duration::from_secs(20), "the sleep never ran on the primary");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    sleeper
+}
+
 /// See [`Proxy::metric`].
 pub fn metric_value(body: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     let mut found = None;

@@ -61,8 +61,7 @@ async fn server_killed_mid_query_gives_an_error_and_the_pool_recovers() {
     let proxy = Proxy::with_config(&harness::test_config("size = 1", "")).await;
     let victim = proxy.client().await;
     let pid: i32 = victim.query_one("select pg_backend_pid()", &[]).await.unwrap().get(0);
-    let running = tokio::spawn(async move { victim.batch_execute("select pg_sleep(5)").await });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let running = harness::sleep_on_primary(victim, 5).await;
     let admin = harness::primary_admin().await;
     admin.execute("select pg_terminate_backend($1)", &[&pid]).await.unwrap();
     let err = running.await.unwrap().unwrap_err();
