@@ -78,8 +78,10 @@ async fn idle_server_connection_killed_is_replaced_unnoticed() {
     let client = proxy.client().await;
     let pid: i32 = client.query_one("select pg_backend_pid()", &[]).await.unwrap().get(0);
     let admin = harness::primary_admin().await;
-    admin.execute("select pg_terminate_backend($1)", &[&pid]).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // With a timeout, it returns once the backend has exited (PostgreSQL 14+): its FATAL is on
+    // pgsplit's socket by then, for the checkout to notice.
+    let ended: bool = admin.query_one("select pg_terminate_backend($1, 10000)", &[&pid]).await.unwrap().get(0);
+    assert!(ended, "the backend exited within 10 s");
     let new_pid: i32 = client.query_one("select pg_backend_pid()", &[]).await.unwrap().get(0);
     assert_ne!(new_pid, pid);
 }

@@ -375,8 +375,9 @@ async fn tls_server_connection_is_reused_and_replaced_when_killed() {
     let again: i32 = client.query_one("select pg_backend_pid()", &[]).await.unwrap().get(0);
     assert_eq!(again, pid, "the idle TLS connection was reused");
     let admin = harness::primary_admin().await;
-    admin.execute("select pg_terminate_backend($1)", &[&pid]).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // With a timeout, it returns once the backend has exited (PostgreSQL 14+).
+    let ended: bool = admin.query_one("select pg_terminate_backend($1, 10000)", &[&pid]).await.unwrap().get(0);
+    assert!(ended, "the backend exited within 10 s");
     let new_pid: i32 = client.query_one("select pg_backend_pid()", &[]).await.unwrap().get(0);
     assert_ne!(new_pid, pid, "the killed connection was noticed at checkout and replaced");
     assert!(ssl_in_use(&client).await);
