@@ -245,6 +245,9 @@ async fn reload_changes_rules_and_pool_sizes_under_load_without_errors() {
     let proxy = Proxy::from_file(&path).await;
     let setup = proxy.client().await;
     setup.batch_execute(&format!("create table {table} (id int); insert into {table} values (0)")).await.unwrap();
+    // With read_your_writes off, every read of the table (the setup session's own too) may go to
+    // a replica that has not replayed the CREATE TABLE yet: wait until both have.
+    harness::wait_replayed_on_replicas(&harness::table_exists(&table)).await;
     wait_for_replicas(&proxy.app_conn()).await;
     let on_replica = |p: u16| cluster().replica_ports.contains(&p);
     let sql = format!("select inet_server_port() from {table} limit 1");

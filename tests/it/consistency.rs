@@ -336,6 +336,9 @@ async fn a_write_query_after_a_flushed_read_on_a_replica_runs_on_the_primary() {
     let t = unique("flushed");
     client.batch_execute(&format!("create table {t} (id int); grant all on {t} to public")).await.unwrap();
     wait_for_replicas(&proxy.app_conn()).await;
+    // The raw session has written nothing, so its lookup may go to a replica that has not yet
+    // replayed `client`'s CREATE TABLE: wait until both have.
+    harness::wait_replayed_on_replicas(&harness::table_exists(&t)).await;
     let mut s = raw_login(&proxy).await;
     // asyncpg's COPY: look the columns up with Parse/Describe/Flush (a read, on a replica), then
     // send the write as a simple Query without ever sending Sync.

@@ -111,6 +111,20 @@ async fn pgsplit_backends(direct: &Client) -> i64 {
     direct.query_one(sql, &[]).await.unwrap().get(0)
 }
 
+/// Waits until a node has `n` of [`pgsplit_backends`]: a connection pgsplit closed is counted
+/// until its backend has noticed and exited, a moment later.
+async fn wait_for_backends(direct: &Client, n: i64, what: &str) {
+    let started = Instant::now();
+    loop {
+        let now = pgsplit_backends(direct).await;
+        if now == n {
+            return;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "{what}: {now} server connections, not {n}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 async fn count_on(client: &Client, table: &str, since: i32) -> i64 {
     client.query_one(&format!("select count(*) from {table} where id >= $1"), &[&since]).await.unwrap().get(0)
 }
@@ -143,6 +157,15 @@ async fn writes_follow_a_promotion_and_never_reach_the_returning_old_primary() {
     for _ in 0..20 {
         assert!(insert(&client, &t, next).await, "a write before the failover failed");
         next += 1;
+    }
+    // Replication is asynchronous: a primary stopped hard the moment after these were
+    // acknowledged could take some of them with it. The failover under test starts once the
+    // replica to be promoted has every one.
+    {
+        let replica1 = own.direct(own.port + 1).await;
+        harness::wait_for_row(&replica1, &harness::table_exists(&t), "replica 1 never replayed the table").await;
+        let all = format!("select 1 from {t} having count(*) = {next}");
+        harness::wait_for_row(&replica1, &all, "replica 1 never replayed the rows written before the failover").await;
     }
 
     // A reader runs through all of it, on one client connection.
@@ -357,10 +380,7 @@ async fn a_transaction_open_on_a_primary_deposed_while_up_is_cut_off_and_never_c
     let Setup { _turn, own, proxy, client: _, t } = start("deposed", |c| c).await;
     let replica1 = own.direct(own.port + 1).await;
     let started = Instant::now();
-    while replica1.query_opt("select 1 from pg_class where relname = $1", &[&t]).await.unwrap().is_none() {
-        assert!(started.elapsed() < Duration::from_secs(30), "replica 1 never replayed the table");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    harness::wait_for_row(&replica1, &harness::table_exists(&t), "replica 1 never replayed the table").await;
     let tx = proxy.client().await;
     tx.batch_execute(&format!("begin; insert into {t} values (1, inet_server_port())")).await.unwrap();
     // A second connection, idle in the pool once its transaction commits.
@@ -369,10 +389,7 @@ async fn a_transaction_open_on_a_primary_deposed_while_up_is_cut_off_and_never_c
     let old_primary = own.direct(own.port).await;
     assert_eq!(pgsplit_backends(&old_primary).await, 2, "one connection in a transaction, one idle");
     let replicated = format!("select 1 from {t} where id = 10");
-    while replica1.query_opt(&replicated, &[]).await.unwrap().is_none() {
-        assert!(started.elapsed() < Duration::from_secs(30), "replica 1 never replayed row 10");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    harness::wait_for_row(&replica1, &replicated, "replica 1 never replayed row 10").await;
 
     // Replica 1 is promoted while the old primary is still up: split brain from the start, and
     // the old primary, on the lower timeline, is deposed.
@@ -387,10 +404,7 @@ async fn a_transaction_open_on_a_primary_deposed_while_up_is_cut_off_and_never_c
     }
     // The idle connection to the fenced node is closed; the one in the transaction stays until
     // its client's next statement.
-    while pgsplit_backends(&old_primary).await != 1 {
-        assert!(started.elapsed() < Duration::from_secs(60), "the idle connection to the fenced node stays open");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for_backends(&old_primary, 1, "the idle connection to the fenced node stays open").await;
     let e = tx.batch_execute(&format!("insert into {t} values (2, inet_server_port())")).await.unwrap_err();
     assert_eq!(harness::sqlstate(&e).as_deref(), Some("08006"), "{e:?}");
     let message = e.as_db_error().map(|d| d.message().to_string()).unwrap_or_default();
@@ -401,7 +415,7 @@ async fn a_transaction_open_on_a_primary_deposed_while_up_is_cut_off_and_never_c
     let on_old: i64 =
         old_primary.query_one(&format!("select count(*) from {t} where id < 10"), &[]).await.unwrap().get(0);
     assert_eq!(on_old, 0, "nothing of the cut-off transaction committed on the deposed node");
-    assert_eq!(pgsplit_backends(&old_primary).await, 0, "no server connection to the fenced node is left");
+    wait_for_backends(&old_primary, 0, "a server connection to the fenced node is left").await;
     let ids: Vec<i32> = replica1
         .query(&format!("select id from {t} order by id"), &[])
         .await

@@ -162,8 +162,7 @@ async fn cancel_reaches_the_running_query() {
     let client = proxy.client().await;
     let token = client.cancel_token();
     let started = std::time::Instant::now();
-    let sleeper = tokio::spawn(async move { client.batch_execute("select pg_sleep(10)").await });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let sleeper = harness::sleep_on_primary(client, 10).await;
     token.cancel_query(tokio_postgres::NoTls).await.unwrap();
     let err = sleeper.await.unwrap().unwrap_err();
     assert_eq!(harness::sqlstate(&err).as_deref(), Some("57014"));

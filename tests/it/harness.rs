@@ -5,6 +5,7 @@ use std::net::{SocketAddr, TcpListener as StdListener};
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 use pgsplit::config;
 use tokio::net::TcpListener;
@@ -295,6 +296,57 @@ pub async fn replica_admin(i: usize) -> Client {
 /// Tests that stop, pause or lag replicas take this for writing; tests that count on healthy
 /// replicas take it for reading.
 pub static REPLICAS: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
+/// Polls `sql` on `node` until it returns a row; panics with `what` after 30 s. Replication is
+/// asynchronous: what the primary just committed reaches a standby some time later (hundreds of
+/// milliseconds on a busy machine), so a test that needs it there waits for it there.
+pub async fn wait_for_row(node: &Client, sql: &str, what: &str) {
+    let started = Instant::now();
+    while node.query(sql, &[]).await.unwrap_or_else(|e| panic!("{sql}: {e:?}")).is_empty() {
+        assert!(started.elapsed() < Duration::from_secs(30), "{what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits until both replicas answer `sql` with a row: an object or row committed on the primary
+/// has been replayed on each, so a clean session's read (which may go to either replica, however
+/// far behind) finds it. Only for tests holding [`REPLICAS`] for reading: a paused or stopped
+/// replica would never answer.
+pub async fn wait_replayed_on_replicas(sql: &str) {
+    for i in 0..2 {
+        wait_for_row(&replica_admin(i).await, sql, &format!("replica {i} never answered {sql}")).await;
+    }
+}
+
+/// A query that returns a row once table `t` exists, for [`wait_replayed_on_replicas`] and
+/// [`wait_for_row`]: the table's own name would be an error on a standby that lacks it.
+pub fn table_exists(t: &str) -> String {
+    format!("select 1 from pg_class where relname = '{t}'")
+}
+
+/// Sends `select pg_sleep(seconds)` through `client` (which it takes; a pgsplit that sends it
+/// to the primary), with a text of its own, and returns once the primary runs it. A cancel or
+/// terminate sent a fixed time after sending could arrive before the statement started on a busy
+/// machine, and meet nothing; sent after this, it meets the sleep.
+pub async fn sleep_on_primary(
+    client: Client,
+    seconds: u32,
+) -> tokio::task::JoinHandle<Result<(), tokio_postgres::Error>> {
+    let marker = unique("sleeper");
+    let sql = format!("select pg_sleep({seconds}), '{marker}'");
+    let sleeper = tokio::spawn(async move { client.batch_execute(&sql).await });
+    // The marker goes in as a parameter, so this query's own text does not contain it.
+    let running = "select 1 from pg_stat_activity where state = 'active' and strpos(query, $1) > 0 \
+                   and pid <> pg_backend_pid()";
+    let admin = primary_admin().await;
+    let started = Instant::now();
+    while admin.query(running, &[&marker]).await.unwrap().is_empty() {
+        assert!(!sleeper.is_finished(), "the sleep ended before it was seen running");
+        assert!(started.elapsed() < Duration::from_secs(20), "the sleep never ran on the primary");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    sleeper
+}
 
 /// See [`Proxy::metric`].
 pub fn metric_value(body: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {

@@ -52,6 +52,8 @@ async fn a_role_created_after_start_logs_in_reads_on_replicas_and_writes_on_the_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_changed_password_works_on_the_next_login_and_the_old_one_stops() {
+    // It ends the role's sessions on the replicas too, connecting to each: they must be up.
+    let _replicas = harness::REPLICAS.read().await;
     let proxy = Proxy::with_config(&config_with_lookup("")).await;
     let (role, _) = create_role("old-pw").await;
     let client = proxy.client_as(&role, "old-pw", "app").await;
@@ -77,7 +79,8 @@ async fn a_changed_password_works_on_the_next_login_and_the_old_one_stops() {
     }
 }
 
-/// Ends every server session of `role`, on every node, and waits until they are gone.
+/// Ends every server session of `role`, on every node, and waits until they are gone. The
+/// caller holds [`harness::REPLICAS`] for reading.
 async fn end_server_sessions_of(role: &str) {
     let nodes = [harness::primary_admin().await, harness::replica_admin(0).await, harness::replica_admin(1).await];
     let sessions = format!("select count(pg_terminate_backend(pid)) from pg_stat_activity where usename = '{role}'");

@@ -1,7 +1,7 @@
 //! Pool behaviour: exhaustion errors, clients vanishing mid-transaction, servers dying, session
 //! mode resets, prepared statements in session mode.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::harness::{self, unique, Proxy};
 
@@ -61,8 +61,7 @@ async fn server_killed_mid_query_gives_an_error_and_the_pool_recovers() {
     let proxy = Proxy::with_config(&harness::test_config("size = 1", "")).await;
     let victim = proxy.client().await;
     let pid: i32 = victim.query_one("select pg_backend_pid()", &[]).await.unwrap().get(0);
-    let running = tokio::spawn(async move { victim.batch_execute("select pg_sleep(5)").await });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let running = harness::sleep_on_primary(victim, 5).await;
     let admin = harness::primary_admin().await;
     admin.execute("select pg_terminate_backend($1)", &[&pid]).await.unwrap();
     let err = running.await.unwrap().unwrap_err();
@@ -79,8 +78,10 @@ async fn idle_server_connection_killed_is_replaced_unnoticed() {
     let client = proxy.client().await;
     let pid: i32 = client.query_one("select pg_backend_pid()", &[]).await.unwrap().get(0);
     let admin = harness::primary_admin().await;
-    admin.execute("select pg_terminate_backend($1)", &[&pid]).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // With a timeout, it returns once the backend has exited (PostgreSQL 14+): its FATAL is on
+    // pgsplit's socket by then, for the checkout to notice.
+    let ended: bool = admin.query_one("select pg_terminate_backend($1, 10000)", &[&pid]).await.unwrap().get(0);
+    assert!(ended, "the backend exited within 10 s");
     let new_pid: i32 = client.query_one("select pg_backend_pid()", &[]).await.unwrap().get(0);
     assert_ne!(new_pid, pid);
 }
@@ -139,6 +140,18 @@ async fn clients_over_max_clients_are_refused_with_53300() {
     assert_eq!(harness::sqlstate(&err).as_deref(), Some("53300"));
     a.query_one("select 1", &[]).await.unwrap();
     drop(b);
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    proxy.client().await.query_one("select 1", &[]).await.unwrap();
+    // The slot frees once pgsplit has seen `b` go, a moment after the drop; until then a login
+    // is refused as over the limit, and in no other way.
+    let started = Instant::now();
+    let c = loop {
+        match proxy.try_client("app", "app", "app").await {
+            Ok(c) => break c,
+            Err(e) => {
+                assert_eq!(harness::sqlstate(&e).as_deref(), Some("53300"), "{e:?}");
+                assert!(started.elapsed() < Duration::from_secs(10), "the dropped client's slot never freed");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    c.query_one("select 1", &[]).await.unwrap();
 }

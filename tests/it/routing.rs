@@ -178,9 +178,11 @@ async fn hints_and_session_route_steer_reads() {
 async fn rules_route_by_table() {
     let _healthy = REPLICAS.read().await;
     let ledger = unique("ledger");
+    // The plain read after the write waits for a replica past it instead of going to the primary,
+    // however late the monitor samples one. The rule follows the `[routing]` section's keys.
     let config = format!(
         "{}\n[[routing.rules]]\nname = \"ledger is always fresh\"\ntables = [\"{ledger}\"]\nroute = \"primary\"\n",
-        harness::split_config("size = 4", "")
+        harness::split_config_waiting("")
     );
     let proxy = Proxy::with_config(&config).await;
     let client = proxy.client().await;
@@ -205,27 +207,17 @@ pub async fn hidden_writer(t: &str, returning: &str) -> (String, Client) {
         ))
         .await
         .unwrap();
-    for i in 0..2 {
-        let replica = harness::replica_admin(i).await;
-        let started = Instant::now();
-        while replica
-            .query_one("select count(*) from pg_proc where proname = $1", &[&f])
-            .await
-            .unwrap()
-            .get::<_, i64>(0)
-            == 0
-        {
-            assert!(started.elapsed() < Duration::from_secs(10), "replica {i} never replayed the function");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
+    harness::wait_replayed_on_replicas(&format!("select 1 from pg_proc where proname = '{f}'")).await;
     (f, admin)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_the_classifier_cannot_see_is_retried_on_the_primary() {
     let _healthy = REPLICAS.read().await;
-    let proxy = Proxy::split().await;
+    // Reads wait for a replica past the session's last write instead of going to the primary:
+    // after the first call's retry on the primary (a write), the second call still goes to a
+    // replica first, however late the monitor samples one past it.
+    let proxy = Proxy::with_config(&harness::split_config_waiting("")).await;
     let client = proxy.client().await;
     // Created after pgsplit read pg_proc, so the classifier cannot know the function writes.
     wait_for_replicas(&proxy.app_conn()).await;
@@ -235,8 +227,6 @@ async fn a_write_the_classifier_cannot_see_is_retried_on_the_primary() {
         let sql = format!("select {f}()");
         let classifier = pgsplit::classify::Classifier::new(Default::default());
         assert!(!classifier.classify(&sql).writes);
-        // Both replicas past this session's last write, so the call goes to one of them first.
-        wait_for_replicas(&proxy.app_conn()).await;
         let served = if ext { port_ext(&client, &sql).await } else { port(&client, &sql).await };
         assert_eq!(served, primary(), "ext={ext}");
     }
@@ -259,7 +249,15 @@ async fn volatile_user_functions_go_to_the_primary_stable_ones_to_replicas() {
         ))
         .await
         .unwrap();
-    let proxy = Proxy::split().await;
+    // On both replicas before pgsplit is used: STABLE calls read on either, and so do VOLATILE
+    // ones until pgsplit has read pg_proc.
+    harness::wait_replayed_on_replicas(&format!(
+        "select 1 from pg_proc where proname in ('{f}_vol', '{f}_stable') having count(*) = 2"
+    ))
+    .await;
+    // A STABLE read after a VOLATILE call (a write) waits for a replica past it rather than going
+    // to the primary, however late the monitor samples one.
+    let proxy = Proxy::with_config(&harness::split_config_waiting("")).await;
     let client = proxy.client().await;
     wait_for_replicas(&proxy.app_conn()).await;
     // The monitor reads pg_proc once at start; allow it a moment.
@@ -271,8 +269,7 @@ async fn volatile_user_functions_go_to_the_primary_stable_ones_to_replicas() {
     for _ in 0..5 {
         assert_eq!(port(&client, &format!("select inet_server_port(), {f}_vol()")).await, primary());
     }
-    // A volatile call counts as a write: wait until the replicas are past it, then STABLE calls read.
-    wait_for_replicas(&proxy.app_conn()).await;
+    // A volatile call counts as a write; STABLE calls still read, on a replica that replayed it.
     for _ in 0..5 {
         assert!(is_replica(port(&client, &format!("select inet_server_port(), {f}_stable()")).await));
     }

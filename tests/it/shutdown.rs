@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 use std::process::Stdio;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncBufReadExt, BufReader};
 
@@ -15,8 +15,13 @@ async fn shutdown_lets_transactions_finish_and_ends_idle_clients() {
     let idle = proxy.client().await;
     busy.batch_execute("begin; select 1").await.unwrap();
     proxy.shutdown.cancel();
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    // The idle client was told and disconnected.
+    // The idle client is told and disconnected as soon as its session sees the shutdown: wait
+    // for its connection to end, not for a fixed time that may not suffice on a busy machine.
+    let started = Instant::now();
+    while !idle.is_closed() {
+        assert!(started.elapsed() < Duration::from_secs(10), "the idle client was not disconnected");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let err = idle.batch_execute("select 1").await.unwrap_err();
     assert!(idle.is_closed() || harness::sqlstate(&err).as_deref() == Some("57P01"), "{err:?}");
     // New clients are not accepted.

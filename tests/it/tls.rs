@@ -207,8 +207,7 @@ async fn tls_cancel_arrives_over_plaintext_and_over_tls() {
         let client = connect_tls(&localhost_conn_str(&proxy, "sslmode=prefer"), connector(&ca, false)).await.unwrap();
         let token = client.cancel_token();
         let started = std::time::Instant::now();
-        let sleeper = tokio::spawn(async move { client.batch_execute("select pg_sleep(10)").await });
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        let sleeper = harness::sleep_on_primary(client, 10).await;
         if over_tls {
             token.cancel_query(connector(&ca, false)).await.unwrap();
         } else {
@@ -298,8 +297,7 @@ async fn tls_server_verify_full_to_the_primary() {
     client.batch_execute(&format!("drop table {table}")).await.unwrap();
     // Cancels reach the server over TLS too.
     let token = client.cancel_token();
-    let sleeper = tokio::spawn(async move { client.batch_execute("select pg_sleep(10)").await });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let sleeper = harness::sleep_on_primary(client, 10).await;
     token.cancel_query(NoTls).await.unwrap();
     let err = sleeper.await.unwrap().unwrap_err();
     assert_eq!(harness::sqlstate(&err).as_deref(), Some("57014"));
@@ -377,8 +375,9 @@ async fn tls_server_connection_is_reused_and_replaced_when_killed() {
     let again: i32 = client.query_one("select pg_backend_pid()", &[]).await.unwrap().get(0);
     assert_eq!(again, pid, "the idle TLS connection was reused");
     let admin = harness::primary_admin().await;
-    admin.execute("select pg_terminate_backend($1)", &[&pid]).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // With a timeout, it returns once the backend has exited (PostgreSQL 14+).
+    let ended: bool = admin.query_one("select pg_terminate_backend($1, 10000)", &[&pid]).await.unwrap().get(0);
+    assert!(ended, "the backend exited within 10 s");
     let new_pid: i32 = client.query_one("select pg_backend_pid()", &[]).await.unwrap().get(0);
     assert_ne!(new_pid, pid, "the killed connection was noticed at checkout and replaced");
     assert!(ssl_in_use(&client).await);
