@@ -255,3 +255,30 @@ impl AsyncWrite for Stream {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Pieces larger than the socket takes at once arrive whole and in order: a vectored write
+    /// that stops part-way resumes where it stopped.
+    #[tokio::test]
+    async fn two_pieces_arrive_whole_and_in_order() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let first: Vec<u8> = (0..300_000u32).map(|i| i as u8).collect();
+        let second: Vec<u8> = (0..5_000_000u32).map(|i| (i % 251) as u8).collect();
+        let expected = [first.clone(), second.clone()].concat();
+        let reader = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut got = Vec::new();
+            socket.read_to_end(&mut got).await.unwrap();
+            got
+        });
+        let mut stream = Stream::Plain(TcpStream::connect(addr).await.unwrap());
+        stream.send_two(&first, &second).await.unwrap();
+        stream.shutdown().await.unwrap();
+        drop(stream);
+        assert!(reader.await.unwrap() == expected, "the bytes arrived changed");
+    }
+}

@@ -74,3 +74,34 @@ impl Outbox {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pieces(outbox: &mut Outbox, texts: &[&'static str]) {
+        for t in texts {
+            outbox.push(Bytes::from_static(t.as_bytes()));
+        }
+    }
+
+    #[test]
+    fn pieces_keep_their_order_however_many() {
+        for n in 0..5 {
+            let texts = ["1", "2T", "", "DC", "Z"];
+            let mut outbox = Outbox::default();
+            pieces(&mut outbox, &texts[..n]);
+            assert_eq!(outbox.take(), texts[..n].concat().as_bytes(), "{n} pieces");
+            assert!(outbox.take().is_empty(), "taking empties it");
+        }
+    }
+
+    #[test]
+    fn two_pieces_stay_apart_for_a_vectored_write() {
+        let mut outbox = Outbox::default();
+        pieces(&mut outbox, &["1", "2TDCZ"]);
+        assert!(matches!(&outbox, Outbox::Two(a, b) if a == "1" && b == "2TDCZ"));
+        pieces(&mut outbox, &["S"]);
+        assert!(matches!(&outbox, Outbox::Many(joined) if joined == "12TDCZS"));
+    }
+}
