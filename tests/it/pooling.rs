@@ -155,3 +155,24 @@ async fn clients_over_max_clients_are_refused_with_53300() {
     };
     c.query_one("select 1", &[]).await.unwrap();
 }
+
+/// A connection older than `max_lifetime` serves no further request: the one that outlived it
+/// while busy is closed when it comes back, and the next request gets a new server process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_past_its_max_lifetime_is_replaced() {
+    let proxy = Proxy::with_config(&harness::test_config("size = 1\nmax_lifetime = \"1s\"", "")).await;
+    let client = proxy.client().await;
+    let pid = |row: tokio_postgres::Row| row.get::<_, i32>(0);
+    let first = pid(client.query_one("select pg_backend_pid()", &[]).await.unwrap());
+    // Whichever connection serves this, the first one is past its lifetime once it ends.
+    client.query_one("select pg_backend_pid(), pg_sleep(1.2)", &[]).await.unwrap();
+    let last = pid(client.query_one("select pg_backend_pid()", &[]).await.unwrap());
+    assert_ne!(first, last, "a connection past max_lifetime served a request");
+    let admin = harness::primary_admin().await;
+    // Closed, not only set aside: its server process ends.
+    let started = Instant::now();
+    while !admin.query("select 1 from pg_stat_activity where pid = $1", &[&first]).await.unwrap().is_empty() {
+        assert!(started.elapsed() < Duration::from_secs(10), "the expired connection was never closed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -122,11 +122,12 @@ impl ServerConn {
         self.created
     }
 
-    /// Notes that the connection goes back to the pool now; `false` if it lived past `max_lifetime`.
-    pub(crate) fn back_in_pool(&mut self, max_lifetime: Duration) -> bool {
-        let now = Instant::now();
-        self.last_used = now;
-        now.saturating_duration_since(self.created) < max_lifetime
+    /// Whether the connection may go back to the pool: `false` if it lived past `max_lifetime`
+    /// by its last use. That is when its last ReadyForQuery came (noted for the request's
+    /// latency), moments before the checkin: the idle time counts from there, and the checkin
+    /// reads no clock.
+    pub(crate) fn back_in_pool(&self, max_lifetime: Duration) -> bool {
+        self.last_used.saturating_duration_since(self.created) < max_lifetime
     }
 }
 
