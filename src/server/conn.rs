@@ -429,28 +429,6 @@ impl ServerConn {
         self.spare = out;
     }
 
-    /// Whether statement `id` is prepared here (and now the most recently used).
-    pub fn has_statement(&mut self, id: u64) -> bool {
-        self.prepared.get(&id).is_some()
-    }
-
-    /// Records statement `id` as prepared here (before its reply: a pipelined request must not
-    /// prepare it twice; a failed Parse takes it back). Returns the statement the LRU evicted,
-    /// which the caller must close.
-    pub fn add_statement(&mut self, id: u64) -> Option<u64> {
-        self.prepared.push(id, ()).map(|(old, ())| old).filter(|old| *old != id)
-    }
-
-    /// Forgets statement `id` here (the caller closes it on the server).
-    pub fn drop_statement(&mut self, id: u64) {
-        self.prepared.pop(&id);
-    }
-
-    /// Forgets every statement prepared here: DISCARD ALL dropped them on the server.
-    pub fn forget_statements(&mut self) {
-        self.prepared.clear();
-    }
-
     /// Ends an open extended-protocol pipeline with a Sync of pgsplit's own, whose ReadyForQuery
     /// the client never sees: how a client's simple Query that must run elsewhere leaves a
     /// pipeline it opened with Flush (a simple Query would have ended it on the server anyway).

@@ -1,6 +1,6 @@
 //! What a connection tracks for pooling and sessions, read and changed through methods so the
 //! fields stay private to the connection: its identity, transaction status, pipeline, the
-//! parameters it carries and for whom, and its place in its pool.
+//! parameters it carries and for whom, the statements prepared on it, and its place in its pool.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -128,6 +128,28 @@ impl ServerConn {
     /// reads no clock.
     pub(crate) fn back_in_pool(&self, max_lifetime: Duration) -> bool {
         self.last_used.saturating_duration_since(self.created) < max_lifetime
+    }
+
+    /// Whether statement `id` is prepared here (and now the most recently used).
+    pub fn has_statement(&mut self, id: u64) -> bool {
+        self.prepared.get(&id).is_some()
+    }
+
+    /// Records statement `id` as prepared here (before its reply: a pipelined request must not
+    /// prepare it twice; a failed Parse takes it back). Returns the statement the LRU evicted,
+    /// which the caller must close.
+    pub fn add_statement(&mut self, id: u64) -> Option<u64> {
+        self.prepared.push(id, ()).map(|(old, ())| old).filter(|old| *old != id)
+    }
+
+    /// Forgets statement `id` here (the caller closes it on the server).
+    pub fn drop_statement(&mut self, id: u64) {
+        self.prepared.pop(&id);
+    }
+
+    /// Forgets every statement prepared here: DISCARD ALL dropped them on the server.
+    pub fn forget_statements(&mut self) {
+        self.prepared.clear();
     }
 }
 
