@@ -57,7 +57,8 @@ impl Nodes {
         let t = watch.load();
         let node = &pool.key().node;
         let nodes = std::iter::once(&t.primary).chain(&t.replicas);
-        if nodes.into_iter().any(|n| n.addr == *node && matches!(n.role, Role::Fenced | Role::Foreign)) {
+        // The role first: nodes are rarely fenced, and the address is a string to compare.
+        if nodes.into_iter().any(|n| matches!(n.role, Role::Fenced | Role::Foreign) && n.addr == *node) {
             return None;
         }
         // Keys are compared only for a pool made before a reload, which no identity matches.
