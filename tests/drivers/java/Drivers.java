@@ -139,15 +139,19 @@ public class Drivers {
 
         scenario("cancel", () -> {
             try (Connection c = connect(); Statement s = c.createStatement()) {
+                // A cancel every 0.5 s until the sleep ends: on a busy machine one sent before the
+                // statement reached the server would meet nothing.
                 ScheduledExecutorService timer = Executors.newSingleThreadScheduledExecutor();
-                timer.schedule(() -> { try { s.cancel(); } catch (SQLException e) { } }, 500, TimeUnit.MILLISECONDS);
+                timer.scheduleAtFixedRate(() -> { try { s.cancel(); } catch (SQLException e) { } }, 500, 500, TimeUnit.MILLISECONDS);
                 try {
                     s.execute("select pg_sleep(10)");
                     throw new AssertionError("not cancelled");
                 } catch (SQLException e) {
                     check("57014".equals(e.getSQLState()), "57014, got " + e.getSQLState());
+                } finally {
+                    timer.shutdownNow();
+                    timer.awaitTermination(10, TimeUnit.SECONDS);
                 }
-                timer.shutdown();
                 try (ResultSet rs = s.executeQuery("select 1")) { rs.next(); check(rs.getInt(1) == 1, "reuse"); }
             }
         });
