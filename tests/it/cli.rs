@@ -59,10 +59,6 @@ fn daemon_config(listen: &str) -> String {
     )
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 /// Starts the daemon with `command`, waits until it takes connections on `port`, lets `during`
 /// run, then stops it with SIGTERM; returns what it wrote.
 async fn run_daemon<F: std::future::Future<Output = ()>>(command: &mut Command, port: u16, during: F) -> Output {
@@ -137,7 +133,7 @@ fn a_taken_address_is_named() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let taken = taken.local_addr().unwrap();
     let dir = TempDir::new("taken");
-    let free = free_port();
+    let free = harness::free_port();
     let metrics =
         dir.write("m.toml", &daemon_config(&format!("addr = \"127.0.0.1:{free}\"\nmetrics_addr = \"{taken}\"")));
     let stderr = failure(pgsplit().arg(&metrics));
@@ -178,7 +174,7 @@ fn explain_needs_no_secrets_and_speaks_plainly() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bare_file_runs_the_daemon_with_plain_logs_and_a_last_line() {
     let dir = TempDir::new("run");
-    let port = free_port();
+    let port = harness::free_port();
     let path = dir.write("p.toml", &daemon_config(&format!("addr = \"127.0.0.1:{port}\"")));
     let out = run_daemon(pgsplit().arg(&path), port, async {}).await;
     let stdout = String::from_utf8(out.stdout).unwrap();
@@ -191,7 +187,7 @@ async fn a_bare_file_runs_the_daemon_with_plain_logs_and_a_last_line() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn log_level_overrides_the_config_and_rust_log() {
     let dir = TempDir::new("level");
-    let port = free_port();
+    let port = harness::free_port();
     let path = dir.write("p.toml", &daemon_config(&format!("addr = \"127.0.0.1:{port}\"")));
     let out =
         run_daemon(pgsplit().args(["--log-level", "error"]).arg(&path).env("RUST_LOG", "info"), port, async {}).await;
@@ -209,7 +205,7 @@ async fn log_level_overrides_the_config_and_rust_log() {
 async fn signals_right_after_start_are_handled() {
     let dir = TempDir::new("signals");
     for workers in ["1", "2"] {
-        let port = free_port();
+        let port = harness::free_port();
         let config =
             format!("{}[runtime]\nworkers = {workers}\n", daemon_config(&format!("addr = \"127.0.0.1:{port}\"")));
         let path = dir.write("p.toml", &config);
@@ -224,7 +220,7 @@ async fn signals_right_after_start_are_handled() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_reload_is_logged_as_well_as_answered() {
     let dir = TempDir::new("reload");
-    let port = free_port();
+    let port = harness::free_port();
     let path = dir.write("p.toml", &daemon_config(&format!("addr = \"127.0.0.1:{port}\"")));
     let broken = format!("{}[pool]\nmode = \"transacton\"\n", daemon_config(&format!("addr = \"127.0.0.1:{port}\"")));
     let out = run_daemon(pgsplit().arg(&path), port, async {
@@ -246,7 +242,7 @@ async fn a_failed_reload_is_logged_as_well_as_answered() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn log_lines_hold_values_not_rust_debug() {
     let _healthy = harness::REPLICAS.read().await;
-    let port = free_port();
+    let port = harness::free_port();
     let dir = TempDir::new("debug");
     let text = harness::split_config("size = 2", "shutdown_timeout = \"5s\"")
         .replace("addr = \"127.0.0.1:0\"", &format!("addr = \"127.0.0.1:{port}\""));

@@ -72,6 +72,25 @@ pub fn free_port_range() -> u16 {
         .expect("a free port range")
 }
 
+/// A free port for a daemon a test starts, bound by the daemon after this returns: below
+/// [`free_port_range`]'s ports and Linux's ephemeral ones (from 32768), so an outgoing connection
+/// cannot take it meanwhile, and never the same one twice in a test run.
+pub fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const LOW: u32 = 12_000;
+    const SPAN: u32 = 8_000;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let start = std::process::id() % SPAN;
+    loop {
+        let i = NEXT.fetch_add(1, Ordering::Relaxed);
+        assert!(i < SPAN, "no free port left below {}", LOW + SPAN);
+        let port = (LOW + (start + i) % SPAN) as u16;
+        if StdListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
 /// A pgsplit instance running in this test's runtime; shuts down when dropped.
 pub struct Proxy {
     pub addr: SocketAddr,

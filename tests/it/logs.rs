@@ -26,7 +26,7 @@ fn config(port: u16) -> String {
 /// Runs the binary through a failed login, a good one with a query, and SIGTERM; returns
 /// everything it wrote to stdout and stderr.
 async fn run_binary_through_logins() -> String {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = harness::free_port();
     let path = std::env::temp_dir().join(format!("pgsplit-logs-{}.toml", std::process::id()));
     std::fs::write(&path, config(port)).unwrap();
     let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_pgsplit"))

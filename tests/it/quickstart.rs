@@ -53,7 +53,7 @@ fn a_taken_listen_or_metrics_port_stops_the_quickstart_before_it_builds() {
     let dir = std::env::temp_dir().join(harness::unique("pgsplit-qs-ports"));
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
     let taken = taken.local_addr().unwrap().to_string();
-    let free = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().to_string();
+    let free = format!("127.0.0.1:{}", harness::free_port());
     let env = |listen: &str, metrics: &str| {
         [
             ("PGSPLIT_QUICKSTART_DIR", dir.display().to_string()),
@@ -109,8 +109,7 @@ fn shipped_config_on_the_test_cluster(listen: u16, metrics: u16) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_shipped_config_gives_a_login_a_console_and_metrics() {
-    let free = || TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let (listen, metrics) = (free(), free());
+    let (listen, metrics) = (harness::free_port(), harness::free_port());
     let path = std::env::temp_dir().join(harness::unique("pgsplit-qs-config") + ".toml");
     std::fs::write(&path, shipped_config_on_the_test_cluster(listen, metrics)).unwrap();
     let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_pgsplit"))

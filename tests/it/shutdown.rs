@@ -91,8 +91,7 @@ struct Binary {
 impl Binary {
     /// Starts the binary with `runtime` prepended to its config and logs at debug level.
     async fn start(runtime: &str, output: fn() -> Stdio) -> Binary {
-        let free_port = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let (port, metrics_port) = (free_port(), free_port());
+        let (port, metrics_port) = (harness::free_port(), harness::free_port());
         let listen = format!("addr = \"127.0.0.1:{port}\"\nmetrics_addr = \"127.0.0.1:{metrics_port}\"");
         let config =
             harness::test_config("size = 2", "shutdown_timeout = \"5s\"").replace("addr = \"127.0.0.1:0\"", &listen);
