@@ -81,8 +81,10 @@ async fn plain_reads_spread_over_both_replicas_and_a_session_keeps_its_own() {
     let _healthy = REPLICAS.read().await;
     // A replica the monitor has not seen fresh for a moment (a busy machine) is waited for, not
     // replaced by the primary, and no lag makes one ineligible: where reads land does not depend
-    // on the monitor's timing.
-    let proxy = Proxy::with_config(&harness::split_config_waiting("max_lag = \"1h\"")).await;
+    // on the monitor's timing. Byte lag too: WAL-heavy tests running alongside may put a replica
+    // more than the default 16 MiB behind for a moment.
+    let proxy =
+        Proxy::with_config(&harness::split_config_waiting("max_lag = \"1h\"\nmax_lag_bytes = \"1024GiB\"")).await;
     wait_for_replicas(&proxy.app_conn()).await;
     let [r1, r2] = cluster().replica_ports;
     for ext in [false, true] {
