@@ -10,6 +10,14 @@ use tokio::net::TcpStream;
 use crate::harness::{self, cluster, unique, Proxy, REPLICAS};
 use crate::routing::{port, wait_for_a_replica, wait_for_replicas};
 
+/// Counts row `id` of table `t` through `client`: how many it sees, and the port of the node
+/// that served the read.
+async fn count_and_port(client: &tokio_postgres::Client, t: &str, id: i32) -> (i64, u16) {
+    let row =
+        client.query_one(&format!("select count(*), inet_server_port() from {t} where id = $1"), &[&id]).await.unwrap();
+    (row.get(0), row.get::<_, i32>(1) as u16)
+}
+
 /// Runs `body` as its own task, then `cleanup`, then re-raises a panic from `body`.
 async fn with_cleanup<F, C>(body: F, cleanup: C)
 where
@@ -54,12 +62,8 @@ async fn read_your_writes_with_replay_paused_on_one_replica() {
         let mut replica_reads = 0;
         for i in 0..1000 {
             client.execute(&format!("insert into {t} values ($1)"), &[&i]).await.unwrap();
-            let row = client
-                .query_one(&format!("select count(*), inet_server_port() from {t} where id = $1"), &[&i])
-                .await
-                .unwrap();
-            let served_by = row.get::<_, i32>(1) as u16;
-            if row.get::<_, i64>(0) != 1 {
+            let (count, served_by) = count_and_port(&client, &t, i).await;
+            if count != 1 {
                 eprintln!("stale read of row {i} served by port {served_by}");
                 stale += 1;
             }
@@ -91,12 +95,9 @@ async fn a_commit_sent_alone_learns_its_lsn() {
             client.batch_execute("begin").await.unwrap();
             client.execute(&format!("insert into {t} values ($1)"), &[&i]).await.unwrap();
             client.batch_execute("commit").await.unwrap();
-            let row = client
-                .query_one(&format!("select count(*), inet_server_port() from {t} where id = $1"), &[&i])
-                .await
-                .unwrap();
-            assert_eq!(row.get::<_, i64>(0), 1, "read {i} missed its own commit");
-            assert_eq!(row.get::<_, i32>(1) as u16, cluster().replica_ports[1], "read {i}: the caught-up replica");
+            let (count, served_by) = count_and_port(&client, &t, i).await;
+            assert_eq!(count, 1, "read {i} missed its own commit");
+            assert_eq!(served_by, cluster().replica_ports[1], "read {i}: the caught-up replica");
         }
         client.batch_execute(&format!("drop table {t}")).await.unwrap();
     };
@@ -203,12 +204,9 @@ async fn lsn_token_gives_read_your_writes_across_connections() {
             let lsn = raw_write(&proxy, &format!("insert into {t} values ({i})")).await.expect("write reports its LSN");
             assert!(pgsplit::classify::parse_lsn(&lsn).is_some(), "{lsn}");
             reader.batch_execute(&format!("set pgsplit.min_lsn = '{lsn}'")).await.unwrap();
-            let row = reader
-                .query_one(&format!("select count(*), inet_server_port() from {t} where id = $1"), &[&i])
-                .await
-                .unwrap();
-            assert_eq!(row.get::<_, i64>(0), 1, "the reader saw the other connection's write");
-            assert_ne!(row.get::<_, i32>(1) as u16, cluster().replica_ports[0]);
+            let (count, served_by) = count_and_port(&reader, &t, i).await;
+            assert_eq!(count, 1, "the reader saw the other connection's write");
+            assert_ne!(served_by, cluster().replica_ports[0]);
         }
         assert_eq!(raw_write(&proxy, "select 1").await, None, "a read reports no write LSN");
         reader.batch_execute(&format!("drop table {t}")).await.unwrap();
@@ -306,13 +304,12 @@ async fn a_waiting_read_asks_the_replicas_instead_of_waiting_for_the_next_check(
     let asked_before = asked().await.expect("refreshes are counted");
     for i in 0..20 {
         client.execute(&format!("insert into {t} values ($1)"), &[&i]).await.unwrap();
-        let row = client
-            .query_one(&format!("select count(*), inet_server_port() from {t} where id = $1"), &[&i])
-            .await
-            .unwrap();
-        assert_eq!(row.get::<_, i64>(0), 1, "read {i} missed its own write");
-        let port = row.get::<_, i32>(1) as u16;
-        assert!(cluster().replica_ports.contains(&port), "read {i} after a write went to {port}, not to a replica");
+        let (count, served_by) = count_and_port(&client, &t, i).await;
+        assert_eq!(count, 1, "read {i} missed its own write");
+        assert!(
+            cluster().replica_ports.contains(&served_by),
+            "read {i} after a write went to {served_by}, not to a replica"
+        );
     }
     let asked_after = asked().await.unwrap();
     assert!(asked_after > asked_before, "the reads asked for fresh samples: {asked_before} then {asked_after}");
