@@ -3,87 +3,13 @@
 //! a primary on the old timeline (split brain). pgsplit follows the promotion with no config
 //! change and never writes to the deposed node.
 
-use std::path::PathBuf;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use tokio_postgres::{Client, SimpleQueryMessage};
 
-use crate::harness::{self, repo_root, unique, Proxy};
+use crate::harness::{self, unique, Proxy};
+use crate::own_cluster::{OwnCluster, ONE_AT_A_TIME};
 use crate::routing::port;
-
-/// One failover test at a time: each starts a cluster of its own, on ports picked when it starts.
-static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-/// A primary and two replicas in a temp dir, destroyed when dropped.
-struct OwnCluster {
-    dir: PathBuf,
-    port: u16,
-}
-
-impl OwnCluster {
-    fn start() -> OwnCluster {
-        // The shared cluster takes its ports first, so the two never pick the same range.
-        harness::cluster();
-        let port = harness::free_port_range();
-        let dir = std::env::temp_dir().join(format!("pgsplit-failover-{}-{port}", std::process::id()));
-        let cluster = OwnCluster { dir, port };
-        cluster.cmd(&["start", &port.to_string()]);
-        cluster
-    }
-
-    /// `scripts/cluster ARGS…` on this cluster's directory; panics on failure.
-    fn cmd(&self, args: &[&str]) {
-        let status = Command::new(repo_root().join("scripts/cluster"))
-            .arg(args[0])
-            .arg(&self.dir)
-            .args(&args[1..])
-            .status()
-            .expect("scripts/cluster runs");
-        assert!(status.success(), "scripts/cluster {args:?} failed");
-    }
-
-    /// pgsplit in front of this cluster, `postgres` as the console's admin. The monitor logs in
-    /// as `postgres`, as README's "Failover" asks (a monitor user with `pg_monitor`): it reads
-    /// each standby's timeline from its WAL receiver.
-    fn config(&self) -> String {
-        format!(
-            r#"admin_users = ["postgres"]
-[listen]
-addr = "127.0.0.1:0"
-[pool]
-size = 4
-connect_timeout = "1s"
-[[users]]
-name = "app"
-password = "app"
-[[users]]
-name = "postgres"
-auth = "trust"
-[databases.app]
-primary = "127.0.0.1:{p}"
-replicas = ["127.0.0.1:{r1}", "127.0.0.1:{r2}"]
-[routing]
-check_interval = "100ms"
-failover_timeout = "1s"
-monitor_user = "postgres"
-"#,
-            p = self.port,
-            r1 = self.port + 1,
-            r2 = self.port + 2,
-        )
-    }
-
-    async fn direct(&self, node: u16) -> Client {
-        harness::connect(&format!("host=127.0.0.1 port={node} user=postgres dbname=app")).await.expect("direct")
-    }
-}
-
-impl Drop for OwnCluster {
-    fn drop(&mut self) {
-        let _ = Command::new(repo_root().join("scripts/cluster")).arg("destroy").arg(&self.dir).status();
-    }
-}
 
 /// Inserts row `id` through pgsplit; `true` if the write was acknowledged.
 async fn insert(client: &Client, table: &str, id: i32) -> bool {

@@ -18,6 +18,7 @@ mod hostile_login;
 mod logs;
 mod metrics;
 mod monitor;
+mod own_cluster;
 mod passthrough;
 mod pinning;
 mod pipeline;
