@@ -141,6 +141,7 @@ fn healthy(replicas: Vec<(&str, u32)>) -> Topology {
             replay_age: Some(0.0),
             timeline: None,
             system_id: None,
+            wal_pages: None,
         };
         let replicas: Vec<_> = replicas.iter().map(|_| Some(sample(true))).collect();
         t = t.next(Some(sample(false)), &replicas, now, limits);

@@ -11,6 +11,7 @@ pub mod probe;
 pub mod round;
 pub mod tls;
 pub mod topology;
+pub mod wal;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -12,6 +12,7 @@ use tokio::time::error::Elapsed;
 
 use super::tls::MakeRustls;
 use super::topology::{Sample, Standby};
+use super::wal::WalPages;
 use crate::tls::ServerTls;
 
 /// One round trip that works on a primary and on a replica alike.
@@ -19,7 +20,8 @@ const SAMPLE_SQL: &str = "SELECT pg_is_in_recovery(), \
      CASE WHEN pg_is_in_recovery() THEN NULL ELSE (pg_current_wal_lsn() - '0/0')::int8 END, \
      (pg_last_wal_replay_lsn() - '0/0')::int8, \
      (pg_last_wal_receive_lsn() - '0/0')::int8, \
-     extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8";
+     extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8, \
+     current_setting('wal_block_size')::int8, pg_size_bytes(current_setting('wal_segment_size'))";
 
 /// Which cluster and timeline the node is on. Kept apart from the sample so that a monitor user
 /// that may not read them still samples the rest. Out of recovery the timeline is the current
@@ -232,6 +234,10 @@ async fn sample(pool: &Pool, hidden: &mut Hidden) -> Result<Sampled, SampleError
         replay_age: row.get(4),
         timeline,
         system_id,
+        wal_pages: row
+            .get::<_, Option<i64>>(5)
+            .zip(row.get(6))
+            .and_then(|(block, segment)| WalPages::new(block, segment)),
     };
     let standbys = match sample.in_recovery {
         true => Arc::from([]),

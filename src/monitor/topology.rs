@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::election::{Election, NodeId, Role, Vote};
+use super::wal::WalPages;
 
 /// Good samples in a row a replica needs before it gets reads again, so it does not flap.
 pub const RECOVER_SAMPLES: u32 = 3;
@@ -31,6 +32,8 @@ pub struct Sample {
     pub timeline: Option<u32>,
     /// `pg_control_system()`: which cluster the node belongs to, if it can be read.
     pub system_id: Option<u64>,
+    /// Its WAL page and segment sizes.
+    pub wal_pages: Option<WalPages>,
 }
 
 impl Sample {
@@ -46,6 +49,7 @@ impl Sample {
             replay_age: Some(0.0),
             timeline,
             system_id,
+            wal_pages: None,
         }
     }
 }
@@ -142,6 +146,8 @@ pub struct Topology {
     pub election: Election,
     /// Since when no node is elected (after one was): how long writes have had nowhere to go.
     pub without_primary_since: Option<Instant>,
+    /// The cluster's WAL page sizes, once the elected primary told them.
+    pub wal_pages: Option<WalPages>,
 }
 
 /// Limits a replica must meet to take reads.
@@ -163,6 +169,7 @@ impl Topology {
             history: VecDeque::new(),
             election: Election::default(),
             without_primary_since: None,
+            wal_pages: None,
         }
     }
 
@@ -182,6 +189,11 @@ impl Topology {
     /// Every configured node with its position: the configured primary first, then the replicas.
     pub fn nodes(&self) -> impl Iterator<Item = (NodeId, &NodeStatus)> {
         std::iter::once(&self.primary).chain(&self.replicas).enumerate().map(|(i, n)| (NodeId::at(i), n))
+    }
+
+    /// The position a standby's replay reaches once it has every record before `lsn`.
+    pub fn record_end(&self, lsn: u64) -> u64 {
+        self.wal_pages.map_or(lsn, |pages| pages.record_end(lsn))
     }
 
     /// The newest WAL position known: the last entry of the history.
@@ -248,6 +260,7 @@ impl Topology {
             None => None,
         };
         next.election = election;
+        next.wal_pages = elected.and_then(|s| s.wal_pages).or(self.wal_pages);
         next
     }
 

@@ -98,12 +98,14 @@ pub fn decide(
         return Decision::Go(Route::Primary, reason);
     }
     let max_lag = max_lag.unwrap_or(s.max_lag);
+    // A write's LSN just past a page header is reached by replaying up to the page start.
+    let min_lsn = req.min_lsn.map(|lsn| topo.record_end(lsn));
     // Any configured node in recovery may serve reads, the configured primary too once it
     // rejoined as a standby: eligibility already says it streams, within the lag limits.
     let mut candidates: SmallVec<[Candidate<Route>; 8]> = topo
         .nodes()
         .filter(|(_, n)| n.eligible && n.lag_time.is_some_and(|t| t <= max_lag))
-        .filter(|(_, n)| req.min_lsn.is_none_or(|min| n.replay_lsn.is_some_and(|r| r >= min)))
+        .filter(|(_, n)| min_lsn.is_none_or(|min| n.replay_lsn.is_some_and(|r| r >= min)))
         .filter(|(_, n)| req.min_lsn.is_none() || req.lsn_timeline.is_none_or(|t| n.timeline == Some(t)))
         .map(|(id, n)| Candidate { node: Route::Standby(id), weight: n.weight, busy: busy(Route::Standby(id)) })
         .collect();

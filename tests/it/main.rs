@@ -30,3 +30,4 @@ mod session_state;
 mod shutdown;
 mod tls;
 mod unnamed;
+mod wal_pages;

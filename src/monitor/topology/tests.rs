@@ -15,6 +15,7 @@ fn primary(now: Instant, lsn: u64) -> Option<Sample> {
         replay_age: None,
         timeline: None,
         system_id: None,
+        wal_pages: None,
     })
 }
 
@@ -28,6 +29,7 @@ fn replica(now: Instant, replay: u64, age: f64) -> Option<Sample> {
         replay_age: Some(age),
         timeline: None,
         system_id: None,
+        wal_pages: None,
     })
 }
 
@@ -192,4 +194,18 @@ fn a_standby_of_another_cluster_never_takes_reads_and_one_behind_the_timeline_wa
     let replicas = [of(replica(at, 1000, 0.0), 2, 7), None];
     let t = t.next(of(primary(at, 1000), 3, 7), &replicas, at, LIMITS);
     assert!(!t.replicas[0].eligible, "behind the primary's timeline");
+}
+
+#[test]
+fn the_page_sizes_come_from_the_elected_primary_and_stay_while_it_is_silent() {
+    let pages = crate::monitor::wal::WalPages::new(8192, 16 << 20);
+    let now = Instant::now();
+    let told = |s: Option<Sample>| s.map(|s| Sample { wal_pages: pages, ..s });
+    let t = topo().next(told(primary(now, 1000)), &[replica(now, 1000, 0.0), replica(now, 1000, 0.0)], now, LIMITS);
+    assert_eq!(t.wal_pages, pages);
+    assert_eq!(t.record_end(0x3C8B_A018), 0x3C8B_A000);
+    let later = now + Duration::from_secs(1);
+    let t = t.next(None, &[replica(later, 1000, 0.0), replica(later, 1000, 0.0)], later, LIMITS);
+    assert_eq!(t.wal_pages, pages, "kept while the primary does not answer");
+    assert_eq!(topo().record_end(0x3C8B_A018), 0x3C8B_A018, "unknown sizes lower nothing");
 }

@@ -40,6 +40,7 @@ fn topo(replays: &[u64]) -> Topology {
             replay_age: None,
             timeline: None,
             system_id: None,
+            wal_pages: None,
         };
         let rs: Vec<_> = replays
             .iter()
@@ -53,6 +54,7 @@ fn topo(replays: &[u64]) -> Topology {
                     replay_age: Some(0.1),
                     timeline: None,
                     system_id: None,
+                    wal_pages: None,
                 })
             })
             .collect();
@@ -137,6 +139,20 @@ fn read_your_writes_needs_a_replica_past_the_lsn() {
     }
     r.min_lsn = Some(1001);
     assert_eq!(go(decide(&r, &p, &t, &|_| 0, false)), (Route::Primary, Reason::ReadYourWrites));
+}
+
+#[test]
+fn a_write_lsn_just_past_a_page_header_is_reached_at_the_page_start() {
+    let p = Policy::new(settings()).unwrap();
+    let mut t = topo(&[0x3C8B_A000, 0x3C8B_A000]);
+    let mut r = req(RequestClass::Read);
+    // The insert LSN after a commit record that ended exactly at the page boundary.
+    r.min_lsn = Some(0x3C8B_A018);
+    assert_eq!(go(decide(&r, &p, &t, &|_| 0, false)).0, Route::Primary, "page size unknown: not lowered");
+    t.wal_pages = crate::monitor::wal::WalPages::new(8192, 16 << 20);
+    assert!(matches!(go(decide(&r, &p, &t, &|_| 0, false)), (Route::Standby(_), Reason::ReadYourWrites)));
+    r.min_lsn = Some(0x3C8B_A020);
+    assert_eq!(go(decide(&r, &p, &t, &|_| 0, false)).0, Route::Primary, "a record ended past the page start");
 }
 
 #[test]
