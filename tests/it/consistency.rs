@@ -127,6 +127,11 @@ async fn a_failed_commit_leaves_the_session_as_clean_as_before() {
     client.execute(&format!("insert into {c} values (1)"), &[]).await.unwrap();
     let e = client.batch_execute("commit").await.unwrap_err();
     assert_eq!(harness::sqlstate(&e).as_deref(), Some("23503"), "{e}");
+    // tokio-postgres returns the error as soon as it arrives, and PostgreSQL sends it before the
+    // ReadyForQuery, in a send of its own: a query sent at once may be pipelined behind the COMMIT,
+    // and run on its connection. One round trip settles the COMMIT; the next read is a request
+    // of its own.
+    client.batch_execute("select 1").await.unwrap();
     let after = port(&client, "select inet_server_port()").await;
     assert!(cluster().replica_ports.contains(&after), "after the rolled-back commit a read went to {after}");
     // Counted on the primary: the clean session reads on a replica, which need not have
