@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio_postgres::Client;
 
 use crate::harness::{self, cluster, unique, Proxy, REPLICAS};
 use crate::routing::{port, wait_for_a_replica, wait_for_replicas};
@@ -121,8 +122,7 @@ async fn a_failed_commit_leaves_the_session_as_clean_as_before() {
         .await
         .unwrap();
     let client = proxy.client().await;
-    let before = port(&client, "select inet_server_port()").await;
-    assert!(cluster().replica_ports.contains(&before), "a new session reads on a replica, not {before}");
+    read_as_a_clean_session(&proxy, &client, "a new session").await;
     client.batch_execute("begin").await.unwrap();
     client.execute(&format!("insert into {c} values (1)"), &[]).await.unwrap();
     let e = client.batch_execute("commit").await.unwrap_err();
@@ -132,14 +132,34 @@ async fn a_failed_commit_leaves_the_session_as_clean_as_before() {
     // and run on its connection. One round trip settles the COMMIT; the next read is a request
     // of its own.
     client.batch_execute("select 1").await.unwrap();
-    let after = port(&client, "select inet_server_port()").await;
-    assert!(cluster().replica_ports.contains(&after), "after the rolled-back commit a read went to {after}");
+    read_as_a_clean_session(&proxy, &client, "after the rolled-back commit, the session").await;
     // Counted on the primary: the clean session reads on a replica, which need not have
     // replayed the setup session's CREATE TABLE yet.
     let primary = harness::primary_admin().await;
     let rows = primary.query_one(&format!("select count(*) from {c}"), &[]).await.unwrap();
     assert_eq!(rows.get::<_, i64>(0), 0, "nothing of it was committed");
     setup.batch_execute(&format!("drop table {c}; drop table {p}")).await.unwrap();
+}
+
+/// Reads once through `client`, the only session of `proxy` that reads, and checks it was routed
+/// as a clean session's read: to a replica, or to the primary only because no replica was fresh
+/// enough (on a busy machine a replica's replay can wait behind another test's query), never
+/// for read-your-writes.
+async fn read_as_a_clean_session(proxy: &Proxy, client: &Client, who: &str) {
+    let own_writes = primary_decisions(proxy, "read_your_writes").await;
+    let fallbacks = primary_decisions(proxy, "fallback").await;
+    let served_by = port(client, "select inet_server_port()").await;
+    let now = primary_decisions(proxy, "read_your_writes").await;
+    assert_eq!(now, own_writes, "{who} read on the primary for its own writes");
+    if !cluster().replica_ports.contains(&served_by) {
+        let now = primary_decisions(proxy, "fallback").await;
+        assert_ne!(now, fallbacks, "{who} read on {served_by} with a replica fresh enough");
+    }
+}
+
+/// Requests routed to the primary for `reason`, as `/metrics` counts them.
+async fn primary_decisions(proxy: &Proxy, reason: &str) -> Option<f64> {
+    proxy.metric("pgsplit_routing_decisions_total", &[("target", "primary"), ("reason", reason)]).await
 }
 
 /// A raw connection logged in as `app_trust` (trust auth) to database `app`.
