@@ -54,30 +54,39 @@ async fn a_read_after_a_write_ending_on_a_page_boundary_goes_to_a_replica_that_r
     let client = proxy.client_as("postgres", "", "app").await;
     let primary = own.direct(own.port).await;
     let replicas = [own.direct(own.port + 1).await, own.direct(own.port + 2).await];
-    // What a one-message transaction adds to its message (its record's header, the commit
-    // record), measured where no page boundary is crossed.
-    let overhead = loop {
-        let before = lsn(&primary, "pg_current_wal_insert_lsn()").await;
-        client.query_one(EMIT, &[&1024i32]).await.unwrap();
-        let after = lsn(&primary, "pg_current_wal_insert_lsn()").await;
-        if before / PAGE == after / PAGE {
-            break after - before - 1024;
-        }
-    };
     let started = Instant::now();
+    let in_time =
+        || assert!(started.elapsed() < Duration::from_secs(120), "no write could be placed on a page boundary");
+    // What a one-message transaction adds to its message (its record's header, the commit
+    // record), measured where no page boundary is crossed. Other WAL coming between only makes
+    // it look bigger: the smallest seen is the one, and every miss below measures again.
+    let (mut overhead, mut measure) = (u64::MAX, true);
     loop {
-        assert!(started.elapsed() < Duration::from_secs(120), "no write could be placed on a page boundary");
+        in_time();
+        while measure {
+            in_time();
+            let before = lsn(&primary, "pg_current_wal_insert_lsn()").await;
+            client.query_one(EMIT, &[&1024i32]).await.unwrap();
+            let after = lsn(&primary, "pg_current_wal_insert_lsn()").await;
+            if before / PAGE == after / PAGE {
+                overhead = overhead.min(after - before - 1024);
+                measure = false;
+            }
+        }
         let at = lsn(&primary, "pg_current_wal_insert_lsn()").await;
         let size = i32::try_from(message_size(at, overhead)).unwrap();
         client.query_one(EMIT, &[&size]).await.unwrap();
         let end = lsn(&primary, "pg_current_wal_insert_lsn()").await;
         let boundary = end - end % PAGE;
         if end != boundary + header(boundary) {
-            continue; // Other WAL came between (a checkpoint, autovacuum): place it again.
+            // Other WAL came between (a checkpoint, autovacuum): measure and place it again.
+            measure = true;
+            continue;
         }
         // Both replicas replayed the write: at the page start, where they stay.
         for replica in &replicas {
             while lsn(replica, "pg_last_wal_replay_lsn()").await < boundary {
+                in_time();
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         }
