@@ -13,7 +13,7 @@ use crate::routing::{port, wait_for_a_replica, wait_for_replicas};
 
 /// Counts row `id` of table `t` through `client`: how many it sees, and the port of the node
 /// that served the read.
-async fn count_and_port(client: &tokio_postgres::Client, t: &str, id: i32) -> (i64, u16) {
+async fn count_and_port(client: &Client, t: &str, id: i32) -> (i64, u16) {
     let row =
         client.query_one(&format!("select count(*), inet_server_port() from {t} where id = $1"), &[&id]).await.unwrap();
     (row.get(0), row.get::<_, i32>(1) as u16)
