@@ -159,6 +159,7 @@ pub struct RoutingFile {
     pub max_lag: Option<String>,
     pub max_lag_bytes: Option<String>,
     pub read_your_writes: Option<String>,
+    pub report_write_lsn: Option<bool>,
     pub stale_fallback: Option<String>,
     pub wait_timeout: Option<String>,
     pub failover_timeout: Option<String>,

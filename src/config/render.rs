@@ -94,6 +94,7 @@ fn routing(r: &RoutingSettings) -> RoutingFile {
         max_lag: Some(format_duration(r.max_lag)),
         max_lag_bytes: Some(format_size(r.max_lag_bytes)),
         read_your_writes: Some(ReadYourWrites::of(r.read_your_writes).name().into()),
+        report_write_lsn: Some(r.report_write_lsn),
         stale_fallback: Some(r.stale_fallback.name().into()),
         wait_timeout: Some(format_duration(r.wait_timeout)),
         failover_timeout: Some(format_duration(r.failover_timeout)),

@@ -131,6 +131,9 @@ pub struct RoutingSettings {
     pub max_lag_bytes: u64,
     /// Reads after the session's own writes wait for a replica that replayed them.
     pub read_your_writes: bool,
+    /// Every session learns its write LSN with each commit and gets `pgsplit.write_lsn`; else
+    /// only sessions that ask (`pgsplit.report_write_lsn`), or when reads wait for replicas.
+    pub report_write_lsn: bool,
     pub stale_fallback: StaleFallback,
     pub wait_timeout: Duration,
     /// How long a write waits for an elected primary (a failover under way) before it fails.
@@ -186,6 +189,7 @@ pub fn validate(file: RoutingFile) -> Result<RoutingSettings, ConfigError> {
         max_lag: duration(&file.max_lag, "1s", "max_lag")?,
         max_lag_bytes,
         read_your_writes: read_your_writes == ReadYourWrites::Lsn,
+        report_write_lsn: file.report_write_lsn.unwrap_or(false),
         stale_fallback,
         wait_timeout: duration(&file.wait_timeout, "200ms", "wait_timeout")?,
         failover_timeout: duration(&file.failover_timeout, "10s", "failover_timeout")?,

@@ -9,7 +9,7 @@ use tokio::io::AsyncWriteExt;
 use tracing::Instrument;
 
 use crate::classify::{Classification, Pin};
-use crate::config::{DatabaseSettings, Pinning, PoolMode, UserSettings};
+use crate::config::{DatabaseSettings, Pinning, PoolMode, StaleFallback, UserSettings};
 use crate::pool::{Checkout, PoolKey};
 use crate::protocol::build::{self, Severity};
 use crate::protocol::from_client::Pipeline;
@@ -245,7 +245,8 @@ impl Session {
         // Outside a transaction until now: the request may commit a write, and nothing ran yet.
         let outside = fresh && !begun;
         self.prepared.start_request();
-        let probed = self.probe_owed(&inspection, route, outside && inspection.writes());
+        let writes = outside && inspection.writes();
+        let probed = self.probe_owed(&inspection, route, writes, outside && !writes);
         self.send_rewritten(&mut server, &batch.bytes, batch.summary.pipeline, &inspection.parsed, &[], probed).await?;
         // Replies are held back until they show the request ran, so a write a replica (or a
         // demoted primary) refuses can run again on the primary, and a reused statement whose
@@ -315,13 +316,22 @@ impl Session {
         }
     }
 
-    /// Whether the request owes the LSN probe: the one rule says it may commit a write, and
-    /// read-your-writes has replicas to keep away from.
-    fn probe_owed(&self, inspection: &Inspection, route: Route, writes: bool) -> bool {
+    /// Whether the request owes the LSN probe, when read-your-writes has replicas to keep away
+    /// from. `writes`: it may commit a write; `reads`: a plain read outside a transaction. A
+    /// session learns its LSN with each commit when it asked for `pgsplit.write_lsn`, or when
+    /// reads wait for replicas rather than take the primary (a read right after a write needs
+    /// the LSN at once); else only when a read needs it, which spares writes a statement.
+    fn probe_owed(&self, inspection: &Inspection, route: Route, writes: bool, reads: bool) -> bool {
         let settings = &self.config.policy.settings;
-        settings.read_your_writes
-            && !self.nodes.replicas.is_empty()
-            && self.routing.wants_probe(inspection, route, writes)
+        if !settings.read_your_writes || self.nodes.replicas.is_empty() {
+            return false;
+        }
+        let eager = settings.report_write_lsn || settings.stale_fallback == StaleFallback::Wait;
+        if self.routing.reports_write_lsn(eager) {
+            self.routing.wants_probe(inspection, route, writes)
+        } else {
+            reads && self.routing.wants_lazy_probe(inspection, route)
+        }
     }
 
     /// Sends client messages, rewritten when they name prepared statements.

@@ -29,8 +29,7 @@ impl Session {
         // The refusal is the transaction's only error, and it is not the client's.
         self.tx.begin(server.errors());
         let stale = self.prepared.undo_request();
-        let probe = probed && self.probe_owed(inspection, route, true);
-        self.send_rewritten(&mut server, &batch.bytes, batch.summary.pipeline, &inspection.parsed, &stale, probe)
+        self.send_rewritten(&mut server, &batch.bytes, batch.summary.pipeline, &inspection.parsed, &stale, probed)
             .await?;
         self.relay(server, route, Guard::NONE).await.map(|_| ())
     }
@@ -66,7 +65,7 @@ impl Session {
         self.routing.wrote();
         // What the refused run added to the client's statements would refuse its second run.
         self.prepared.undo_request();
-        let probe = self.probe_owed(inspection, Route::Primary, true);
+        let probe = self.probe_owed(inspection, Route::Primary, true, false);
         self.send_rewritten(&mut server, &batch.bytes, batch.summary.pipeline, &inspection.parsed, &[], probe).await?;
         self.relay(server, Route::Primary, Guard::NONE).await.map(|_| ())
     }

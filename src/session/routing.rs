@@ -73,8 +73,9 @@ pub struct RoutingState {
     pub dirty: bool,
     /// Writes sent so far; a probe clears `dirty` only if no write was sent after it.
     writes_sent: u64,
-    /// For each LSN probe in flight, how many writes had been sent before it.
-    probes: std::collections::VecDeque<u64>,
+    /// For each LSN probe in flight: how many writes had been sent before it, and whether
+    /// their transactions had all ended (its answer then counts whatever follows it).
+    probes: std::collections::VecDeque<(u64, bool)>,
     /// The current transaction wrote.
     pub tx_wrote: bool,
     /// The session was dirty before the current transaction's first write: what a transaction
@@ -84,6 +85,9 @@ pub struct RoutingState {
     pub min_lsn: Option<u64>,
     /// `SET pgsplit.route`: a session-wide hint.
     pub route_hint: Option<RouteTarget>,
+    /// `pgsplit.report_write_lsn`: the session wants its write LSN with each commit (`None`:
+    /// as the config says).
+    report_write_lsn: Option<bool>,
     /// `default_transaction_read_only` is on: transactions may go to a replica.
     pub read_only_default: bool,
     /// The standby the session's last read went to, kept while no other is less busy: its
@@ -119,19 +123,39 @@ impl RoutingState {
         self.tx_wrote = true;
     }
 
-    /// The one rule for the LSN probe: on the primary, behind a request that may commit a write
-    /// (`writes` outside a transaction, or the end of a transaction that wrote). Never behind a
-    /// COPY: a server in COPY FROM STDIN would take the probe for a protocol violation; the
-    /// session then stays dirty (reads on the primary) until a later probe.
+    /// Whether the session learns its write LSN with each commit and is told it
+    /// (`pgsplit.write_lsn`): when it asked (`pgsplit.report_write_lsn`), else `default`.
+    pub fn reports_write_lsn(&self, default: bool) -> bool {
+        self.report_write_lsn.unwrap_or(default)
+    }
+
+    /// The LSN probe's rule for a session that learns its LSN with each commit: on the primary,
+    /// behind a request that may commit a write (`writes` outside a transaction, or the end of a
+    /// transaction that wrote). Never behind a COPY: a server in COPY FROM STDIN would take the
+    /// probe for a protocol violation; the session then stays dirty (reads on the primary) until
+    /// a later probe.
     pub fn wants_probe(&self, inspection: &Inspection, route: Route, writes: bool) -> bool {
         route == Route::Primary
             && (writes || (inspection.has_transaction_control() && self.tx_wrote))
             && !inspection.copies()
     }
 
+    /// The LSN probe's rule for a session that learns its LSN only when a read needs it: behind
+    /// a plain read outside a transaction that goes to the primary while the session's writes
+    /// have no LSN (it would go there anyway: only the primary is sure to have them). Its answer
+    /// covers every write before it, so the session's next reads may go to replicas that
+    /// replayed them. A session that never reads after writing never pays for a probe.
+    pub fn wants_lazy_probe(&self, inspection: &Inspection, route: Route) -> bool {
+        route == Route::Primary
+            && self.dirty
+            && self.probes.is_empty()
+            && matches!(self.class_of(inspection), RequestClass::Read | RequestClass::ReadOnlyTransaction)
+            && !inspection.copies()
+    }
+
     /// Notes an LSN probe sent behind everything sent so far.
     pub fn probe_sent(&mut self) {
-        self.probes.push_back(self.writes_sent);
+        self.probes.push_back((self.writes_sent, !self.tx_wrote));
     }
 
     /// The last probe sent will not answer: it was drained with a request the node refused.
@@ -143,7 +167,7 @@ impl RoutingState {
     /// skipped the probe: the transaction's writes never happened, and the session is as dirty
     /// as before them, unless a write was sent behind the commit.
     pub fn probe_rolled_back(&mut self) {
-        if self.probes.pop_front() == Some(self.writes_sent) {
+        if self.probes.pop_front().map(|(covers, _)| covers) == Some(self.writes_sent) {
             if self.tx_wrote {
                 self.dirty = self.dirty_before_tx;
             }
@@ -152,13 +176,16 @@ impl RoutingState {
     }
 
     /// Takes a probe's answer: after a commit the LSN covers every write sent before the probe;
-    /// a write pipelined behind the probe keeps the session dirty.
+    /// a write pipelined behind the probe keeps the session dirty. A probe sent when no
+    /// transaction of the session's had written (a read's) covers the writes before it however
+    /// the transaction it ran in ends.
     pub fn probe_answered(&mut self, lsn: Option<u64>, committed: bool) -> Option<u64> {
-        let covers = self.probes.pop_front();
-        if !committed {
+        let (covers, settled) = self.probes.pop_front().unzip();
+        if committed {
+            self.tx_wrote = false;
+        } else if settled != Some(true) {
             return None;
         }
-        self.tx_wrote = false;
         let lsn = lsn?;
         self.write_lsn = Some(self.write_lsn.map_or(lsn, |old| old.max(lsn)));
         if covers == Some(self.writes_sent) {
@@ -222,6 +249,7 @@ impl RoutingState {
             SessionChange::ResetAll | SessionChange::Discard(_) => {
                 self.route_hint = None;
                 self.min_lsn = None;
+                self.report_write_lsn = None;
                 self.read_only_default = false;
             }
             SessionChange::Set { .. } => {}
@@ -232,9 +260,8 @@ impl RoutingState {
         match name.to_ascii_lowercase().as_str() {
             "pgsplit.route" => self.route_hint = RouteTarget::parse(value),
             "pgsplit.min_lsn" => self.min_lsn = crate::classify::parse_lsn(value),
-            "default_transaction_read_only" => {
-                self.read_only_default = matches!(value.to_ascii_lowercase().as_str(), "on" | "true" | "1" | "yes")
-            }
+            "pgsplit.report_write_lsn" => self.report_write_lsn = parse_bool(value),
+            "default_transaction_read_only" => self.read_only_default = parse_bool(value) == Some(true),
             _ => {}
         }
     }
@@ -292,6 +319,15 @@ impl RoutingState {
         let own = self.write_lsn.filter(|_| read_your_writes);
         let hinted = inspection.statements.iter().filter_map(|c| c.hints.min_lsn).max();
         [own, self.min_lsn, hinted].into_iter().flatten().max()
+    }
+}
+
+/// A boolean setting's value as PostgreSQL spells one; `None` for anything else (RESET's "").
+fn parse_bool(value: &str) -> Option<bool> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "on" | "true" | "yes" | "1" => Some(true),
+        "off" | "false" | "no" | "0" => Some(false),
+        _ => None,
     }
 }
 
@@ -367,6 +403,62 @@ mod tests {
         s.probe_sent();
         assert_eq!(s.probe_answered(Some(5), false), None);
         assert!(s.dirty && s.write_lsn.is_none());
+    }
+
+    /// The inspection of one simple Query of `sql`.
+    fn query(sql: &str) -> Inspection {
+        use crate::classify::ClassifierSettings;
+        use crate::protocol::frame::tests::msg;
+        let classifier = Classifier::new(ClassifierSettings { cache_size: 8, ..Default::default() });
+        let body = format!("{sql}\0");
+        RoutingState::default().inspect(&classifier, &msg(b'Q', body.as_bytes()), false, &Prepared::default())
+    }
+
+    #[test]
+    fn a_session_that_learns_its_lsn_lazily_probes_behind_its_first_read_on_the_primary() {
+        let (read, read_only, begin, write) =
+            (query("select 1"), query("begin read only"), query("begin"), query("insert into t values (1)"));
+        let mut s = RoutingState::default();
+        assert!(!s.wants_lazy_probe(&read, Route::Primary), "a clean session needs no LSN");
+        s.wrote();
+        assert!(!s.wants_probe(&write, Route::Primary, false) && !s.wants_lazy_probe(&write, Route::Primary));
+        s.tx_wrote = false; // the write's transaction ended
+        assert!(s.wants_lazy_probe(&read, Route::Primary));
+        assert!(s.wants_lazy_probe(&read_only, Route::Primary), "a read-only transaction too");
+        assert!(!s.wants_lazy_probe(&begin, Route::Primary), "not a transaction that may write");
+        assert!(!s.wants_lazy_probe(&read, Route::Standby(NodeId::at(0))));
+        s.probe_sent();
+        assert!(!s.wants_lazy_probe(&read, Route::Primary), "one probe in flight at a time");
+        assert_eq!(s.probe_answered(Some(7), false), Some(7), "it covers finished transactions only");
+        assert!(!s.dirty && s.write_lsn == Some(7));
+        assert!(!s.wants_lazy_probe(&read, Route::Primary), "the LSN is known");
+    }
+
+    #[test]
+    fn a_lazy_probe_does_not_cover_a_write_pipelined_behind_it() {
+        let mut s = RoutingState::default();
+        s.wrote();
+        s.tx_wrote = false;
+        s.probe_sent();
+        s.wrote();
+        assert_eq!(s.probe_answered(Some(7), false), Some(7));
+        assert!(s.dirty && s.tx_wrote, "the write behind it, in a transaction still open");
+    }
+
+    #[test]
+    fn a_session_asks_for_its_write_lsn() {
+        let asks = |params: &[(&str, &str)]| {
+            let params: Vec<_> = params.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect();
+            let s = RoutingState::from_params(&params);
+            (s.reports_write_lsn(false), s.reports_write_lsn(true))
+        };
+        assert_eq!(asks(&[]), (false, true), "the config decides");
+        assert_eq!(asks(&[("pgsplit.report_write_lsn", "on")]), (true, true));
+        assert_eq!(asks(&[("PGSPLIT.REPORT_WRITE_LSN", "False")]), (false, false));
+        assert_eq!(asks(&[("pgsplit.report_write_lsn", "maybe")]), (false, true), "not a boolean");
+        let mut s = RoutingState::from_params(&[("pgsplit.report_write_lsn".into(), "1".into())]);
+        s.apply_change(&SessionChange::ResetAll);
+        assert!(!s.reports_write_lsn(false), "RESET ALL hands it back to the config");
     }
 
     #[test]

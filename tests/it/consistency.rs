@@ -4,11 +4,10 @@
 
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio_postgres::Client;
 
 use crate::harness::{self, cluster, unique, Proxy, REPLICAS};
+use crate::raw::{self, message, Raw};
 use crate::routing::{port, wait_for_a_replica, wait_for_replicas};
 
 /// Counts row `id` of table `t` through `client`: how many it sees, and the port of the node
@@ -162,58 +161,18 @@ async fn primary_decisions(proxy: &Proxy, reason: &str) -> Option<f64> {
     proxy.metric("pgsplit_routing_decisions_total", &[("target", "primary"), ("reason", reason)]).await
 }
 
-/// A raw connection logged in as `app_trust` (trust auth) to database `app`.
-async fn raw_login(proxy: &Proxy) -> TcpStream {
-    let mut s = TcpStream::connect(proxy.addr).await.unwrap();
-    let mut startup = 196608u32.to_be_bytes().to_vec();
-    startup.extend_from_slice(b"user\0app_trust\0database\0app\0\0");
-    let mut msg = ((startup.len() + 4) as u32).to_be_bytes().to_vec();
-    msg.extend(startup);
-    s.write_all(&msg).await.unwrap();
-    let login = read_until_ready(&mut s).await;
-    assert!(login.iter().any(|(t, _)| *t == b'Z'));
-    s
-}
-
-/// Runs one simple query over a raw trust login and returns the `pgsplit.write_lsn` it reported.
-async fn raw_write(proxy: &Proxy, sql: &str) -> Option<String> {
-    let mut s = raw_login(proxy).await;
-    let mut q = vec![b'Q'];
-    q.extend_from_slice(&((sql.len() + 5) as u32).to_be_bytes());
-    q.extend_from_slice(sql.as_bytes());
-    q.push(0);
-    s.write_all(&q).await.unwrap();
-    let replies = read_until_ready(&mut s).await;
-    assert!(!replies.iter().any(|(t, _)| *t == b'E'), "{sql} failed");
-    let ready_at = replies.iter().position(|(t, _)| *t == b'Z').unwrap();
-    replies.iter().position(|(t, b)| *t == b'S' && b.starts_with(b"pgsplit.write_lsn\0")).map(|i| {
-        assert!(i < ready_at, "ParameterStatus comes before ReadyForQuery");
-        let body = &replies[i].1;
-        String::from_utf8(body[18..body.len() - 1].to_vec()).unwrap()
-    })
-}
-
-async fn read_until_ready(s: &mut TcpStream) -> Vec<(u8, Vec<u8>)> {
-    let mut got = Vec::new();
-    loop {
-        let mut out = Vec::new();
-        let mut rest = &got[..];
-        while rest.len() >= 5 {
-            let len = u32::from_be_bytes([rest[1], rest[2], rest[3], rest[4]]) as usize;
-            if rest.len() < len + 1 {
-                break;
-            }
-            out.push((rest[0], rest[5..len + 1].to_vec()));
-            rest = &rest[len + 1..];
-        }
-        if out.last().is_some_and(|(t, _)| *t == b'Z') {
-            return out;
-        }
-        let mut buf = [0u8; 4096];
-        let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf)).await.unwrap().unwrap();
-        assert!(n > 0, "closed");
-        got.extend_from_slice(&buf[..n]);
+/// Runs one simple query on a new raw trust login and returns the `pgsplit.write_lsn` it
+/// reported. The session asks for it at startup (`-c pgsplit.report_write_lsn=on`), as a client
+/// handing tokens to other connections does, when `asks`.
+async fn raw_write(proxy: &Proxy, sql: &str, asks: bool) -> Option<String> {
+    let mut params = vec![("user", "app_trust"), ("database", "app")];
+    if asks {
+        params.push(("options", "-c pgsplit.report_write_lsn=on"));
     }
+    let mut s = Raw::start(proxy.addr, &params).await;
+    let login = s.until_ready(1).await;
+    assert!(!login.iter().any(|(t, _)| *t == b'E'), "login failed: {login:?}");
+    crate::write_lsn::run(&mut s, sql).await.1
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -226,14 +185,19 @@ async fn lsn_token_gives_read_your_writes_across_connections() {
     reader.batch_execute(&format!("create table {t} (id int)")).await.unwrap();
     let body = async move {
         for i in 0..50 {
-            let lsn = raw_write(&proxy, &format!("insert into {t} values ({i})")).await.expect("write reports its LSN");
+            let insert = format!("insert into {t} values ({i})");
+            if i == 0 {
+                assert_eq!(raw_write(&proxy, &insert, false).await, None, "reported only when asked");
+                continue;
+            }
+            let lsn = raw_write(&proxy, &insert, true).await.expect("write reports its LSN");
             assert!(pgsplit::classify::parse_lsn(&lsn).is_some(), "{lsn}");
             reader.batch_execute(&format!("set pgsplit.min_lsn = '{lsn}'")).await.unwrap();
             let (count, served_by) = count_and_port(&reader, &t, i).await;
             assert_eq!(count, 1, "the reader saw the other connection's write");
             assert_ne!(served_by, cluster().replica_ports[0]);
         }
-        assert_eq!(raw_write(&proxy, "select 1").await, None, "a read reports no write LSN");
+        assert_eq!(raw_write(&proxy, "select 1", true).await, None, "a read reports no write LSN");
         reader.batch_execute(&format!("drop table {t}")).await.unwrap();
     };
     with_replay_paused(body).await;
@@ -341,14 +305,6 @@ async fn a_waiting_read_asks_the_replicas_instead_of_waiting_for_the_next_check(
     client.batch_execute(&format!("drop table {t}")).await.unwrap();
 }
 
-/// A protocol message: tag, length, body.
-fn message(tag: u8, body: &[u8]) -> Vec<u8> {
-    let mut m = vec![tag];
-    m.extend_from_slice(&((body.len() + 4) as u32).to_be_bytes());
-    m.extend_from_slice(body);
-    m
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_query_after_a_flushed_read_on_a_replica_runs_on_the_primary() {
     let _healthy = REPLICAS.read().await;
@@ -361,27 +317,17 @@ async fn a_write_query_after_a_flushed_read_on_a_replica_runs_on_the_primary() {
     // The raw session has written nothing, so its lookup may go to a replica that has not yet
     // replayed `client`'s CREATE TABLE: wait until both have.
     harness::wait_replayed_on_replicas(&harness::table_exists(&t)).await;
-    let mut s = raw_login(&proxy).await;
+    let mut s = Raw::login(proxy.addr).await;
     // asyncpg's COPY: look the columns up with Parse/Describe/Flush (a read, on a replica), then
     // send the write as a simple Query without ever sending Sync.
     let mut lookup = message(b'P', format!("cols\0select id, inet_server_port() from {t} limit 1\0\0\0").as_bytes());
     lookup.extend(message(b'D', b"Scols\0"));
     lookup.extend(message(b'H', b""));
-    s.write_all(&lookup).await.unwrap();
-    let mut got = Vec::new();
-    while !got.windows(1).any(|w: &[u8]| w[0] == b'T') || got.len() < 30 {
-        let mut buf = [0u8; 4096];
-        let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf)).await.unwrap().unwrap();
-        assert!(n > 0, "closed");
-        got.extend_from_slice(&buf[..n]);
-        if got.first() == Some(&b'1') && got.contains(&b'T') {
-            break;
-        }
-    }
-    assert_eq!(got[0], b'1', "ParseComplete first: {got:?}");
-    let insert = format!("insert into {t} select inet_server_port()\0");
-    s.write_all(&message(b'Q', insert.as_bytes())).await.unwrap();
-    let replies = read_until_ready(&mut s).await;
+    s.send(&lookup).await;
+    let got = s.until_tag(b'T').await;
+    assert_eq!(got[0].0, b'1', "ParseComplete first: {got:?}");
+    s.send(&raw::query(&format!("insert into {t} select inet_server_port()"))).await;
+    let replies = s.until_ready(1).await;
     let error = replies.iter().find(|(tag, _)| *tag == b'E').map(|(_, b)| String::from_utf8_lossy(b).into_owned());
     assert_eq!(error, None, "the write ran");
     assert_eq!(replies.last().map(|(tag, body)| (*tag, body.clone())), Some((b'Z', b"I".to_vec())));

@@ -31,3 +31,4 @@ mod shutdown;
 mod tls;
 mod unnamed;
 mod wal_pages;
+mod write_lsn;

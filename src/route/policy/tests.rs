@@ -10,6 +10,7 @@ fn settings() -> RoutingSettings {
         max_lag: Duration::from_secs(1),
         max_lag_bytes: 1 << 20,
         read_your_writes: true,
+        report_write_lsn: false,
         stale_fallback: StaleFallback::Primary,
         wait_timeout: Duration::from_millis(200),
         failover_timeout: Duration::from_secs(10),

@@ -1,0 +1,88 @@
+//! When a session learns its write LSN: with each commit when it asks for `pgsplit.write_lsn`
+//! (or reads wait for replicas), else behind its first read after a write, which the primary
+//! serves, so a transaction that no read follows costs no probe.
+
+use std::time::{Duration, Instant};
+
+use crate::harness::{cluster, unique, Proxy, REPLICAS};
+use crate::raw::{self, Raw};
+use crate::routing::wait_for_replicas;
+
+/// Runs `sql`, one simple Query with one ReadyForQuery, through `raw`: the first row's columns
+/// as text, and the `pgsplit.write_lsn` reported with it.
+pub async fn run(raw: &mut Raw, sql: &str) -> (Vec<String>, Option<String>) {
+    raw.send(&raw::query(sql)).await;
+    let replies = raw.until_ready(1).await;
+    assert!(!replies.iter().any(|(t, _)| *t == b'E'), "{sql}: {replies:?}");
+    let row = replies.iter().find(|(t, _)| *t == b'D').map(|(_, body)| columns(body)).unwrap_or_default();
+    let token = replies.iter().find_map(|(t, body)| {
+        let value = body.strip_prefix(b"pgsplit.write_lsn\0").filter(|_| *t == b'S')?;
+        Some(String::from_utf8(value.strip_suffix(b"\0").expect("a C string").to_vec()).unwrap())
+    });
+    (row, token)
+}
+
+/// The text columns of a DataRow; NULL as "".
+fn columns(body: &[u8]) -> Vec<String> {
+    let mut rest = &body[2..];
+    let mut out = Vec::new();
+    while rest.len() >= 4 {
+        let len = i32::from_be_bytes(rest[..4].try_into().unwrap());
+        rest = &rest[4..];
+        let len = usize::try_from(len).unwrap_or(0);
+        out.push(String::from_utf8_lossy(&rest[..len]).into_owned());
+        rest = &rest[len..];
+    }
+    out
+}
+
+/// Reads through `raw` until a replica serves it (each read must see the session's row), for at
+/// most a generous hang guard: a session whose LSN stays unknown reads on the primary for good.
+async fn reads_reach_a_replica(raw: &mut Raw, read: &str) {
+    let give_up = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (row, _) = run(raw, read).await;
+        assert_eq!(row[0], "1", "a read missed the session's own write");
+        let port: u16 = row[1].parse().unwrap();
+        if cluster().replica_ports.contains(&port) {
+            return;
+        }
+        assert!(Instant::now() < give_up, "no read left the primary: the session never learned its LSN");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_learns_its_lsn_from_the_next_read_unless_the_session_asks() {
+    let _healthy = REPLICAS.read().await;
+    // Reads that no replica can take go to the primary: sessions learn their LSN lazily.
+    let proxy = Proxy::split().await;
+    wait_for_replicas(&proxy.app_conn()).await;
+    let t = unique("lazy");
+    let mut s = Raw::login(proxy.addr).await;
+    run(&mut s, &format!("create table {t} (id int primary key)")).await;
+    let (_, token) = run(&mut s, &format!("insert into {t} values (1)")).await;
+    assert_eq!(token, None, "a commit reports no LSN to a session that did not ask");
+    let read = |id: i32| format!("select count(*), inet_server_port() from {t} where id = {id}");
+    let (row, token) = run(&mut s, &read(1)).await;
+    assert_eq!(row, ["1".to_string(), cluster().primary_port.to_string()], "only the primary is sure to have it");
+    let learned = token.expect("the read on the primary learned the session's LSN");
+    reads_reach_a_replica(&mut s, &read(1)).await;
+
+    // A read-only transaction learns it too: the probe runs in it, after the earlier commits.
+    run(&mut s, &format!("insert into {t} values (2)")).await;
+    let (_, token) = run(&mut s, "begin read only").await;
+    let again = token.expect("the read-only transaction's first request learned the LSN");
+    let lsn = |text: &str| pgsplit::classify::parse_lsn(text).unwrap();
+    assert!(lsn(&again) > lsn(&learned), "{again} is past {learned}");
+    run(&mut s, &read(2)).await;
+    run(&mut s, "commit").await;
+    reads_reach_a_replica(&mut s, &read(2)).await;
+
+    // Asked for, the LSN comes with each commit.
+    run(&mut s, "set pgsplit.report_write_lsn = on").await;
+    let (_, token) = run(&mut s, &format!("insert into {t} values (3)")).await;
+    assert!(lsn(&token.expect("the commit of a session that asked reports its LSN")) > lsn(&again));
+    reads_reach_a_replica(&mut s, &read(3)).await;
+    run(&mut s, &format!("drop table {t}")).await;
+}
