@@ -133,9 +133,11 @@ fn healthy(replicas: Vec<(&str, u32)>) -> Topology {
     for _ in 0..crate::monitor::topology::RECOVER_SAMPLES {
         let now = Instant::now();
         let sample = |in_recovery| Sample {
+            asked: now,
             taken: now,
             in_recovery,
             current_lsn: Some(1),
+            insert_lsn: None,
             replay_lsn: Some(1),
             receive_lsn: Some(1),
             replay_age: Some(0.0),

@@ -21,7 +21,8 @@ const SAMPLE_SQL: &str = "SELECT pg_is_in_recovery(), \
      (pg_last_wal_replay_lsn() - '0/0')::int8, \
      (pg_last_wal_receive_lsn() - '0/0')::int8, \
      extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8, \
-     current_setting('wal_block_size')::int8, pg_size_bytes(current_setting('wal_segment_size'))";
+     current_setting('wal_block_size')::int8, pg_size_bytes(current_setting('wal_segment_size')), \
+     CASE WHEN pg_is_in_recovery() THEN NULL ELSE (pg_current_wal_insert_lsn() - '0/0')::int8 END";
 
 /// Which cluster and timeline the node is on. Kept apart from the sample so that a monitor user
 /// that may not read them still samples the rest. Out of recovery the timeline is the current
@@ -204,6 +205,8 @@ async fn sample(pool: &Pool, hidden: &mut Hidden) -> Result<Sampled, SampleError
             Err(e) => Err(e),
         }
     };
+    // Every commit that ended before this instant is at or below the insert position read.
+    let asked = Instant::now();
     let (row, identity) = tokio::join!(client.query_one(&sample, &[]), identity_query);
     let row = row?;
     let (system_id, timeline) = match identity {
@@ -226,9 +229,11 @@ async fn sample(pool: &Pool, hidden: &mut Hidden) -> Result<Sampled, SampleError
         }
     };
     let sample = Sample {
+        asked,
         taken: Instant::now(),
         in_recovery: row.get(0),
         current_lsn: lsn(&row, 1),
+        insert_lsn: lsn(&row, 7),
         replay_lsn: lsn(&row, 2),
         receive_lsn: lsn(&row, 3),
         replay_age: row.get(4),

@@ -18,10 +18,15 @@ const HISTORY: usize = 1024;
 /// What one node answered in one round.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Sample {
+    /// When its query was sent.
+    pub asked: Instant,
     pub taken: Instant,
     pub in_recovery: bool,
     /// `pg_current_wal_lsn()` on a primary.
     pub current_lsn: Option<u64>,
+    /// `pg_current_wal_insert_lsn()` on a primary: at or past the end of every commit that
+    /// ended before the sample was asked for, whatever `synchronous_commit` said.
+    pub insert_lsn: Option<u64>,
     /// `pg_last_wal_replay_lsn()` on a replica.
     pub replay_lsn: Option<u64>,
     /// `pg_last_wal_receive_lsn()` on a replica.
@@ -41,9 +46,11 @@ impl Sample {
     #[doc(hidden)]
     pub fn caught_up(taken: Instant, in_recovery: bool, timeline: Option<u32>, system_id: Option<u64>) -> Sample {
         Sample {
+            asked: taken,
             taken,
             in_recovery,
             current_lsn: Some(1000),
+            insert_lsn: Some(1000).filter(|_| !in_recovery),
             replay_lsn: Some(1000),
             receive_lsn: Some(1000),
             replay_age: Some(0.0),
@@ -52,6 +59,17 @@ impl Sample {
             wal_pages: None,
         }
     }
+}
+
+/// An upper bound on the LSN of every commit that ended on the elected primary before `asked`:
+/// its insert position then. A session whose writes ended earlier, and whose LSN pgsplit did
+/// not ask for, may take it as theirs (reads then wait for a little more WAL than they need).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct InsertBound {
+    pub asked: Instant,
+    pub lsn: u64,
+    /// The timeline the primary was on (0: unknown).
+    pub timeline: u32,
 }
 
 /// A standby as the primary's `pg_stat_replication` shows it: what the primary knows of its
@@ -148,6 +166,8 @@ pub struct Topology {
     pub without_primary_since: Option<Instant>,
     /// The cluster's WAL page sizes, once the elected primary told them.
     pub wal_pages: Option<WalPages>,
+    /// The elected primary's latest insert position, and when it was asked for.
+    pub insert_bound: Option<InsertBound>,
 }
 
 /// Limits a replica must meet to take reads.
@@ -170,6 +190,7 @@ impl Topology {
             election: Election::default(),
             without_primary_since: None,
             wal_pages: None,
+            insert_bound: None,
         }
     }
 
@@ -261,6 +282,9 @@ impl Topology {
         };
         next.election = election;
         next.wal_pages = elected.and_then(|s| s.wal_pages).or(self.wal_pages);
+        let timeline = next.election.max_timeline;
+        let bound = elected.and_then(|s| Some(InsertBound { asked: s.asked, lsn: s.insert_lsn?, timeline }));
+        next.insert_bound = bound.or(self.insert_bound);
         next
     }
 

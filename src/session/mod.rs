@@ -246,7 +246,10 @@ impl Session {
         let outside = fresh && !begun;
         self.prepared.start_request();
         let writes = outside && inspection.writes();
-        let probed = self.probe_owed(&inspection, route, writes, outside && !writes);
+        // A read learns the LSN only if it ends the exchange (a probe must not land inside a
+        // pipeline the client keeps open), and only where reads are routed at all.
+        let reads = outside && !writes && batch.summary.waits_for_ready() && self.mode == PoolMode::Transaction;
+        let probed = self.probe_owed(&inspection, route, writes, reads);
         self.send_rewritten(&mut server, &batch.bytes, batch.summary.pipeline, &inspection.parsed, &[], probed).await?;
         // Replies are held back until they show the request ran, so a write a replica (or a
         // demoted primary) refuses can run again on the primary, and a reused statement whose
@@ -399,6 +402,9 @@ impl Session {
             self.ctx.decisions.count(Route::Primary, Reason::Transaction);
             Ok(Route::Primary)
         } else {
+            if let Some(topology) = self.nodes.topology.as_ref().filter(|_| self.routing.dirty) {
+                self.routing.bound_by_sample(topology.load().insert_bound);
+            }
             dispatch::choose(&self.ctx, &self.config, &self.nodes, &self.routing, inspection, &who).await
         };
         let checkout = match route {
@@ -470,7 +476,7 @@ impl Session {
     fn end_request(&mut self, mut server: Checkout) {
         self.settle_session_changes(&mut server);
         if server.status() == b'I' {
-            self.routing.tx_wrote = false;
+            self.routing.outside_transaction();
         }
         if server.take_params_changed() {
             // The client saw these ParameterStatus messages go by; only remember them.

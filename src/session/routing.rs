@@ -3,12 +3,14 @@
 
 use std::borrow::Cow;
 use std::sync::Arc;
+use std::time::Instant;
 
 use smallvec::SmallVec;
 
 use super::dispatch::Requester;
 use super::prepared::Prepared;
 use crate::classify::{Classification, Classifier, Intent, RouteTarget, SessionChange, StatementKind};
+use crate::monitor::topology::InsertBound;
 use crate::monitor::NodeId;
 use crate::protocol::frame::messages;
 use crate::protocol::from_client;
@@ -81,6 +83,9 @@ pub struct RoutingState {
     /// The session was dirty before the current transaction's first write: what a transaction
     /// the server rolled back leaves.
     dirty_before_tx: bool,
+    /// When the session last left a transaction with writes whose LSN is unknown: a sample of
+    /// the primary asked for later bounds their LSN (`bound_by_sample`).
+    writes_ended: Option<Instant>,
     /// `SET pgsplit.min_lsn`: reads need at least this LSN.
     pub min_lsn: Option<u64>,
     /// `SET pgsplit.route`: a session-wide hint.
@@ -121,6 +126,27 @@ impl RoutingState {
         self.writes_sent += 1;
         self.dirty = true;
         self.tx_wrote = true;
+        self.writes_ended = None;
+    }
+
+    /// Notes that the session is outside a transaction: every write it sent has ended.
+    pub fn outside_transaction(&mut self) {
+        self.tx_wrote = false;
+        if self.dirty && self.writes_ended.is_none() {
+            self.writes_ended = Some(Instant::now());
+        }
+    }
+
+    /// Takes the elected primary's insert position, from a sample asked for after every write of
+    /// the session ended, as their LSN (an upper bound): a session that learns its LSN lazily
+    /// reads on replicas again without a probe once the monitor sampled the primary after its
+    /// writes (within two check intervals).
+    pub fn bound_by_sample(&mut self, bound: Option<InsertBound>) {
+        let Some(ended) = self.writes_ended.filter(|_| self.dirty && self.probes.is_empty()) else { return };
+        let Some(bound) = bound.filter(|b| b.asked > ended) else { return };
+        self.write_lsn = Some(self.write_lsn.map_or(bound.lsn, |old| old.max(bound.lsn)));
+        self.write_timeline = Some(bound.timeline).filter(|t| *t > 0);
+        self.dirty = false;
     }
 
     /// Whether the session learns its write LSN with each commit and is told it
@@ -443,6 +469,37 @@ mod tests {
         s.wrote();
         assert_eq!(s.probe_answered(Some(7), false), Some(7));
         assert!(s.dirty && s.tx_wrote, "the write behind it, in a transaction still open");
+    }
+
+    #[test]
+    fn only_a_sample_asked_for_after_every_write_ended_bounds_their_lsn() {
+        use std::time::Duration;
+        let bound = |asked: Instant, lsn: u64| Some(InsertBound { asked, lsn, timeline: 3 });
+        let mut s = RoutingState::default();
+        s.wrote();
+        let before = Instant::now();
+        s.bound_by_sample(bound(before, 50));
+        assert!(s.dirty, "the write has not ended");
+        s.outside_transaction();
+        let ended = s.writes_ended.expect("the write ended");
+        s.bound_by_sample(bound(ended, 60));
+        assert!(s.dirty, "asked for no later than the write ended");
+        s.bound_by_sample(bound(ended + Duration::from_millis(1), 70));
+        assert!(!s.dirty && s.write_lsn == Some(70) && s.write_timeline == Some(3));
+
+        s.wrote();
+        s.bound_by_sample(bound(ended + Duration::from_secs(1), 80));
+        assert!(s.dirty && s.write_lsn == Some(70), "a new write is not covered by an older end");
+        s.outside_transaction();
+        s.probe_sent();
+        s.bound_by_sample(bound(Instant::now() + Duration::from_secs(1), 90));
+        assert!(s.dirty, "a probe in flight answers for them");
+        s.probe_answered(Some(95), true);
+        s.wrote();
+        s.outside_transaction();
+        s.bound_by_sample(bound(Instant::now() + Duration::from_secs(1), 85));
+        assert_eq!(s.write_lsn, Some(95), "the write LSN never goes back");
+        assert!(!s.dirty);
     }
 
     #[test]

@@ -42,7 +42,7 @@ async fn reads_reach_a_replica(raw: &mut Raw, read: &str) {
     let give_up = Instant::now() + Duration::from_secs(60);
     loop {
         let (row, _) = run(raw, read).await;
-        assert_eq!(row[0], "1", "a read missed the session's own write");
+        assert_eq!(row[0], "t", "a read missed the session's own write");
         let port: u16 = row[1].parse().unwrap();
         if cluster().replica_ports.contains(&port) {
             return;
@@ -50,6 +50,21 @@ async fn reads_reach_a_replica(raw: &mut Raw, read: &str) {
         assert!(Instant::now() < give_up, "no read left the primary: the session never learned its LSN");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// Writes with `write` and then runs `read` until the read learns the session's LSN by a probe
+/// of its own (a `pgsplit.write_lsn` comes with it), which it returns with the read's row. The
+/// monitor may sample the primary between the two and so bound the LSN first (no probe then):
+/// each such attempt is written and read again.
+async fn read_learns_by_probe(s: &mut Raw, write: &str, read: &str) -> (Vec<String>, String) {
+    for _ in 0..20 {
+        let (_, token) = run(s, write).await;
+        assert_eq!(token, None, "a commit reports no LSN to a session that did not ask");
+        if let (row, Some(token)) = run(s, read).await {
+            return (row, token);
+        }
+    }
+    panic!("{read}: no probe in 20 writes and reads");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -60,19 +75,14 @@ async fn a_write_learns_its_lsn_from_the_next_read_unless_the_session_asks() {
     wait_for_replicas(&proxy.app_conn()).await;
     let t = unique("lazy");
     let mut s = Raw::login(proxy.addr).await;
-    run(&mut s, &format!("create table {t} (id int primary key)")).await;
-    let (_, token) = run(&mut s, &format!("insert into {t} values (1)")).await;
-    assert_eq!(token, None, "a commit reports no LSN to a session that did not ask");
-    let read = |id: i32| format!("select count(*), inet_server_port() from {t} where id = {id}");
-    let (row, token) = run(&mut s, &read(1)).await;
-    assert_eq!(row, ["1".to_string(), cluster().primary_port.to_string()], "only the primary is sure to have it");
-    let learned = token.expect("the read on the primary learned the session's LSN");
+    run(&mut s, &format!("create table {t} (id int)")).await;
+    let read = |id: i32| format!("select count(*) > 0, inet_server_port() from {t} where id = {id}");
+    let (row, learned) = read_learns_by_probe(&mut s, &format!("insert into {t} values (1)"), &read(1)).await;
+    assert_eq!(row, ["t".to_string(), cluster().primary_port.to_string()], "a probe runs on the primary");
     reads_reach_a_replica(&mut s, &read(1)).await;
 
     // A read-only transaction learns it too: the probe runs in it, after the earlier commits.
-    run(&mut s, &format!("insert into {t} values (2)")).await;
-    let (_, token) = run(&mut s, "begin read only").await;
-    let again = token.expect("the read-only transaction's first request learned the LSN");
+    let (_, again) = read_learns_by_probe(&mut s, &format!("insert into {t} values (2)"), "begin read only").await;
     let lsn = |text: &str| pgsplit::classify::parse_lsn(text).unwrap();
     assert!(lsn(&again) > lsn(&learned), "{again} is past {learned}");
     run(&mut s, &read(2)).await;
@@ -84,5 +94,38 @@ async fn a_write_learns_its_lsn_from_the_next_read_unless_the_session_asks() {
     let (_, token) = run(&mut s, &format!("insert into {t} values (3)")).await;
     assert!(lsn(&token.expect("the commit of a session that asked reports its LSN")) > lsn(&again));
     reads_reach_a_replica(&mut s, &read(3)).await;
+    run(&mut s, &format!("drop table {t}")).await;
+}
+
+/// A session whose LSN pgsplit did not ask for takes the primary's insert position from a sample
+/// the monitor asked for after its writes ended: its reads leave the primary with no probe.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sample_after_the_writes_bounds_their_lsn() {
+    let _healthy = REPLICAS.read().await;
+    let proxy = Proxy::split().await;
+    wait_for_replicas(&proxy.app_conn()).await;
+    let t = unique("bound");
+    let mut s = Raw::login(proxy.addr).await;
+    run(&mut s, &format!("create table {t} (id int)")).await;
+    let (_, token) = run(&mut s, &format!("insert into {t} values (1)")).await;
+    assert_eq!(token, None);
+    // A sample that saw WAL written after the session's insert ended ran after it; the sample
+    // after that one was asked for after it. Each round writes WAL and waits for a sample of it.
+    let admin = crate::harness::primary_admin().await;
+    for _ in 0..2 {
+        admin.execute(&format!("insert into {t} values (0)"), &[]).await.unwrap();
+        let row = admin.query_one("select (pg_current_wal_lsn() - '0/0')::float8", &[]).await.unwrap();
+        let written: f64 = row.get(0);
+        let give_up = Instant::now() + Duration::from_secs(60);
+        while proxy.metric("pgsplit_primary_wal_lsn_bytes", &[("database", "app")]).await.unwrap_or(0.0) < written {
+            assert!(Instant::now() < give_up, "the monitor did not sample the primary");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    let read = format!("select count(*) > 0, inet_server_port() from {t} where id = 1");
+    let (row, token) = run(&mut s, &read).await;
+    assert_eq!(row[0], "t", "the read saw the session's insert");
+    assert_eq!(token, None, "no probe: the sample bounded the LSN");
+    reads_reach_a_replica(&mut s, &read).await;
     run(&mut s, &format!("drop table {t}")).await;
 }

@@ -7,9 +7,11 @@ const LIMITS: Freshness =
 
 fn primary(now: Instant, lsn: u64) -> Option<Sample> {
     Some(Sample {
+        asked: now,
         taken: now,
         in_recovery: false,
         current_lsn: Some(lsn),
+        insert_lsn: Some(lsn),
         replay_lsn: None,
         receive_lsn: None,
         replay_age: None,
@@ -21,9 +23,11 @@ fn primary(now: Instant, lsn: u64) -> Option<Sample> {
 
 fn replica(now: Instant, replay: u64, age: f64) -> Option<Sample> {
     Some(Sample {
+        asked: now,
         taken: now,
         in_recovery: true,
         current_lsn: None,
+        insert_lsn: None,
         replay_lsn: Some(replay),
         receive_lsn: Some(replay),
         replay_age: Some(age),
@@ -208,4 +212,20 @@ fn the_page_sizes_come_from_the_elected_primary_and_stay_while_it_is_silent() {
     let t = t.next(None, &[replica(later, 1000, 0.0), replica(later, 1000, 0.0)], later, LIMITS);
     assert_eq!(t.wal_pages, pages, "kept while the primary does not answer");
     assert_eq!(topo().record_end(0x3C8B_A018), 0x3C8B_A018, "unknown sizes lower nothing");
+}
+
+#[test]
+fn the_insert_bound_is_the_elected_primarys_with_when_it_was_asked_for() {
+    let now = Instant::now();
+    let asked = now - Duration::from_millis(5);
+    let sampled = |lsn| primary(now, 1000).map(|s| Sample { asked, insert_lsn: Some(lsn), ..s });
+    let replicas = |at| [replica(at, 1000, 0.0), replica(at, 1000, 0.0)];
+    let t = topo().next(sampled(1010), &replicas(now), now, LIMITS);
+    assert_eq!(t.insert_bound, Some(InsertBound { asked, lsn: 1010, timeline: 0 }));
+    let later = now + Duration::from_secs(1);
+    let kept = t.next(None, &replicas(later), later, LIMITS);
+    assert_eq!(kept.insert_bound, t.insert_bound, "an older bound stays true while the primary is silent");
+    let standby = primary(later, 1000).map(|s| Sample { in_recovery: true, insert_lsn: None, ..s });
+    let demoted = topo().next(standby, &replicas(later), later, LIMITS);
+    assert_eq!(demoted.insert_bound, None, "no elected primary, no bound");
 }

@@ -33,9 +33,11 @@ fn topo(replays: &[u64]) -> Topology {
     for _ in 0..5 {
         let now = Instant::now();
         let p = Sample {
+            asked: now,
             taken: now,
             in_recovery: false,
             current_lsn: Some(1000),
+            insert_lsn: Some(1000),
             replay_lsn: None,
             receive_lsn: None,
             replay_age: None,
@@ -47,9 +49,11 @@ fn topo(replays: &[u64]) -> Topology {
             .iter()
             .map(|&r| {
                 Some(Sample {
+                    asked: now,
                     taken: now,
                     in_recovery: true,
                     current_lsn: None,
+                    insert_lsn: None,
                     replay_lsn: Some(r),
                     receive_lsn: Some(r),
                     replay_age: Some(0.1),
