@@ -155,6 +155,9 @@ fn routing(ctx: &Shared, m: &Metrics) {
             m.counter("pgsplit_routing_decisions_total", &labels).absolute(retries);
         }
     }
+    for (at, n) in ctx.counters.lsn_probes() {
+        m.counter("pgsplit_lsn_probes_total", &[("at", at)]).absolute(n);
+    }
     let cache = ctx.classifier.load().stats();
     m.counter("pgsplit_classifier_cache_hits_total", &[]).absolute(cache.hits);
     m.counter("pgsplit_classifier_cache_misses_total", &[]).absolute(cache.misses);

@@ -72,6 +72,8 @@ pub struct Counters {
     errors: Mutex<BTreeMap<String, u64>>,
     misroute_retries: AtomicU64,
     failover_retries: AtomicU64,
+    /// LSN probes sent behind a write or commit, and behind a read.
+    lsn_probes: [AtomicU64; 2],
 }
 
 impl Counters {
@@ -89,6 +91,17 @@ impl Counters {
     pub fn error(&self, sqlstate: &str) {
         let class = sqlstate.get(..2).unwrap_or("XX").to_string();
         *self.errors.lock().entry(class).or_default() += 1;
+    }
+
+    /// Counts an LSN probe sent: behind a read (`at_read`), else behind a write or commit.
+    pub fn lsn_probe(&self, at_read: bool) {
+        self.lsn_probes[usize::from(at_read)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// LSN probes sent, by the `at` label.
+    pub fn lsn_probes(&self) -> [(&'static str, u64); 2] {
+        let n = |i: usize| self.lsn_probes[i].load(Ordering::Relaxed);
+        [("commit", n(0)), ("read", n(1))]
     }
 
     /// Counts a request retried on the primary after a replica refused it as a write.

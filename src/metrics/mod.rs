@@ -40,6 +40,7 @@ pub const CATALOG: &[(&str, Kind, &str)] = &[
     ("pgsplit_primary_elections_total", Kind::Counter, "Times a node other than the last elected one became primary."),
     ("pgsplit_seconds_without_primary", Kind::Gauge, "How long no node has been elected primary (0 while one is)."),
     ("pgsplit_primary_wal_lsn_bytes", Kind::Gauge, "The primary's current WAL position, as a byte offset."),
+    ("pgsplit_lsn_probes_total", Kind::Counter, "Write LSN probes sent, behind a commit or behind a read."),
     (
         "pgsplit_topology_refreshes_total",
         Kind::Counter,

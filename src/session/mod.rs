@@ -369,7 +369,8 @@ impl Session {
             server.send(bytes, pipeline, probe).await?;
         }
         if probe {
-            self.routing.probe_sent();
+            let at_read = self.routing.probe_sent();
+            self.ctx.counters.lsn_probe(at_read);
         }
         Ok(())
     }

@@ -179,9 +179,11 @@ impl RoutingState {
             && !inspection.copies()
     }
 
-    /// Notes an LSN probe sent behind everything sent so far.
-    pub fn probe_sent(&mut self) {
+    /// Notes an LSN probe sent behind everything sent so far; `true` when it covers finished
+    /// transactions only (a read's probe).
+    pub fn probe_sent(&mut self) -> bool {
         self.probes.push_back((self.writes_sent, !self.tx_wrote));
+        !self.tx_wrote
     }
 
     /// The last probe sent will not answer: it was drained with a request the node refused.

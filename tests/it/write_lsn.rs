@@ -94,6 +94,46 @@ async fn a_write_learns_its_lsn_from_the_next_read_unless_the_session_asks() {
     let (_, token) = run(&mut s, &format!("insert into {t} values (3)")).await;
     assert!(lsn(&token.expect("the commit of a session that asked reports its LSN")) > lsn(&again));
     reads_reach_a_replica(&mut s, &read(3)).await;
+    assert_eq!(probes(&proxy).await, (1.0, 2.0), "one commit's probe, two reads' (commits and reads before)");
+    run(&mut s, &format!("drop table {t}")).await;
+}
+
+/// LSN probes `proxy` sent: behind commits, and behind reads.
+async fn probes(proxy: &Proxy) -> (f64, f64) {
+    let at = |at| async move { proxy.metric("pgsplit_lsn_probes_total", &[("at", at)]).await.unwrap_or(0.0) };
+    (at("commit").await, at("read").await)
+}
+
+/// TPC-B's transactions: writes that no read of the session follows cost no probe, unless the
+/// session asks for its LSN.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transactions_no_read_follows_cost_no_probe() {
+    let _healthy = REPLICAS.read().await;
+    let proxy = Proxy::split().await;
+    let t = unique("tpcb");
+    let mut s = Raw::login(proxy.addr).await;
+    run(&mut s, &format!("create table {t} (id int primary key, n int)")).await;
+    run(&mut s, &format!("insert into {t} values (1, 0)")).await;
+    let transaction = [
+        "begin".to_string(),
+        format!("update {t} set n = n + 1 where id = 1"),
+        format!("select n from {t} where id = 1"),
+        "end".into(),
+    ];
+    for _ in 0..10 {
+        for sql in &transaction {
+            assert_eq!(run(&mut s, sql).await.1, None, "{sql}");
+        }
+    }
+    assert_eq!(probes(&proxy).await, (0.0, 0.0));
+    run(&mut s, "set pgsplit.report_write_lsn = on").await;
+    for _ in 0..10 {
+        for sql in &transaction {
+            let token = run(&mut s, sql).await.1;
+            assert_eq!(token.is_some(), sql == "end", "{sql}: the LSN comes with the commit");
+        }
+    }
+    assert_eq!(probes(&proxy).await, (10.0, 0.0));
     run(&mut s, &format!("drop table {t}")).await;
 }
 
