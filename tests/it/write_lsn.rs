@@ -55,13 +55,16 @@ async fn reads_reach_a_replica(raw: &mut Raw, read: &str) {
 /// Writes with `write` and then runs `read` until the read learns the session's LSN by a probe
 /// of its own (a `pgsplit.write_lsn` comes with it), which it returns with the read's row. The
 /// monitor may sample the primary between the two and so bound the LSN first (no probe then):
-/// each such attempt is written and read again.
-async fn read_learns_by_probe(s: &mut Raw, write: &str, read: &str) -> (Vec<String>, String) {
+/// each such attempt is ended with `end` (when not empty) and written and read again.
+async fn read_learns_by_probe(s: &mut Raw, write: &str, read: &str, end: &str) -> (Vec<String>, String) {
     for _ in 0..20 {
         let (_, token) = run(s, write).await;
         assert_eq!(token, None, "a commit reports no LSN to a session that did not ask");
         if let (row, Some(token)) = run(s, read).await {
             return (row, token);
+        }
+        if !end.is_empty() {
+            run(s, end).await;
         }
     }
     panic!("{read}: no probe in 20 writes and reads");
@@ -77,12 +80,13 @@ async fn a_write_learns_its_lsn_from_the_next_read_unless_the_session_asks() {
     let mut s = Raw::login(proxy.addr).await;
     run(&mut s, &format!("create table {t} (id int)")).await;
     let read = |id: i32| format!("select count(*) > 0, inet_server_port() from {t} where id = {id}");
-    let (row, learned) = read_learns_by_probe(&mut s, &format!("insert into {t} values (1)"), &read(1)).await;
+    let (row, learned) = read_learns_by_probe(&mut s, &format!("insert into {t} values (1)"), &read(1), "").await;
     assert_eq!(row, ["t".to_string(), cluster().primary_port.to_string()], "a probe runs on the primary");
     reads_reach_a_replica(&mut s, &read(1)).await;
 
     // A read-only transaction learns it too: the probe runs in it, after the earlier commits.
-    let (_, again) = read_learns_by_probe(&mut s, &format!("insert into {t} values (2)"), "begin read only").await;
+    let (_, again) =
+        read_learns_by_probe(&mut s, &format!("insert into {t} values (2)"), "begin read only", "commit").await;
     let lsn = |text: &str| pgsplit::classify::parse_lsn(text).unwrap();
     assert!(lsn(&again) > lsn(&learned), "{again} is past {learned}");
     run(&mut s, &read(2)).await;
