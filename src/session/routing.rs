@@ -2,6 +2,7 @@
 //! messages of one request become a routing [`Request`].
 
 use std::borrow::Cow;
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -75,9 +76,8 @@ pub struct RoutingState {
     pub dirty: bool,
     /// Writes sent so far; a probe clears `dirty` only if no write was sent after it.
     writes_sent: u64,
-    /// For each LSN probe in flight: how many writes had been sent before it, and whether
-    /// their transactions had all ended (its answer then counts whatever follows it).
-    probes: std::collections::VecDeque<(u64, bool)>,
+    /// The LSN probes in flight.
+    probes: Probes,
     /// The current transaction wrote.
     pub tx_wrote: bool,
     /// The session was dirty before the current transaction's first write: what a transaction
@@ -347,6 +347,32 @@ impl RoutingState {
         let own = self.write_lsn.filter(|_| read_your_writes);
         let hinted = inspection.statements.iter().filter_map(|c| c.hints.min_lsn).max();
         [own, self.min_lsn, hinted].into_iter().flatten().max()
+    }
+}
+
+/// The LSN probes in flight, oldest first: for each, how many writes had been sent before it,
+/// and whether their transactions had all ended (its answer then counts whatever follows it).
+/// Made on the first probe: most sessions never send one, and an empty `VecDeque` would take 32
+/// bytes in every idle session.
+#[derive(Debug, Default)]
+#[allow(clippy::box_collection, reason = "8 bytes in an idle session where an empty VecDeque takes 32")]
+struct Probes(Option<Box<VecDeque<(u64, bool)>>>);
+
+impl Probes {
+    fn is_empty(&self) -> bool {
+        self.0.as_ref().is_none_or(|q| q.is_empty())
+    }
+
+    fn push_back(&mut self, probe: (u64, bool)) {
+        self.0.get_or_insert_default().push_back(probe);
+    }
+
+    fn pop_back(&mut self) -> Option<(u64, bool)> {
+        self.0.as_mut()?.pop_back()
+    }
+
+    fn pop_front(&mut self) -> Option<(u64, bool)> {
+        self.0.as_mut()?.pop_front()
     }
 }
 
