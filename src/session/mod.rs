@@ -403,7 +403,9 @@ impl Session {
             self.ctx.decisions.count(Route::Primary, Reason::Transaction);
             Ok(Route::Primary)
         } else {
-            if let Some(topology) = self.nodes.topology.as_ref().filter(|_| self.routing.dirty) {
+            // Only a read gains from a bound: a write leaves the session dirty again.
+            let bounds = self.routing.dirty && self.routing.reads_only(inspection);
+            if let Some(topology) = self.nodes.topology.as_ref().filter(|_| bounds) {
                 self.routing.bound_by_sample(topology.load().insert_bound);
             }
             dispatch::choose(&self.ctx, &self.config, &self.nodes, &self.routing, inspection, &who).await

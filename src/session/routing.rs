@@ -144,7 +144,7 @@ impl RoutingState {
     pub fn bound_by_sample(&mut self, bound: Option<InsertBound>) {
         let Some(ended) = self.writes_ended.filter(|_| self.dirty && self.probes.is_empty()) else { return };
         let Some(bound) = bound.filter(|b| b.asked > ended) else { return };
-        self.write_lsn = Some(self.write_lsn.map_or(bound.lsn, |old| old.max(bound.lsn)));
+        self.learned(bound.lsn);
         self.write_timeline = Some(bound.timeline).filter(|t| *t > 0);
         self.dirty = false;
     }
@@ -175,7 +175,7 @@ impl RoutingState {
         route == Route::Primary
             && self.dirty
             && self.probes.is_empty()
-            && matches!(self.class_of(inspection), RequestClass::Read | RequestClass::ReadOnlyTransaction)
+            && self.reads_only(inspection)
             && !inspection.copies()
     }
 
@@ -215,11 +215,16 @@ impl RoutingState {
             return None;
         }
         let lsn = lsn?;
-        self.write_lsn = Some(self.write_lsn.map_or(lsn, |old| old.max(lsn)));
+        self.learned(lsn);
         if covers == Some(self.writes_sent) {
             self.dirty = false;
         }
         Some(lsn)
+    }
+
+    /// Keeps `lsn` as the session's write LSN; the write LSN never goes back.
+    fn learned(&mut self, lsn: u64) {
+        self.write_lsn = Some(self.write_lsn.map_or(lsn, |old| old.max(lsn)));
     }
 
     /// Reads the request's messages: classifies Query and Parse texts, looks up the named
@@ -292,6 +297,11 @@ impl RoutingState {
             "default_transaction_read_only" => self.read_only_default = parse_bool(value) == Some(true),
             _ => {}
         }
+    }
+
+    /// The request only reads (a plain read or a `READ ONLY` transaction): replicas may take it.
+    pub fn reads_only(&self, inspection: &Inspection) -> bool {
+        matches!(self.class_of(inspection), RequestClass::Read | RequestClass::ReadOnlyTransaction)
     }
 
     /// The routing class of a request that starts with no server held.

@@ -36,6 +36,18 @@ fn columns(body: &[u8]) -> Vec<String> {
     out
 }
 
+/// pgsplit with two replicas (reads no replica can take yet go to the primary, so sessions learn
+/// their LSN lazily), caught up; a raw session on it; and a new table of `columns` made through
+/// that session.
+async fn session_with_table(prefix: &str, columns: &str) -> (Proxy, Raw, String) {
+    let proxy = Proxy::split().await;
+    wait_for_replicas(&proxy.app_conn()).await;
+    let t = unique(prefix);
+    let mut s = Raw::login(proxy.addr).await;
+    run(&mut s, &format!("create table {t} ({columns})")).await;
+    (proxy, s, t)
+}
+
 /// Reads through `raw` until a replica serves it (each read must see the session's row), for at
 /// most a generous hang guard: a session whose LSN stays unknown reads on the primary for good.
 async fn reads_reach_a_replica(raw: &mut Raw, read: &str) {
@@ -73,12 +85,7 @@ async fn read_learns_by_probe(s: &mut Raw, write: &str, read: &str, end: &str) -
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_learns_its_lsn_from_the_next_read_unless_the_session_asks() {
     let _healthy = REPLICAS.read().await;
-    // Reads that no replica can take go to the primary: sessions learn their LSN lazily.
-    let proxy = Proxy::split().await;
-    wait_for_replicas(&proxy.app_conn()).await;
-    let t = unique("lazy");
-    let mut s = Raw::login(proxy.addr).await;
-    run(&mut s, &format!("create table {t} (id int)")).await;
+    let (proxy, mut s, t) = session_with_table("lazy", "id int").await;
     let read = |id: i32| format!("select count(*) > 0, inet_server_port() from {t} where id = {id}");
     let (row, learned) = read_learns_by_probe(&mut s, &format!("insert into {t} values (1)"), &read(1), "").await;
     assert_eq!(row, ["t".to_string(), cluster().primary_port.to_string()], "a probe runs on the primary");
@@ -113,10 +120,7 @@ async fn probes(proxy: &Proxy) -> (f64, f64) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transactions_no_read_follows_cost_no_probe() {
     let _healthy = REPLICAS.read().await;
-    let proxy = Proxy::split().await;
-    let t = unique("tpcb");
-    let mut s = Raw::login(proxy.addr).await;
-    run(&mut s, &format!("create table {t} (id int primary key, n int)")).await;
+    let (proxy, mut s, t) = session_with_table("tpcb", "id int primary key, n int").await;
     run(&mut s, &format!("insert into {t} values (1, 0)")).await;
     let transaction = [
         "begin".to_string(),
@@ -146,11 +150,7 @@ async fn transactions_no_read_follows_cost_no_probe() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sample_after_the_writes_bounds_their_lsn() {
     let _healthy = REPLICAS.read().await;
-    let proxy = Proxy::split().await;
-    wait_for_replicas(&proxy.app_conn()).await;
-    let t = unique("bound");
-    let mut s = Raw::login(proxy.addr).await;
-    run(&mut s, &format!("create table {t} (id int)")).await;
+    let (proxy, mut s, t) = session_with_table("bound", "id int").await;
     let (_, token) = run(&mut s, &format!("insert into {t} values (1)")).await;
     assert_eq!(token, None);
     // A sample that saw WAL written after the session's insert ended ran after it; the sample
