@@ -16,13 +16,8 @@ use crate::protocol::sqlstate;
 use crate::route::RequestClass;
 
 impl Session {
-    /// Whether the session may answer the request before it is classified: a request while
-    /// discarding up to Sync, or Syncs and Flushes with nothing pending.
-    pub(super) fn answers_here(&self, batch: &Batch) -> bool {
-        self.discarding || batch.summary.work == 0
-    }
-
-    /// Answers it, see [`Session::answers_here`]. `true` when the request was answered.
+    /// Answers what needs no server before the request is classified: a request while
+    /// discarding up to Sync, and Syncs and Flushes with nothing pending.
     pub(super) async fn answered_here(&mut self, batch: &Batch) -> Result<bool, ClientError> {
         if self.discarding {
             self.discard(batch.summary).await?;
@@ -31,28 +26,27 @@ impl Session {
         Ok(batch.summary.work == 0 && self.answer_sync_or_flush(batch.summary).await?)
     }
 
-    /// Whether the session answers a plain `BEGIN` itself (the client holds no connection): the
-    /// server gets it in front of the transaction's first statement, in the same write. The
-    /// transaction costs the server one round trip less, and holds no connection until it has
-    /// work. Only a lone simple Query with nothing behind it, of a read-write transaction (the
-    /// primary's), whose form cannot fail on an idle connection.
-    pub(super) fn begins_here(&self, batch: &Batch, inspection: &Inspection) -> bool {
-        self.mode == PoolMode::Transaction
+    /// Answers a plain `BEGIN` itself when the client holds no connection: the server gets it in
+    /// front of the transaction's first statement, in the same write. The transaction costs
+    /// the server one round trip less, and holds no connection until it has work. Only a lone
+    /// simple Query with nothing behind it, of a read-write transaction (the primary's), whose
+    /// form cannot fail on an idle connection. `true` when the BEGIN was answered.
+    pub(super) async fn begin_here(&mut self, batch: &Batch, inspection: &Inspection) -> Result<bool, ClientError> {
+        let deferrable = self.mode == PoolMode::Transaction
             && self.server.is_none()
             && !self.begin_owed
             && self.client_in.is_empty()
             && self.routing.class_of(inspection) == RequestClass::Transaction
-            && is_plain_begin(&batch.bytes)
-    }
-
-    /// Answers the BEGIN [`Session::begins_here`] took.
-    pub(super) async fn answer_begin(&mut self) -> Result<(), ClientError> {
+            && is_plain_begin(&batch.bytes);
+        if !deferrable {
+            return Ok(false);
+        }
         self.begin_owed = true;
         let mut out = BytesMut::with_capacity(32);
         build::command_complete(&mut out, "BEGIN");
         build::ready_for_query(&mut out, b'T');
         self.client.send(&out).await?;
-        Ok(())
+        Ok(true)
     }
 
     /// The transaction status the client is in while no connection is held: in a transaction
@@ -142,11 +136,6 @@ impl Session {
 
 /// The statement a request of one `DEALLOCATE` Query names, if it is one: the request is that
 /// one Query, and its classification found the DEALLOCATE.
-/// Whether the request is a DEALLOCATE the session may answer (see [`Session::deallocate`]).
-pub(super) fn deallocates(batch: &Batch, inspection: &Inspection) -> bool {
-    deallocate_target(&batch.bytes, inspection).is_some()
-}
-
 fn deallocate_target<'i>(bytes: &[u8], inspection: &'i Inspection) -> Option<&'i Deallocation> {
     let mut messages = crate::protocol::frame::messages(bytes);
     let (Some((b'Q', _)), None) = (messages.next(), messages.next()) else { return None };

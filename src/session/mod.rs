@@ -219,20 +219,15 @@ impl Session {
 
     /// Runs one request: each stage once, in data-path order.
     async fn serve(&mut self, batch: Batch) -> Result<(), ClientError> {
-        // What the session answers itself is rare: each is boxed behind a check, so that its
-        // future takes no room in every request's.
-        if self.answers_here(&batch) && Box::pin(self.answered_here(&batch)).await? {
+        if self.answered_here(&batch).await? {
             return Ok(());
         }
         let inspection = self.inspect(&batch);
-        if answer::deallocates(&batch, &inspection) && Box::pin(self.deallocate(&batch, &inspection)).await? {
+        if self.deallocate(&batch, &inspection).await? || self.begin_here(&batch, &inspection).await? {
             return Ok(());
         }
-        if self.begins_here(&batch, &inspection) {
-            return Box::pin(self.answer_begin()).await;
-        }
         if let Err(e) = self.pin_for(&inspection) {
-            return Box::pin(self.refuse(e, batch.summary)).await;
+            return self.refuse(e, batch.summary).await;
         }
         let fresh = self.server.is_none();
         // A request after a BEGIN pgsplit answered runs in that transaction, on the primary, as
@@ -240,11 +235,9 @@ impl Session {
         let begun = std::mem::take(&mut self.begin_owed);
         let (mut server, route) = match self.acquire(&inspection, begun).await {
             Ok(pair) => pair,
-            Err(e) => return Box::pin(self.refuse(e, batch.summary)).await,
+            Err(e) => return self.refuse(e, batch.summary).await,
         };
-        if !self.carried_by(&mut server) {
-            Box::pin(self.sync_params(&mut server)).await?;
-        }
+        self.sync_params(&mut server).await?;
         self.begin_request(&mut server, &inspection, fresh);
         if begun {
             server.begin_first();
@@ -437,20 +430,11 @@ impl Session {
         Ok((server, route))
     }
 
-    /// Whether the connection already carries this client's parameters (most do: it served
-    /// this client last, or clients with the same ones); it is then this client's.
-    fn carried_by(&self, server: &mut Checkout) -> bool {
-        let me = (self.id, self.params.version);
-        let carried = server.carries(me) || server.fits(self.params.expected());
-        if carried {
-            server.set_owner(me);
-        }
-        carried
-    }
-
     /// Brings the connection to this client's parameters, unless it already carries them.
     async fn sync_params(&mut self, server: &mut Checkout) -> Result<(), ClientError> {
-        if self.carried_by(server) {
+        let me = (self.id, self.params.version);
+        if server.carries(me) || server.fits(self.params.expected()) {
+            server.set_owner(me);
             return Ok(());
         }
         if let Some(sql) = params::diff(self.params.expected(), server.params()) {
@@ -525,3 +509,6 @@ pub async fn report_fatal(client: &mut Stream, e: &ClientError) {
         let _ = client.shutdown().await;
     }
 }
+
+#[cfg(test)]
+mod tests;
