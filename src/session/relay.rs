@@ -68,12 +68,12 @@ impl Session {
         loop {
             match self.forward_replies(&mut server, &mut withheld, guard).await? {
                 Replies::Misrouted => {
-                    Box::pin(drain(&mut server)).await?;
+                    drain(&mut server).await?;
                     self.cancel.set_target(None);
                     return Ok(Relayed::Refused(server.pool().key().clone()));
                 }
                 Replies::StalePlan => {
-                    Box::pin(drain(&mut server)).await?;
+                    drain(&mut server).await?;
                     return Ok(Relayed::StalePlan(server));
                 }
                 Replies::Last(mut out) => {
@@ -97,9 +97,7 @@ impl Session {
                 // The server waits for what the client already sent (the rest of an open
                 // pipeline, COPY data): no read will bring it again.
                 let before = self.client_in.len();
-                // Boxed, as the drains and held replies are: only pipelining clients come here,
-                // and inline it would take room in every request's future.
-                intake = Box::pin(self.forward_pipelined(&mut server, route, max)).await?;
+                intake = self.forward_pipelined(&mut server, route, max).await?;
                 if intake != Intake::Reading || self.client_in.len() != before {
                     continue;
                 }
@@ -116,7 +114,7 @@ impl Session {
                 // Replies: forwarded at the top of the loop.
                 read = server.read_more() => {
                     if let Err(e) = read {
-                        Box::pin(self.send_held_replies()).await;
+                        self.send_held_replies().await;
                         return Err(e.into());
                     }
                 }
@@ -126,7 +124,7 @@ impl Session {
                         return Err(ClientError::Gone);
                     }
                     if reading {
-                        intake = Box::pin(self.forward_pipelined(&mut server, route, max)).await?;
+                        intake = self.forward_pipelined(&mut server, route, max).await?;
                     }
                 }
             }

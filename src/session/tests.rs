@@ -13,9 +13,10 @@ fn serve_future_size<'a, F: Future + 'a>(_: impl FnOnce(&'a mut Session, Batch) 
 
 #[test]
 fn a_request_future_holds_no_room_for_rare_paths() {
-    // Checkout, rewrite and relay take 1.4 kB; with the relay's rare paths (drains, a
-    // pipelining client's next batch) inline it was 1.8 kB. A rare path awaited inline may take
-    // its own room in every request: box it (see `Session::relay`).
+    // 1,792 bytes measured (ARCHITECTURE.md, "Cost of one request"). A change that grows it
+    // past 2 kB makes every request copy and allocate more: box what it added, unless that
+    // runs per request for some clients (a pipelining client's next batch stays inline:
+    // boxed, it would allocate for each).
     let size = serve_future_size(Session::serve);
-    assert!(size <= 1536, "the request future grew to {size} bytes");
+    assert!(size <= 2048, "the request future grew to {size} bytes");
 }
