@@ -3,12 +3,13 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
+use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use parking_lot::Mutex;
+use parking_lot::{Mutex, MutexGuard};
 use tokio::sync::oneshot;
 use tracing::Instrument;
 
@@ -85,6 +86,8 @@ struct Inner {
     /// more than the rest of the freshness test.
     lifetimes: Lifetimes,
     state: Mutex<State>,
+    /// Connections lent out (`total` less the idle ones), published by [`Locked`] on release.
+    in_use: AtomicUsize,
     /// The parameters the newest connection reported at login: what a new client is told at its
     /// own login, so logging in needs no server connection once the pool has opened one.
     login_params: Mutex<Option<Arc<BTreeMap<String, String>>>>,
@@ -105,6 +108,32 @@ struct State {
     closed: bool,
     /// Connections opened up to then are not reused: their node changed role (deposed, fenced).
     retired_before: Option<Instant>,
+}
+
+/// The state under its lock. Releasing it publishes how many connections are lent out, the one
+/// count read outside the lock.
+struct Locked<'a> {
+    st: MutexGuard<'a, State>,
+    in_use: &'a AtomicUsize,
+}
+
+impl Deref for Locked<'_> {
+    type Target = State;
+    fn deref(&self) -> &State {
+        &self.st
+    }
+}
+
+impl DerefMut for Locked<'_> {
+    fn deref_mut(&mut self) -> &mut State {
+        &mut self.st
+    }
+}
+
+impl Drop for Locked<'_> {
+    fn drop(&mut self) {
+        self.in_use.store(self.st.total.saturating_sub(self.st.idle.len()), Ordering::Relaxed);
+    }
 }
 
 /// Counts for observation and tests.
@@ -143,6 +172,7 @@ impl Pool {
             lifetimes: Lifetimes::new(&settings),
             settings: ArcSwap::from_pointee(settings),
             state,
+            in_use: AtomicUsize::new(0),
             login_params: Mutex::default(),
             failed_connects: AtomicU32::new(0),
         };
@@ -156,7 +186,7 @@ impl Pool {
 
     /// Every open connection, with whether it is idle now.
     pub fn servers(&self) -> Vec<(ServerInfo, bool)> {
-        let idle: Vec<i32> = self.inner.state.lock().idle.iter().map(|c| c.key().pid).collect();
+        let idle: Vec<i32> = self.state().idle.iter().map(|c| c.key().pid).collect();
         let list = self.inner.servers.lock();
         list.values().map(|info| (info.clone(), idle.contains(&info.pid))).collect()
     }
@@ -183,7 +213,7 @@ impl Pool {
 
     /// Current counts.
     pub fn stats(&self) -> PoolStats {
-        let st = self.inner.state.lock();
+        let st = self.state();
         PoolStats {
             idle: st.idle.len(),
             total: st.total,
@@ -193,10 +223,15 @@ impl Pool {
         }
     }
 
-    /// Server connections lent out now, for least-busy balancing.
+    /// Server connections lent out now, for least-busy balancing: read on every routed read,
+    /// for each candidate node, so one load rather than the lock.
     pub fn in_use(&self) -> usize {
-        let st = self.inner.state.lock();
-        st.total - st.idle.len()
+        self.inner.in_use.load(Ordering::Relaxed)
+    }
+
+    /// The state, locked.
+    fn state(&self) -> Locked<'_> {
+        Locked { st: self.inner.state.lock(), in_use: &self.inner.in_use }
     }
 
     /// Gets a connection: an idle one, a new one while under the cap, or the next one checked in,
@@ -204,7 +239,7 @@ impl Pool {
     pub async fn checkout(&self) -> Result<Checkout, PoolError> {
         let now = Instant::now();
         let waiter = {
-            let mut st = self.inner.state.lock();
+            let mut st = self.state();
             if st.closed {
                 return Err(PoolError::Closed(self.inner.key.to_string()));
             }
@@ -261,11 +296,11 @@ impl Pool {
         let counters = &self.inner.counters;
         // Error-level, as the client span: enabled whenever a line inside it is.
         let span = tracing::error_span!("server", node = %key.node, database = %key.database, user = %key.user);
-        self.inner.state.lock().connecting += 1;
+        self.state().connecting += 1;
         let login = self.inner.login.load_full();
         let connect = server::connect(key.node.clone(), &login, self.inner.settings.load().connect_timeout);
         let opened = connect.instrument(span.clone()).await;
-        self.inner.state.lock().connecting -= 1;
+        self.state().connecting -= 1;
         let _in_span = span.enter();
         match opened {
             Ok(mut conn) => {
@@ -283,7 +318,7 @@ impl Pool {
             }
             Err(e) => {
                 counters.connect_failures.fetch_add(1, Ordering::Relaxed);
-                self.inner.state.lock().total -= 1;
+                self.state().total -= 1;
                 self.note_connect_failed(&e);
                 Err(e.into())
             }
@@ -313,7 +348,7 @@ impl Pool {
         if !conn.back_in_pool(self.inner.lifetimes.max_lifetime()) {
             return self.discard(conn);
         }
-        let mut st = self.inner.state.lock();
+        let mut st = self.state();
         if st.closed {
             st.total -= 1;
             return;
@@ -339,7 +374,7 @@ impl Pool {
     pub(super) fn discard(&self, conn: Box<ServerConn>) {
         drop(conn);
         let replace = {
-            let mut st = self.inner.state.lock();
+            let mut st = self.state();
             st.total -= 1;
             st.waiters.retain(|w| !w.is_closed());
             let replace = !st.closed && !st.waiters.is_empty() && st.total < self.size();
@@ -360,7 +395,7 @@ impl Pool {
 
     /// Closes idle connections past `idle_timeout` or `max_lifetime`; returns how many.
     pub fn close_expired(&self) -> usize {
-        let mut st = self.inner.state.lock();
+        let mut st = self.state();
         let before = st.idle.len();
         let now = Instant::now();
         st.idle.retain(|c| self.is_fresh(c, now));
@@ -374,7 +409,7 @@ impl Pool {
     /// a connection opened under the old role must not take another request. Returns how many
     /// idle ones closed.
     pub fn retire(&self) -> usize {
-        let mut st = self.inner.state.lock();
+        let mut st = self.state();
         st.retired_before = Some(Instant::now());
         let idle = std::mem::take(&mut st.idle);
         st.total -= idle.len();
@@ -383,7 +418,7 @@ impl Pool {
 
     /// Stops lending connections and closes the idle ones.
     pub fn close(&self) {
-        let mut st = self.inner.state.lock();
+        let mut st = self.state();
         st.closed = true;
         let idle = std::mem::take(&mut st.idle);
         st.total -= idle.len();
@@ -406,7 +441,7 @@ impl Pool {
         let old = self.inner.size.swap(size, Ordering::Relaxed);
         if size > old {
             let opens = {
-                let mut st = self.inner.state.lock();
+                let mut st = self.state();
                 st.waiters.retain(|w| !w.is_closed());
                 let n = st.waiters.len().min(size.saturating_sub(st.total));
                 st.total += n;

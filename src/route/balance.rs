@@ -23,13 +23,13 @@ pub fn pick<T: Copy + PartialEq>(
     turn: &AtomicUsize,
     previous: Option<T>,
 ) -> Option<T> {
-    let total: u64 = candidates.iter().map(|c| u64::from(c.weight.max(1))).sum();
+    let total = || candidates.iter().map(|c| u64::from(c.weight.max(1))).sum::<u64>();
     match (candidates, balance) {
         ([], _) => None,
         ([only], _) => Some(only.node),
         (_, Balance::LeastBusy) => least_busy(candidates, turn, previous),
-        (_, Balance::RoundRobin) => nth_by_weight(candidates, turn.fetch_add(1, Ordering::Relaxed) as u64 % total),
-        (_, Balance::Random) => nth_by_weight(candidates, rand::thread_rng().gen_range(0..total)),
+        (_, Balance::RoundRobin) => nth_by_weight(candidates, turn.fetch_add(1, Ordering::Relaxed) as u64 % total()),
+        (_, Balance::Random) => nth_by_weight(candidates, rand::thread_rng().gen_range(0..total())),
     }
 }
 

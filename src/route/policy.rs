@@ -102,7 +102,8 @@ pub fn decide(
     let min_lsn = req.min_lsn.map(|lsn| topo.record_end(lsn));
     // Any configured node in recovery may serve reads, the configured primary too once it
     // rejoined as a standby: eligibility already says it streams, within the lag limits.
-    let mut candidates: SmallVec<[Candidate<Route>; 8]> = topo
+    // Room for two replicas and the primary without a heap allocation, and little to move.
+    let mut candidates: SmallVec<[Candidate<Route>; 4]> = topo
         .nodes()
         .filter(|(_, n)| n.eligible && n.lag_time.is_some_and(|t| t <= max_lag))
         .filter(|(_, n)| min_lsn.is_none_or(|min| n.replay_lsn.is_some_and(|r| r >= min)))

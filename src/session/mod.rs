@@ -237,7 +237,10 @@ impl Session {
             Ok(pair) => pair,
             Err(e) => return self.refuse(e, batch.summary).await,
         };
-        self.sync_params(&mut server).await?;
+        if !self.params_fit(&mut server) {
+            // A round trip to the server anyway; boxed, so it does not size every request's future.
+            Box::pin(self.sync_params(&mut server)).await?;
+        }
         self.begin_request(&mut server, &inspection, fresh);
         if begun {
             server.begin_first();
@@ -393,7 +396,11 @@ impl Session {
     /// Routes a request and checks out a connection on the chosen node; the rest of a
     /// transaction `begun` without a connection goes where its BEGIN would have: the primary.
     async fn checkout(&mut self, inspection: &Inspection, begun: bool) -> Result<(Checkout, Route), ClientError> {
-        let application_name = self.params.reported().get("application_name").map_or("", String::as_str);
+        // Only rules read the application name: no map lookup per request without them.
+        let application_name = match self.config.policy.rules.is_empty() {
+            true => "",
+            false => self.params.reported().get("application_name").map_or("", String::as_str),
+        };
         let who = Requester { db: &self.db, user: &self.user, application_name, mode: self.mode };
         self.slot.set_state(ClientState::Waiting);
         if self.ctx.pause.is_paused(&self.db.name) {
@@ -430,13 +437,19 @@ impl Session {
         Ok((server, route))
     }
 
-    /// Brings the connection to this client's parameters, unless it already carries them.
-    async fn sync_params(&mut self, server: &mut Checkout) -> Result<(), ClientError> {
+    /// Whether the connection carries this client's parameters already (claimed for it if so):
+    /// asked before every request, and nearly always yes, so no future is made for it.
+    fn params_fit(&self, server: &mut Checkout) -> bool {
         let me = (self.id, self.params.version);
-        if server.carries(me) || server.fits(self.params.expected()) {
+        let fits = server.carries(me) || server.fits(self.params.expected());
+        if fits {
             server.set_owner(me);
-            return Ok(());
         }
+        fits
+    }
+
+    /// Brings the connection to this client's parameters (it does not carry them: `params_fit`).
+    async fn sync_params(&mut self, server: &mut Checkout) -> Result<(), ClientError> {
         if let Some(sql) = params::diff(self.params.expected(), server.params()) {
             server.run_internal(&sql).await?;
         }

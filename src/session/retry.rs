@@ -61,7 +61,9 @@ impl Session {
         }
         let (mut server, _) = dispatch::checkout(&self.ctx, &self.nodes, Route::Primary, failover_timeout).await?;
         self.cancel.set_target(Some(CancelTarget { addr: server.addr().clone(), key: server.key() }));
-        self.sync_params(&mut server).await?;
+        if !self.params_fit(&mut server) {
+            self.sync_params(&mut server).await?;
+        }
         self.routing.wrote();
         // What the refused run added to the client's statements would refuse its second run.
         self.prepared.undo_request();

@@ -110,6 +110,30 @@ async fn plain_reads_spread_over_both_replicas_and_a_session_keeps_its_own() {
     }
 }
 
+/// Least-busy balancing counts the server connections each replica's pool has lent out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_goes_to_the_replica_with_fewer_connections_in_use() {
+    let _healthy = REPLICAS.read().await;
+    // As above: no lag or moment without a fresh sample takes a replica out of the choice.
+    let proxy =
+        Proxy::with_config(&harness::split_config_waiting("max_lag = \"1h\"\nmax_lag_bytes = \"1024GiB\"")).await;
+    wait_for_replicas(&proxy.app_conn()).await;
+    for _ in 0..4 {
+        // A read-only transaction keeps a connection of the replica it started on...
+        let holder = proxy.client().await;
+        holder.batch_execute("begin read only").await.unwrap();
+        let held = port(&holder, "select inet_server_port()").await;
+        assert!(is_replica(held), "a read-only transaction went to {held}");
+        // ...so new sessions read on the other one, whatever turn a tie would take.
+        for _ in 0..3 {
+            let reader = proxy.client().await;
+            let p = port(&reader, "select inet_server_port()").await;
+            assert!(is_replica(p) && p != held, "{held} has a connection in use, {p} took the read");
+        }
+        holder.batch_execute("commit").await.unwrap();
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_write_class_lands_on_the_primary() {
     let _healthy = REPLICAS.read().await;
@@ -194,6 +218,27 @@ async fn rules_route_by_table() {
     assert_eq!(seen.keys().copied().collect::<Vec<_>>(), vec![primary()]);
     assert!(is_replica(port(&client, "select inet_server_port()").await));
     client.batch_execute(&format!("drop table {ledger}")).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rules_route_by_application_name() {
+    let _healthy = REPLICAS.read().await;
+    let config = format!(
+        "{}\n[[routing.rules]]\nname = \"reports read fresh\"\napplication_name = [\"reports\"]\nroute = \"primary\"\n",
+        harness::split_config_waiting("")
+    );
+    let proxy = Proxy::with_config(&config).await;
+    wait_for_replicas(&proxy.app_conn()).await;
+    let reports = harness::connect(&format!("{} application_name=reports", proxy.app_conn())).await.unwrap();
+    assert_eq!(
+        spread(&reports, "select inet_server_port()", 5, true).await.keys().copied().collect::<Vec<_>>(),
+        vec![primary()]
+    );
+    // Set during the session, as drivers and `SET application_name` do, it applies from then on.
+    let client = proxy.client().await;
+    assert!(is_replica(port(&client, "select inet_server_port()").await));
+    client.batch_execute("set application_name = reports").await.unwrap();
+    assert_eq!(port(&client, "select inet_server_port()").await, primary());
 }
 
 /// Creates table `t` and a function `t_writer()` that inserts into it and returns `returning`,
