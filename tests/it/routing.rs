@@ -76,16 +76,22 @@ async fn spread(client: &Client, sql: &str, n: usize, ext: bool) -> HashMap<u16,
     seen
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn plain_reads_spread_over_both_replicas_and_a_session_keeps_its_own() {
-    let _healthy = REPLICAS.read().await;
-    // A replica the monitor has not seen fresh for a moment (a busy machine) is waited for, not
-    // replaced by the primary, and no lag makes one ineligible: where reads land does not depend
-    // on the monitor's timing. Byte lag too: WAL-heavy tests running alongside may put a replica
-    // more than the default 16 MiB behind for a moment.
+/// A splitting pgsplit whose reads land on a replica regardless of the monitor's timing, once
+/// both replicas were seen: a replica the monitor has not seen fresh for a moment (a busy
+/// machine) is waited for, not replaced by the primary, and no lag makes one ineligible. Byte
+/// lag too: WAL-heavy tests running alongside may put a replica more than the default 16 MiB
+/// behind for a moment.
+async fn steady_split() -> Proxy {
     let proxy =
         Proxy::with_config(&harness::split_config_waiting("max_lag = \"1h\"\nmax_lag_bytes = \"1024GiB\"")).await;
     wait_for_replicas(&proxy.app_conn()).await;
+    proxy
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_reads_spread_over_both_replicas_and_a_session_keeps_its_own() {
+    let _healthy = REPLICAS.read().await;
+    let proxy = steady_split().await;
     let [r1, r2] = cluster().replica_ports;
     for ext in [false, true] {
         // Nothing else runs on this pgsplit: the replicas are equally busy at every read, so the
@@ -114,10 +120,7 @@ async fn plain_reads_spread_over_both_replicas_and_a_session_keeps_its_own() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_read_goes_to_the_replica_with_fewer_connections_in_use() {
     let _healthy = REPLICAS.read().await;
-    // As above: no lag or moment without a fresh sample takes a replica out of the choice.
-    let proxy =
-        Proxy::with_config(&harness::split_config_waiting("max_lag = \"1h\"\nmax_lag_bytes = \"1024GiB\"")).await;
-    wait_for_replicas(&proxy.app_conn()).await;
+    let proxy = steady_split().await;
     for _ in 0..4 {
         // A read-only transaction keeps a connection of the replica it started on...
         let holder = proxy.client().await;
