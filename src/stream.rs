@@ -6,13 +6,14 @@
 //! through [`Stream::send`], which flushes.
 
 use std::cell::RefCell;
+use std::future::Future;
 use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
 use bytes::BytesMut;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
 /// A client's TLS connection and the channel-binding data of the certificate it was shown, which
@@ -43,25 +44,15 @@ pub enum Stream {
 
 impl Stream {
     /// Writes all of `bytes` and flushes, so nothing waits in a TLS buffer.
-    pub async fn send(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.write_all(bytes).await?;
-        self.flush().await
+    pub fn send<'a>(&'a mut self, bytes: &'a [u8]) -> Sending<'a> {
+        self.send_two(bytes, &[])
     }
 
     /// Sends two pieces as if joined, with one vectored write where the socket takes them all:
     /// a reply pgsplit makes itself and the server's replies behind it cost neither a copy
     /// into a joined buffer nor a second send.
-    pub async fn send_two(&mut self, first: &[u8], second: &[u8]) -> io::Result<()> {
-        let mut pieces = [IoSlice::new(first), IoSlice::new(second)];
-        let mut left: &mut [IoSlice<'_>] = &mut pieces;
-        while !left.is_empty() {
-            let n = self.write_vectored(left).await?;
-            if n == 0 {
-                return Err(io::ErrorKind::WriteZero.into());
-            }
-            IoSlice::advance_slices(&mut left, n);
-        }
-        self.flush().await
+    pub fn send_two<'a>(&'a mut self, first: &'a [u8], second: &'a [u8]) -> Sending<'a> {
+        Sending { stream: self, first, second }
     }
 
     /// Reads what has arrived into `buf`. A plain socket waits for bytes holding no buffer at all
@@ -205,6 +196,41 @@ impl AsyncRead for Stream {
     }
 }
 
+/// A send in flight: the pieces not written yet, then the flush. A plain struct rather than an
+/// `async fn`, so the futures that await it (every request's among them) hold 40 bytes for it.
+#[must_use = "futures do nothing unless awaited"]
+pub struct Sending<'a> {
+    stream: &'a mut Stream,
+    first: &'a [u8],
+    second: &'a [u8],
+}
+
+impl Future for Sending<'_> {
+    type Output = io::Result<()>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        while !this.first.is_empty() || !this.second.is_empty() {
+            let stream = Pin::new(&mut *this.stream);
+            let written = match (this.first.is_empty(), this.second.is_empty()) {
+                (false, false) => {
+                    let pieces = [IoSlice::new(this.first), IoSlice::new(this.second)];
+                    std::task::ready!(stream.poll_write_vectored(cx, &pieces))?
+                }
+                (false, true) => std::task::ready!(stream.poll_write(cx, this.first))?,
+                (true, _) => std::task::ready!(stream.poll_write(cx, this.second))?,
+            };
+            if written == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            let from_first = written.min(this.first.len());
+            this.first = &this.first[from_first..];
+            this.second = &this.second[written - from_first..];
+        }
+        Pin::new(&mut *this.stream).poll_flush(cx)
+    }
+}
+
 impl AsyncWrite for Stream {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         match self.get_mut() {
@@ -259,6 +285,7 @@ impl AsyncWrite for Stream {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::AsyncWriteExt;
 
     /// Pieces larger than the socket takes at once arrive whole and in order: a vectored write
     /// that stops part-way resumes where it stopped.

@@ -18,7 +18,7 @@ use super::expect::{Expectations, Fate, Kind};
 use super::list::ServerSlot;
 use super::outgoing::{Outgoing, Owed};
 use super::params::{ParamSet, Reported};
-use super::ServerError;
+use super::{ReadError, ServerError};
 use crate::protocol::frame::{self, messages, FrameError};
 use crate::protocol::from_client::Pipeline;
 use crate::protocol::from_server;
@@ -208,12 +208,12 @@ impl ServerConn {
     }
 
     /// Reads more bytes from the server. Cancel-safe: usable as a `select!` branch.
-    pub async fn read_more(&mut self) -> Result<(), ServerError> {
+    pub async fn read_more(&mut self) -> Result<(), ReadError> {
         self.read_buf.reserve(READ_RESERVE);
         match self.stream.read_buf(&mut self.read_buf).await {
             Ok(0) => {
                 self.broken = true;
-                Err(ServerError::Closed)
+                Err(ReadError::Closed)
             }
             Ok(n) => {
                 self.counters.received_bytes.fetch_add(n as u64, Ordering::Relaxed);
@@ -221,7 +221,7 @@ impl ServerConn {
             }
             Err(e) => {
                 self.broken = true;
-                Err(e.into())
+                Err(ReadError::Io(e))
             }
         }
     }

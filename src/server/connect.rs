@@ -39,7 +39,7 @@ pub struct ServerLogin {
 pub async fn connect(addr: Arc<str>, login: &ServerLogin, timeout: Duration) -> Result<ServerConn, ServerError> {
     match tokio::time::timeout(timeout, connect_inner(addr.clone(), login)).await {
         Ok(result) => result,
-        Err(_) => Err(ServerError::ConnectTimeout { addr: addr.to_string(), millis: timeout.as_millis() }),
+        Err(_) => Err(ServerError::ConnectTimeout { addr: addr.to_string(), millis: timeout.as_millis() as u64 }),
     }
 }
 

@@ -14,6 +14,26 @@ pub use conn::{BackendKey, ServerConn};
 pub use connect::{connect, ServerLogin};
 pub use outgoing::Outgoing;
 
+/// Why reading a server connection stopped: all [`ServerConn::read_more`] can fail with. Kept
+/// apart from [`ServerError`] (96 bytes) so the futures that await a read, every request's
+/// among them, hold room for 16.
+#[derive(Debug)]
+pub enum ReadError {
+    /// The server closed the connection.
+    Closed,
+    /// Reading the socket failed.
+    Io(std::io::Error),
+}
+
+impl From<ReadError> for ServerError {
+    fn from(e: ReadError) -> Self {
+        match e {
+            ReadError::Closed => ServerError::Closed,
+            ReadError::Io(e) => ServerError::Io(e),
+        }
+    }
+}
+
 /// What went wrong with a server connection.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -25,7 +45,7 @@ pub enum ServerError {
     Tls { addr: String, source: crate::tls::ServerTlsError },
     /// Connecting and logging in took longer than `pool.connect_timeout`.
     #[error("connecting to {addr} timed out after {millis} ms")]
-    ConnectTimeout { addr: String, millis: u128 },
+    ConnectTimeout { addr: String, millis: u64 },
     /// The server refused the login (bad password, missing database…), with its own SQLSTATE.
     #[error("server {addr} refused the login: {message}")]
     Refused { addr: String, code: String, message: String },

@@ -7,7 +7,7 @@ use crate::pool::PoolError;
 use crate::protocol::frame::FrameError;
 use crate::protocol::sqlstate;
 use crate::protocol::startup::StartupError;
-use crate::server::ServerError;
+use crate::server::{ReadError, ServerError};
 use crate::session::params::ParamError;
 
 /// Why a client session stopped, or a request failed.
@@ -91,6 +91,12 @@ pub enum ClientError {
     /// is rolled back there.
     #[error("the primary changed (failover): {0}, where this transaction ran, is no longer the primary; the transaction is rolled back")]
     PrimaryChanged(String),
+}
+
+impl From<ReadError> for ClientError {
+    fn from(e: ReadError) -> Self {
+        ClientError::ServerLost(e.into())
+    }
 }
 
 impl From<AuthError> for ClientError {

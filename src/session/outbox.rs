@@ -66,12 +66,15 @@ impl Outbox {
 
     /// Sends the pieces to the client in one write, and empties the outbox.
     pub async fn send(&mut self, client: &mut Stream) -> std::io::Result<()> {
-        match std::mem::take(self) {
-            Outbox::Empty => Ok(()),
-            Outbox::One(piece) => client.send(&piece).await,
-            Outbox::Two(first, second) => client.send_two(&first, &second).await,
-            Outbox::Many(joined) => client.send(&joined).await,
-        }
+        let (first, second): (&[u8], &[u8]) = match self {
+            Outbox::Empty => return Ok(()),
+            Outbox::One(piece) => (piece, &[]),
+            Outbox::Two(first, second) => (first, second),
+            Outbox::Many(joined) => (joined, &[]),
+        };
+        client.send_two(first, second).await?;
+        *self = Outbox::Empty;
+        Ok(())
     }
 }
 

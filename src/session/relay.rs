@@ -1,6 +1,8 @@
 //! Relaying one request: server replies to the client (held back where pgsplit must first know
 //! more), and messages the client pipelines meanwhile to the server.
 
+use std::future::Future;
+
 use bytes::{Bytes, BytesMut};
 
 use super::outbox::{Outbox, Withheld};
@@ -40,11 +42,12 @@ impl Guard {
 }
 
 /// Where the replies of a relay stand.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Replies {
-    /// More are owed, or the client's pipeline is still open.
+    /// More are owed, or the client's pipeline is still open: the outbox goes to the client now.
     Waiting,
-    /// Everything owed arrived: the last pieces, to send once the connection is released.
-    Last(Outbox),
+    /// Everything owed arrived: the outbox goes to the client once the connection is released.
+    Last,
     /// A replica refused the request as a write before anything reached the client.
     Misrouted,
     /// A reused statement was refused for its changed result type before anything ran.
@@ -56,93 +59,103 @@ impl Session {
     /// every reply owed has arrived and no pipeline is open. Under a `guard`, replies are held
     /// back until they show the request ran, so a misrouted write can still go to the primary,
     /// and a statement refused for a changed result type can be prepared again.
-    pub(super) async fn relay(
+    ///
+    /// Not an `async fn`, so its arguments are not kept twice in every request's future.
+    #[allow(clippy::manual_async_fn, reason = "an async fn keeps each argument twice in its future")]
+    pub(super) fn relay(
         &mut self,
         mut server: Checkout,
         route: Route,
         guard: Guard,
-    ) -> Result<Relayed, ClientError> {
-        let max = self.config.settings.limits.max_message_size;
-        let mut withheld: Option<Withheld> = (guard != Guard::NONE).then(Withheld::new);
-        let mut intake = Intake::Reading;
-        loop {
-            match self.forward_replies(&mut server, &mut withheld, guard).await? {
-                Replies::Misrouted => {
-                    drain(&mut server).await?;
-                    self.cancel.set_target(None);
-                    return Ok(Relayed::Refused(server.pool().key().clone()));
+    ) -> impl Future<Output = Result<Relayed, ClientError>> + '_ {
+        async move {
+            let max = self.config.settings.limits.max_message_size;
+            let mut withheld: Option<Withheld> = (guard != Guard::NONE).then(Withheld::new);
+            let mut intake = Intake::Reading;
+            // Filled by each pass over the replies and sent at once: one outbox for the relay, so
+            // the request's future holds one, not one in each state that sends.
+            let mut out = Outbox::default();
+            loop {
+                match self.forward_replies(&mut server, &mut withheld, guard, &mut out)? {
+                    Replies::Misrouted => {
+                        drain(&mut server).await?;
+                        self.cancel.set_target(None);
+                        return Ok(Relayed::Refused(server.pool().key().clone()));
+                    }
+                    Replies::StalePlan => {
+                        drain(&mut server).await?;
+                        return Ok(Relayed::StalePlan(server));
+                    }
+                    Replies::Last => {
+                        // Released before the client sees the reply, so the next client gets it sooner.
+                        self.end_request(server);
+                        out.send(&mut self.client).await?;
+                        return Ok(Relayed::Done);
+                    }
+                    Replies::Waiting => out.send(&mut self.client).await?,
                 }
-                Replies::StalePlan => {
-                    drain(&mut server).await?;
-                    return Ok(Relayed::StalePlan(server));
+                if intake == Intake::Terminated && server.awaits_client() {
+                    // The client left a pipeline without a Sync (the server may never flush its
+                    // replies) or a COPY unfinished. Dropping the connection rolls that back, as
+                    // PostgreSQL does when its client leaves; what was synced before still runs.
+                    return Err(ClientError::Gone);
                 }
-                Replies::Last(mut out) => {
-                    // Released before the client sees the reply, so the next client gets it sooner.
-                    self.end_request(server);
-                    out.send(&mut self.client).await?;
-                    return Ok(Relayed::Done);
-                }
-                Replies::Waiting => {}
-            }
-            if intake == Intake::Terminated && server.awaits_client() {
-                // The client left a pipeline without a Sync (the server may never flush its
-                // replies) or a COPY unfinished. Dropping the connection rolls that back, as
-                // PostgreSQL does when its client leaves; what was synced before still runs.
-                return Err(ClientError::Gone);
-            }
-            // While the misroute guard holds replies back, the client's next messages wait: if
-            // the request goes to the primary, what follows it must too.
-            let reading = intake == Intake::Reading && withheld.is_none();
-            if reading && server.awaits_client() && !self.client_in.is_empty() {
-                // The server waits for what the client already sent (the rest of an open
-                // pipeline, COPY data): no read will bring it again.
-                let before = self.client_in.len();
-                intake = self.forward_pipelined(&mut server, route, max).await?;
-                if intake != Intake::Reading || self.client_in.len() != before {
-                    continue;
-                }
-            }
-            // Not reading for the pipeline (a request deferred, replies held back), the client is
-            // still watched: one that leaves must not keep the connection while the server waits
-            // for a Sync that will never come (after an error PostgreSQL ignores even a Query
-            // until Sync, so a ReadyForQuery owed for it never arrives). What it sends meanwhile
-            // waits in the buffer for its turn, up to one request's bound.
-            let watching =
-                !reading && intake != Intake::Terminated && self.client_in.len() < request::MAX_BUFFERED_REQUEST;
-            tokio::select! {
-                biased;
-                // Replies: forwarded at the top of the loop.
-                read = server.read_more() => {
-                    if let Err(e) = read {
-                        self.send_held_replies().await;
-                        return Err(e.into());
+                // While the misroute guard holds replies back, the client's next messages wait: if
+                // the request goes to the primary, what follows it must too.
+                let reading = intake == Intake::Reading && withheld.is_none();
+                if reading && server.awaits_client() && !self.client_in.is_empty() {
+                    // The server waits for what the client already sent (the rest of an open
+                    // pipeline, COPY data): no read will bring it again.
+                    let before = self.client_in.len();
+                    intake = Box::pin(self.forward_pipelined(&mut server, route, max)).await?;
+                    if intake != Intake::Reading || self.client_in.len() != before {
+                        continue;
                     }
                 }
-                // While replies are owed the client may pipeline more, or stream COPY data.
-                read = self.client.read_when_ready(&mut self.client_in, READ_RESERVE), if reading || watching => {
-                    if read? == 0 {
-                        return Err(ClientError::Gone);
+                // Not reading for the pipeline (a request deferred, replies held back), the client is
+                // still watched: one that leaves must not keep the connection while the server waits
+                // for a Sync that will never come (after an error PostgreSQL ignores even a Query
+                // until Sync, so a ReadyForQuery owed for it never arrives). What it sends meanwhile
+                // waits in the buffer for its turn, up to one request's bound.
+                let watching =
+                    !reading && intake != Intake::Terminated && self.client_in.len() < request::MAX_BUFFERED_REQUEST;
+                tokio::select! {
+                    biased;
+                    // Replies: forwarded at the top of the loop.
+                    read = server.read_more() => {
+                        if let Err(e) = read {
+                            // Boxed: rare, and holding the error across the send would size
+                            // every request's future.
+                            return Err(Box::pin(self.server_lost(e)).await);
+                        }
                     }
-                    if reading {
-                        intake = self.forward_pipelined(&mut server, route, max).await?;
+                    // While replies are owed the client may pipeline more, or stream COPY data.
+                    read = self.client.read_when_ready(&mut self.client_in, READ_RESERVE), if reading || watching => {
+                        if read? == 0 {
+                            return Err(ClientError::Gone);
+                        }
+                        if reading {
+                            intake = Box::pin(self.forward_pipelined(&mut server, route, max)).await?;
+                        }
                     }
                 }
             }
         }
     }
 
-    /// Forwards the replies read so far, withheld while the misroute guard is undecided; the
-    /// ReadyForQuery before the LSN probe's replies waits for them. Nothing owed and no pipeline
-    /// open ends the relay, whatever arrived when.
-    async fn forward_replies(
+    /// Takes the replies read so far for the client, withheld while the misroute guard is
+    /// undecided; the ReadyForQuery before the LSN probe's replies waits for them. Nothing owed
+    /// and no pipeline open ends the relay, whatever arrived when. Not async: the relay sends
+    /// what it returns, so every request's future holds one send, not one inside another.
+    fn forward_replies(
         &mut self,
         server: &mut Checkout,
         withheld: &mut Option<Withheld>,
         guard: Guard,
+        outbox: &mut Outbox,
     ) -> Result<Replies, ClientError> {
         // What one pass takes goes out in one write: pgsplit's own answers (a ParseComplete for a
         // reused statement) and the server's replies do not cost a send each.
-        let mut outbox = Outbox::default();
         while let Some((batch, end)) = server.take_batch()? {
             tracing::trace!(tags = %frame::tags(&batch), end = end.name(), "to client");
             if let Some(pieces) = withheld.as_mut() {
@@ -173,26 +186,31 @@ impl Session {
             };
             outbox.push(batch);
             if end != BatchEnd::More && server.settled() && !server.in_pipeline() {
-                return Ok(Replies::Last(outbox));
+                return Ok(Replies::Last);
             }
         }
         if server.settled() && !server.in_pipeline() {
             outbox.extend(withheld.take());
-            return Ok(Replies::Last(outbox));
+            return Ok(Replies::Last);
         }
         if let Some(ready) = self.ready_after_probe.take() {
             // The commit's replies wait with its ReadyForQuery for the probe's answer, which the
             // server sends right after them: one write to the client instead of two, and a
             // client that never sees a CommandComplete alone waits without waking for it.
             self.ready_after_probe = Some(before_ready(ready, outbox.take()));
-        } else {
-            outbox.send(&mut self.client).await?;
         }
         Ok(Replies::Waiting)
     }
 
-    /// Sends the replies held for the LSN probe's answer, if the connection failed before it
-    /// came: the client learns its commit's outcome as it would have without the probe.
+    /// The server connection failed mid-request: the replies held for the LSN probe's answer
+    /// go out first, so the client learns its commit's outcome as it would have without the
+    /// probe; then the failure is the client's error.
+    async fn server_lost(&mut self, e: crate::server::ReadError) -> ClientError {
+        self.send_held_replies().await;
+        e.into()
+    }
+
+    /// Sends the replies held for the LSN probe's answer, if any.
     async fn send_held_replies(&mut self) {
         let Some(held) = self.ready_after_probe.take() else { return };
         let replies = &held[..held.len().saturating_sub(from_server::READY_FOR_QUERY_LEN)];
