@@ -34,7 +34,7 @@ pub enum LookupError {
     Query { addr: String, reason: String },
     /// The node took longer than `pool.connect_timeout` (a black hole, or a server stuck).
     #[error("looking up a user on {addr} took longer than {millis} ms")]
-    Timeout { addr: String, millis: u128 },
+    Timeout { addr: String, millis: u64 },
 }
 
 /// Where a lookup runs: the database's primary now, and the server database.
@@ -123,7 +123,7 @@ impl Lookup {
         }
         let limit = self.connect_timeout;
         let asked_primary = tokio::time::timeout(limit, self.query(user, target)).await;
-        let timed_out = || LookupError::Timeout { addr: target.addr.to_string(), millis: limit.as_millis() };
+        let timed_out = || LookupError::Timeout { addr: target.addr.to_string(), millis: limit.as_millis() as u64 };
         match asked_primary.unwrap_or_else(|_| Err(timed_out())) {
             Ok(verifier) => {
                 count(&self.stats.queried);

@@ -19,7 +19,7 @@ use crate::server::ServerError;
 pub enum PoolError {
     /// Every connection stayed busy for the whole checkout timeout.
     #[error("no server connection free in pool {pool} (size {size}) after waiting {waited_ms} ms")]
-    Exhausted { pool: String, size: usize, waited_ms: u128 },
+    Exhausted { pool: String, size: usize, waited_ms: u64 },
     /// A new connection could not be opened: the server is down or refuses pgsplit.
     #[error(transparent)]
     Server(#[from] ServerError),

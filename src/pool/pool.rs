@@ -263,7 +263,8 @@ impl Pool {
         let checkout = match waiter {
             // Boxed: opening (TLS, login) is a deep future every checkout would carry otherwise.
             None => Box::pin(self.open()).await.map(|conn| Checkout::new(conn, self.clone())),
-            Some(rx) => self.wait(rx, now).await,
+            // Boxed: only a full pool waits, and the wait's timer would size every checkout.
+            Some(rx) => Box::pin(self.wait(rx, now)).await,
         };
         match &checkout {
             Ok(_) => self.inner.counters.checked_out(now.elapsed()),
@@ -282,7 +283,7 @@ impl Pool {
             Err(_) => Err(PoolError::Exhausted {
                 pool: self.inner.key.to_string(),
                 size: self.size(),
-                waited_ms: started.elapsed().as_millis(),
+                waited_ms: started.elapsed().as_millis() as u64,
             }),
         }
     }

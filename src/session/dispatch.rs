@@ -208,7 +208,8 @@ async fn checkout_pool(ctx: &Shared, nodes: &Nodes, route: Route) -> Result<(Che
         Err(PoolError::Server(e)) if route != Route::Primary => {
             tracing::warn!(replica = %nodes.pool(route).key(), error = %e, "replica unreachable; sending the request to the primary");
             ctx.decisions.count(Route::Primary, Reason::Fallback);
-            nodes.primary().checkout().await.map(|s| (s, Route::Primary))
+            // Boxed: rare, and a second checkout would size every request's future.
+            Box::pin(nodes.primary().checkout()).await.map(|s| (s, Route::Primary))
         }
         Err(e) => Err(e),
     }

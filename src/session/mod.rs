@@ -2,6 +2,7 @@
 //! checks out a server connection, relays replies back, and releases the connection at
 //! ReadyForQuery 'I' (transaction pooling) or at disconnect (session pooling).
 
+use std::future::Future;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
@@ -218,58 +219,67 @@ impl Session {
     }
 
     /// Runs one request: each stage once, in data-path order.
-    async fn serve(&mut self, batch: Batch) -> Result<(), ClientError> {
-        if self.answered_here(&batch).await? {
-            return Ok(());
-        }
-        let inspection = self.inspect(&batch);
-        if self.deallocate(&batch, &inspection).await? || self.begin_here(&batch, &inspection).await? {
-            return Ok(());
-        }
-        if let Err(e) = self.pin_for(&inspection) {
-            return self.refuse(e, batch.summary).await;
-        }
-        let fresh = self.server.is_none();
-        // A request after a BEGIN pgsplit answered runs in that transaction, on the primary, as
-        // it would have on the connection the BEGIN took.
-        let begun = std::mem::take(&mut self.begin_owed);
-        let (mut server, route) = match self.acquire(&inspection, begun).await {
-            Ok(pair) => pair,
-            Err(e) => return self.refuse(e, batch.summary).await,
-        };
-        if !self.params_fit(&mut server) {
-            // A round trip to the server anyway; boxed, so it does not size every request's future.
-            Box::pin(self.sync_params(&mut server)).await?;
-        }
-        self.begin_request(&mut server, &inspection, fresh);
-        if begun {
-            server.begin_first();
-        }
-        // Outside a transaction until now: the request may commit a write, and nothing ran yet.
-        let outside = fresh && !begun;
-        self.prepared.start_request();
-        let writes = outside && inspection.writes();
-        // A read learns the LSN only if it ends the exchange (a probe must not land inside a
-        // pipeline the client keeps open), and only where reads are routed at all.
-        let reads = outside && !writes && batch.summary.waits_for_ready() && self.mode == PoolMode::Transaction;
-        let probed = self.probe_owed(&inspection, route, writes, reads);
-        self.send_rewritten(&mut server, &batch.bytes, batch.summary.pipeline, &inspection.parsed, &[], probed).await?;
-        // Replies are held back until they show the request ran, so a write a replica (or a
-        // demoted primary) refuses can run again on the primary, and a reused statement whose
-        // result type changed can be prepared again: only outside a transaction, and while
-        // the client waits for a ReadyForQuery, not after a Flush.
-        let waits = batch.summary.waits_for_ready();
-        let guard = Guard { misroute: outside && waits, stale_plan: waits && self.prepared.reused_any() };
-        let relayed = self.relay(server, route, guard).await?;
-        if probed && !matches!(relayed, Relayed::Done) {
-            // Its replies were drained with the refused request's.
-            self.routing.probe_dropped();
-        }
-        // The retries are rare and deep: boxed, so they do not size every request's future.
-        match relayed {
-            Relayed::Done => Ok(()),
-            Relayed::Refused(refused) => Box::pin(self.retry_on_primary(&batch, &inspection, route, &refused)).await,
-            Relayed::StalePlan(server) => Box::pin(self.replan(server, &batch, &inspection, route, probed)).await,
+    ///
+    /// Not an `async fn`: its arguments would be kept twice in the future (as given, and as
+    /// the body's locals), and this future is allocated for every request.
+    #[allow(clippy::manual_async_fn, reason = "an async fn keeps each argument twice in its future")]
+    fn serve(&mut self, batch: Batch) -> impl Future<Output = Result<(), ClientError>> + '_ {
+        async move {
+            if self.answered_here(&batch).await? {
+                return Ok(());
+            }
+            let inspection = self.inspect(&batch);
+            if self.deallocate(&batch, &inspection).await? || self.begin_here(&batch, &inspection).await? {
+                return Ok(());
+            }
+            if let Err(e) = self.pin_for(&inspection) {
+                return Box::pin(self.refuse(e, batch.summary)).await;
+            }
+            let fresh = self.server.is_none();
+            // A request after a BEGIN pgsplit answered runs in that transaction, on the primary, as
+            // it would have on the connection the BEGIN took.
+            let begun = std::mem::take(&mut self.begin_owed);
+            let (mut server, route) = match self.acquire(&inspection, begun).await {
+                Ok(pair) => pair,
+                Err(e) => return Box::pin(self.refuse(e, batch.summary)).await,
+            };
+            if !self.params_fit(&mut server) {
+                // A round trip to the server anyway; boxed, so it does not size every request's future.
+                Box::pin(self.sync_params(&mut server)).await?;
+            }
+            self.begin_request(&mut server, &inspection, fresh);
+            if begun {
+                server.begin_first();
+            }
+            // Outside a transaction until now: the request may commit a write, and nothing ran yet.
+            let outside = fresh && !begun;
+            self.prepared.start_request();
+            let writes = outside && inspection.writes();
+            // A read learns the LSN only if it ends the exchange (a probe must not land inside a
+            // pipeline the client keeps open), and only where reads are routed at all.
+            let reads = outside && !writes && batch.summary.waits_for_ready() && self.mode == PoolMode::Transaction;
+            let probed = self.probe_owed(&inspection, route, writes, reads);
+            self.send_rewritten(&mut server, &batch.bytes, batch.summary.pipeline, &inspection.parsed, &[], probed)
+                .await?;
+            // Replies are held back until they show the request ran, so a write a replica (or a
+            // demoted primary) refuses can run again on the primary, and a reused statement whose
+            // result type changed can be prepared again: only outside a transaction, and while
+            // the client waits for a ReadyForQuery, not after a Flush.
+            let waits = batch.summary.waits_for_ready();
+            let guard = Guard { misroute: outside && waits, stale_plan: waits && self.prepared.reused_any() };
+            let relayed = self.relay(server, route, guard).await?;
+            if probed && !matches!(relayed, Relayed::Done) {
+                // Its replies were drained with the refused request's.
+                self.routing.probe_dropped();
+            }
+            // The retries are rare and deep: boxed, so they do not size every request's future.
+            match relayed {
+                Relayed::Done => Ok(()),
+                Relayed::Refused(refused) => {
+                    Box::pin(self.retry_on_primary(&batch, &inspection, route, &refused)).await
+                }
+                Relayed::StalePlan(server) => Box::pin(self.replan(server, &batch, &inspection, route, probed)).await,
+            }
         }
     }
 
@@ -404,28 +414,31 @@ impl Session {
         let who = Requester { db: &self.db, user: &self.user, application_name, mode: self.mode };
         self.slot.set_state(ClientState::Waiting);
         if self.ctx.pause.is_paused(&self.db.name) {
-            self.ctx.pause.wait(&self.db.name).await;
+            Box::pin(self.ctx.pause.wait(&self.db.name)).await;
         }
-        let route = if begun {
-            self.ctx.decisions.count(Route::Primary, Reason::Transaction);
-            Ok(Route::Primary)
-        } else {
-            // Only a read gains from a bound: a write leaves the session dirty again.
-            let bounds = self.routing.dirty && self.routing.reads_only(inspection);
-            if let Some(topology) = self.nodes.topology.as_ref().filter(|_| bounds) {
-                self.routing.bound_by_sample(topology.load().insert_bound);
+        // In a block of its own, so the choice's result is gone before the checkout's await: the
+        // future holds a route, not room for an error.
+        let route = {
+            let chosen = if begun {
+                self.ctx.decisions.count(Route::Primary, Reason::Transaction);
+                Ok(Route::Primary)
+            } else {
+                // Only a read gains from a bound: a write leaves the session dirty again.
+                let bounds = self.routing.dirty && self.routing.reads_only(inspection);
+                if let Some(topology) = self.nodes.topology.as_ref().filter(|_| bounds) {
+                    self.routing.bound_by_sample(topology.load().insert_bound);
+                }
+                dispatch::choose(&self.ctx, &self.config, &self.nodes, &self.routing, inspection, &who).await
+            };
+            match chosen {
+                Ok(route) => route,
+                Err(e) => return Err(self.not_served(e)),
             }
-            dispatch::choose(&self.ctx, &self.config, &self.nodes, &self.routing, inspection, &who).await
         };
-        let checkout = match route {
-            Ok(route) => {
-                dispatch::checkout(&self.ctx, &self.nodes, route, self.config.policy.settings.failover_timeout).await
-            }
-            Err(e) => Err(e),
-        };
-        let Ok((mut server, route)) = checkout else {
-            self.slot.set_state(ClientState::Idle);
-            return checkout;
+        let timeout = self.config.policy.settings.failover_timeout;
+        let (mut server, route) = match dispatch::checkout(&self.ctx, &self.nodes, route, timeout).await {
+            Ok(pair) => pair,
+            Err(e) => return Err(self.not_served(e)),
         };
         self.slot.set_state(ClientState::Active);
         self.slot.set_server(Some(server.addr().clone()));
@@ -435,6 +448,12 @@ impl Session {
         }
         self.cancel.set_target(Some(CancelTarget { addr: server.addr().clone(), key: server.key() }));
         Ok((server, route))
+    }
+
+    /// The client is idle again after a request that got no connection.
+    fn not_served(&self, e: ClientError) -> ClientError {
+        self.slot.set_state(ClientState::Idle);
+        e
     }
 
     /// Whether the connection carries this client's parameters already (claimed for it if so):
