@@ -64,7 +64,8 @@ impl Outbox {
         }
     }
 
-    /// Sends the pieces to the client in one write, and empties the outbox.
+    /// Sends the pieces to the client in one write, and empties the outbox once they went out
+    /// (after a failed send the session ends with the error, so what is left does not matter).
     pub async fn send(&mut self, client: &mut Stream) -> std::io::Result<()> {
         let (first, second): (&[u8], &[u8]) = match self {
             Outbox::Empty => return Ok(()),
