@@ -52,6 +52,11 @@ impl Cache {
         hit
     }
 
+    /// Counts a hit answered outside the cache, from a classification it gave before.
+    pub fn count_hit(&self) {
+        self.hits.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Keeps the answer for a key the cache could not answer, counted as a miss; `None` for a
     /// text that may not be kept (see `key::cacheable`) is only counted.
     pub fn put(&self, key: Option<&str>, classification: &Arc<Classification>) {

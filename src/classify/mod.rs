@@ -29,6 +29,8 @@ mod tests;
 
 use std::cell::RefCell;
 use std::collections::HashSet;
+use std::num::NonZeroU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 pub use crate::protocol::lsn::{format_lsn, parse_lsn};
@@ -300,7 +302,8 @@ pub struct ClassifierSettings {
 /// Counters of the classification cache, for metrics.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CacheStats {
-    /// Texts answered from the cache.
+    /// Texts answered from the cache, or from what it answered before (a session's unnamed
+    /// statement sent again).
     pub hits: u64,
     /// Texts the cache could not answer (then cached, unless over 1 MiB).
     pub misses: u64,
@@ -324,12 +327,38 @@ const KEY_BUFFER_KEPT: usize = 64 << 10;
 pub struct Classifier {
     functions: FunctionSet,
     cache: Cache,
+    /// See [`Classifier::generation`].
+    generation: Option<NonZeroU64>,
 }
+
+/// The generation the next classifier built takes.
+static NEXT_GENERATION: AtomicU64 = AtomicU64::new(1);
 
 impl Classifier {
     /// Builds a classifier with its cache and extra write functions.
     pub fn new(settings: ClassifierSettings) -> Self {
-        Classifier { functions: FunctionSet::new(&settings.write_functions), cache: Cache::new(settings.cache_size) }
+        let cache = Cache::new(settings.cache_size);
+        let generation = cache.enabled().then(|| NEXT_GENERATION.fetch_add(1, Ordering::Relaxed));
+        Classifier {
+            functions: FunctionSet::new(&settings.write_functions),
+            cache,
+            generation: generation.and_then(NonZeroU64::new),
+        }
+    }
+
+    /// Tells this classifier from every other the process builds (a reload, or write functions
+    /// the monitor learns, build another): a session may keep a classification beside its
+    /// statement and use it again for the same text while the classifier that made it is the
+    /// one in use. `None` with the cache off, when nothing is kept.
+    pub fn generation(&self) -> Option<NonZeroU64> {
+        self.generation
+    }
+
+    /// Counts a text a session answered from the classification it kept (see
+    /// [`Classifier::generation`]) as a cache hit: the cache's counters say how many texts
+    /// were classified again.
+    pub fn count_kept(&self) {
+        self.cache.count_hit();
     }
 
     /// Classifies one simple-query or Parse text. Never fails: what is not understood comes back as

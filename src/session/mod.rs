@@ -9,7 +9,7 @@ use bytes::{Bytes, BytesMut};
 use tokio::io::AsyncWriteExt;
 use tracing::Instrument;
 
-use crate::classify::{Classification, Pin};
+use crate::classify::Pin;
 use crate::config::{DatabaseSettings, Pinning, PoolMode, StaleFallback, UserSettings};
 use crate::pool::{Checkout, PoolKey};
 use crate::protocol::build::{self, Severity};
@@ -25,7 +25,7 @@ use params::ClientParams;
 use prepared::Prepared;
 use relay::Guard;
 use request::{Batch, Taken};
-use routing::{Inspection, RoutingState};
+use routing::{Inspection, Parses, RoutingState};
 use tx::TxState;
 
 /// How a relay ended.
@@ -335,7 +335,7 @@ impl Session {
         server: &mut Checkout,
         bytes: &[u8],
         pipeline: Pipeline,
-        parsed: &[Arc<Classification>],
+        parsed: &Parses,
     ) -> Result<(), ClientError> {
         self.send_rewritten(server, bytes, pipeline, parsed, &[], false).await
     }
@@ -348,7 +348,7 @@ impl Session {
         server: &mut Checkout,
         bytes: &[u8],
         pipeline: Pipeline,
-        parsed: &[Arc<Classification>],
+        parsed: &Parses,
         stale: &[u64],
         probe: bool,
     ) -> Result<(), ClientError> {

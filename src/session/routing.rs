@@ -3,6 +3,7 @@
 
 use std::borrow::Cow;
 use std::collections::VecDeque;
+use std::num::NonZeroU64;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -29,11 +30,19 @@ pub struct Inspection {
     pub first_text: Option<String>,
     /// The classification of each Parse, in order: the rewrite records it with the statement,
     /// once the Parse is really sent.
-    pub parsed: Classes,
+    pub parsed: Parses,
 }
 
 /// Classifications of a request's statements; most requests have one or two.
 pub type Classes = SmallVec<[Arc<Classification>; 4]>;
+
+/// The classifications of a request's Parses, and the generation of the classifier that made
+/// them ([`Classifier::generation`]), which the statements they prepare keep.
+#[derive(Debug, Default)]
+pub struct Parses {
+    pub classes: Classes,
+    pub generation: Option<NonZeroU64>,
+}
 
 impl Inspection {
     /// Some statement must run on the primary.
@@ -237,6 +246,7 @@ impl RoutingState {
         statements: &Prepared,
     ) -> Inspection {
         let mut inspection = Inspection::default();
+        inspection.parsed.generation = classifier.generation();
         let mut parsed_here: SmallVec<[&[u8]; 4]> = SmallVec::new();
         for (tag, body) in messages(batch) {
             match tag {
@@ -247,10 +257,18 @@ impl RoutingState {
                 }
                 from_client::PARSE => {
                     let Some((name, text)) = from_client::parse_message(body) else { continue };
-                    let text = utf8(text);
-                    let class = classifier.classify(&text);
-                    keep(&mut inspection.first_text, &text, keep_text);
-                    inspection.parsed.push(class.clone());
+                    // Most drivers send their unnamed statement's text again with each execution.
+                    let class = match statements.repeated_unnamed(body, classifier.generation()) {
+                        Some(kept) => {
+                            classifier.count_kept();
+                            kept.clone()
+                        }
+                        None => classifier.classify(&utf8(text)),
+                    };
+                    if keep_text {
+                        keep(&mut inspection.first_text, &utf8(text), true);
+                    }
+                    inspection.parsed.classes.push(class.clone());
                     parsed_here.push(name);
                     inspection.statements.push(class);
                 }

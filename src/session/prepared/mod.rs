@@ -6,10 +6,11 @@
 //! is prepared first, in the same pipeline, and its reply swallowed; a Parse the connection
 //! already has, and every Close of a statement pgsplit named, are answered by pgsplit itself.
 
+use std::collections::HashMap;
+use std::num::NonZeroU64;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use std::collections::HashMap;
 
 use crate::classify::Classification;
 use crate::protocol::build::{self, Severity};
@@ -19,6 +20,7 @@ use crate::protocol::sqlstate;
 use crate::server::expect::{Kind, CLOSE_COMPLETE, PARSE_COMPLETE};
 use crate::server::outgoing::put_message;
 use crate::server::{Outgoing, ServerConn};
+use crate::session::routing::Parses;
 use crate::state::statements::StatementIds;
 
 mod name;
@@ -33,11 +35,15 @@ struct Statement {
     parse: Bytes,
     /// What it does, for routing the Binds that run it.
     class: Arc<Classification>,
+    /// The generation of the classifier that made `class`, kept for the unnamed statement
+    /// (see [`Prepared::repeated_unnamed`]); `None` for named ones, looked up by name.
+    generation: Option<NonZeroU64>,
 }
 
 impl Statement {
-    fn new(id: u64, rest: &[u8], class: &Arc<Classification>) -> Arc<Self> {
-        Arc::new(Statement { id, parse: parse_message(&ServerName::of(id), rest), class: class.clone() })
+    fn new(id: u64, rest: &[u8], class: &Arc<Classification>, generation: Option<NonZeroU64>) -> Arc<Self> {
+        let parse = parse_message(&ServerName::of(id), rest);
+        Arc::new(Statement { id, parse, class: class.clone(), generation })
     }
 
     /// Its text and parameter types: the Parse body after the name.
@@ -81,6 +87,15 @@ impl Prepared {
         stmt.map(|s| &s.class)
     }
 
+    /// The classification of an unnamed Parse (`body`) that sends the client's unnamed statement
+    /// again, if the classifier of `generation` made it: then its text needs no classifying.
+    /// Drivers that do not name statements send the same text with each execution.
+    pub fn repeated_unnamed(&self, body: &[u8], generation: Option<NonZeroU64>) -> Option<&Arc<Classification>> {
+        let stmt = self.unnamed.as_ref().filter(|s| s.generation.is_some() && s.generation == generation)?;
+        let rest = body.strip_prefix(b"\0")?;
+        (stmt.key() == rest).then_some(&stmt.class)
+    }
+
     /// Forgets every statement (DISCARD ALL, DEALLOCATE ALL).
     pub fn clear(&mut self) {
         self.by_name.clear();
@@ -120,7 +135,7 @@ impl Prepared {
         &mut self,
         registry: &StatementIds,
         batch: &[u8],
-        parsed: &[Arc<Classification>],
+        parsed: &Parses,
         server: &mut ServerConn,
         reuse_unnamed: bool,
         stale: &[u64],
@@ -134,7 +149,8 @@ impl Prepared {
             server.drop_statement(id);
             close_on_server(id, &mut out);
         }
-        let mut parsed = parsed.iter();
+        let generation = parsed.generation;
+        let mut parsed = parsed.classes.iter();
         let mut skipping = false;
         for whole in whole_messages(batch) {
             let (tag, body) = (whole[0], &whole[5..]);
@@ -148,7 +164,7 @@ impl Prepared {
                     if body.first() != Some(&0) {
                         skipping = !self.parse(registry, body, class, server, reuse, &mut out);
                     } else if let (true, Some(class)) = (reuse, class) {
-                        self.parse_unnamed(registry, body, class, server, &mut out);
+                        self.parse_unnamed(registry, body, class, generation, server, &mut out);
                     } else {
                         self.unnamed = None;
                         out.forward(tag, body);
@@ -196,7 +212,7 @@ impl Prepared {
             return false;
         }
         let rest = &body[name.len() + 1..];
-        let stmt = Statement::new(registry.id_for(rest), rest, class);
+        let stmt = Statement::new(registry.id_for(rest), rest, class, None);
         self.by_name.insert(name.into(), stmt.clone());
         self.added.push(name.into());
         self.prepare_or_reuse(registry, &stmt, server, reuse, out);
@@ -204,20 +220,21 @@ impl Prepared {
     }
 
     /// An unnamed Parse, outside a transaction: the client's unnamed statement becomes the
-    /// server statement of its text (the last one's again when the text repeats, without the
-    /// registry's lock).
+    /// server statement of its text (the last one's again when the text repeats and the same
+    /// classifier made `class`, without the registry's lock).
     fn parse_unnamed(
         &mut self,
         registry: &StatementIds,
         body: &[u8],
         class: &Arc<Classification>,
+        generation: Option<NonZeroU64>,
         server: &mut ServerConn,
         out: &mut Outgoing,
     ) {
         let rest = &body[1..];
         let stmt = match self.unnamed.take() {
-            Some(last) if last.key() == rest => last,
-            _ => Statement::new(registry.id_for(rest), rest, class),
+            Some(last) if last.key() == rest && last.generation == generation => last,
+            _ => Statement::new(registry.id_for(rest), rest, class, generation),
         };
         self.prepare_or_reuse(registry, &stmt, server, true, out);
         self.unnamed = Some(stmt);
@@ -326,3 +343,6 @@ fn parse_message(name: &ServerName, rest: &[u8]) -> Bytes {
     put_message(&mut out, c::PARSE, &[name, b"\0", rest].concat());
     out.freeze()
 }
+
+#[cfg(test)]
+mod tests;
