@@ -36,8 +36,8 @@ impl Session {
             && self.server.is_none()
             && !self.begin_owed
             && self.client_in.is_empty()
-            && self.routing.class_of(inspection) == RequestClass::Transaction
-            && is_plain_begin(&batch.bytes);
+            && is_plain_begin(&batch.bytes)
+            && self.routing.class_of(inspection) == RequestClass::Transaction;
         if !deferrable {
             return Ok(false);
         }
