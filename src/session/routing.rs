@@ -40,7 +40,9 @@ pub type Classes = SmallVec<[Arc<Classification>; 4]>;
 /// them ([`Classifier::generation`]), which the statements they prepare keep.
 #[derive(Debug, Default)]
 pub struct Parses {
+    /// One per Parse, in the request's order.
     pub classes: Classes,
+    /// The classifier's generation; `None` when its cache is off and nothing is kept.
     pub generation: Option<NonZeroU64>,
 }
 
