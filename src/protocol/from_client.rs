@@ -120,13 +120,13 @@ pub fn target(body: &[u8]) -> Option<(u8, &[u8])> {
 
 /// Splits a NUL-terminated string off the front.
 fn cstr(body: &[u8]) -> Option<(&[u8], &[u8])> {
-    let nul = body.iter().position(|&b| b == 0)?;
+    let nul = super::nul_at(body)?;
     Some((&body[..nul], &body[nul + 1..]))
 }
 
 /// SASLInitialResponse body: mechanism name and the initial client data.
 pub fn sasl_initial_response(body: &[u8]) -> Option<(&[u8], &[u8])> {
-    let nul = body.iter().position(|&b| b == 0)?;
+    let nul = super::nul_at(body)?;
     let (mechanism, rest) = (&body[..nul], &body[nul + 1..]);
     if rest.len() < 4 {
         return None;

@@ -35,7 +35,7 @@ pub fn ready_status(body: &[u8]) -> Option<u8> {
 
 /// Name and value of a ParameterStatus body, as raw bytes (values may be in any encoding).
 pub fn parameter_status(body: &[u8]) -> Option<(&[u8], &[u8])> {
-    let nul = body.iter().position(|&b| b == 0)?;
+    let nul = super::nul_at(body)?;
     let (name, rest) = (&body[..nul], &body[nul + 1..]);
     let value = rest.strip_suffix(&[0])?;
     Some((name, value))
@@ -48,7 +48,7 @@ pub fn error_field(body: &[u8], field: u8) -> Option<&[u8]> {
         if code == 0 {
             return None;
         }
-        let nul = tail.iter().position(|&b| b == 0)?;
+        let nul = super::nul_at(tail)?;
         if code == field {
             return Some(&tail[..nul]);
         }

@@ -110,7 +110,7 @@ fn parse_params(mut rest: &[u8], minor: u16) -> Result<StartupMessage, StartupEr
 }
 
 fn take_cstr(rest: &mut &[u8]) -> Result<String, StartupError> {
-    let end = rest.iter().position(|&b| b == 0).ok_or(StartupError::Malformed("missing terminator"))?;
+    let end = super::nul_at(rest).ok_or(StartupError::Malformed("missing terminator"))?;
     let s =
         std::str::from_utf8(&rest[..end]).map_err(|_| StartupError::Malformed("parameter is not UTF-8"))?.to_string();
     *rest = &rest[end + 1..];

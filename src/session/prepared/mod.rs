@@ -49,7 +49,7 @@ impl Statement {
     /// Its text and parameter types: the Parse body after the name.
     fn key(&self) -> &[u8] {
         let body = &self.parse[5..];
-        body.iter().position(|&b| b == 0).map_or(&[][..], |nul| &body[nul + 1..])
+        crate::protocol::nul_at(body).map_or(&[][..], |nul| &body[nul + 1..])
     }
 }
 
@@ -262,22 +262,20 @@ impl Prepared {
     }
 
     /// The statement a Bind, Describe or Close names, if pgsplit named it on servers.
-    fn statement(&self, name: &[u8]) -> Option<Arc<Statement>> {
-        if name.is_empty() {
-            self.unnamed.clone()
-        } else {
-            self.by_name.get(name).cloned()
+    fn statement(&self, name: &[u8]) -> Option<&Arc<Statement>> {
+        match name.is_empty() {
+            true => self.unnamed.as_ref(),
+            false => self.by_name.get(name),
         }
     }
 
-    fn bind(&mut self, registry: &StatementIds, body: &[u8], server: &mut ServerConn, out: &mut Outgoing) {
+    fn bind(&self, registry: &StatementIds, body: &[u8], server: &mut ServerConn, out: &mut Outgoing) {
         // A Bind too short to name a statement goes as it came: the server refuses it (08P01).
-        let Some(stmt) = c::bind_statement(body).and_then(|name| self.statement(name)) else {
+        let Some((name, stmt)) = c::bind_statement(body).and_then(|name| Some((name, self.statement(name)?))) else {
             return out.forward(c::BIND, body);
         };
-        let name = c::bind_statement(body).unwrap_or_default();
-        ensure_prepared(registry, &stmt, server, out);
-        let portal_len = body.iter().position(|&b| b == 0).unwrap_or(0);
+        ensure_prepared(registry, stmt, server, out);
+        let portal_len = crate::protocol::nul_at(body).unwrap_or(0);
         let after = &body[portal_len + 1 + name.len() + 1..];
         let server_name = ServerName::of(stmt.id);
         out.forward_parts(c::BIND, &[&body[..portal_len + 1], server_name.as_bytes(), b"\0", after]);
@@ -293,7 +291,7 @@ impl Prepared {
         out: &mut Outgoing,
     ) {
         let name = c::target(body).map(|(_, n)| n).unwrap_or_default();
-        let Some(stmt) = self.statement(name) else { return out.forward(tag, body) };
+        let Some(stmt) = self.statement(name).cloned() else { return out.forward(tag, body) };
         if tag == c::CLOSE {
             // The server copy stays for other clients; the client's view forgets it now.
             if name.is_empty() {
