@@ -172,7 +172,12 @@ fn poll_read_plain(tcp: &mut TcpStream, cx: &mut Context<'_>, buf: &mut BytesMut
         let mut read = ReadBuf::new(scratch);
         match Pin::new(tcp).poll_read(cx, &mut read) {
             Poll::Ready(Ok(())) => {
-                buf.extend_from_slice(read.filled());
+                match buf.is_empty() {
+                    // A buffer of exactly what arrived, made in one step: growing an empty
+                    // `BytesMut` takes its general reserve path first.
+                    true => *buf = BytesMut::from(read.filled()),
+                    false => buf.extend_from_slice(read.filled()),
+                }
                 Poll::Ready(Ok(read.filled().len()))
             }
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
