@@ -92,6 +92,8 @@ pub async fn serve_all(listeners: Listeners, settings: Settings, shutdown: Cance
         tracing::info!(%addr, "pgsplit listening");
     }
     listener::run(listener, ctx.clone(), tracker.clone()).await;
+    // Sessions between transactions end now; the others at their transaction's end.
+    ctx.clients.close();
     tracker.close();
     let limit = ctx.config().settings.limits.shutdown_timeout;
     tracing::info!(clients = tracker.len(), "shutting down: waiting for transactions to finish");

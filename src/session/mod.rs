@@ -159,7 +159,7 @@ impl Session {
                     biased;
                     read = self.client.read_when_ready(&mut self.client_in, READ_RESERVE) => read?,
                     // Shutdown ends idle sessions at once.
-                    _ = self.ctx.shutdown.cancelled() => return Err(ClientError::Shutdown),
+                    _ = self.slot.closing() => return Err(ClientError::Shutdown),
                 }
             } else {
                 // Boxed: a client holding a connection (a transaction, a pin) listens to it too.
@@ -185,7 +185,7 @@ impl Session {
             // A held connection speaks unasked: notifications for a LISTEN, notices, or its end.
             read = server.read_more() => read?,
             // Shutdown ends a pinned session between transactions; a transaction runs to its end.
-            _ = self.ctx.shutdown.cancelled(), if between_transactions => return Err(ClientError::Shutdown),
+            _ = self.slot.closing(), if between_transactions => return Err(ClientError::Shutdown),
         }
         self.forward_unasked().await?;
         Ok(None)

@@ -1,12 +1,17 @@
 //! Who is connected: one entry per logged-in client, for SHOW CLIENTS and the client gauges. A
-//! session updates its own entry's state with one relaxed store per request.
+//! session updates its own entry's state with one relaxed store per request. The registry also
+//! tells idle sessions that pgsplit is closing ([`ClientRegistry::close`]).
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::SystemTime;
 
+use futures_util::task::AtomicWaker;
 use parking_lot::Mutex;
 
 use crate::config::{DatabaseSettings, UserSettings};
@@ -56,6 +61,8 @@ pub struct ClientEntry {
     state: AtomicU8,
     /// The node of the server connection it holds, if any.
     server: Mutex<Option<Arc<str>>>,
+    /// Wakes the session's wait between transactions when pgsplit closes.
+    closing: AtomicWaker,
 }
 
 impl ClientEntry {
@@ -88,6 +95,8 @@ pub struct ClientRegistry {
     open: AtomicUsize,
     /// Connections serving the admin console.
     consoles: AtomicUsize,
+    /// pgsplit is shutting down: sessions between transactions end.
+    closed: AtomicBool,
 }
 
 /// Counts one open connection (accepted, or on the console) until dropped.
@@ -136,6 +145,7 @@ impl ClientRegistry {
             tls: new.tls,
             state: AtomicU8::new(ClientState::Idle as u8),
             server: Mutex::new(None),
+            closing: AtomicWaker::new(),
         });
         self.clients.lock().insert(new.id, entry.clone());
         ClientSlot { registry: self.clone(), entry }
@@ -174,6 +184,15 @@ impl ClientRegistry {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// pgsplit is shutting down: wakes every session waiting between transactions, which then
+    /// ends ([`ClientSlot::closing`]). A wait that begins later sees it at once.
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+        for entry in self.clients.lock().values() {
+            entry.closing.wake();
+        }
+    }
 }
 
 /// A session's own entry; leaves the registry when dropped.
@@ -197,6 +216,33 @@ impl ClientSlot {
     /// Records the node of the server connection it holds.
     pub fn set_server(&self, node: Option<Arc<str>>) {
         *self.entry.server.lock() = node;
+    }
+
+    /// Ready once pgsplit is closing. A `select!` branch beside a session's read between
+    /// transactions. Rather than a cancellation token's wait, which joins and leaves one list
+    /// shared by every client (a lock each way) on every request: this keeps the task's waker
+    /// in the client's own entry, and stores nothing when the waker is the one kept.
+    pub fn closing(&self) -> Closing<'_> {
+        Closing { slot: self }
+    }
+}
+
+/// See [`ClientSlot::closing`].
+#[must_use = "futures do nothing unless awaited"]
+pub struct Closing<'a> {
+    slot: &'a ClientSlot,
+}
+
+impl Future for Closing<'_> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        // The waker first, then the flag: a `close` between the two wakes this task again.
+        self.slot.entry.closing.register(cx.waker());
+        match self.slot.registry.closed.load(Ordering::SeqCst) {
+            true => Poll::Ready(()),
+            false => Poll::Pending,
+        }
     }
 }
 
@@ -232,5 +278,45 @@ mod tests {
         assert_eq!(registry.len(), 1);
         drop(b);
         assert!(registry.is_empty());
+    }
+
+    /// Counts its wakes.
+    struct Wakes(AtomicUsize);
+
+    impl std::task::Wake for Wakes {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn closing_wakes_waiting_sessions_and_answers_later_ones_at_once() {
+        let registry = Arc::new(ClientRegistry::default());
+        let settings = crate::config::from_str(
+            "[[users]]\nname = \"app\"\npassword = \"pw\"\n[databases.app]\nprimary = \"127.0.0.1:5432\"\n",
+            "test",
+        )
+        .unwrap();
+        let new = |id| NewClient {
+            id,
+            addr: None,
+            user: settings.users["app"].clone(),
+            database: settings.databases["app"].clone(),
+            application_name: "".into(),
+            tls: false,
+        };
+        let waiting = registry.join(new(1));
+        let wakes = Arc::new(Wakes(AtomicUsize::new(0)));
+        let waker = std::task::Waker::from(wakes.clone());
+        let mut cx = Context::from_waker(&waker);
+        let mut wait = std::pin::pin!(waiting.closing());
+        assert!(wait.as_mut().poll(&mut cx).is_pending());
+        assert!(wait.as_mut().poll(&mut cx).is_pending(), "polled again, still open");
+        assert_eq!(wakes.0.load(Ordering::SeqCst), 0);
+        registry.close();
+        assert_eq!(wakes.0.load(Ordering::SeqCst), 1, "the waiting session is woken");
+        assert!(wait.as_mut().poll(&mut cx).is_ready());
+        let later = registry.join(new(2));
+        assert!(std::pin::pin!(later.closing()).poll(&mut cx).is_ready());
     }
 }

@@ -38,6 +38,25 @@ async fn shutdown_lets_transactions_finish_and_ends_idle_clients() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_ends_a_pinned_session_between_transactions() {
+    let mut proxy = Proxy::with_config(&harness::test_config("size = 4", "shutdown_timeout = \"10s\"")).await;
+    let pinned = proxy.client().await;
+    // LISTEN pins the session to its connection: it waits holding one, not as an idle client.
+    pinned.batch_execute("listen shutdown_pinned").await.unwrap();
+    proxy.shutdown.cancel();
+    let started = Instant::now();
+    while !pinned.is_closed() {
+        assert!(started.elapsed() < Duration::from_secs(10), "the pinned client was not disconnected");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let task = proxy.task.take().unwrap();
+    tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .expect("serve returns once the pinned session ended")
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_binary_stops_cleanly_on_sigterm() {
     // The multi-threaded runtime, the current-thread one of `workers = 1`, and the default.
     for workers in ["[runtime]\nworkers = 2\n", "[runtime]\nworkers = 1\n", ""] {
