@@ -31,7 +31,6 @@ impl Session {
                 self.routing.tx_wrote = false;
                 self.cancel.set_target(None);
                 self.slot.set_state(ClientState::Idle);
-                self.slot.set_server(None);
                 return Err(ClientError::PrimaryChanged(node));
             };
             return Ok((server, route));
@@ -93,7 +92,6 @@ impl Session {
             Err(e) => return Err(self.not_served(e)),
         };
         self.slot.set_state(ClientState::Active);
-        self.slot.set_server(Some(server.addr().clone()));
         self.routing.routed(route);
         if self.mode == PoolMode::Session {
             server.set_needs_reset(true);

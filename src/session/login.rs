@@ -69,6 +69,7 @@ impl Session {
             database: db.clone(),
             application_name: params.reported().get("application_name").map_or("".into(), |name| name.as_str().into()),
             tls: client.is_tls(),
+            target: cancel.slot(),
         });
         Ok(Session {
             client,

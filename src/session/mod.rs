@@ -395,7 +395,6 @@ impl Session {
         if self.mode == PoolMode::Transaction && !self.tx.pinned() && releasable {
             self.cancel.set_target(None);
             self.slot.set_state(ClientState::Idle);
-            self.slot.set_server(None);
             drop(server);
         } else {
             self.server = Some(server);

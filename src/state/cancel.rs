@@ -33,7 +33,9 @@ pub struct CancelTarget {
     pub key: BackendKey,
 }
 
-type Slot = Arc<Mutex<Option<CancelTarget>>>;
+/// A client's cancel target, shared by its cancel key's entry, its session and its entry in
+/// the list of clients (which shows the node from it).
+pub type Slot = Arc<Mutex<Option<CancelTarget>>>;
 
 /// One registered key.
 struct Entry {
@@ -168,6 +170,11 @@ impl CancelHandle {
     /// Records the server connection the client is now using (`None` when it has none).
     pub fn set_target(&self, target: Option<CancelTarget>) {
         *self.slot.lock() = target;
+    }
+
+    /// The target's slot, for the client's entry in the list of clients.
+    pub fn slot(&self) -> Slot {
+        self.slot.clone()
     }
 }
 

@@ -14,6 +14,7 @@ use std::time::SystemTime;
 use futures_util::task::AtomicWaker;
 use parking_lot::Mutex;
 
+use super::cancel;
 use crate::config::{DatabaseSettings, UserSettings};
 
 /// What a client is doing now.
@@ -59,8 +60,8 @@ pub struct ClientEntry {
     pub connected_at: SystemTime,
     pub tls: bool,
     state: AtomicU8,
-    /// The node of the server connection it holds, if any.
-    server: Mutex<Option<Arc<str>>>,
+    /// Its cancel target: the server connection it holds, if any.
+    target: cancel::Slot,
     /// Wakes the session's wait between transactions when pgsplit closes.
     closing: AtomicWaker,
 }
@@ -81,9 +82,9 @@ impl ClientEntry {
         ClientState::from_u8(self.state.load(Ordering::Relaxed))
     }
 
-    /// The node it is linked to now.
+    /// The node it is linked to now: the one a cancel would go to.
     pub fn server(&self) -> Option<Arc<str>> {
-        self.server.lock().clone()
+        self.target.lock().as_ref().map(|t| t.addr.clone())
     }
 }
 
@@ -130,6 +131,8 @@ pub struct NewClient {
     pub database: Arc<DatabaseSettings>,
     pub application_name: Box<str>,
     pub tls: bool,
+    /// The session's cancel target ([`super::cancel::CancelHandle::slot`]).
+    pub target: cancel::Slot,
 }
 
 impl ClientRegistry {
@@ -144,7 +147,7 @@ impl ClientRegistry {
             connected_at: SystemTime::now(),
             tls: new.tls,
             state: AtomicU8::new(ClientState::Idle as u8),
-            server: Mutex::new(None),
+            target: new.target,
             closing: AtomicWaker::new(),
         });
         self.clients.lock().insert(new.id, entry.clone());
@@ -213,11 +216,6 @@ impl ClientSlot {
         self.entry.state.store(state as u8, Ordering::Relaxed);
     }
 
-    /// Records the node of the server connection it holds.
-    pub fn set_server(&self, node: Option<Arc<str>>) {
-        *self.entry.server.lock() = node;
-    }
-
     /// Ready once pgsplit is closing. A `select!` branch beside a session's read between
     /// transactions. Rather than a cancellation token's wait, which joins and leaves one list
     /// shared by every client (a lock each way) on every request: this keeps the task's waker
@@ -268,6 +266,7 @@ mod tests {
             database: settings.databases["app"].clone(),
             application_name: "".into(),
             tls: false,
+            target: cancel::Slot::default(),
         };
         let a = registry.join(new(1));
         let b = registry.join(new(2));
@@ -304,6 +303,7 @@ mod tests {
             database: settings.databases["app"].clone(),
             application_name: "".into(),
             tls: false,
+            target: cancel::Slot::default(),
         };
         let waiting = registry.join(new(1));
         let wakes = Arc::new(Wakes(AtomicUsize::new(0)));

@@ -148,6 +148,26 @@ async fn lists_once(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn show_clients_links_a_client_to_the_node_it_holds() {
+    let proxy = Proxy::with_config(&admin_config("size = 2", "")).await;
+    let admin = console(&proxy).await;
+    let (busy, idle) = (proxy.client().await, proxy.client().await);
+    idle.batch_execute("select 1").await.unwrap();
+    busy.batch_execute("begin; select 1").await.unwrap();
+    let primary = format!("127.0.0.1:{}", cluster().primary_port);
+    let links = || async {
+        let clients = rows(&admin, "SHOW CLIENTS").await;
+        let mut links: Vec<String> =
+            clients.iter().filter(|r| value(r, "user") == "app").map(|r| value(r, "link")).collect();
+        links.sort();
+        links
+    };
+    assert_eq!(links().await, ["".to_string(), primary.clone()], "the client in a transaction holds the primary");
+    busy.batch_execute("commit").await.unwrap();
+    assert_eq!(links().await, ["", ""], "a client between transactions holds nothing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn show_version_and_show_lists_as_pgbouncer_has_them() {
     let proxy = Proxy::with_config(&admin_config("size = 2", "")).await;
     let admin = console(&proxy).await;
