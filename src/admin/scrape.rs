@@ -158,7 +158,7 @@ fn routing(ctx: &Shared, m: &Metrics) {
     for (at, n) in ctx.counters.lsn_probes() {
         m.counter("pgsplit_lsn_probes_total", &[("at", at)]).absolute(n);
     }
-    let cache = ctx.classifier.load().stats();
+    let cache = ctx.config().classifier.stats();
     m.counter("pgsplit_classifier_cache_hits_total", &[]).absolute(cache.hits);
     m.counter("pgsplit_classifier_cache_misses_total", &[]).absolute(cache.misses);
 }

@@ -58,9 +58,15 @@ impl TopologyWatch {
         self.refreshes.load(Ordering::Relaxed)
     }
 
-    /// The latest snapshot.
+    /// The latest snapshot, to keep.
     pub fn load(&self) -> Arc<Topology> {
         self.snapshot.load_full()
+    }
+
+    /// The latest snapshot, to read at once: no reference count taken, the one atomic that every
+    /// session reading it would otherwise touch on each request. Not for holding across awaits.
+    pub fn current(&self) -> arc_swap::Guard<Arc<Topology>> {
+        self.snapshot.load()
     }
 
     /// Asks every node for a new sample now and waits up to `timeout` for the next snapshot: how

@@ -35,13 +35,12 @@ impl Session {
             };
             return Ok((server, route));
         }
-        self.follow_reload();
         self.checkout(inspection, begun).await
     }
 
     /// Moves to the current configuration between transactions: the database's and user's new
-    /// settings, and the pools and topology they now map to.
-    fn follow_reload(&mut self) {
+    /// settings, the pools and topology they now map to, and the classifier.
+    pub(super) fn follow_reload(&mut self) {
         if self.ctx.generation() != self.config.generation {
             self.config = self.ctx.config();
             if let Some(db) = self.config.settings.database(&self.db.name) {
@@ -77,7 +76,7 @@ impl Session {
                 // Only a read gains from a bound: a write leaves the session dirty again.
                 let bounds = self.routing.dirty && self.routing.reads_only(inspection);
                 if let Some(topology) = self.nodes.topology.as_ref().filter(|_| bounds) {
-                    self.routing.bound_by_sample(topology.load().insert_bound);
+                    self.routing.bound_by_sample(topology.current().insert_bound);
                 }
                 dispatch::choose(&self.ctx, &self.config, &self.nodes, &self.routing, inspection, &who).await
             };

@@ -43,7 +43,7 @@ impl Nodes {
     /// promoted replica after a failover); the configured primary's before the first election,
     /// and for databases without replicas.
     pub fn primary(&self) -> &Pool {
-        let elected = self.topology.as_ref().and_then(|t| t.load().election.primary);
+        let elected = self.topology.as_ref().and_then(|t| t.current().election.primary);
         elected.map_or(&self.primary, |id| self.pool_of(id))
     }
 
@@ -54,7 +54,7 @@ impl Nodes {
     /// compared by identity before their keys.
     pub fn kept_route(&self, pool: &Pool) -> Option<Route> {
         let Some(watch) = &self.topology else { return Some(Route::Primary) };
-        let t = watch.load();
+        let t = watch.current();
         let node = &pool.key().node;
         let nodes = std::iter::once(&t.primary).chain(&t.replicas);
         // The role first: nodes are rarely fenced, and the address is a string to compare.
@@ -105,7 +105,7 @@ impl Nodes {
     async fn wait_for(&self, limit: Duration, done: impl Fn(&Topology) -> bool) -> bool {
         let Some(topology) = &self.topology else { return true };
         // Most calls find it so at once: no clock read for them.
-        if done(&topology.load()) {
+        if done(&topology.current()) {
             return true;
         }
         let deadline = Instant::now() + limit;
@@ -116,7 +116,7 @@ impl Nodes {
             }
             // Boxed here and below: waiting is rare, and its future would size every request's.
             Box::pin(topology.refresh(left)).await;
-            if done(&topology.load()) {
+            if done(&topology.current()) {
                 return true;
             }
         }
@@ -159,7 +159,8 @@ pub async fn choose(
     let mut deadline: Option<Instant> = None;
     let mut waited = false;
     loop {
-        match route::decide(&request, policy, &topology.load(), &busy, waited) {
+        let decision = route::decide(&request, policy, &topology.current(), &busy, waited);
+        match decision {
             Decision::Go(route, reason) => {
                 // The fields are only evaluated when the line is enabled: no formatting otherwise.
                 tracing::trace!(

@@ -229,6 +229,11 @@ impl Session {
             if self.answered_here(&batch).await? {
                 return Ok(());
             }
+            if self.server.is_none() {
+                // Between transactions: the request is classified and routed under the current
+                // configuration.
+                self.follow_reload();
+            }
             let inspection = self.inspect(&batch);
             if self.deallocate(&batch, &inspection).await? || self.begin_here(&batch, &inspection).await? {
                 return Ok(());
@@ -287,7 +292,7 @@ impl Session {
     /// Classifies the request's statements (texts kept only when a rule matches on text).
     fn inspect(&mut self, batch: &Batch) -> Inspection {
         let keep_text = !self.config.policy.rules.is_empty();
-        self.routing.inspect(&self.ctx.classifier.load(), &batch.bytes, keep_text, &self.prepared)
+        self.routing.inspect(&self.config.classifier, &batch.bytes, keep_text, &self.prepared)
     }
 
     /// Notes what the request starts: its transaction's base, session changes and writes, and

@@ -235,7 +235,7 @@ impl Session {
             Taken::Terminate => return Ok(Intake::Terminated),
             Taken::NeedMore => return Ok(Intake::Reading),
         };
-        let inspection = self.routing.inspect(&self.ctx.classifier.load(), &b.bytes, false, &self.prepared);
+        let inspection = self.routing.inspect(&self.config.classifier, &b.bytes, false, &self.prepared);
         let elsewhere = route != Route::Primary && !matches!(self.routing.class_of(&inspection), RequestClass::Read);
         // A simple Query ends a Flush-opened pipeline on the server anyway; a write (asyncpg's
         // COPY after its column lookup) leaves the replica once pgsplit's own Sync closes it.
@@ -281,7 +281,7 @@ impl Session {
         out.extend_from_slice(replies);
         if let Some(lsn) = self.routing.probe_answered(lsn, committed) {
             // The probe ran on the elected primary: its LSN is of the newest timeline.
-            let timeline = self.nodes.topology.as_ref().map(|t| t.load().election.max_timeline);
+            let timeline = self.nodes.topology.as_ref().map(|t| t.current().election.max_timeline);
             self.routing.write_timeline = timeline.filter(|t| *t > 0);
             build::parameter_status(&mut out, "pgsplit.write_lsn", LsnText::new(lsn).as_str());
         }

@@ -4,11 +4,13 @@
 //! configured drain, and the monitor restarts only if what it watches changed. An invalid file
 //! is rejected whole and the running configuration stays.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use super::{classifier, AppError, Shared};
 use crate::auth::lookup::Lookup;
 use crate::auth::Authenticator;
+use crate::classify::Classifier;
 use crate::config::{self, Settings};
 use crate::monitor::Monitor;
 use crate::route::Policy;
@@ -16,15 +18,18 @@ use crate::route::Policy;
 /// One configuration: the settings and what is derived from them, replaced whole by a reload.
 pub struct Config {
     pub settings: Settings,
-    pub auth: Authenticator,
-    pub policy: Policy,
-    /// 1 at start, one more for each successful reload.
+    pub auth: Arc<Authenticator>,
+    pub policy: Arc<Policy>,
+    /// The configured write functions and those learned from the primaries. Here, so a session
+    /// reads it from the snapshot it holds rather than loading a shared one per request.
+    pub classifier: Arc<Classifier>,
+    /// 1 at start, one more for each snapshot after it: a reload, or write functions learned.
     pub generation: u64,
 }
 
 impl Config {
-    /// Derives the login secrets and compiles the rules.
-    pub fn build(settings: Settings, generation: u64) -> Result<Config, AppError> {
+    /// Derives the login secrets and compiles the rules; the classifier knows `learned` too.
+    pub fn build(settings: Settings, generation: u64, learned: &HashSet<String>) -> Result<Config, AppError> {
         let auth = Authenticator::new(settings.users.values().map(|u| &**u)).map_err(AppError::Users)?;
         let lookup = settings
             .auth_lookup
@@ -32,7 +37,19 @@ impl Config {
             .map(|lookup| Lookup::new(lookup, settings.tls.server.clone(), settings.pool.connect_timeout));
         let auth = auth.with_lookup(lookup);
         let policy = Policy::new(settings.routing.clone()).map_err(AppError::Routing)?;
-        Ok(Config { settings, auth, policy, generation })
+        let classifier = Arc::new(classifier(&settings, learned));
+        Ok(Config { settings, auth: Arc::new(auth), policy: Arc::new(policy), classifier, generation })
+    }
+
+    /// The same configuration, the next snapshot, with a classifier that also knows `learned`.
+    pub fn learned(&self, learned: &HashSet<String>) -> Config {
+        Config {
+            settings: self.settings.clone(),
+            auth: self.auth.clone(),
+            policy: self.policy.clone(),
+            classifier: Arc::new(classifier(&self.settings, learned)),
+            generation: self.generation + 1,
+        }
     }
 }
 
@@ -40,13 +57,16 @@ impl Shared {
     /// Reads the config file again and applies it; the error says why nothing changed.
     pub fn reload(&self) -> Result<(), String> {
         let ctx = self;
+        // Held to the end: one snapshot is made at a time, and learned functions stay in it.
+        let learned = ctx.learned_functions.lock();
         let current = ctx.config();
         let Some(path) = current.settings.source.clone() else {
             return Err("pgsplit was not started from a config file; nothing to reload".into());
         };
         let settings = config::load(&path).map_err(|e| format!("config not reloaded, the running one stays: {e}"))?;
         let fixed = restart_only(&current.settings, &settings);
-        let next = Config::build(settings, current.generation + 1).map_err(|e| format!("config not reloaded: {e}"))?;
+        let next = Config::build(settings, current.generation + 1, &learned)
+            .map_err(|e| format!("config not reloaded: {e}"))?;
         if monitor_key(&current.settings) != monitor_key(&next.settings) {
             let token = ctx.shutdown.child_token();
             let monitor = Monitor::start(&next.settings, token.clone());
@@ -55,10 +75,9 @@ impl Shared {
             tracing::info!("monitor restarted for the new databases or limits");
         }
         ctx.pools.apply(&next.settings);
-        let learned = ctx.learned_functions.lock().clone();
-        ctx.classifier.store(Arc::new(classifier(&next.settings, &learned)));
         let generation = next.generation;
-        ctx.config.store(Arc::new(next));
+        ctx.publish(next);
+        drop(learned);
         match fixed.is_empty() {
             true => tracing::info!(generation, path = %path.display(), "configuration reloaded"),
             false => {

@@ -42,9 +42,11 @@ pub struct Shared {
     monitor_token: Mutex<CancellationToken>,
     pub pools: Arc<PoolManager>,
     pub cancels: Arc<CancelRegistry>,
-    /// Replaced once the monitor has read which user functions are volatile, and on reload.
-    pub classifier: ArcSwap<Classifier>,
-    /// User functions the primaries list as VOLATILE, kept for rebuilding the classifier.
+    /// The current snapshot's generation: what a session compares its own with, between
+    /// transactions, with one load.
+    generation: AtomicU64,
+    /// User functions the primaries list as VOLATILE, kept for rebuilding the classifier; held
+    /// while a new snapshot is made, so one is made at a time.
     learned_functions: Mutex<HashSet<String>>,
     pub decisions: DecisionCounts,
     /// Server-side names of prepared statements.
@@ -76,14 +78,13 @@ pub enum AppError {
 impl Shared {
     /// Builds the shared state; derives each user's login secret once and starts the monitor.
     pub fn new(settings: Settings, shutdown: CancellationToken) -> Result<Self, AppError> {
-        let config = Config::build(settings, 1)?;
+        let config = Config::build(settings, 1, &HashSet::new())?;
         let settings = &config.settings;
-        let classifier = ArcSwap::from_pointee(classifier(settings, &HashSet::new()));
         let monitor_token = shutdown.child_token();
         let monitor = Monitor::start(settings, monitor_token.clone());
         let metrics = Arc::new(Metrics::new());
         Ok(Shared {
-            classifier,
+            generation: AtomicU64::new(config.generation),
             learned_functions: Mutex::default(),
             monitor: ArcSwap::from_pointee(monitor),
             monitor_token: Mutex::new(monitor_token),
@@ -107,10 +108,18 @@ impl Shared {
         self.config.load_full()
     }
 
-    /// Which configuration is current: bumped by every successful reload.
+    /// Which configuration snapshot is current: bumped by every reload and by write functions
+    /// learned. Sessions ask once per transaction.
     pub fn generation(&self) -> u64 {
-        // A guard, not a clone of the Arc: sessions ask this once per transaction.
-        self.config.load().generation
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Makes `config` the current snapshot; its generation is published after it, so a session
+    /// that sees the new number loads the new snapshot.
+    fn publish(&self, config: Config) {
+        let generation = config.generation;
+        self.config.store(Arc::new(config));
+        self.generation.store(generation, Ordering::Release);
     }
 
     /// The monitor of the current configuration.
@@ -120,9 +129,9 @@ impl Shared {
 
     /// Makes calls of these functions writes, now and after every reload.
     pub fn learn_write_functions(&self, names: HashSet<String>) {
-        let current = self.config();
-        self.classifier.store(Arc::new(classifier(&current.settings, &names)));
-        *self.learned_functions.lock() = names;
+        let mut learned = self.learned_functions.lock();
+        self.publish(self.config().learned(&names));
+        *learned = names;
     }
 
     /// A process-unique client id.
