@@ -26,25 +26,24 @@ impl Outbox {
         if piece.is_empty() {
             return;
         }
-        *self = match std::mem::take(self) {
-            Outbox::Empty => Outbox::One(piece),
-            Outbox::One(first) => Outbox::Two(first, piece),
+        // In place: the common cases move one piece, not the whole outbox twice.
+        match self {
+            Outbox::Empty => *self = Outbox::One(piece),
+            Outbox::One(first) => *self = Outbox::Two(std::mem::take(first), piece),
             Outbox::Two(first, second) => {
                 let mut joined = BytesMut::with_capacity(first.len() + second.len() + piece.len());
-                joined.extend_from_slice(&first);
-                joined.extend_from_slice(&second);
+                joined.extend_from_slice(first);
+                joined.extend_from_slice(second);
                 joined.extend_from_slice(&piece);
-                Outbox::Many(joined)
+                *self = Outbox::Many(joined);
             }
-            Outbox::Many(mut joined) => {
-                joined.extend_from_slice(&piece);
-                Outbox::Many(joined)
-            }
-        };
+            Outbox::Many(joined) => joined.extend_from_slice(&piece),
+        }
     }
 
     pub fn extend(&mut self, pieces: Option<Withheld>) {
-        for piece in pieces.unwrap_or_default() {
+        let Some(pieces) = pieces else { return };
+        for piece in pieces {
             self.push(piece);
         }
     }
