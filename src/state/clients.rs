@@ -254,12 +254,11 @@ impl Drop for ClientSlot {
 mod tests {
     use super::*;
 
-    #[test]
-    fn slots_join_and_leave() {
-        let registry = Arc::new(ClientRegistry::default());
+    /// A client of user `app` on database `app`, numbered `id`.
+    fn new(id: u64) -> NewClient {
         let config = "[[users]]\nname = \"app\"\npassword = \"pw\"\n[databases.app]\nprimary = \"127.0.0.1:5432\"\n";
         let settings = crate::config::from_str(config, "test").unwrap();
-        let new = |id| NewClient {
+        NewClient {
             id,
             addr: None,
             user: settings.users["app"].clone(),
@@ -267,7 +266,12 @@ mod tests {
             application_name: "".into(),
             tls: false,
             target: cancel::Slot::default(),
-        };
+        }
+    }
+
+    #[test]
+    fn slots_join_and_leave() {
+        let registry = Arc::new(ClientRegistry::default());
         let a = registry.join(new(1));
         let b = registry.join(new(2));
         a.set_state(ClientState::Waiting);
@@ -291,20 +295,6 @@ mod tests {
     #[test]
     fn closing_wakes_waiting_sessions_and_answers_later_ones_at_once() {
         let registry = Arc::new(ClientRegistry::default());
-        let settings = crate::config::from_str(
-            "[[users]]\nname = \"app\"\npassword = \"pw\"\n[databases.app]\nprimary = \"127.0.0.1:5432\"\n",
-            "test",
-        )
-        .unwrap();
-        let new = |id| NewClient {
-            id,
-            addr: None,
-            user: settings.users["app"].clone(),
-            database: settings.databases["app"].clone(),
-            application_name: "".into(),
-            tls: false,
-            target: cancel::Slot::default(),
-        };
         let waiting = registry.join(new(1));
         let wakes = Arc::new(Wakes(AtomicUsize::new(0)));
         let waker = std::task::Waker::from(wakes.clone());
