@@ -15,13 +15,8 @@ async fn shutdown_lets_transactions_finish_and_ends_idle_clients() {
     let idle = proxy.client().await;
     busy.batch_execute("begin; select 1").await.unwrap();
     proxy.shutdown.cancel();
-    // The idle client is told and disconnected as soon as its session sees the shutdown: wait
-    // for its connection to end, not for a fixed time that may not suffice on a busy machine.
-    let started = Instant::now();
-    while !idle.is_closed() {
-        assert!(started.elapsed() < Duration::from_secs(10), "the idle client was not disconnected");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    // The idle client is told and disconnected as soon as its session sees the shutdown.
+    disconnected(&idle, "the idle client").await;
     let err = idle.batch_execute("select 1").await.unwrap_err();
     assert!(idle.is_closed() || harness::sqlstate(&err).as_deref() == Some("57P01"), "{err:?}");
     // New clients are not accepted.
@@ -30,11 +25,7 @@ async fn shutdown_lets_transactions_finish_and_ends_idle_clients() {
     let v: i32 = busy.query_one("select 41 + 1", &[]).await.unwrap().get(0);
     assert_eq!(v, 42);
     busy.batch_execute("commit").await.unwrap();
-    let task = proxy.task.take().unwrap();
-    tokio::time::timeout(Duration::from_secs(5), task)
-        .await
-        .expect("serve returns after the last transaction")
-        .unwrap();
+    served_to_the_end(&mut proxy, "after the last transaction").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -44,15 +35,26 @@ async fn shutdown_ends_a_pinned_session_between_transactions() {
     // LISTEN pins the session to its connection: it waits holding one, not as an idle client.
     pinned.batch_execute("listen shutdown_pinned").await.unwrap();
     proxy.shutdown.cancel();
+    disconnected(&pinned, "the pinned client").await;
+    served_to_the_end(&mut proxy, "once the pinned session ended").await;
+}
+
+/// Waits for pgsplit to end `client`'s connection: polled, not a fixed sleep that may not
+/// suffice on a busy machine; 10 s only bound a session that never ends.
+async fn disconnected(client: &tokio_postgres::Client, who: &str) {
     let started = Instant::now();
-    while !pinned.is_closed() {
-        assert!(started.elapsed() < Duration::from_secs(10), "the pinned client was not disconnected");
+    while !client.is_closed() {
+        assert!(started.elapsed() < Duration::from_secs(10), "{who} was not disconnected");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// Waits for the proxy's serve task to return after shutdown (`when`: what it waited for).
+async fn served_to_the_end(proxy: &mut Proxy, when: &str) {
     let task = proxy.task.take().unwrap();
     tokio::time::timeout(Duration::from_secs(5), task)
         .await
-        .expect("serve returns once the pinned session ended")
+        .unwrap_or_else(|_| panic!("serve returns {when}"))
         .unwrap();
 }
 
