@@ -33,6 +33,9 @@ struct Statement {
     id: u64,
     /// The Parse message that prepares it on a server, under its server name.
     parse: Bytes,
+    /// Where its text and parameter types start in `parse` (after the server name), compared
+    /// with each unnamed Parse the client sends.
+    key_at: usize,
     /// What it does, for routing the Binds that run it.
     class: Arc<Classification>,
     /// The generation of the classifier that made `class`, kept for the unnamed statement
@@ -43,13 +46,13 @@ struct Statement {
 impl Statement {
     fn new(id: u64, rest: &[u8], class: &Arc<Classification>, generation: Option<NonZeroU64>) -> Arc<Self> {
         let parse = parse_message(&ServerName::of(id), rest);
-        Arc::new(Statement { id, parse, class: class.clone(), generation })
+        let key_at = parse.len() - rest.len();
+        Arc::new(Statement { id, parse, key_at, class: class.clone(), generation })
     }
 
     /// Its text and parameter types: the Parse body after the name.
     fn key(&self) -> &[u8] {
-        let body = &self.parse[5..];
-        crate::protocol::nul_at(body).map_or(&[][..], |nul| &body[nul + 1..])
+        &self.parse[self.key_at..]
     }
 }
 
