@@ -11,13 +11,17 @@ import decimal
 import faulthandler
 import json
 import os
+import random
+import select
 import threading
+import time
 import traceback
 import uuid
 
 import asyncpg
 import psycopg
 import sqlalchemy
+from psycopg import pq
 from psycopg import sql as psql
 from psycopg.types.json import Jsonb
 
@@ -233,6 +237,71 @@ async def psycopg_pipeline_mixed_reads_writes_and_a_transaction():
             assert (await cur.fetchone())[0] == 400
         finally:
             await conn.execute(f"drop table {table}")
+
+
+def libpq_results_until_sync(conn):
+    """The results of one pipelined request up to its PIPELINE_SYNC; a hang fails the run."""
+    out = []
+    while True:
+        conn.flush()
+        while conn.is_busy():
+            ready, _, _ = select.select([conn.socket], [], [], ROUND_TIMEOUT)
+            assert ready, f"no answer within {ROUND_TIMEOUT} s after {out}"
+            conn.consume_input()
+        result = conn.get_result()
+        if result is None:
+            continue
+        status = pq.ExecStatus(result.status)
+        assert status != pq.ExecStatus.FATAL_ERROR, result.error_message
+        out.append(status.name)
+        if status == pq.ExecStatus.PIPELINE_SYNC:
+            return out
+
+
+@scenario
+def libpq_pipeline_flush_after_sync_at_any_moment():
+    """libpq's pipeline mode as psycopg 3 drives it: a request, Sync, then a Flush sent 0-10 ms
+    later (while pgsplit may be releasing the server connection, or has released it), then the
+    next request, after autocommit statements and after transactions that end in COMMIT or
+    ROLLBACK. The next request must always answer."""
+    table = f"{TAG}_flush"
+    variants = {
+        "select": [b"select 1"],
+        "insert": [f"insert into {table} values (1)".encode()],
+        "begin select commit": [b"begin", b"select 1", b"commit"],
+        "begin insert commit": [b"begin", f"insert into {table} values (1)".encode(), b"commit"],
+        "begin insert rollback": [b"begin", f"insert into {table} values (1)".encode(), b"rollback"],
+    }
+
+    def request(conn, text, flush_after=None):
+        conn.send_query_params(text, None)
+        conn.pipeline_sync()
+        if flush_after is not None:
+            time.sleep(flush_after)
+            conn.send_flush_request()
+        return libpq_results_until_sync(conn)
+
+    with psycopg.connect(DSN, autocommit=True) as setup:
+        setup.execute(f"create table {table} (id int)")
+    try:
+        draw = random.Random(1)
+        for name, texts in variants.items():
+            conn = pq.PGconn.connect(DSN.encode())
+            assert conn.status == pq.ConnStatus.OK, conn.get_error_message()
+            conn.enter_pipeline_mode()
+            try:
+                for trial in range(40):
+                    with hang_guard(ROUND_TIMEOUT * 2):
+                        for text in texts[:-1]:
+                            request(conn, text)
+                        request(conn, texts[-1], flush_after=draw.uniform(0, 0.01))
+                        got = request(conn, b"select 2")
+                    assert got == ["TUPLES_OK", "PIPELINE_SYNC"], f"{name}, trial {trial}: {got}"
+            finally:
+                conn.finish()
+    finally:
+        with psycopg.connect(DSN, autocommit=True) as setup:
+            setup.execute(f"drop table {table}")
 
 
 @scenario
