@@ -3,27 +3,45 @@
 //! long the logins took and how many failed, then holds them all idle until stdin closes or a
 //! line arrives, and closes them.
 //!
-//! Usage: storm CONNINFO COUNT CONCURRENCY
+//! Usage: storm CONNINFO COUNT CONCURRENCY [--cached-keys]
 //!
 //! Prints `ready ok=N errors=E seconds=S client_cpu=C` once every connection is open (or
 //! failed), then `closed` after letting them go. C is this client's own CPU seconds for the
 //! storm: its side of SCRAM (PBKDF2, 4,096 HMACs a login) runs on the same cores as the proxy,
 //! so C over the machine's cores is the least time the storm can take here, whatever the proxy.
+//!
+//! With `--cached-keys` the logins are made by `keyed` instead of tokio-postgres: each salt's
+//! PBKDF2 is computed once and reused, as if every client ran it on a CPU of its own, so the
+//! storm measures the proxy rather than this client. Everything else in each login is done.
 
 use std::io::BufRead;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::stream::{self, StreamExt};
+use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 use tokio_postgres::NoTls;
+
+mod keyed;
+
+/// A connection held idle once logged in; dropping it closes it.
+#[expect(dead_code, reason = "held for its drop, never read")]
+enum Held {
+    Driver(tokio_postgres::Client),
+    Keyed(TcpStream),
+}
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let [_, conninfo, count, concurrency] = &args[..] else {
-        eprintln!("usage: storm CONNINFO COUNT CONCURRENCY");
-        std::process::exit(2);
+    let (conninfo, count, concurrency, cached) = match &args[1..] {
+        [conninfo, count, concurrency] => (conninfo, count, concurrency, false),
+        [conninfo, count, concurrency, flag] if flag == "--cached-keys" => (conninfo, count, concurrency, true),
+        _ => {
+            eprintln!("usage: storm CONNINFO COUNT CONCURRENCY [--cached-keys]");
+            std::process::exit(2);
+        }
     };
     let (count, concurrency): (usize, usize) = match (count.parse(), concurrency.parse()) {
         (Ok(c), Ok(k)) if c > 0 && k > 0 => (c, k),
@@ -32,21 +50,31 @@ async fn main() {
             std::process::exit(2);
         }
     };
+    let keyed = match cached.then(|| keyed::Target::new(conninfo)).transpose() {
+        Ok(keyed) => keyed.map(Arc::new),
+        Err(e) => {
+            eprintln!("storm: {e}");
+            std::process::exit(2);
+        }
+    };
     let gate = Arc::new(Semaphore::new(concurrency));
     let started = Instant::now();
-    let results: Vec<Result<tokio_postgres::Client, String>> = stream::iter(0..count)
+    let results: Vec<Result<Held, String>> = stream::iter(0..count)
         .map(|_| {
-            let (gate, conninfo) = (gate.clone(), conninfo.clone());
+            let (gate, conninfo, keyed) = (gate.clone(), conninfo.clone(), keyed.clone());
             // Each login is a task of its own: the client's side of SCRAM (PBKDF2) is CPU work,
             // and logins polled inside one task would all run on one thread, so the storm would
             // measure this client rather than the proxy.
             let login = tokio::spawn(async move {
                 let _permit = gate.acquire().await.map_err(|e| e.to_string())?;
                 let login = async {
+                    if let Some(keyed) = keyed {
+                        return keyed.login().await.map(Held::Keyed);
+                    }
                     let (client, conn) = tokio_postgres::connect(&conninfo, NoTls).await.map_err(|e| e.to_string())?;
                     tokio::spawn(conn);
                     client.simple_query("SELECT 1").await.map_err(|e| e.to_string())?;
-                    Ok(client)
+                    Ok(Held::Driver(client))
                 };
                 // A proxy that stops accepting must not hang the storm: a login gets 30 s.
                 tokio::time::timeout(Duration::from_secs(30), login).await.map_err(|_| "login timed out".to_string())?
