@@ -81,12 +81,13 @@ pub async fn run_probe(addr: Arc<str>, logins: Vec<ProbeLogin>, pacing: Pacing, 
     loop {
         let started = Instant::now();
         let limit = connect_timeout + interval;
-        let mut outcome = attempt(&mut login, &mut hidden, limit).await;
+        let was_primary = slot.lock().as_ref().is_some_and(|(last, _)| !last.in_recovery);
+        let mut outcome = attempt(&mut login, &mut hidden, limit, was_primary).await;
         if failures == 0 && matches!(outcome, Ok(Err(_))) {
             // The pooled connection may have died with a server restart (a switchover), or the
             // database logged into refused it: one more try, on a new connection, before the
             // node counts as failing and backs off.
-            outcome = attempt(&mut login, &mut hidden, limit).await;
+            outcome = attempt(&mut login, &mut hidden, limit, was_primary).await;
         }
         match outcome {
             Ok(Ok(s)) => {
@@ -117,8 +118,9 @@ async fn attempt(
     login: &mut Login,
     hidden: &mut Hidden,
     limit: Duration,
+    was_primary: bool,
 ) -> Result<Result<Sampled, SampleError>, Elapsed> {
-    let outcome = tokio::time::timeout(limit, sample(&login.pool, hidden)).await;
+    let outcome = tokio::time::timeout(limit, sample(&login.pool, hidden, was_primary)).await;
     if let Ok(Err(e)) = &outcome {
         login.after_failure(e.as_ref());
     }
@@ -189,14 +191,22 @@ struct Hidden {
 }
 
 /// Samples a node over the probe's connection. The queries are prepared once per connection
-/// (`prepare_cached`), and the sample and identity queries are sent together (tokio-postgres
-/// pipelines queries polled at once): a round is one Bind/Execute round trip, plus one for the
-/// standbys on a primary. A text query costs a Parse and a plan each time, two round trips and
-/// a Close: at the default 100 ms interval that was ~43 ms of server CPU a second across a
-/// primary and two replicas, and ~18 ms of pgsplit's (now ~5 and ~9).
-async fn sample(pool: &Pool, hidden: &mut Hidden) -> Result<Sampled, SampleError> {
+/// (`prepare_cached`), and sent together (tokio-postgres pipelines queries polled at once): a
+/// round is one Bind/Execute round trip. A node that was the primary at its last sample
+/// (`was_primary`) is asked for its standbys in that round trip too; one found out of recovery
+/// for the first time is asked in a second. A text query costs a Parse and a plan each time, two
+/// round trips and a Close: at the default 100 ms interval that was ~43 ms of server CPU a second
+/// across a primary and two replicas, and ~18 ms of pgsplit's (now ~5 and ~9).
+async fn sample(pool: &Pool, hidden: &mut Hidden, was_primary: bool) -> Result<Sampled, SampleError> {
     let client = pool.get().await?;
-    let (sample, identity) = tokio::join!(client.prepare_cached(SAMPLE_SQL), client.prepare_cached(IDENTITY_SQL));
+    let standbys_statement = async {
+        match was_primary {
+            true => Some(client.prepare_cached(STANDBYS_SQL).await),
+            false => None,
+        }
+    };
+    let (sample, identity, standbys_statement) =
+        tokio::join!(client.prepare_cached(SAMPLE_SQL), client.prepare_cached(IDENTITY_SQL), standbys_statement);
     let sample = sample?;
     // A monitor user that may not read the identity still samples the rest.
     let identity_query = async {
@@ -205,11 +215,50 @@ async fn sample(pool: &Pool, hidden: &mut Hidden) -> Result<Sampled, SampleError
             Err(e) => Err(e),
         }
     };
+    let standbys_query = async {
+        match standbys_statement? {
+            Ok(statement) => Some(client.query(&statement, &[]).await),
+            Err(e) => Some(Err(e)),
+        }
+    };
     // Every commit that ended before this instant is at or below the insert position read.
     let asked = Instant::now();
-    let (row, identity) = tokio::join!(client.query_one(&sample, &[]), identity_query);
+    let (row, identity, standbys) = tokio::join!(client.query_one(&sample, &[]), identity_query, standbys_query);
     let row = row?;
-    let (system_id, timeline) = match identity {
+    let (system_id, timeline) = identity_of(identity, hidden);
+    let sample = Sample {
+        asked,
+        taken: Instant::now(),
+        in_recovery: row.get(0),
+        current_lsn: lsn(&row, 1),
+        insert_lsn: lsn(&row, 7),
+        replay_lsn: lsn(&row, 2),
+        receive_lsn: lsn(&row, 3),
+        replay_age: row.get(4),
+        timeline,
+        system_id,
+        wal_pages: row
+            .get::<_, Option<i64>>(5)
+            .zip(row.get(6))
+            .and_then(|(block, segment)| WalPages::new(block, segment)),
+    };
+    let standbys = match (sample.in_recovery, standbys) {
+        (true, _) => Arc::from([]),
+        (false, Some(rows)) => rows?.iter().map(standby).collect(),
+        (false, None) => {
+            client.query(&client.prepare_cached(STANDBYS_SQL).await?, &[]).await?.iter().map(standby).collect()
+        }
+    };
+    Ok((sample, standbys))
+}
+
+/// The system identifier and timeline from the identity query, if the monitor user may read
+/// them; says once per node when the WAL receiver is hidden from it.
+fn identity_of(
+    identity: Result<tokio_postgres::Row, tokio_postgres::Error>,
+    hidden: &mut Hidden,
+) -> (Option<u64>, Option<u32>) {
+    match identity {
         Ok(identity) => {
             if identity.get::<_, Option<bool>>(2) == Some(true) && !hidden.receiver_told {
                 hidden.receiver_told = true;
@@ -227,28 +276,7 @@ async fn sample(pool: &Pool, hidden: &mut Hidden) -> Result<Sampled, SampleError
             tracing::debug!(error = %e, "cannot read the node's timeline and system identifier");
             (None, None)
         }
-    };
-    let sample = Sample {
-        asked,
-        taken: Instant::now(),
-        in_recovery: row.get(0),
-        current_lsn: lsn(&row, 1),
-        insert_lsn: lsn(&row, 7),
-        replay_lsn: lsn(&row, 2),
-        receive_lsn: lsn(&row, 3),
-        replay_age: row.get(4),
-        timeline,
-        system_id,
-        wal_pages: row
-            .get::<_, Option<i64>>(5)
-            .zip(row.get(6))
-            .and_then(|(block, segment)| WalPages::new(block, segment)),
-    };
-    let standbys = match sample.in_recovery {
-        true => Arc::from([]),
-        false => client.query(&client.prepare_cached(STANDBYS_SQL).await?, &[]).await?.iter().map(standby).collect(),
-    };
-    Ok((sample, standbys))
+    }
 }
 
 /// An LSN column sent as `lsn - '0/0'`.
