@@ -19,7 +19,8 @@ struct Seen {
     roles: HashMap<Arc<str>, Role>,
 }
 
-/// Watches every database's topology each check interval, until the task is dropped.
+/// Watches every database's topology on the monitor's beat (each check interval, as its rounds
+/// publish), until the task is dropped.
 pub async fn follow_roles(ctx: Arc<Shared>) {
     let mut seen: HashMap<String, Seen> = HashMap::new();
     loop {
@@ -32,7 +33,9 @@ pub async fn follow_roles(ctx: Arc<Shared>) {
                 tracing::warn!(database = %db.name, %node, why, closed, "closing server connections to the node");
             }
         }
-        tokio::time::sleep(config.settings.routing.check_interval).await;
+        let next = monitor.beat().next_after(tokio::time::Instant::now());
+        drop((config, monitor));
+        tokio::time::sleep_until(next).await;
     }
 }
 

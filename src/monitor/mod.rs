@@ -3,6 +3,7 @@
 //! database's round turns its nodes' samples into the [`Topology`] snapshot that routing reads
 //! without locks.
 
+pub mod beat;
 pub mod changes;
 pub mod election;
 pub mod functions;
@@ -27,6 +28,7 @@ pub use election::{NodeId, Role};
 pub use topology::{NodeStatus, Topology};
 
 use crate::config::{DatabaseSettings, Settings};
+use beat::Beat;
 use nodes::Nodes;
 use probe::ProbeLogin;
 use round::Round;
@@ -90,6 +92,7 @@ impl TopologyWatch {
 /// Topology snapshots by database name.
 pub struct Monitor {
     topologies: BTreeMap<String, Arc<TopologyWatch>>,
+    beat: Beat,
 }
 
 impl Monitor {
@@ -98,7 +101,7 @@ impl Monitor {
     pub fn start(settings: &Settings, shutdown: CancellationToken) -> Monitor {
         let mut topologies = BTreeMap::new();
         let mut nodes = Nodes::default();
-        let interval = settings.routing.check_interval;
+        let beat = Beat::new(settings.routing.check_interval);
         for db in settings.databases.values() {
             // Every primary is watched (for health and metrics); replicas only matter to routing
             // where a database has them.
@@ -112,15 +115,21 @@ impl Monitor {
             let watch = Arc::new(TopologyWatch::new(initial(db), wakes));
             let slots = probes.into_iter().map(|p| p.slot).collect();
             let limits = round::limits(&settings.routing);
-            let round = Round { watch: watch.clone(), slots, landed, interval, limits };
+            let round = Round { watch: watch.clone(), slots, landed, beat, limits };
             // Every round's line names its database; error-level so it is never filtered out alone.
             let span = tracing::error_span!("monitor", database = %db.name);
             tokio::spawn(round.run(shutdown.clone()).instrument(span));
             topologies.insert(db.name.clone(), watch);
         }
         tracing::debug!(databases = topologies.len(), nodes = nodes.len(), "monitor started");
-        nodes.spawn(interval, settings.pool.connect_timeout, &shutdown);
-        Monitor { topologies }
+        nodes.spawn(beat, settings.pool.connect_timeout, &shutdown);
+        Monitor { topologies, beat }
+    }
+
+    /// The instants the monitor samples and publishes on: a task that looks at every snapshot
+    /// wakes on them too, so the thread wakes once for all of them.
+    pub fn beat(&self) -> Beat {
+        self.beat
     }
 
     /// The latest snapshot for a database.

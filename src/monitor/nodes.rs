@@ -10,6 +10,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use super::beat::Beat;
 use super::probe::{self, Pacing, ProbeLogin, SampleSlot};
 
 /// What a database's round holds of one of its nodes: the latest sample, and a way to ask for
@@ -66,11 +67,11 @@ impl Nodes {
         self.by_addr.len()
     }
 
-    /// Starts one probe per node, sampling every `interval`; each stops when `shutdown` fires.
-    pub fn spawn(self, interval: Duration, connect_timeout: Duration, shutdown: &CancellationToken) {
+    /// Starts one probe per node, sampling on every `beat`; each stops when `shutdown` fires.
+    pub fn spawn(self, beat: Beat, connect_timeout: Duration, shutdown: &CancellationToken) {
         for (addr, planned) in self.by_addr {
             let Planned { logins, databases, probe: NodeProbe { slot, wake }, landed } = planned;
-            let pacing = Pacing { interval, connect_timeout, wake, landed: landed.into() };
+            let pacing = Pacing { beat, connect_timeout, wake, landed: landed.into() };
             let run = probe::run_probe(addr, logins, pacing, slot);
             let shutdown = shutdown.clone();
             // Every line names the databases the node serves: a failing node affects them all.

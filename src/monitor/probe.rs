@@ -10,6 +10,7 @@ use parking_lot::Mutex;
 use tokio::sync::Notify;
 use tokio::time::error::Elapsed;
 
+use super::beat::Beat;
 use super::tls::MakeRustls;
 use super::topology::{Sample, Standby};
 use super::wal::WalPages;
@@ -57,11 +58,11 @@ pub struct ProbeLogin {
 /// and read by the topology round.
 pub type SampleSlot = Arc<Mutex<Option<Sampled>>>;
 
-/// How a probe is paced: every `interval`, and at once when `wake` fires; `landed` tells the
+/// How a probe is paced: on every `beat`, and at once when `wake` fires; `landed` tells the
 /// topology round of every database naming the node that a new sample is in.
 #[derive(Clone)]
 pub struct Pacing {
-    pub interval: Duration,
+    pub beat: Beat,
     pub connect_timeout: Duration,
     pub wake: Arc<Notify>,
     pub landed: Arc<[Arc<Notify>]>,
@@ -71,7 +72,8 @@ pub struct Pacing {
 /// unreachable so a dead node costs little. `logins` are the logins of the databases naming the
 /// node, the first database's first.
 pub async fn run_probe(addr: Arc<str>, logins: Vec<ProbeLogin>, pacing: Pacing, slot: SampleSlot) {
-    let Pacing { interval, connect_timeout, .. } = pacing;
+    let Pacing { beat, connect_timeout, .. } = pacing;
+    let interval = beat.interval();
     let Some(mut login) = Login::new(addr.clone(), logins, connect_timeout) else {
         tracing::error!(node = %addr, "monitor cannot parse node address");
         return;
@@ -79,7 +81,7 @@ pub async fn run_probe(addr: Arc<str>, logins: Vec<ProbeLogin>, pacing: Pacing, 
     let mut failures: u32 = 0;
     let mut hidden = Hidden { node: addr.clone(), receiver_told: false };
     loop {
-        let started = Instant::now();
+        let started = tokio::time::Instant::now();
         let limit = connect_timeout + interval;
         let was_primary = slot.lock().as_ref().is_some_and(|(last, _)| !last.in_recovery);
         let mut outcome = attempt(&mut login, &mut hidden, limit, was_primary).await;
@@ -102,10 +104,15 @@ pub async fn run_probe(addr: Arc<str>, logins: Vec<ProbeLogin>, pacing: Pacing, 
             Ok(Err(e)) => failures = note_failure(&addr, failures, &e),
             Err(_) => failures = note_failure(&addr, failures, &"sample timed out"),
         }
-        let pause = if failures == 0 { interval } else { backoff(interval, failures) };
+        // On the monitor's beat while the node answers (with the other probes and the rounds:
+        // one wake-up for all); backing off from when this attempt began while it does not.
+        let next = match failures {
+            0 => beat.next_after(tokio::time::Instant::now()),
+            _ => started + backoff(interval, failures),
+        };
         let woken = pacing.wake.notified();
         tokio::select! {
-            _ = tokio::time::sleep(pause.saturating_sub(started.elapsed())) => {}
+            _ = tokio::time::sleep_until(next) => {}
             _ = woken, if failures == 0 => {
                 tokio::time::sleep(MIN_PAUSE.saturating_sub(started.elapsed())).await;
             }

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use super::beat::Beat;
 use super::changes;
 use super::probe::SampleSlot;
 use super::topology::Freshness;
@@ -20,7 +21,8 @@ pub struct Round {
     pub slots: Vec<SampleSlot>,
     /// Fired by the probes of those nodes when a sample lands.
     pub landed: Arc<Notify>,
-    pub interval: Duration,
+    /// When it publishes, with every other round and probe of the monitor.
+    pub beat: Beat,
     pub limits: Freshness,
 }
 
@@ -39,7 +41,7 @@ impl Round {
     /// as soon as a sample lands (so that a waiting [`TopologyWatch::refresh`] returns), until
     /// `shutdown` fires.
     pub async fn run(self, shutdown: CancellationToken) {
-        let mut tick = tokio::time::interval(self.interval);
+        let mut tick = self.beat.ticker();
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
