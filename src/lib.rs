@@ -33,9 +33,11 @@ pub(crate) mod stream;
 pub(crate) mod tls;
 
 /// The crate-internal items the criterion benches of the per-request path (`benches/request.rs`)
-/// drive directly, so each stage can be timed without sockets. Not an API: hidden, unstable.
+/// drive directly, so each stage can be timed without sockets, and the bench's own clients use
+/// (`examples/storm`: SCRAM's PBKDF2). Not an API: hidden, unstable.
 #[doc(hidden)]
 pub mod bench_support {
+    pub use crate::auth::scram::hi as scram_salted_password;
     pub use crate::monitor::topology::{Freshness, Sample};
     pub use crate::monitor::{NodeId, Topology};
     pub use crate::route::stats::DecisionCounts;

@@ -16,6 +16,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use bytes::BytesMut;
 use hmac::{Hmac, Mac};
+use pgsplit::bench_support::scram_salted_password;
 use postgres_protocol::authentication::sasl::SCRAM_SHA_256;
 use postgres_protocol::message::{backend, frontend};
 use rand::RngCore;
@@ -103,7 +104,7 @@ impl Target {
 
     fn salted(&self, salt: &[u8], count: u32) -> [u8; 32] {
         let cell = self.salted.lock().unwrap().entry((salt.to_vec(), count)).or_default().clone();
-        *cell.get_or_init(|| pbkdf2(&self.password, salt, count))
+        *cell.get_or_init(|| scram_salted_password(&self.password, salt, count))
     }
 }
 
@@ -187,21 +188,4 @@ fn hmac(key: &[u8], message: &[u8]) -> [u8; 32] {
     let mut mac = HmacSha256::new_from_slice(key).expect("HMAC takes any key length");
     mac.update(message);
     mac.finalize().into_bytes().into()
-}
-
-/// PBKDF2-HMAC-SHA-256 with one block: RFC 5802's Hi().
-fn pbkdf2(password: &[u8], salt: &[u8], count: u32) -> [u8; 32] {
-    let mac = HmacSha256::new_from_slice(password).expect("HMAC takes any key length");
-    let mut next = mac.clone();
-    next.update(salt);
-    next.update(&1u32.to_be_bytes());
-    let mut u: [u8; 32] = next.finalize().into_bytes().into();
-    let mut hi = u;
-    for _ in 1..count {
-        let mut next = mac.clone();
-        next.update(&u);
-        u = next.finalize().into_bytes().into();
-        hi.iter_mut().zip(u).for_each(|(h, x)| *h ^= x);
-    }
-    hi
 }

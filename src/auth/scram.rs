@@ -253,7 +253,7 @@ pub fn md5_check(stored: &str, salt: [u8; 4], response: &[u8]) -> bool {
 }
 
 /// PBKDF2-HMAC-SHA-256 for a single 32-byte block, which is all SCRAM-SHA-256 needs.
-fn hi(password: &[u8], salt: &[u8], iterations: u32) -> [u8; 32] {
+pub fn hi(password: &[u8], salt: &[u8], iterations: u32) -> [u8; 32] {
     let keyed = HmacSha256::new_from_slice(password).expect("HMAC takes keys of any length");
     let mut mac = keyed.clone();
     mac.update(salt);
